@@ -1,0 +1,191 @@
+//! Route attachment: which listeners of a parent accept a route, and if none, why.
+//!
+//! This is the logic behind a route's `Accepted` condition (NoMatchingParent,
+//! NotAllowedByListeners, NoMatchingListenerHostname). The analyze rules report it; the
+//! compiler will use it to decide what the datapath serves, so the two cannot disagree.
+
+use gateway_api::apis::standard::gateways::{
+    GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From, GatewaySpec,
+};
+
+use crate::kind::{Kind, GATEWAY_GROUP};
+use crate::object::Object;
+use crate::resource::Resource;
+use crate::route::{ParentRef, Route};
+use crate::selector;
+use crate::snapshot::Snapshot;
+
+/// Why one listener does not take a route, in the order the spec checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rejection {
+    /// The parentRef's sectionName or port names another listener.
+    NotSelected,
+    /// The listener does not accept this route kind.
+    Kind,
+    /// `allowedRoutes.namespaces` leaves out the route's namespace.
+    Namespace,
+    /// No route hostname intersects the listener's.
+    Hostname,
+}
+
+#[derive(Debug)]
+pub enum Parent<'a> {
+    /// No such Gateway or Service (or an unknown parent kind).
+    NotFound,
+    /// The referent kind is not in the input at all: nothing can be said.
+    Unknown,
+    Service(&'a Object),
+    Gateway {
+        gateway: &'a Object,
+        spec: &'a GatewaySpec,
+        /// Per listener: Ok when it accepts the route.
+        listeners: Vec<Result<(), Rejection>>,
+    },
+}
+
+impl Parent<'_> {
+    /// The rejection that explains why no listener took the route: the furthest any listener
+    /// got, since that is the one a person needs to fix. `None` if some listener accepts it,
+    /// or the parent is not a Gateway.
+    pub fn rejection(&self) -> Option<Rejection> {
+        match self {
+            Parent::Gateway { listeners, .. } => {
+                if listeners.iter().any(Result::is_ok) {
+                    return None;
+                }
+                listeners.iter().filter_map(|r| r.err()).max()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The route kinds a listener accepts by default, from its protocol.
+pub fn default_kinds(listener: &GatewayListeners) -> &'static [&'static str] {
+    let passthrough = listener
+        .tls
+        .as_ref()
+        .and_then(|t| t.mode.as_ref())
+        .is_some_and(|m| {
+            matches!(
+                m,
+                gateway_api::apis::standard::gateways::GatewayListenersTlsMode::Passthrough
+            )
+        });
+    match listener.protocol.as_str() {
+        "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
+        "TLS" if passthrough => &["TLSRoute"],
+        "TLS" => &["TLSRoute", "TCPRoute"],
+        "TCP" => &["TCPRoute"],
+        "UDP" => &["UDPRoute"],
+        _ => &[],
+    }
+}
+
+/// Whether the listener accepts routes of `kind`.
+pub fn allows_kind(listener: &GatewayListeners, kind: Kind) -> bool {
+    let name = kind.name();
+    match listener
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.kinds.as_ref())
+    {
+        Some(kinds) if !kinds.is_empty() => kinds.iter().any(|k| {
+            k.kind == name && k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP
+        }),
+        _ => default_kinds(listener).contains(&name),
+    }
+}
+
+/// Whether the listener of a Gateway in `gw_ns` accepts routes from `route_ns`. `None` when it
+/// depends on Namespace labels the input does not have.
+pub fn allows_namespace(
+    listener: &GatewayListeners,
+    gw_ns: &str,
+    route_ns: &str,
+    snap: &Snapshot,
+) -> Option<bool> {
+    let ns = listener
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    match ns.and_then(|n| n.from.as_ref()).unwrap_or(&From::Same) {
+        From::Same => Some(gw_ns == route_ns),
+        From::All => Some(true),
+        From::Selector => {
+            let sel = ns.and_then(|n| n.selector.as_ref());
+            let labels = snap.namespace_labels(route_ns)?;
+            Some(sel.is_some_and(|s| {
+                let exprs: Vec<selector::Expression> = s
+                    .match_expressions
+                    .iter()
+                    .flatten()
+                    .map(|e| selector::Expression {
+                        key: &e.key,
+                        operator: &e.operator,
+                        values: e.values.as_deref().unwrap_or(&[]),
+                    })
+                    .collect();
+                selector::matches(s.match_labels.as_ref(), &exprs, &labels)
+            }))
+        }
+    }
+}
+
+/// Resolve one parentRef of a route.
+pub fn resolve<'a>(
+    route_obj: &'a Object,
+    route: &Route,
+    parent: &ParentRef,
+    snap: &'a Snapshot,
+) -> Parent<'a> {
+    let route_ns = route_obj.namespace.as_deref().unwrap_or("");
+    if parent.is_service() {
+        if !snap.has_kind(Kind::Service) {
+            return Parent::Unknown;
+        }
+        return match snap.get(Kind::Service, Some(&parent.namespace), &parent.name) {
+            Some(s) => Parent::Service(s),
+            None => Parent::NotFound,
+        };
+    }
+    if !parent.is_gateway() {
+        return Parent::NotFound;
+    }
+    if !snap.has_kind(Kind::Gateway) {
+        return Parent::Unknown;
+    }
+    let Some(gateway) = snap.get(Kind::Gateway, Some(&parent.namespace), &parent.name) else {
+        return Parent::NotFound;
+    };
+    let Resource::Gateway(spec) = &gateway.resource else {
+        return Parent::Unknown;
+    };
+    let gw_ns = gateway.namespace.as_deref().unwrap_or("");
+    let listeners = spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let selected = parent.section_name.as_deref().is_none_or(|s| s == l.name)
+                && parent.port.is_none_or(|p| p == l.port);
+            if !selected {
+                return Err(Rejection::NotSelected);
+            }
+            if !allows_kind(l, route.kind) {
+                return Err(Rejection::Kind);
+            }
+            if allows_namespace(l, gw_ns, route_ns, snap) == Some(false) {
+                return Err(Rejection::Namespace);
+            }
+            if !crate::hostname::route_intersects(l.hostname.as_deref(), &route.hostnames) {
+                return Err(Rejection::Hostname);
+            }
+            Ok(())
+        })
+        .collect();
+    Parent::Gateway {
+        gateway,
+        spec,
+        listeners,
+    }
+}

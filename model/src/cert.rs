@@ -1,0 +1,71 @@
+//! Reading the certificate and key of a `kubernetes.io/tls` Secret.
+
+use k8s_openapi::api::core::v1::Secret;
+
+/// What a TLS Secret holds, as far as a listener cares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsMaterial {
+    /// DNS names the leaf certificate covers (SANs, or the CN when there are none).
+    pub names: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub not_after: i64,
+    pub not_before: i64,
+}
+
+fn field(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        return Some(v.clone().into_bytes());
+    }
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+}
+
+/// Parse `tls.crt` and `tls.key`; the error says which one is wrong and how.
+pub fn read(secret: &Secret) -> Result<TlsMaterial, String> {
+    let crt = field(secret, "tls.crt").ok_or("has no tls.crt")?;
+    let key = field(secret, "tls.key").ok_or("has no tls.key")?;
+    let mut reader = &key[..];
+    match rustls_pemfile::private_key(&mut reader) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err("tls.key holds no PEM private key".into()),
+        Err(e) => return Err(format!("tls.key is not valid PEM: {e}")),
+    }
+    let mut reader = &crt[..];
+    let der = match rustls_pemfile::certs(&mut reader).next() {
+        Some(Ok(der)) => der,
+        Some(Err(e)) => return Err(format!("tls.crt is not valid PEM: {e}")),
+        None => return Err("tls.crt holds no PEM certificate".into()),
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| format!("tls.crt is not a valid X.509 certificate: {e}"))?;
+    let mut names: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|g| match g {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        names.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok().map(str::to_string)),
+        );
+    }
+    Ok(TlsMaterial {
+        names,
+        not_after: cert.validity().not_after.timestamp(),
+        not_before: cert.validity().not_before.timestamp(),
+    })
+}

@@ -1,0 +1,438 @@
+//! CiliumEnvoyConfig / CiliumClusterwideEnvoyConfig and the Envoy v3 resources inside them.
+//!
+//! Cilium's CRD keeps `spec.resources` as opaque JSON, so `kubectl apply` accepts anything and
+//! the agent's protojson parse fails later, in its log. Here every resource is parsed the way
+//! Envoy parses it: proto3 JSON against Envoy's own descriptors (via `xds-api` and
+//! `prost-reflect`), so an unknown field, a misspelt `@type` or a bad enum value is found before
+//! it reaches a cluster. A parsed resource is kept as canonical JSON with proto field names, so
+//! the rules need not care whether the author wrote `edsClusterConfig` or `eds_cluster_config`.
+
+use std::sync::OnceLock;
+
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+const TYPE_PREFIX: &str = "type.googleapis.com/";
+
+/// The top-level resource types Cilium accepts in `spec.resources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum EnvoyKind {
+    Listener,
+    RouteConfiguration,
+    Cluster,
+    ClusterLoadAssignment,
+    Secret,
+}
+
+impl EnvoyKind {
+    pub const ALL: [EnvoyKind; 5] = [
+        EnvoyKind::Listener,
+        EnvoyKind::RouteConfiguration,
+        EnvoyKind::Cluster,
+        EnvoyKind::ClusterLoadAssignment,
+        EnvoyKind::Secret,
+    ];
+
+    pub fn message_name(self) -> &'static str {
+        match self {
+            EnvoyKind::Listener => "envoy.config.listener.v3.Listener",
+            EnvoyKind::RouteConfiguration => "envoy.config.route.v3.RouteConfiguration",
+            EnvoyKind::Cluster => "envoy.config.cluster.v3.Cluster",
+            EnvoyKind::ClusterLoadAssignment => "envoy.config.endpoint.v3.ClusterLoadAssignment",
+            EnvoyKind::Secret => "envoy.extensions.transport_sockets.tls.v3.Secret",
+        }
+    }
+
+    /// The field that names a resource of this type (`cluster_name` for endpoints).
+    pub fn name_field(self) -> &'static str {
+        match self {
+            EnvoyKind::ClusterLoadAssignment => "cluster_name",
+            _ => "name",
+        }
+    }
+
+    fn from_type_url(url: &str) -> Option<EnvoyKind> {
+        let name = url.strip_prefix(TYPE_PREFIX)?;
+        EnvoyKind::ALL
+            .into_iter()
+            .find(|k| k.message_name() == name)
+    }
+}
+
+/// `spec.services[]`: a Service whose traffic Cilium redirects to a listener of this object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceListener {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
+}
+
+/// `spec.backendServices[]`: a Service whose endpoints become the EDS cluster `namespace/name`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendService {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<Vec<String>>,
+}
+
+/// The CRD's spec (cilium.io/v2), as its structural schema defines it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvoyConfigSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<ServiceListener>>,
+    #[serde(
+        default,
+        rename = "backendServices",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backend_services: Option<Vec<BackendService>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<Value>>,
+    #[serde(
+        default,
+        rename = "nodeSelector",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub node_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+/// A CiliumEnvoyConfig or CiliumClusterwideEnvoyConfig with its resources parsed.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    pub spec: EnvoyConfigSpec,
+    pub resources: Vec<EnvoyResource>,
+}
+
+/// One entry of `spec.resources`.
+#[derive(Debug, Clone)]
+pub struct EnvoyResource {
+    /// `spec.resources[i]`.
+    pub field: String,
+    /// The `@type` as written.
+    pub type_url: Option<String>,
+    pub kind: Option<EnvoyKind>,
+    /// The resource's name, read even when the rest does not parse.
+    pub name: Option<String>,
+    /// Canonical proto3 JSON with proto field names, when the resource parsed.
+    pub canonical: Option<Value>,
+    pub problem: Option<ResourceProblem>,
+}
+
+/// Why a resource would be rejected by Envoy's parser.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResourceProblem {
+    /// `@type` missing, or not one of the five types Cilium accepts at the top level.
+    UnsupportedType { suggestion: Option<String> },
+    /// A nested `@type` that names no Envoy message.
+    UnknownType {
+        field: String,
+        type_url: String,
+        suggestion: Option<String>,
+    },
+    /// A field, value or enum that does not fit the message.
+    Invalid { field: String, message: String },
+}
+
+impl EnvoyConfig {
+    pub fn parse(spec: EnvoyConfigSpec) -> EnvoyConfig {
+        let resources = spec
+            .resources
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, v)| EnvoyResource::parse(format!("spec.resources[{i}]"), v))
+            .collect();
+        EnvoyConfig { spec, resources }
+    }
+
+    /// Parsed resources of one type, with their canonical JSON.
+    pub fn of_kind(&self, kind: EnvoyKind) -> impl Iterator<Item = (&EnvoyResource, &Value)> {
+        self.resources
+            .iter()
+            .filter(move |r| r.kind == Some(kind))
+            .filter_map(|r| Some((r, r.canonical.as_ref()?)))
+    }
+
+    pub fn has_resource(&self, kind: EnvoyKind, name: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| r.kind == Some(kind) && r.name.as_deref() == Some(name))
+    }
+}
+
+fn pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(xds_api::FILE_DESCRIPTOR_SET)
+            .expect("xds-api ships a valid descriptor set")
+    })
+}
+
+/// Envoy extension types that exist but whose descriptors `xds-api` does not ship. Their
+/// contents are not checked field by field; naming one is not an error.
+const KNOWN_EXTENSIONS: &[&str] = &[
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    "envoy.extensions.filters.http.cors.v3.Cors",
+    "envoy.extensions.filters.http.fault.v3.HTTPFault",
+    "envoy.extensions.filters.http.lua.v3.Lua",
+    "envoy.extensions.filters.http.rbac.v3.RBAC",
+    "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+    "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+    "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
+    "envoy.extensions.filters.http.compressor.v3.Compressor",
+    "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+    "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+    "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+    "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
+    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+    "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
+    "envoy.extensions.filters.network.rbac.v3.RBAC",
+    "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
+    "envoy.extensions.filters.network.sni_cluster.v3.SniCluster",
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+    "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+    "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+    "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+    "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
+    "envoy.extensions.load_balancing_policies.maglev.v3.Maglev",
+    "envoy.extensions.load_balancing_policies.random.v3.Random",
+    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+    "envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec",
+    "envoy.extensions.upstreams.http.generic.v3.GenericConnectionPoolProto",
+    "envoy.extensions.http.original_ip_detection.xff.v3.XffConfig",
+    "cilium.L7Policy",
+    "cilium.NetworkFilter",
+    "cilium.BpfMetadata",
+    "cilium.TlsWrapperDownstream",
+    "cilium.TlsWrapperUpstream",
+];
+
+fn known_type(name: &str) -> bool {
+    pool().get_message_by_name(name).is_some() || KNOWN_EXTENSIONS.contains(&name)
+}
+
+/// The closest known type name, for "did you mean".
+fn suggest(name: &str) -> Option<String> {
+    let candidates = pool()
+        .all_messages()
+        .map(|m| m.full_name().to_string())
+        .filter(|n| n.starts_with("envoy."))
+        .chain(KNOWN_EXTENSIONS.iter().map(|s| s.to_string()));
+    crate::text::closest(name, candidates, name.len() / 4 + 2)
+}
+
+impl EnvoyResource {
+    fn parse(field: String, value: &Value) -> EnvoyResource {
+        let type_url = value
+            .get("@type")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let kind = type_url.as_deref().and_then(EnvoyKind::from_type_url);
+        let name = kind.and_then(|k| {
+            let camel = crate::text::lower_camel(k.name_field());
+            value
+                .get(k.name_field())
+                .or_else(|| value.get(&camel))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let mut res = EnvoyResource {
+            field,
+            type_url: type_url.clone(),
+            kind,
+            name,
+            canonical: None,
+            problem: None,
+        };
+        let Some(kind) = kind else {
+            let suggestion = type_url.as_deref().and_then(|u| {
+                let n = u.strip_prefix(TYPE_PREFIX).unwrap_or(u);
+                crate::text::closest(
+                    n,
+                    EnvoyKind::ALL.iter().map(|k| k.message_name().to_string()),
+                    n.len() / 4 + 2,
+                )
+            });
+            res.problem = Some(ResourceProblem::UnsupportedType { suggestion });
+            return res;
+        };
+        // Nested Any values of types we cannot check become opaque Structs, so the rest of the
+        // resource is still checked; types nobody knows are reported.
+        let mut body = value.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("@type");
+        }
+        if let Some((path, url)) = opaque_unknown_anys(&mut body, &res.field) {
+            let n = url.strip_prefix(TYPE_PREFIX).unwrap_or(&url).to_string();
+            res.problem = Some(ResourceProblem::UnknownType {
+                field: path,
+                suggestion: suggest(&n),
+                type_url: url,
+            });
+            return res;
+        }
+        let desc = pool()
+            .get_message_by_name(kind.message_name())
+            .expect("top-level Envoy types are in the pool");
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(&body, &mut track);
+        match DynamicMessage::deserialize(desc, de) {
+            Ok(msg) => {
+                let opts = SerializeOptions::new().use_proto_field_name(true);
+                res.canonical = msg
+                    .serialize_with_options(serde_json::value::Serializer, &opts)
+                    .ok();
+            }
+            Err(e) => {
+                let path = track.path().to_string();
+                let field = if path == "?" || path.is_empty() {
+                    res.field.clone()
+                } else {
+                    format!("{}.{path}", res.field)
+                };
+                res.problem = Some(ResourceProblem::Invalid {
+                    field,
+                    message: e
+                        .to_string()
+                        .trim_end_matches(" at line 0 column 0")
+                        .to_string(),
+                });
+            }
+        }
+        res
+    }
+}
+
+/// Replace every `{"@type": X, ...}` below `value` whose X is a known extension without a
+/// descriptor with an equivalent `google.protobuf.Struct` Any. Returns the first `@type` that
+/// names no known type at all.
+fn opaque_unknown_anys(value: &mut Value, path: &str) -> Option<(String, String)> {
+    match value {
+        Value::Object(map) => {
+            if let Some(url) = map.get("@type").and_then(Value::as_str).map(str::to_string) {
+                let name = url.strip_prefix(TYPE_PREFIX).unwrap_or(&url);
+                if pool().get_message_by_name(name).is_none() {
+                    if !known_type(name) {
+                        return Some((format!("{path}[\"@type\"]"), url));
+                    }
+                    let mut rest: Map<String, Value> = std::mem::take(map);
+                    rest.remove("@type");
+                    map.insert(
+                        "@type".into(),
+                        Value::String(format!("{TYPE_PREFIX}google.protobuf.Struct")),
+                    );
+                    map.insert("value".into(), Value::Object(rest));
+                    return None;
+                }
+            }
+            for (k, v) in map.iter_mut() {
+                if let Some(found) = opaque_unknown_anys(v, &crate::path::join(path, k)) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, v)| opaque_unknown_anys(v, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> EnvoyResource {
+        EnvoyResource::parse("spec.resources[0]".into(), &v)
+    }
+
+    #[test]
+    fn listener_with_hcm_parses_and_normalizes_names() {
+        let r = parse(json!({
+            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+            "name": "l",
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+              "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "statPrefix": "x", "rds": {"route_config_name": "lb_route"},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]
+        }));
+        assert_eq!(r.problem, None);
+        let c = r.canonical.unwrap();
+        assert_eq!(
+            c.pointer("/filter_chains/0/filters/0/typed_config/stat_prefix"),
+            Some(&json!("x"))
+        );
+    }
+
+    #[test]
+    fn unknown_field_has_a_path() {
+        let r = parse(json!({
+            "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            "name": "r",
+            "virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"weighted_cluster": {}}}]}]
+        }));
+        match r.problem {
+            Some(ResourceProblem::Invalid { field, message }) => {
+                assert_eq!(field, "spec.resources[0].virtual_hosts[0].routes[0].route");
+                assert!(message.contains("weighted_cluster"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn misspelt_nested_type_is_found_with_suggestion() {
+        let r = parse(json!({
+            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+            "name": "l",
+            "filter_chains": [{"filters": [{"name": "hcm", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManagr"}}]}]
+        }));
+        match r.problem {
+            Some(ResourceProblem::UnknownType { suggestion, .. }) => assert_eq!(
+                suggestion.as_deref(),
+                Some("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn known_extension_without_descriptor_is_accepted() {
+        let r = parse(json!({
+            "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+            "name": "l",
+            "filter_chains": [{"filters": [{"name": "tcp", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "t", "cluster": "c"}}]}]
+        }));
+        assert_eq!(r.problem, None);
+    }
+
+    #[test]
+    fn unsupported_top_level_type() {
+        let r = parse(
+            json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Clustr", "name": "c"}),
+        );
+        assert_eq!(
+            r.problem,
+            Some(ResourceProblem::UnsupportedType {
+                suggestion: Some("envoy.config.cluster.v3.Cluster".into())
+            })
+        );
+    }
+}

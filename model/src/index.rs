@@ -1,0 +1,148 @@
+//! Cross-object indexes, built once per Snapshot so rules about pairs of objects stay linear.
+
+use std::collections::HashMap;
+
+use crate::attach::{self, Parent};
+use crate::kind::Kind;
+use crate::resource::Resource;
+use crate::snapshot::Snapshot;
+
+/// A route rule's identity: object index and rule index.
+pub type RuleAt = (usize, usize);
+
+#[derive(Default)]
+pub struct Index {
+    /// ReferenceGrants by the namespace they grant access to.
+    pub grants_by_namespace: HashMap<String, Vec<usize>>,
+    /// Envoy-config objects by the Service frontends they claim (`spec.services`).
+    pub frontends: HashMap<(String, String), Vec<usize>>,
+    /// Routes accepted by each listener: (gateway namespace, gateway name, listener name).
+    pub listener_routes: HashMap<ListenerKey, Vec<usize>>,
+    /// Rules by (parent, hostname, match): two entries under one key are identical matches.
+    pub matches: HashMap<MatchKey, Vec<RuleAt>>,
+    /// The reverse of `listener_routes`: the listeners that accept each route.
+    pub route_listeners: HashMap<usize, Vec<ListenerKey>>,
+    /// Ready endpoints per Service (namespace, name), from EndpointSlices.
+    pub ready_endpoints: HashMap<(String, String), usize>,
+    /// The reverse of `matches`: the match keys of each route.
+    pub route_matches: HashMap<usize, Vec<MatchKey>>,
+}
+
+/// (gateway namespace, gateway name, listener name).
+pub type ListenerKey = (String, String, String);
+/// (parent, lower-cased hostname or "" for all, canonical match).
+pub type MatchKey = (String, String, String);
+
+impl Index {
+    pub fn build(snap: &Snapshot) -> Index {
+        let mut ix = Index::default();
+        for o in snap.of_kind(Kind::EndpointSlice) {
+            let Resource::EndpointSlice(es) = &o.resource else {
+                continue;
+            };
+            let Some(svc) = es
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+            else {
+                continue;
+            };
+            let ready = es
+                .endpoints
+                .iter()
+                .flatten()
+                .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+                .count();
+            *ix.ready_endpoints
+                .entry((o.namespace.clone().unwrap_or_default(), svc.clone()))
+                .or_default() += ready;
+        }
+        for (i, o) in snap.indexed(Kind::ReferenceGrant) {
+            ix.grants_by_namespace
+                .entry(o.namespace.clone().unwrap_or_default())
+                .or_default()
+                .push(i);
+        }
+        for kind in [Kind::CiliumEnvoyConfig, Kind::CiliumClusterwideEnvoyConfig] {
+            for (i, o) in snap.indexed(kind) {
+                if let Resource::EnvoyConfig(cfg) = &o.resource {
+                    let own_ns = o.namespace.clone().unwrap_or_else(|| "default".into());
+                    for s in cfg.spec.services.iter().flatten() {
+                        let key = (
+                            s.namespace.clone().unwrap_or_else(|| own_ns.clone()),
+                            s.name.clone(),
+                        );
+                        let v = ix.frontends.entry(key).or_default();
+                        if !v.contains(&i) {
+                            v.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
+            for (i, o) in snap.indexed(kind) {
+                let Some(route) = o.resource.route() else {
+                    continue;
+                };
+                for p in &route.parent_refs {
+                    let parent_key = format!(
+                        "{}/{}/{}/{}/{}",
+                        p.kind,
+                        p.namespace,
+                        p.name,
+                        p.section_name.as_deref().unwrap_or(""),
+                        p.port.unwrap_or(0)
+                    );
+                    let hosts: Vec<&str> = if route.hostnames.is_empty() {
+                        vec![""]
+                    } else {
+                        route.hostnames.iter().map(String::as_str).collect()
+                    };
+                    for (ri, rule) in route.rules.iter().enumerate() {
+                        for h in &hosts {
+                            for m in &rule.match_keys {
+                                let key = (
+                                    parent_key.clone(),
+                                    h.to_ascii_lowercase(),
+                                    format!("{kind:?} {m}"),
+                                );
+                                let v = ix.matches.entry(key.clone()).or_default();
+                                if !v.contains(&(i, ri)) {
+                                    v.push((i, ri));
+                                }
+                                let mine = ix.route_matches.entry(i).or_default();
+                                if !mine.contains(&key) {
+                                    mine.push(key);
+                                }
+                            }
+                        }
+                    }
+                    if let Parent::Gateway {
+                        gateway,
+                        spec,
+                        listeners,
+                    } = attach::resolve(o, route, p, snap)
+                    {
+                        for (l, ok) in spec.listeners.iter().zip(listeners) {
+                            if ok.is_ok() {
+                                let key = (
+                                    gateway.namespace.clone().unwrap_or_default(),
+                                    gateway.name.clone(),
+                                    l.name.clone(),
+                                );
+                                let v = ix.listener_routes.entry(key.clone()).or_default();
+                                if !v.contains(&i) {
+                                    v.push(i);
+                                    ix.route_listeners.entry(i).or_default().push(key);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ix
+    }
+}

@@ -1,0 +1,146 @@
+//! The kinds the model understands, and which API versions of them a cluster serves.
+
+/// Gateway API's group.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+/// Cilium's group, for CiliumEnvoyConfig and CiliumClusterwideEnvoyConfig.
+pub const CILIUM_GROUP: &str = "cilium.io";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    GrpcRoute,
+    TlsRoute,
+    ReferenceGrant,
+    Namespace,
+    Service,
+    EndpointSlice,
+    Secret,
+    CiliumEnvoyConfig,
+    CiliumClusterwideEnvoyConfig,
+}
+
+/// What a cluster with the current Gateway API (v1.5 standard channel), Kubernetes and
+/// Cilium CRDs serves for a kind.
+pub struct KindInfo {
+    pub kind: Kind,
+    /// The `kind` field as written.
+    pub name: &'static str,
+    pub group: &'static str,
+    /// Versions the API server accepts; the first is the storage version people should write.
+    pub served: &'static [&'static str],
+    pub namespaced: bool,
+}
+
+pub const KINDS: &[KindInfo] = &[
+    KindInfo {
+        kind: Kind::GatewayClass,
+        name: "GatewayClass",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1beta1"],
+        namespaced: false,
+    },
+    KindInfo {
+        kind: Kind::Gateway,
+        name: "Gateway",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1beta1"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::HttpRoute,
+        name: "HTTPRoute",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1beta1"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::GrpcRoute,
+        name: "GRPCRoute",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1alpha2"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::TlsRoute,
+        name: "TLSRoute",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1alpha3", "v1alpha2"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::ReferenceGrant,
+        name: "ReferenceGrant",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1beta1", "v1alpha2"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::Namespace,
+        name: "Namespace",
+        group: "",
+        served: &["v1"],
+        namespaced: false,
+    },
+    KindInfo {
+        kind: Kind::Service,
+        name: "Service",
+        group: "",
+        served: &["v1"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::EndpointSlice,
+        name: "EndpointSlice",
+        group: "discovery.k8s.io",
+        served: &["v1"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::Secret,
+        name: "Secret",
+        group: "",
+        served: &["v1"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::CiliumEnvoyConfig,
+        name: "CiliumEnvoyConfig",
+        group: CILIUM_GROUP,
+        served: &["v2"],
+        namespaced: true,
+    },
+    KindInfo {
+        kind: Kind::CiliumClusterwideEnvoyConfig,
+        name: "CiliumClusterwideEnvoyConfig",
+        group: CILIUM_GROUP,
+        served: &["v2"],
+        namespaced: false,
+    },
+];
+
+impl Kind {
+    pub fn info(self) -> &'static KindInfo {
+        KINDS
+            .iter()
+            .find(|k| k.kind == self)
+            .expect("every kind is in KINDS")
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// Look a kind up by its group and `kind` field (the version is checked separately).
+    pub fn lookup(group: &str, kind: &str) -> Option<Kind> {
+        KINDS
+            .iter()
+            .find(|k| k.group == group && k.name == kind)
+            .map(|k| k.kind)
+    }
+
+    pub fn is_route(self) -> bool {
+        matches!(self, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute)
+    }
+}

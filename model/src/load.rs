@@ -1,0 +1,424 @@
+//! Reading objects from files, directories and stdin.
+//!
+//! Only input that is not YAML at all is an error here ([`LoadError`], exit 65 in the CLI).
+//! Everything that parses becomes an [`Object`]: unknown kinds are kept (and skipped by the
+//! rules), and objects that do not fit their schema carry [`SchemaProblem`]s for a rule to
+//! report, as the API server would reject them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::kind::{Kind, KINDS};
+use crate::object::{Object, Origin, Source};
+use crate::resource::{type_object, ProblemKind, Resource, SchemaProblem};
+use crate::yaml::{parse_documents, Lines};
+
+/// Input that could not be read or is not YAML/JSON.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{origin}{}: {message}", position(.line, .column))]
+pub struct LoadError {
+    pub origin: Source,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+}
+
+fn position(line: &Option<u32>, column: &Option<u32>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// Where objects come from. Files and stdin today; a Kubernetes watch and files layered over a
+/// cluster implement the same trait.
+pub trait ObjectSource {
+    /// Read every object; unreadable input is reported and the rest is still returned.
+    fn objects(&self, opts: &LoadOptions) -> (Vec<Object>, Vec<LoadError>);
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Namespace given to namespaced objects that do not name one (kubectl's `-n`).
+    pub default_namespace: String,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            default_namespace: "default".into(),
+        }
+    }
+}
+
+/// One command-line input: a path (file or directory) or `-` for stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Path(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    pub fn parse(arg: &str) -> Input {
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::Path(PathBuf::from(arg))
+        }
+    }
+}
+
+/// Files, directories and stdin, in the order given.
+pub struct FileSource {
+    pub inputs: Vec<Input>,
+}
+
+impl ObjectSource for FileSource {
+    fn objects(&self, opts: &LoadOptions) -> (Vec<Object>, Vec<LoadError>) {
+        let mut objects = Vec::new();
+        let mut errors = Vec::new();
+        for input in &self.inputs {
+            match input {
+                Input::Stdin => {
+                    let mut text = String::new();
+                    match std::io::stdin().read_to_string(&mut text) {
+                        Ok(_) => collect(
+                            load_str(&text, Source::Stdin, opts),
+                            &mut objects,
+                            &mut errors,
+                        ),
+                        Err(e) => errors.push(io_error(Source::Stdin, e)),
+                    }
+                }
+                Input::Path(p) => {
+                    for file in expand(p, &mut errors) {
+                        let source = Source::File(Arc::from(file.display().to_string()));
+                        match std::fs::read(&file) {
+                            Ok(bytes) => match String::from_utf8(bytes) {
+                                Ok(text) => collect(
+                                    load_str(&text, source, opts),
+                                    &mut objects,
+                                    &mut errors,
+                                ),
+                                Err(_) => errors.push(LoadError {
+                                    origin: source,
+                                    line: None,
+                                    column: None,
+                                    message: "not UTF-8 text: YAML and JSON files must be UTF-8"
+                                        .into(),
+                                }),
+                            },
+                            Err(e) => errors.push(io_error(source, e)),
+                        }
+                    }
+                }
+            }
+        }
+        (objects, errors)
+    }
+}
+
+fn collect(
+    result: Result<Vec<Object>, LoadError>,
+    objects: &mut Vec<Object>,
+    errors: &mut Vec<LoadError>,
+) {
+    match result {
+        Ok(mut o) => objects.append(&mut o),
+        Err(e) => errors.push(e),
+    }
+}
+
+fn io_error(origin: Source, e: std::io::Error) -> LoadError {
+    LoadError {
+        origin,
+        line: None,
+        column: None,
+        message: format!("cannot read: {e}"),
+    }
+}
+
+/// A file is itself; a directory is every `.yaml`, `.yml` and `.json` file below it, sorted so
+/// reports are stable.
+fn expand(path: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        if !path.exists() {
+            errors.push(LoadError {
+                origin: Source::File(Arc::from(path.display().to_string())),
+                line: None,
+                column: None,
+                message: "no such file or directory".into(),
+            });
+            return Vec::new();
+        }
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(io_error(
+                    Source::File(Arc::from(dir.display().to_string())),
+                    e,
+                ));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Load every object of one YAML or JSON text.
+pub fn load_str(text: &str, source: Source, opts: &LoadOptions) -> Result<Vec<Object>, LoadError> {
+    let docs = parse_documents(text).map_err(|e| LoadError {
+        origin: source.clone(),
+        line: Some(e.line),
+        column: Some(e.column),
+        message: format!("not valid YAML: {}", e.message),
+    })?;
+    let mut out = Vec::new();
+    for doc in docs {
+        let mut problems: Vec<SchemaProblem> = doc
+            .duplicate_keys
+            .iter()
+            .map(|(path, _)| SchemaProblem {
+                kind: ProblemKind::DuplicateKey,
+                field: path.clone(),
+                message: format!("key \"{path}\" is written more than once; the last value wins"),
+            })
+            .collect();
+        let is_list = doc
+            .value
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && doc.value.get("items").is_some_and(Value::is_array);
+        if is_list {
+            let items = doc.value["items"].as_array().cloned().unwrap_or_default();
+            let item_lines = match &doc.lines {
+                Lines::Map(_, entries) => entries
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "items")
+                    .map(|(_, l)| l.clone()),
+                _ => None,
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let lines = match &item_lines {
+                    Some(Lines::Seq(_, ls)) => {
+                        ls.get(i).cloned().unwrap_or(Lines::flat(doc.lines.line()))
+                    }
+                    _ => Lines::flat(doc.lines.line()),
+                };
+                out.push(build(item, lines, &source, opts, Vec::new()));
+            }
+        } else {
+            out.push(build(
+                doc.value,
+                doc.lines,
+                &source,
+                opts,
+                std::mem::take(&mut problems),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Make an [`Object`] of one document, typed when its kind is known.
+pub fn build(
+    raw: Value,
+    lines: Lines,
+    source: &Source,
+    opts: &LoadOptions,
+    mut problems: Vec<SchemaProblem>,
+) -> Object {
+    let text = |key: &str| {
+        raw.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let api_version = text("apiVersion");
+    let kind_name = text("kind");
+    let name = raw
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let written_ns = raw
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let origin = Origin {
+        source: source.clone(),
+        line: match source {
+            Source::Cluster(_) => None,
+            _ => Some(lines.line()),
+        },
+    };
+    let (group, version) = api_version
+        .rsplit_once('/')
+        .unwrap_or(("", api_version.as_str()));
+    let known = Kind::lookup(group, &kind_name);
+
+    if !raw.is_object() || api_version.is_empty() || kind_name.is_empty() {
+        problems.push(SchemaProblem {
+            kind: ProblemKind::MissingName,
+            field: if raw.is_object() {
+                if api_version.is_empty() {
+                    "apiVersion".into()
+                } else {
+                    "kind".into()
+                }
+            } else {
+                String::new()
+            },
+            message: "not a Kubernetes object: apiVersion and kind must be set".into(),
+        });
+    } else if name.is_empty() && raw.pointer("/metadata/generateName").is_none() {
+        problems.push(SchemaProblem {
+            kind: ProblemKind::MissingName,
+            field: "metadata.name".into(),
+            message: "metadata.name is required".into(),
+        });
+    }
+
+    let namespace = match known {
+        Some(k) if k.info().namespaced => {
+            Some(written_ns.unwrap_or_else(|| opts.default_namespace.clone()))
+        }
+        Some(_) => None,
+        None => written_ns,
+    };
+
+    let resource = match known {
+        Some(kind) => {
+            let info = kind.info();
+            if !info.served.contains(&version) {
+                problems.push(SchemaProblem {
+                    kind: ProblemKind::UnservedVersion,
+                    field: "apiVersion".into(),
+                    message: format!(
+                        "{} is not served for {kind_name}; served versions: {}",
+                        api_version,
+                        info.served
+                            .iter()
+                            .map(|v| format!("{}/{v}", info.group)
+                                .trim_start_matches('/')
+                                .to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            type_object(
+                kind,
+                &raw,
+                namespace.as_deref().unwrap_or(""),
+                &mut problems,
+            )
+        }
+        None => {
+            // Kinds of these groups that we do not model are probably misspelt.
+            if KINDS.iter().any(|k| k.group == group && !group.is_empty()) {
+                problems.push(SchemaProblem {
+                    kind: ProblemKind::UnservedVersion,
+                    field: "kind".into(),
+                    message: format!("{group} has no kind {kind_name}"),
+                });
+            }
+            Resource::Unknown
+        }
+    };
+
+    Object {
+        api_version,
+        kind: kind_name,
+        name,
+        namespace,
+        origin,
+        lines,
+        raw,
+        known,
+        resource,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Vec<Object> {
+        load_str(text, Source::File("t.yaml".into()), &LoadOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn lists_are_unwrapped_with_lines() {
+        let objs = load(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: b}\n",
+        );
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[0].origin.line, Some(4));
+        assert_eq!(objs[0].namespace.as_deref(), Some("default"));
+        assert_eq!(objs[1].namespace, None);
+        assert!(matches!(objs[1].resource, Resource::Namespace(_)));
+    }
+
+    #[test]
+    fn schema_mismatch_is_a_problem_not_an_error() {
+        let objs = load(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n  - matches:\n    - path: {type: Prefix, value: /}\n",
+        );
+        assert!(matches!(
+            objs[0].resource,
+            Resource::Invalid(Kind::HttpRoute)
+        ));
+        assert_eq!(
+            objs[0].problems[0].field,
+            "spec.rules[0].matches[0].path.type"
+        );
+        assert!(
+            objs[0].problems[0].message.contains("unknown variant"),
+            "{:?}",
+            objs[0].problems
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds() {
+        let objs = load(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  hostname: [a.example]\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+        );
+        assert_eq!(objs[0].problems[0].kind, ProblemKind::UnknownField);
+        assert_eq!(objs[0].problems[0].field, "spec.hostname");
+        assert!(matches!(objs[1].resource, Resource::Unknown));
+        assert!(objs[1].problems.is_empty());
+    }
+
+    #[test]
+    fn not_yaml_is_an_error_with_position() {
+        let e = load_str("a: [\n", Source::Stdin, &LoadOptions::default()).unwrap_err();
+        assert!(e.line.is_some());
+        assert!(e.to_string().starts_with("<stdin>:"), "{e}");
+    }
+}

@@ -1,0 +1,79 @@
+//! Field paths as people read them: `spec.rules[0].backendRefs[1].port`.
+//!
+//! Diagnostics name fields this way (it is how `kubectl explain` and the API server's own
+//! messages spell them), and [`crate::yaml::Lines`] resolves them back to a line.
+
+/// One step of a field path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Split `spec.rules[0].matches` into `spec`, `rules`, `0`, `matches`. Keys that contain
+/// dots or brackets (annotation names) can be written in brackets with quotes:
+/// `metadata.annotations["mesh.io/x"]`.
+pub fn segments(path: &str) -> impl Iterator<Item = Segment<'_>> {
+    let mut rest = path;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix("[\"") {
+            let end = r.find("\"]").unwrap_or(r.len());
+            let key = &r[..end];
+            rest = r.get(end + 2..).unwrap_or("");
+            return Some(Segment::Key(key));
+        }
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').unwrap_or(r.len());
+            let idx = &r[..end];
+            rest = r.get(end + 1..).unwrap_or("");
+            match idx.parse() {
+                Ok(i) => return Some(Segment::Index(i)),
+                Err(_) => return Some(Segment::Key(idx)),
+            }
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let key = &rest[..end];
+        rest = &rest[end..];
+        return Some(Segment::Key(key));
+    })
+}
+
+/// Append a key to a path, quoting it when it would not read back as one segment.
+pub fn join(base: &str, key: &str) -> String {
+    let quoted = key.contains(['.', '[', ']']);
+    match (base.is_empty(), quoted) {
+        (_, true) => format!("{base}[\"{key}\"]"),
+        (true, false) => key.to_string(),
+        (false, false) => format!("{base}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let p = join(&join("metadata", "annotations"), "mesh.io/suppress");
+        assert_eq!(p, "metadata.annotations[\"mesh.io/suppress\"]");
+        let segs: Vec<_> = segments(&p).collect();
+        assert_eq!(
+            segs,
+            vec![
+                Segment::Key("metadata"),
+                Segment::Key("annotations"),
+                Segment::Key("mesh.io/suppress")
+            ]
+        );
+        let segs: Vec<_> = segments("spec.rules[2].matches[0]").collect();
+        assert_eq!(segs[2], Segment::Index(2));
+        assert_eq!(segs.len(), 5);
+    }
+}

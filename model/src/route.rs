@@ -1,0 +1,459 @@
+//! One view of HTTPRoute, GRPCRoute and TLSRoute.
+//!
+//! The generated Gateway API types give each route kind (and each nesting level) its own copy
+//! of ParentReference, BackendRef and the filters. The rules that look across objects
+//! (attachment, backends, ReferenceGrants, conflicts) are the same for every kind, so they work
+//! on this view, built once per object at load time with the spec's defaults applied.
+
+use gateway_api::apis::standard::{grpcroutes, httproutes, tlsroutes};
+
+use crate::kind::{Kind, GATEWAY_GROUP};
+
+/// The HTTP filter type, used for every filter list (GRPCRoute's filters are a subset of it).
+pub type Filter = httproutes::HttpRouteRulesFilters;
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub kind: Kind,
+    pub hostnames: Vec<String>,
+    pub parent_refs: Vec<ParentRef>,
+    pub rules: Vec<RouteRule>,
+}
+
+/// A parentRef with the spec's defaults applied (group gateway.networking.k8s.io, kind
+/// Gateway, the route's namespace).
+#[derive(Debug, Clone)]
+pub struct ParentRef {
+    pub field: String,
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<i32>,
+    /// Whether group or kind were written out (for the GAMMA `group: ""` pitfall).
+    pub group_written: bool,
+}
+
+impl ParentRef {
+    pub fn is_gateway(&self) -> bool {
+        self.group == GATEWAY_GROUP && self.kind == "Gateway"
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.group.is_empty() && self.kind == "Service"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub field: String,
+    /// Canonical text of each match (or one "everything" match when the rule has none), for
+    /// finding identical matches across routes.
+    pub match_keys: Vec<String>,
+    pub backend_refs: Vec<BackendRef>,
+    /// Rule-level filters, each with its field path.
+    pub filters: Vec<(String, Filter)>,
+}
+
+impl RouteRule {
+    /// Every filter of the rule and of its backendRefs, with field paths.
+    pub fn all_filters(&self) -> impl Iterator<Item = (&str, &Filter)> {
+        self.filters.iter().map(|(p, f)| (p.as_str(), f)).chain(
+            self.backend_refs
+                .iter()
+                .flat_map(|b| b.filters.iter().map(|(p, f)| (p.as_str(), f))),
+        )
+    }
+}
+
+/// A reference to a backend (a backendRef or a mirror's backendRef), defaults applied.
+#[derive(Debug, Clone)]
+pub struct BackendRef {
+    pub field: String,
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub port: Option<i32>,
+    pub weight: i32,
+    pub filters: Vec<(String, Filter)>,
+}
+
+impl BackendRef {
+    pub fn is_service(&self) -> bool {
+        self.group.is_empty() && self.kind == "Service"
+    }
+}
+
+fn parent(
+    field: String,
+    ns: &str,
+    group: &Option<String>,
+    kind: &Option<String>,
+    namespace: &Option<String>,
+    name: &str,
+    section: &Option<String>,
+    port: Option<i32>,
+) -> ParentRef {
+    ParentRef {
+        field,
+        group: group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_string()),
+        kind: kind.clone().unwrap_or_else(|| "Gateway".to_string()),
+        namespace: namespace.clone().unwrap_or_else(|| ns.to_string()),
+        name: name.to_string(),
+        section_name: section.clone(),
+        port,
+        group_written: group.is_some(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backend(
+    field: String,
+    ns: &str,
+    group: &Option<String>,
+    kind: &Option<String>,
+    namespace: &Option<String>,
+    name: &str,
+    port: Option<i32>,
+    weight: Option<i32>,
+    filters: Vec<(String, Filter)>,
+) -> BackendRef {
+    BackendRef {
+        field,
+        group: group.clone().unwrap_or_default(),
+        kind: kind.clone().unwrap_or_else(|| "Service".to_string()),
+        namespace: namespace.clone().unwrap_or_else(|| ns.to_string()),
+        name: name.to_string(),
+        port,
+        weight: weight.unwrap_or(1),
+        filters,
+    }
+}
+
+/// Re-type a filter of another nesting level or route kind as [`Filter`]: the generated types
+/// differ only in name, so their JSON is the same.
+fn as_filter<T: serde::Serialize>(f: &T) -> Option<Filter> {
+    serde_json::to_value(f)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+fn filters<T: serde::Serialize>(base: &str, list: &Option<Vec<T>>) -> Vec<(String, Filter)> {
+    list.iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, f)| Some((format!("{base}.filters[{i}]"), as_filter(f)?)))
+        .collect()
+}
+
+/// Mirror targets are backends too (they must exist and be permitted).
+fn mirror_refs(ns: &str, filters: &[(String, Filter)]) -> Vec<BackendRef> {
+    filters
+        .iter()
+        .filter_map(|(p, f)| {
+            let m = f.request_mirror.as_ref()?;
+            let b = &m.backend_ref;
+            Some(backend(
+                format!("{p}.requestMirror.backendRef"),
+                ns,
+                &b.group,
+                &b.kind,
+                &b.namespace,
+                &b.name,
+                b.port,
+                Some(0),
+                Vec::new(),
+            ))
+        })
+        .collect()
+}
+
+impl Route {
+    /// Every mirror target of every rule.
+    pub fn mirror_refs(&self, ns: &str) -> Vec<BackendRef> {
+        self.rules
+            .iter()
+            .flat_map(|r| {
+                let all: Vec<(String, Filter)> = r
+                    .all_filters()
+                    .map(|(p, f)| (p.to_string(), f.clone()))
+                    .collect();
+                mirror_refs(ns, &all)
+            })
+            .collect()
+    }
+
+    pub fn from_http(spec: &httproutes::HttpRouteSpec, ns: &str) -> Route {
+        let parent_refs = spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| {
+                parent(
+                    format!("spec.parentRefs[{i}]"),
+                    ns,
+                    &p.group,
+                    &p.kind,
+                    &p.namespace,
+                    &p.name,
+                    &p.section_name,
+                    p.port,
+                )
+            })
+            .collect();
+        let rules = spec
+            .rules
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| {
+                let field = format!("spec.rules[{i}]");
+                let backend_refs = r
+                    .backend_refs
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(j, b)| {
+                        let bf = format!("{field}.backendRefs[{j}]");
+                        let fl = filters(&bf, &b.filters);
+                        backend(
+                            bf,
+                            ns,
+                            &b.group,
+                            &b.kind,
+                            &b.namespace,
+                            &b.name,
+                            b.port,
+                            b.weight,
+                            fl,
+                        )
+                    })
+                    .collect();
+                let match_keys = match &r.matches {
+                    Some(m) if !m.is_empty() => m.iter().map(http_match_key).collect(),
+                    _ => vec![http_match_key(&httproutes::HttpRouteRulesMatches::default())],
+                };
+                RouteRule {
+                    filters: filters(&field, &r.filters),
+                    field,
+                    match_keys,
+                    backend_refs,
+                }
+            })
+            .collect();
+        Route {
+            kind: Kind::HttpRoute,
+            hostnames: spec.hostnames.clone().unwrap_or_default(),
+            parent_refs,
+            rules,
+        }
+    }
+
+    pub fn from_grpc(spec: &grpcroutes::GrpcRouteSpec, ns: &str) -> Route {
+        let parent_refs = spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| {
+                parent(
+                    format!("spec.parentRefs[{i}]"),
+                    ns,
+                    &p.group,
+                    &p.kind,
+                    &p.namespace,
+                    &p.name,
+                    &p.section_name,
+                    p.port,
+                )
+            })
+            .collect();
+        let rules = spec
+            .rules
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| {
+                let field = format!("spec.rules[{i}]");
+                let backend_refs = r
+                    .backend_refs
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(j, b)| {
+                        let bf = format!("{field}.backendRefs[{j}]");
+                        let fl = filters(&bf, &b.filters);
+                        backend(
+                            bf,
+                            ns,
+                            &b.group,
+                            &b.kind,
+                            &b.namespace,
+                            &b.name,
+                            b.port,
+                            b.weight,
+                            fl,
+                        )
+                    })
+                    .collect();
+                let match_keys = match &r.matches {
+                    Some(m) if !m.is_empty() => m.iter().map(grpc_match_key).collect(),
+                    _ => vec![grpc_match_key(&grpcroutes::GrpcRouteRulesMatches::default())],
+                };
+                RouteRule {
+                    filters: filters(&field, &r.filters),
+                    field,
+                    match_keys,
+                    backend_refs,
+                }
+            })
+            .collect();
+        Route {
+            kind: Kind::GrpcRoute,
+            hostnames: spec.hostnames.clone().unwrap_or_default(),
+            parent_refs,
+            rules,
+        }
+    }
+
+    pub fn from_tls(spec: &tlsroutes::TlsRouteSpec, ns: &str) -> Route {
+        let parent_refs = spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| {
+                parent(
+                    format!("spec.parentRefs[{i}]"),
+                    ns,
+                    &p.group,
+                    &p.kind,
+                    &p.namespace,
+                    &p.name,
+                    &p.section_name,
+                    p.port,
+                )
+            })
+            .collect();
+        let rules = spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let field = format!("spec.rules[{i}]");
+                let backend_refs = r
+                    .backend_refs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, b)| {
+                        backend(
+                            format!("{field}.backendRefs[{j}]"),
+                            ns,
+                            &b.group,
+                            &b.kind,
+                            &b.namespace,
+                            &b.name,
+                            b.port,
+                            b.weight,
+                            Vec::new(),
+                        )
+                    })
+                    .collect();
+                RouteRule {
+                    field,
+                    match_keys: vec!["sni".to_string()],
+                    backend_refs,
+                    filters: Vec::new(),
+                }
+            })
+            .collect();
+        Route {
+            kind: Kind::TlsRoute,
+            hostnames: spec.hostnames.clone(),
+            parent_refs,
+            rules,
+        }
+    }
+}
+
+fn to_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
+/// A canonical text for an HTTP match: defaults applied (PathPrefix `/`), header names
+/// lower-cased (they are case-insensitive), headers and query params sorted.
+pub fn http_match_key(m: &httproutes::HttpRouteRulesMatches) -> String {
+    let (ptype, pvalue) = match &m.path {
+        Some(p) => (
+            p.r#type
+                .as_ref()
+                .map(to_text)
+                .unwrap_or_else(|| "\"PathPrefix\"".into()),
+            p.value.clone().unwrap_or_else(|| "/".into()),
+        ),
+        None => ("\"PathPrefix\"".into(), "/".into()),
+    };
+    let mut headers: Vec<String> = m
+        .headers
+        .iter()
+        .flatten()
+        .map(|h| {
+            format!(
+                "{}:{}={}",
+                h.name.to_ascii_lowercase(),
+                h.r#type
+                    .as_ref()
+                    .map(to_text)
+                    .unwrap_or_else(|| "\"Exact\"".into()),
+                h.value
+            )
+        })
+        .collect();
+    headers.sort();
+    let mut query: Vec<String> = m
+        .query_params
+        .iter()
+        .flatten()
+        .map(|q| {
+            format!(
+                "{}:{}={}",
+                q.name,
+                q.r#type
+                    .as_ref()
+                    .map(to_text)
+                    .unwrap_or_else(|| "\"Exact\"".into()),
+                q.value
+            )
+        })
+        .collect();
+    query.sort();
+    let method = m.method.as_ref().map(to_text).unwrap_or_default();
+    format!("path {ptype} {pvalue} method {method} headers {headers:?} query {query:?}")
+}
+
+fn grpc_match_key(m: &grpcroutes::GrpcRouteRulesMatches) -> String {
+    let method = m.method.as_ref().map(to_text).unwrap_or_default();
+    let mut headers: Vec<String> = m
+        .headers
+        .iter()
+        .flatten()
+        .map(|h| {
+            format!(
+                "{}:{}={}",
+                h.name.to_ascii_lowercase(),
+                h.r#type
+                    .as_ref()
+                    .map(to_text)
+                    .unwrap_or_else(|| "\"Exact\"".into()),
+                h.value
+            )
+        })
+        .collect();
+    headers.sort();
+    format!("grpc {method} headers {headers:?}")
+}

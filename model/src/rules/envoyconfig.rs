@@ -1,0 +1,507 @@
+//! MESH50xx: CiliumEnvoyConfig and CiliumClusterwideEnvoyConfig.
+//!
+//! Cilium's docs: these resources "are not validated by K8s at all", `kubectl apply` succeeds,
+//! and errors surface only in the agent log (or as Envoy NACKs that stop later updates). These
+//! rules move Cilium's own parse checks, and the references it never checks, to before apply.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::{fixture, Report, Rule, Scope};
+use crate::diagnostic::Level;
+use crate::envoy::{EnvoyConfig, EnvoyKind, ResourceProblem};
+use crate::kind::Kind;
+use crate::object::Object;
+use crate::resource::Resource;
+use crate::walk::{collect, each};
+
+pub static RULES: &[&Rule] = &[
+    &TYPE_UNKNOWN,
+    &RESOURCE_INVALID,
+    &NAME_MISSING,
+    &NAME_DUPLICATE,
+    &ROUTE_CONFIG_MISSING,
+    &CLUSTER_NOT_FOUND,
+    &SERVICE_NOT_FOUND,
+    &FRONTEND_CLAIMED_TWICE,
+    &LISTENER_UNBOUND,
+    &WEIGHTS_ZERO,
+    &REGEX_INVALID,
+    &CIRCUIT_BREAKER_ZERO,
+    &RETRIES_EXCEED_MAX_REQUESTS,
+    &SERVICE_LISTENER_MISSING,
+];
+
+const CONFIGS: &[Kind] = &[Kind::CiliumEnvoyConfig, Kind::CiliumClusterwideEnvoyConfig];
+
+fn config(o: &Object) -> Option<&EnvoyConfig> {
+    match &o.resource {
+        Resource::EnvoyConfig(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// The namespace a `services`/`backendServices` entry without one refers to.
+fn own_namespace(o: &Object) -> String {
+    o.namespace.clone().unwrap_or_else(|| "default".into())
+}
+
+/// Every HttpConnectionManager of the object's Listeners: (field, hcm).
+fn connection_managers(cfg: &EnvoyConfig) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (res, l) in cfg.of_kind(EnvoyKind::Listener) {
+        each(
+            l,
+            "filter_chains[*].filters[*].typed_config",
+            &mut |path, tc| {
+                if tc
+                    .get("@type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with("HttpConnectionManager"))
+                {
+                    out.push((format!("{}.{path}", res.field), tc));
+                }
+            },
+        );
+    }
+    out
+}
+
+/// Every route of every RouteConfiguration, including those inline in an HCM: (field, route).
+fn routes(cfg: &EnvoyConfig) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (res, rc) in cfg.of_kind(EnvoyKind::RouteConfiguration) {
+        each(rc, "virtual_hosts[*].routes[*]", &mut |path, v| {
+            out.push((format!("{}.{path}", res.field), v))
+        });
+    }
+    for (field, hcm) in connection_managers(cfg) {
+        each(
+            hcm,
+            "route_config.virtual_hosts[*].routes[*]",
+            &mut |path, v| out.push((format!("{field}.{path}"), v)),
+        );
+    }
+    out
+}
+
+pub static TYPE_UNKNOWN: Rule = Rule {
+    code: "MESH5001",
+    name: "EnvoyTypeUnknown",
+    level: Level::Error,
+    title: "An Envoy resource or nested config has an unknown or unsupported @type",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Each entry of spec.resources needs an `@type` of Listener, RouteConfiguration, Cluster, ClusterLoadAssignment or Secret (v3), and every nested `typed_config` must name a real Envoy type. Cilium logs `Ignoring invalid CiliumEnvoyConfig JSON (... unable to resolve ...)` and drops the whole object, while `kubectl apply` reported success.",
+    hint: "Use the full type URL, e.g. type.googleapis.com/envoy.config.listener.v3.Listener.",
+    bad: fixture!("MESH5001", "bad"),
+    good: fixture!("MESH5001", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for res in &cfg.resources {
+            let mean = |s: &Option<String>| s.as_ref().map(|x| format!(" (did you mean type.googleapis.com/{x}?)")).unwrap_or_default();
+            match &res.problem {
+                Some(ResourceProblem::UnsupportedType { suggestion }) => {
+                    let what = res.type_url.as_deref().map(|t| format!("@type {t:?} is not a resource type Cilium accepts")).unwrap_or_else(|| "resource has no @type".into());
+                    r.at(format!("{}[\"@type\"]", res.field), format!("{what}{}", mean(suggestion)));
+                }
+                Some(ResourceProblem::UnknownType { field, type_url, suggestion }) => {
+                    r.at(field.clone(), format!("@type {type_url:?} names no Envoy type{}", mean(suggestion)));
+                }
+                _ => {}
+            }
+        }
+    },
+};
+
+pub static RESOURCE_INVALID: Rule = Rule {
+    code: "MESH5002",
+    name: "EnvoyResourceInvalid",
+    level: Level::Error,
+    title: "An Envoy resource has an unknown field or a value of the wrong type",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Resources are parsed as proto3 JSON against Envoy's v3 descriptors, as Cilium parses them: an unknown field (`weighted_cluster` for `weighted_clusters`), a wrong type or an unknown enum value (`ROUND_ROBINN`) makes Cilium drop the whole object. Both snake_case and lowerCamelCase field names are accepted.",
+    hint: "Fix the field as the message says; the Envoy API reference lists each message's fields.",
+    bad: fixture!("MESH5002", "bad"),
+    good: fixture!("MESH5002", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for res in &cfg.resources {
+            if let Some(ResourceProblem::Invalid { field, message }) = &res.problem {
+                r.at(field.clone(), message.clone());
+            }
+        }
+    },
+};
+
+pub static NAME_MISSING: Rule = Rule {
+    code: "MESH5003",
+    name: "EnvoyResourceNameMissing",
+    level: Level::Error,
+    title: "An Envoy resource has no name",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Cilium rejects a Listener, RouteConfiguration, Cluster or Secret without `name` (`unspecified Listener name`) and a ClusterLoadAssignment without `cluster_name`, dropping the whole object.",
+    hint: "Name the resource; other resources refer to it by that name.",
+    bad: fixture!("MESH5003", "bad"),
+    good: fixture!("MESH5003", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for res in &cfg.resources {
+            if let (Some(kind), None) = (res.kind, res.name.as_deref().filter(|n| !n.is_empty())) {
+                r.at(res.field.clone(), format!("{kind:?} has no {}", kind.name_field()));
+            }
+        }
+    },
+};
+
+pub static NAME_DUPLICATE: Rule = Rule {
+    code: "MESH5004",
+    name: "EnvoyResourceNameDuplicate",
+    level: Level::Error,
+    title: "Two Envoy resources of one type share a name",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Within one object, names are unique per resource type; Cilium rejects duplicates (`duplicate Listener name`) and drops the object.",
+    hint: "Rename one of the resources.",
+    bad: fixture!("MESH5004", "bad"),
+    good: fixture!("MESH5004", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        let mut seen: HashMap<(EnvoyKind, &str), &str> = HashMap::new();
+        for res in &cfg.resources {
+            if let (Some(kind), Some(name)) = (res.kind, res.name.as_deref()) {
+                if let Some(first) = seen.insert((kind, name), &res.field) {
+                    r.at(res.field.clone(), format!("{kind:?} name {name:?} is already used by {first}"));
+                }
+            }
+        }
+    },
+};
+
+pub static ROUTE_CONFIG_MISSING: Rule = Rule {
+    code: "MESH5005",
+    name: "EnvoyRouteConfigMissing",
+    level: Level::Error,
+    title: "An HTTP connection manager's route config is not in the object",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "`rds.route_config_name` must name a RouteConfiguration of the same object (Cilium qualifies names with the object's namespace/name, so another object's routes are not found). A connection manager with neither `rds` nor `route_config` has no routes at all. Either way every request gets 404.",
+    hint: "Set rds.route_config_name to the name of a RouteConfiguration in spec.resources.",
+    bad: fixture!("MESH5005", "bad"),
+    good: fixture!("MESH5005", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for (field, hcm) in connection_managers(cfg) {
+            match (hcm.pointer("/rds/route_config_name").and_then(Value::as_str), hcm.get("route_config")) {
+                (Some(name), _) if !cfg.has_resource(EnvoyKind::RouteConfiguration, name) => {
+                    let known: Vec<&str> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::RouteConfiguration)).filter_map(|x| x.name.as_deref()).collect();
+                    r.at_hint(format!("{field}.rds.route_config_name"), format!("RouteConfiguration {name:?} is not in this object"), format!("RouteConfigurations here: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
+                }
+                (None, None) if hcm.get("scoped_routes").is_none() => r.at(field, "the connection manager has neither rds nor route_config"),
+                _ => {}
+            }
+        }
+    },
+};
+
+/// The cluster names a route sends traffic to: (field, name).
+fn route_clusters<'a>(field: &str, route: &'a Value) -> Vec<(String, &'a str)> {
+    let mut out = Vec::new();
+    if let Some(c) = route.pointer("/route/cluster").and_then(Value::as_str) {
+        out.push((format!("{field}.route.cluster"), c));
+    }
+    each(
+        route,
+        "route.weighted_clusters.clusters[*].name",
+        &mut |p, v| {
+            if let Some(c) = v.as_str() {
+                out.push((format!("{field}.{p}"), c));
+            }
+        },
+    );
+    each(
+        route,
+        "route.request_mirror_policies[*].cluster",
+        &mut |p, v| {
+            if let Some(c) = v.as_str() {
+                out.push((format!("{field}.{p}"), c));
+            }
+        },
+    );
+    out
+}
+
+pub static CLUSTER_NOT_FOUND: Rule = Rule {
+    code: "MESH5006",
+    name: "EnvoyClusterNotFound",
+    level: Level::Error,
+    title: "A route sends traffic to a cluster that is not defined",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "A route's `cluster`, `weighted_clusters` entry or mirror cluster must be a Cluster of the same object, or `namespace/name` of a Service listed in `backendServices` (or `services`), which Cilium turns into an EDS cluster. Otherwise Envoy answers 503 `no healthy upstream`/`cluster not found`. The traffic-shifting article depends on `default/helloworld-v1` matching a backendServices entry.",
+    hint: "Add the Service to backendServices (namespace/name), or define a Cluster with that exact name.",
+    bad: fixture!("MESH5006", "bad"),
+    good: fixture!("MESH5006", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        let ns = own_namespace(o);
+        let mut known: Vec<String> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::Cluster)).filter_map(|x| x.name.clone()).collect();
+        for s in cfg.spec.backend_services.iter().flatten() {
+            known.push(format!("{}/{}", s.namespace.clone().unwrap_or_else(|| ns.clone()), s.name));
+        }
+        for s in cfg.spec.services.iter().flatten() {
+            known.push(format!("{}/{}", s.namespace.clone().unwrap_or_else(|| ns.clone()), s.name));
+        }
+        for (field, route) in routes(cfg) {
+            for (f, c) in route_clusters(&field, route) {
+                if !known.iter().any(|k| k == c) {
+                    r.at_hint(f, format!("cluster {c:?} is neither a Cluster here nor a namespace/name of backendServices"), format!("Known clusters: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
+                }
+            }
+        }
+    },
+};
+
+pub static SERVICE_NOT_FOUND: Rule = Rule {
+    code: "MESH5007",
+    name: "EnvoyServiceNotFound",
+    level: Level::Error,
+    title: "services or backendServices names a missing Service or port",
+    kinds: CONFIGS,
+    scope: Scope::Cluster,
+    reason: None,
+    doc: "A frontend in `services` that does not exist redirects nothing; a `backendServices` entry that does not exist yields an empty EDS cluster (503). Ports must be the Service's ports. Checked when the input contains Services.",
+    hint: "Correct the Service name, namespace or port (kubectl get svc -n NS).",
+    bad: fixture!("MESH5007", "bad"),
+    good: fixture!("MESH5007", "good"),
+    check: |o, s, r| {
+        let Some(cfg) = config(o) else { return };
+        if !s.has_kind(Kind::Service) {
+            return;
+        }
+        let ns = own_namespace(o);
+        let check = |field: String, svc_ns: &str, name: &str, ports: Vec<String>, r: &mut Report<'_>| match s.get(Kind::Service, Some(svc_ns), name) {
+            None => r.at(field, format!("Service {svc_ns}/{name} not found")),
+            Some(Object { resource: Resource::Service(svc), .. }) => {
+                let have: Vec<(String, String)> = svc.spec.iter().flat_map(|sp| sp.ports.iter().flatten()).map(|p| (p.port.to_string(), p.name.clone().unwrap_or_default())).collect();
+                for p in ports {
+                    if !have.iter().any(|(n, nm)| *n == p || *nm == p) {
+                        r.at(field.clone(), format!("Service {svc_ns}/{name} has no port {p}"));
+                    }
+                }
+            }
+            Some(_) => {}
+        };
+        for (i, sv) in cfg.spec.services.iter().flatten().enumerate() {
+            let ports = sv.ports.iter().flatten().map(u16::to_string).collect();
+            check(format!("spec.services[{i}]"), sv.namespace.as_deref().unwrap_or(&ns), &sv.name, ports, r);
+        }
+        for (i, b) in cfg.spec.backend_services.iter().flatten().enumerate() {
+            check(format!("spec.backendServices[{i}]"), b.namespace.as_deref().unwrap_or(&ns), &b.name, b.number.clone().unwrap_or_default(), r);
+        }
+    },
+};
+
+pub static FRONTEND_CLAIMED_TWICE: Rule = Rule {
+    code: "MESH5008",
+    name: "EnvoyFrontendClaimedTwice",
+    level: Level::Error,
+    title: "A Service frontend is claimed by more than one Envoy config",
+    kinds: CONFIGS,
+    scope: Scope::Cluster,
+    reason: None,
+    doc: "Cilium redirects a Service frontend to one L7 proxy port only. When two CiliumEnvoyConfig/CiliumClusterwideEnvoyConfig objects list the same Service in `services`, which one gets the traffic is undefined (the articles left an earlier CCEC in place while applying the next one).",
+    hint: "Keep one Envoy config per Service frontend; delete the leftover one (kubectl get cec,ccec -A).",
+    bad: fixture!("MESH5008", "bad"),
+    good: fixture!("MESH5008", "good"),
+    check: |o, s, r| {
+        let Some(cfg) = config(o) else { return };
+        let Some(me) = s.position(o) else { return };
+        let ns = own_namespace(o);
+        for (i, sv) in cfg.spec.services.iter().flatten().enumerate() {
+            let key = (sv.namespace.clone().unwrap_or_else(|| ns.clone()), sv.name.clone());
+            let others: Vec<String> = s.index().frontends.get(&key).into_iter().flatten().filter(|&&j| j != me).map(|&j| s.objects()[j].reference().to_string()).collect();
+            if !others.is_empty() {
+                r.at(format!("spec.services[{i}]"), format!("Service {}/{} is also claimed by {}", key.0, key.1, others.join(", ")));
+            }
+        }
+    },
+};
+
+pub static LISTENER_UNBOUND: Rule = Rule {
+    code: "MESH5009",
+    name: "EnvoyListenerUnbound",
+    level: Level::Warning,
+    title: "A Listener has no address and the object redirects no Service",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Listeners without an address receive traffic only through Cilium's redirection of the Services in `spec.services`. With neither an address nor services, the listener never sees a connection.",
+    hint: "List the frontend Service in spec.services, or give the Listener an address (socket_address with port_value).",
+    bad: fixture!("MESH5009", "bad"),
+    good: fixture!("MESH5009", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        if cfg.spec.services.as_ref().is_some_and(|s| !s.is_empty()) {
+            return;
+        }
+        for (res, l) in cfg.of_kind(EnvoyKind::Listener) {
+            if l.get("address").is_none() && l.get("additional_addresses").is_none() {
+                r.at(res.field.clone(), format!("Listener {:?} has no address and spec.services is empty", res.name.as_deref().unwrap_or("")));
+            }
+        }
+    },
+};
+
+pub static WEIGHTS_ZERO: Rule = Rule {
+    code: "MESH5010",
+    name: "EnvoyWeightsZero",
+    level: Level::Error,
+    title: "weighted_clusters weights sum to 0",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Envoy rejects a weighted_clusters route whose weights add up to 0 (\"Sum of weights in the weighted_cluster must be greater than 0\"), and the listener's update is NACKed.",
+    hint: "Give at least one cluster a positive weight.",
+    bad: fixture!("MESH5010", "bad"),
+    good: fixture!("MESH5010", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for (field, route) in routes(cfg) {
+            let Some(list) = route.pointer("/route/weighted_clusters/clusters").and_then(Value::as_array) else { continue };
+            let sum: u64 = list.iter().map(|c| c.get("weight").and_then(Value::as_u64).unwrap_or(0)).sum();
+            if sum == 0 {
+                r.at(format!("{field}.route.weighted_clusters"), "the weights of weighted_clusters sum to 0");
+            }
+        }
+    },
+};
+
+pub static REGEX_INVALID: Rule = Rule {
+    code: "MESH5011",
+    name: "EnvoyRegexInvalid",
+    level: Level::Error,
+    title: "A safe_regex does not compile",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Envoy compiles `safe_regex` patterns (route matches, header matchers, `regex_rewrite`) with RE2 and rejects the whole resource when one does not compile.",
+    hint: "Fix the pattern (RE2 has no look-around or back-references).",
+    bad: fixture!("MESH5011", "bad"),
+    good: fixture!("MESH5011", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for (field, route) in routes(cfg) {
+            for pattern in ["match.safe_regex.regex", "match.headers[*].string_match.safe_regex.regex", "match.headers[*].safe_regex_match.regex", "route.regex_rewrite.pattern.regex"] {
+                each(route, pattern, &mut |p, v| {
+                    let Some(re) = v.as_str() else { return };
+                    if let Err(e) = regex::Regex::new(re) {
+                        let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                        r.at(format!("{field}.{p}"), format!("regex {re:?} does not compile: {why}"));
+                    }
+                });
+            }
+        }
+    },
+};
+
+const THRESHOLDS: [&str; 4] = [
+    "max_connections",
+    "max_pending_requests",
+    "max_requests",
+    "max_retries",
+];
+
+pub static CIRCUIT_BREAKER_ZERO: Rule = Rule {
+    code: "MESH5012",
+    name: "EnvoyCircuitBreakerZero",
+    level: Level::Error,
+    title: "A circuit-breaker threshold is 0",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Circuit-breaker thresholds are upper bounds on concurrent connections, pending requests, requests and retries. A threshold of 0 opens the breaker for every request: all traffic to the cluster gets 503. (`max_requests` bounds concurrent requests, not connections, despite the article's comment.)",
+    hint: "Set thresholds to at least 1, sized from the expected concurrency; omit one to keep Envoy's default (1024).",
+    bad: fixture!("MESH5012", "bad"),
+    good: fixture!("MESH5012", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for (res, c) in cfg.of_kind(EnvoyKind::Cluster) {
+            each(c, "circuit_breakers.thresholds[*]", &mut |p, t| {
+                for k in THRESHOLDS {
+                    if t.get(k).and_then(Value::as_u64) == Some(0) {
+                        r.at(format!("{}.{p}.{k}", res.field), format!("{k} is 0, so every request to cluster {:?} is rejected with 503", res.name.as_deref().unwrap_or("")));
+                    }
+                }
+            });
+        }
+    },
+};
+
+pub static RETRIES_EXCEED_MAX_REQUESTS: Rule = Rule {
+    code: "MESH5013",
+    name: "EnvoyRetriesExceedMaxRequests",
+    level: Level::Warning,
+    title: "A cluster's max_requests is below the retries sent to it",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "A route with `num_retries: 3` can keep up to four requests in flight per client request. When the cluster's `max_requests` is lower, retries themselves trip the circuit breaker and turn recoverable errors into 503s.",
+    hint: "Raise max_requests above num_retries (and the expected concurrency), or lower num_retries.",
+    bad: fixture!("MESH5013", "bad"),
+    good: fixture!("MESH5013", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        let limits: HashMap<&str, (String, u64)> = cfg
+            .of_kind(EnvoyKind::Cluster)
+            .filter_map(|(res, c)| {
+                let m = collect(c, "circuit_breakers.thresholds[*].max_requests").into_iter().filter_map(Value::as_u64).min()?;
+                Some((res.name.as_deref()?, (res.field.clone(), m)))
+            })
+            .collect();
+        for (field, route) in routes(cfg) {
+            let Some(retries) = route.pointer("/route/retry_policy/num_retries").and_then(Value::as_u64) else { continue };
+            for (_, c) in route_clusters(&field, route) {
+                if let Some((cf, max)) = limits.get(c) {
+                    if *max < retries {
+                        r.at(format!("{field}.route.retry_policy.num_retries"), format!("{retries} retries exceed max_requests {max} of cluster {c:?} ({cf})"));
+                    }
+                }
+            }
+        }
+    },
+};
+
+pub static SERVICE_LISTENER_MISSING: Rule = Rule {
+    code: "MESH5014",
+    name: "EnvoyServiceListenerMissing",
+    level: Level::Error,
+    title: "services[].listener names a Listener that is not in the object",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "`services[].listener` picks which Listener of the object receives the Service's traffic. When it names no Listener here (or the object has no Listener at all), Cilium has nowhere to redirect the frontend.",
+    hint: "Use the name of a Listener in spec.resources, or omit listener when there is exactly one.",
+    bad: fixture!("MESH5014", "bad"),
+    good: fixture!("MESH5014", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        let listeners: Vec<&str> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::Listener)).filter_map(|x| x.name.as_deref()).collect();
+        for (i, sv) in cfg.spec.services.iter().flatten().enumerate() {
+            match &sv.listener {
+                Some(l) if !l.is_empty() && !listeners.contains(&l.as_str()) => r.at(format!("spec.services[{i}].listener"), format!("Listener {l:?} is not in this object")),
+                _ if listeners.is_empty() && !cfg.resources.is_empty() => r.at(format!("spec.services[{i}]"), "the object has no Listener to redirect this Service to"),
+                _ => {}
+            }
+        }
+    },
+};

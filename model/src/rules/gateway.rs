@@ -1,0 +1,572 @@
+//! MESH10xx (CEL rules of Gateway and GatewayClass) and MESH11xx (what CEL cannot see:
+//! listener conflicts and certificates).
+
+use std::collections::HashMap;
+
+use gateway_api::apis::standard::gateways::{
+    GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
+    GatewaySpec,
+};
+
+use super::{fixture, Rule, Scope};
+use crate::diagnostic::Level;
+use crate::grants;
+use crate::kind::{Kind, GATEWAY_GROUP};
+use crate::object::Object;
+use crate::resource::Resource;
+use crate::snapshot::Snapshot;
+
+pub static RULES: &[&Rule] = &[
+    &LISTENER_NAME_DUPLICATE,
+    &LISTENER_NOT_UNIQUE,
+    &TLS_NOT_ALLOWED,
+    &TLS_MODE_INVALID,
+    &CERTIFICATE_REFS_REQUIRED,
+    &HOSTNAME_NOT_ALLOWED,
+    &SELECTOR_MISSING,
+    &ADDRESS_INVALID,
+    &ROUTE_KIND_INVALID,
+    &PASSTHROUGH_CERTIFICATES,
+    &CONTROLLER_NAME_INVALID,
+    &GATEWAY_CLASS_NOT_FOUND,
+    &PROTOCOL_CONFLICT,
+    &HOSTNAME_CONFLICT,
+    &CERTIFICATE_NOT_FOUND,
+    &CERTIFICATE_WRONG_TYPE,
+    &CERTIFICATE_INVALID,
+    &CERTIFICATE_NOT_PERMITTED,
+    &CERTIFICATE_MISMATCH,
+];
+
+fn spec(o: &Object) -> Option<&GatewaySpec> {
+    match &o.resource {
+        Resource::Gateway(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Run `f` for every listener of a typed Gateway.
+fn listeners(o: &Object, mut f: impl FnMut(usize, &GatewayListeners)) {
+    if let Some(s) = spec(o) {
+        for (i, l) in s.listeners.iter().enumerate() {
+            f(i, l);
+        }
+    }
+}
+
+fn tls_mode(l: &GatewayListeners) -> Option<&GatewayListenersTlsMode> {
+    l.tls.as_ref().and_then(|t| t.mode.as_ref())
+}
+
+pub static LISTENER_NAME_DUPLICATE: Rule = Rule {
+    code: "MESH1001",
+    name: "ListenerNameDuplicate",
+    level: Level::Error,
+    title: "Two listeners of a Gateway have the same name",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"Listener name must be unique within the Gateway\". Routes select listeners by name (`sectionName`), so names must be unique.",
+    hint: "Rename one of the listeners.",
+    bad: fixture!("MESH1001", "bad"),
+    good: fixture!("MESH1001", "good"),
+    check: |o, _, r| {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        listeners(o, |i, l| {
+            if let Some(first) = seen.insert(l.name.clone(), i) {
+                r.at(format!("spec.listeners[{i}].name"), format!("listener name {:?} is already used by spec.listeners[{first}]", l.name));
+            }
+        });
+    },
+};
+
+pub static LISTENER_NOT_UNIQUE: Rule = Rule {
+    code: "MESH1002",
+    name: "ListenerNotUnique",
+    level: Level::Error,
+    title: "Two listeners have the same port, protocol and hostname",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"Combination of port, protocol and hostname must be unique for each listener\". Two such listeners could never be told apart.",
+    hint: "Give one listener another hostname or port, or merge the two.",
+    bad: fixture!("MESH1002", "bad"),
+    good: fixture!("MESH1002", "good"),
+    check: |o, _, r| {
+        let mut seen: HashMap<(i32, String, String), usize> = HashMap::new();
+        listeners(o, |i, l| {
+            if let Some(first) = seen.insert((l.port, l.protocol.clone(), l.hostname.clone().unwrap_or_default()), i) {
+                r.at(
+                    format!("spec.listeners[{i}]"),
+                    format!("port {}, protocol {} and hostname {:?} are the same as spec.listeners[{first}]", l.port, l.protocol, l.hostname.as_deref().unwrap_or("")),
+                );
+            }
+        });
+    },
+};
+
+pub static TLS_NOT_ALLOWED: Rule = Rule {
+    code: "MESH1003",
+    name: "TlsNotAllowed",
+    level: Level::Error,
+    title: "tls is set on an HTTP, TCP or UDP listener",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']\". To terminate TLS use protocol HTTPS (or TLS with mode Terminate).",
+    hint: "Change the protocol to HTTPS (terminate) or TLS (passthrough), or remove tls.",
+    bad: fixture!("MESH1003", "bad"),
+    good: fixture!("MESH1003", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            if l.tls.is_some() && matches!(l.protocol.as_str(), "HTTP" | "TCP" | "UDP") {
+                r.at(format!("spec.listeners[{i}].tls"), format!("tls must not be set for protocol {}", l.protocol));
+            }
+        });
+    },
+};
+
+pub static TLS_MODE_INVALID: Rule = Rule {
+    code: "MESH1004",
+    name: "TlsModeInvalid",
+    level: Level::Error,
+    title: "HTTPS needs tls mode Terminate; TLS needs a tls mode",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"tls mode must be Terminate for protocol HTTPS\" and \"tls mode must be set for protocol TLS\". HTTPS always terminates at the Gateway; passthrough is protocol TLS with mode Passthrough and TLSRoutes.",
+    hint: "For passthrough use protocol TLS with tls.mode Passthrough; for HTTPS leave mode unset (Terminate) and add certificateRefs.",
+    bad: fixture!("MESH1004", "bad"),
+    good: fixture!("MESH1004", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| match l.protocol.as_str() {
+            "HTTPS" if matches!(tls_mode(l), Some(GatewayListenersTlsMode::Passthrough)) => {
+                r.at(format!("spec.listeners[{i}].tls.mode"), "tls mode must be Terminate for protocol HTTPS");
+            }
+            "HTTPS" if l.tls.is_none() => r.at(format!("spec.listeners[{i}]"), "protocol HTTPS needs tls with certificateRefs"),
+            "TLS" if l.tls.is_none() || tls_mode(l).is_none() => r.at(format!("spec.listeners[{i}]"), "tls mode must be set for protocol TLS"),
+            _ => {}
+        });
+    },
+};
+
+pub static CERTIFICATE_REFS_REQUIRED: Rule = Rule {
+    code: "MESH1005",
+    name: "CertificateRefsRequired",
+    level: Level::Error,
+    title: "A Terminate listener has no certificate",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"certificateRefs or options must be specified when mode is Terminate\". Without a certificate the listener cannot complete a TLS handshake.",
+    hint: "Add tls.certificateRefs naming a kubernetes.io/tls Secret.",
+    bad: fixture!("MESH1005", "bad"),
+    good: fixture!("MESH1005", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            let Some(tls) = &l.tls else { return };
+            let terminate = !matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough));
+            let empty = tls.certificate_refs.as_ref().is_none_or(Vec::is_empty) && tls.options.as_ref().is_none_or(|m| m.is_empty());
+            if terminate && empty && l.protocol != "HTTP" {
+                r.at(format!("spec.listeners[{i}].tls"), "certificateRefs or options must be specified when mode is Terminate");
+            }
+        });
+    },
+};
+
+pub static HOSTNAME_NOT_ALLOWED: Rule = Rule {
+    code: "MESH1006",
+    name: "HostnameNotAllowed",
+    level: Level::Error,
+    title: "A TCP or UDP listener has a hostname",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"hostname must not be specified for protocols ['TCP', 'UDP']\": plain TCP and UDP carry no name to match.",
+    hint: "Remove the hostname, or use protocol TLS to route by SNI.",
+    bad: fixture!("MESH1006", "bad"),
+    good: fixture!("MESH1006", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            if l.hostname.is_some() && matches!(l.protocol.as_str(), "TCP" | "UDP") {
+                r.at(format!("spec.listeners[{i}].hostname"), format!("hostname must not be set for protocol {}", l.protocol));
+            }
+        });
+    },
+};
+
+pub static SELECTOR_MISSING: Rule = Rule {
+    code: "MESH1007",
+    name: "NamespaceSelectorMissing",
+    level: Level::Error,
+    title: "allowedRoutes from Selector without a selector",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "With `namespaces.from: Selector`, only Namespaces matching `namespaces.selector` may attach routes. Without a selector no route from any namespace is accepted.",
+    hint: "Add namespaces.selector.matchLabels (e.g. shared-gateway-access: \"true\"), or use from: All or Same.",
+    bad: fixture!("MESH1007", "bad"),
+    good: fixture!("MESH1007", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            let ns = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+            if let Some(ns) = ns {
+                if matches!(ns.from, Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector)) && ns.selector.is_none() {
+                    r.at(format!("spec.listeners[{i}].allowedRoutes.namespaces"), "from is Selector but no selector is set, so no namespace may attach routes");
+                }
+            }
+        });
+    },
+};
+
+pub static ADDRESS_INVALID: Rule = Rule {
+    code: "MESH1008",
+    name: "AddressInvalid",
+    level: Level::Error,
+    title: "A Gateway address is not a valid IP or hostname, or is repeated",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("UnsupportedAddress"),
+    doc: "`spec.addresses` of type IPAddress must parse as an IPv4 or IPv6 address, of type Hostname must be a DNS name, and values must be unique. The CRD checks only uniqueness and the hostname pattern (the old webhook also parsed IPs); a bad IP leaves the Gateway unprogrammed.",
+    hint: "Write a plain IP such as 192.0.2.10 (no port, no CIDR).",
+    bad: fixture!("MESH1008", "bad"),
+    good: fixture!("MESH1008", "good"),
+    check: |o, _, r| {
+        let Some(s) = spec(o) else { return };
+        let mut seen = HashMap::new();
+        for (i, a) in s.addresses.iter().flatten().enumerate() {
+            let Some(v) = &a.value else { continue };
+            let t = a.r#type.as_deref().unwrap_or("IPAddress");
+            let field = format!("spec.addresses[{i}].value");
+            match t {
+                "IPAddress" if v.parse::<std::net::IpAddr>().is_err() => r.at(field.clone(), format!("{v:?} is not an IP address")),
+                "Hostname" if !crate::validate::hostname(v) => r.at(field.clone(), format!("{v:?} is not a valid hostname")),
+                _ => {}
+            }
+            if let Some(first) = seen.insert((t.to_string(), v.clone()), i) {
+                r.at(field, format!("address {v:?} is repeated (spec.addresses[{first}])"));
+            }
+        }
+    },
+};
+
+pub static ROUTE_KIND_INVALID: Rule = Rule {
+    code: "MESH1009",
+    name: "ListenerRouteKindInvalid",
+    level: Level::Error,
+    title: "allowedRoutes.kinds names a kind the listener's protocol cannot carry",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("InvalidRouteKinds"),
+    doc: "HTTP and HTTPS listeners carry HTTPRoute and GRPCRoute; TLS passthrough listeners carry TLSRoute; TCP carries TCPRoute; UDP carries UDPRoute. A listener that lists only kinds its protocol cannot carry accepts no route at all (ResolvedRefs=False, InvalidRouteKinds).",
+    hint: "List route kinds that match the protocol, or change the protocol.",
+    bad: fixture!("MESH1009", "bad"),
+    good: fixture!("MESH1009", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            let supported = crate::attach::default_kinds(l);
+            for (k, kind) in l.allowed_routes.iter().flat_map(|a| a.kinds.iter().flatten()).enumerate() {
+                let group_ok = kind.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP;
+                if !group_ok || !supported.contains(&kind.kind.as_str()) {
+                    r.at(
+                        format!("spec.listeners[{i}].allowedRoutes.kinds[{k}]"),
+                        format!("a {} listener cannot carry {}; it carries {}", l.protocol, kind.kind, supported.join(", ")),
+                    );
+                }
+            }
+        });
+    },
+};
+
+pub static PASSTHROUGH_CERTIFICATES: Rule = Rule {
+    code: "MESH1010",
+    name: "PassthroughCertificatesIgnored",
+    level: Level::Warning,
+    title: "A passthrough listener has certificateRefs",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: None,
+    doc: "With tls.mode Passthrough the Gateway does not terminate TLS: the backend presents its own certificate and certificateRefs are ignored. Usually the author wanted termination (protocol HTTPS).",
+    hint: "Remove certificateRefs, or terminate with protocol HTTPS and HTTPRoutes.",
+    bad: fixture!("MESH1010", "bad"),
+    good: fixture!("MESH1010", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            let refs = l.tls.as_ref().and_then(|t| t.certificate_refs.as_ref()).is_some_and(|c| !c.is_empty());
+            if refs && matches!(tls_mode(l), Some(GatewayListenersTlsMode::Passthrough)) {
+                r.at(format!("spec.listeners[{i}].tls.certificateRefs"), "certificateRefs are ignored with mode Passthrough");
+            }
+        });
+    },
+};
+
+pub static CONTROLLER_NAME_INVALID: Rule = Rule {
+    code: "MESH1011",
+    name: "ControllerNameInvalid",
+    level: Level::Error,
+    title: "GatewayClass controllerName is not a domain-prefixed path",
+    kinds: &[Kind::GatewayClass],
+    scope: Scope::Object,
+    reason: None,
+    doc: "controllerName must look like `example.net/gateway-controller`: a domain, a slash and a path. No controller will ever claim a class with another form.",
+    hint: "Use the controller name your implementation documents, e.g. io.cilium/gateway-controller.",
+    bad: fixture!("MESH1011", "bad"),
+    good: fixture!("MESH1011", "good"),
+    check: |o, _, r| {
+        let Resource::GatewayClass(s) = &o.resource else { return };
+        let n = &s.controller_name;
+        let ok = n.split_once('/').is_some_and(|(d, p)| crate::validate::dns_subdomain(d) && !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-._~%!$&'()*+,;=:/".contains(c)));
+        if !ok || n.len() > 253 {
+            r.at("spec.controllerName", format!("{n:?} is not of the form domain/path"));
+        }
+    },
+};
+
+pub static GATEWAY_CLASS_NOT_FOUND: Rule = Rule {
+    code: "MESH1101",
+    name: "GatewayClassNotFound",
+    level: Level::Error,
+    title: "The Gateway's class does not exist",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: None,
+    doc: "A Gateway whose gatewayClassName names no GatewayClass is never picked up by a controller: it gets no address and no status. Checked only when the input contains GatewayClasses.",
+    hint: "Use the name of an installed GatewayClass (`kubectl get gatewayclass`).",
+    bad: fixture!("MESH1101", "bad"),
+    good: fixture!("MESH1101", "good"),
+    check: |o, s, r| {
+        let Some(spec) = spec(o) else { return };
+        if s.has_kind(Kind::GatewayClass) && s.get(Kind::GatewayClass, None, &spec.gateway_class_name).is_none() {
+            let known: Vec<String> = s.of_kind(Kind::GatewayClass).map(|c| c.name.clone()).collect();
+            r.at_hint("spec.gatewayClassName", format!("GatewayClass {:?} not found", spec.gateway_class_name), format!("Known classes: {}.", known.join(", ")));
+        }
+    },
+};
+
+/// Listeners sharing a port must agree on how to read the first bytes: HTTP, TLS (HTTPS and
+/// TLS share SNI), TCP; UDP has its own port space.
+fn protocol_family(p: &str) -> &str {
+    match p {
+        "HTTPS" | "TLS" => "TLS",
+        other => other,
+    }
+}
+
+pub static PROTOCOL_CONFLICT: Rule = Rule {
+    code: "MESH1102",
+    name: "ListenerProtocolConflict",
+    level: Level::Error,
+    title: "Listeners on one port have conflicting protocols",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("ProtocolConflict"),
+    doc: "Listeners sharing a port must be told apart by hostname, which only works within one protocol family: HTTP alone, or HTTPS and TLS together (by SNI). HTTP next to HTTPS on one port, or TCP next to anything, conflicts; the controller marks them Conflicted and does not program the port.",
+    hint: "Move one listener to another port (HTTP on 80, HTTPS on 443).",
+    bad: fixture!("MESH1102", "bad"),
+    good: fixture!("MESH1102", "good"),
+    check: |o, _, r| {
+        let Some(s) = spec(o) else { return };
+        for (i, l) in s.listeners.iter().enumerate() {
+            let fam = protocol_family(&l.protocol);
+            let udp = |p: &str| p == "UDP";
+            if let Some((j, other)) = s.listeners.iter().enumerate().find(|(j, m)| *j != i && m.port == l.port && udp(&m.protocol) == udp(&l.protocol) && protocol_family(&m.protocol) != fam) {
+                r.at(format!("spec.listeners[{i}].protocol"), format!("{} on port {} conflicts with {} of spec.listeners[{j}]", l.protocol, l.port, other.protocol));
+            }
+        }
+    },
+};
+
+pub static HOSTNAME_CONFLICT: Rule = Rule {
+    code: "MESH1103",
+    name: "ListenerHostnameConflict",
+    level: Level::Error,
+    title: "Listeners on one port use the same hostname",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("HostnameConflict"),
+    doc: "Two listeners of one protocol family on the same port with the same hostname (an HTTPS and a TLS listener for `example.com` on 443, or two without hostname) cannot be told apart. The listeners are marked Conflicted.",
+    hint: "Give each listener on the port a distinct hostname.",
+    bad: fixture!("MESH1103", "bad"),
+    good: fixture!("MESH1103", "good"),
+    check: |o, _, r| {
+        let Some(s) = spec(o) else { return };
+        for (i, l) in s.listeners.iter().enumerate() {
+            let same = s.listeners.iter().enumerate().take(i).find(|(_, m)| {
+                m.port == l.port && m.protocol != l.protocol && protocol_family(&m.protocol) == protocol_family(&l.protocol) && m.hostname.as_deref().unwrap_or("").eq_ignore_ascii_case(l.hostname.as_deref().unwrap_or(""))
+            });
+            if let Some((j, _)) = same {
+                r.at(format!("spec.listeners[{i}].hostname"), format!("hostname {:?} on port {} is also used by spec.listeners[{j}]", l.hostname.as_deref().unwrap_or(""), l.port));
+            }
+        }
+    },
+};
+
+/// Each certificateRef of a listener, resolved: (field, namespace, name, Secret if found).
+fn certificate_refs<'a>(
+    o: &'a Object,
+    snap: &'a Snapshot,
+    mut f: impl FnMut(String, &GatewayListeners, String, &str, Option<&'a Object>, bool),
+) {
+    let gw_ns = o.namespace.clone().unwrap_or_default();
+    listeners(o, |i, l| {
+        for (j, c) in l
+            .tls
+            .iter()
+            .flat_map(|t| t.certificate_refs.iter().flatten())
+            .enumerate()
+        {
+            let secret_kind = c.group.as_deref().unwrap_or("").is_empty()
+                && c.kind.as_deref().unwrap_or("Secret") == "Secret";
+            let ns = c.namespace.clone().unwrap_or_else(|| gw_ns.clone());
+            let secret = snap.get(Kind::Secret, Some(&ns), &c.name);
+            f(
+                format!("spec.listeners[{i}].tls.certificateRefs[{j}]"),
+                l,
+                ns,
+                &c.name,
+                secret,
+                secret_kind,
+            );
+        }
+    });
+}
+
+pub static CERTIFICATE_NOT_FOUND: Rule = Rule {
+    code: "MESH1104",
+    name: "CertificateNotFound",
+    level: Level::Error,
+    title: "A listener's certificate Secret does not exist",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: Some("InvalidCertificateRef"),
+    doc: "The listener's ResolvedRefs becomes False (InvalidCertificateRef) and HTTPS on it fails the handshake. Checked when the input contains Secrets.",
+    hint: "Create the Secret (kubectl create secret tls NAME --cert=... --key=...) or fix the reference.",
+    bad: fixture!("MESH1104", "bad"),
+    good: fixture!("MESH1104", "good"),
+    check: |o, s, r| {
+        if !s.has_kind(Kind::Secret) {
+            return;
+        }
+        certificate_refs(o, s, |field, _, ns, name, secret, is_secret| {
+            if is_secret && secret.is_none() {
+                r.at(field, format!("Secret {ns}/{name} not found"));
+            }
+        });
+    },
+};
+
+pub static CERTIFICATE_WRONG_TYPE: Rule = Rule {
+    code: "MESH1105",
+    name: "CertificateWrongType",
+    level: Level::Error,
+    title: "A certificate Secret is not of type kubernetes.io/tls",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: Some("InvalidCertificateRef"),
+    doc: "Gateway implementations read `tls.crt` and `tls.key` from Secrets of type `kubernetes.io/tls` only; an Opaque Secret with the same keys is refused (InvalidCertificateRef). Certificate refs to kinds other than core Secret are not supported.",
+    hint: "Recreate it with `kubectl create secret tls` (type kubernetes.io/tls).",
+    bad: fixture!("MESH1105", "bad"),
+    good: fixture!("MESH1105", "good"),
+    check: |o, s, r| {
+        certificate_refs(o, s, |field, _, ns, name, secret, is_secret| {
+            if !is_secret {
+                r.at(field, "certificateRefs must point at core Secrets (group \"\", kind Secret)");
+                return;
+            }
+            if let Some(Object { resource: Resource::Secret(sec), .. }) = secret {
+                let t = sec.type_.as_deref().unwrap_or("Opaque");
+                if t != "kubernetes.io/tls" {
+                    r.at(field, format!("Secret {ns}/{name} has type {t}, not kubernetes.io/tls"));
+                }
+            }
+        });
+    },
+};
+
+pub static CERTIFICATE_INVALID: Rule = Rule {
+    code: "MESH1106",
+    name: "CertificateInvalid",
+    level: Level::Error,
+    title: "A certificate Secret does not hold a parseable certificate and key",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: Some("InvalidCertificateRef"),
+    doc: "tls.crt must hold a PEM X.509 certificate and tls.key a PEM private key; otherwise the proxy rejects the listener's TLS context (Envoy NACKs the listener, and in Cilium that stops all later updates).",
+    hint: "Regenerate the Secret from the PEM files (kubectl create secret tls NAME --cert=tls.crt --key=tls.key).",
+    bad: fixture!("MESH1106", "bad"),
+    good: fixture!("MESH1106", "good"),
+    check: |o, s, r| {
+        certificate_refs(o, s, |field, _, ns, name, secret, _| {
+            if let Some(Object { resource: Resource::Secret(sec), .. }) = secret {
+                if sec.type_.as_deref() == Some("kubernetes.io/tls") {
+                    if let Err(e) = crate::cert::read(sec) {
+                        r.at(field, format!("Secret {ns}/{name} {e}"));
+                    }
+                }
+            }
+        });
+    },
+};
+
+pub static CERTIFICATE_NOT_PERMITTED: Rule = Rule {
+    code: "MESH1107",
+    name: "CertificateRefNotPermitted",
+    level: Level::Error,
+    title: "A certificate in another namespace without a ReferenceGrant",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: Some("RefNotPermitted"),
+    doc: "A Gateway may use a Secret of another namespace only if a ReferenceGrant in the Secret's namespace allows Gateways from the Gateway's namespace. Without one the listener's ResolvedRefs is False (RefNotPermitted).",
+    hint: "Add a ReferenceGrant in the Secret's namespace: from {group: gateway.networking.k8s.io, kind: Gateway, namespace: <gateway ns>}, to {group: \"\", kind: Secret}.",
+    bad: fixture!("MESH1107", "bad"),
+    good: fixture!("MESH1107", "good"),
+    check: |o, s, r| {
+        let gw_ns = o.namespace.clone().unwrap_or_default();
+        certificate_refs(o, s, |field, _, ns, name, _, is_secret| {
+            let from = grants::From { group: GATEWAY_GROUP, kind: "Gateway", namespace: &gw_ns };
+            let to = grants::To { group: "", kind: "Secret", namespace: &ns, name };
+            if is_secret && !grants::permitted(s, &from, &to) {
+                r.at(field, format!("no ReferenceGrant in namespace {ns} lets Gateways in {gw_ns} use Secret {name}"));
+            }
+        });
+    },
+};
+
+/// Seconds since the epoch, for certificate expiry.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub static CERTIFICATE_MISMATCH: Rule = Rule {
+    code: "MESH1108",
+    name: "CertificateNotUsable",
+    level: Level::Warning,
+    title: "A listener's certificate is expired or does not cover its hostname",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: None,
+    doc: "Clients reject a certificate that has expired, is not yet valid, or whose names do not cover the listener hostname (`*.cilium.rocks` covers `bookinfo.cilium.rocks`, not `cilium.rocks`).",
+    hint: "Issue a certificate for the listener's hostname (cert-manager renews it before expiry).",
+    bad: fixture!("MESH1108", "bad"),
+    good: fixture!("MESH1108", "good"),
+    check: |o, s, r| {
+        certificate_refs(o, s, |field, l, ns, name, secret, _| {
+            let Some(Object { resource: Resource::Secret(sec), .. }) = secret else { return };
+            let Ok(m) = crate::cert::read(sec) else { return };
+            let t = now();
+            if m.not_after < t {
+                r.at(field.clone(), format!("the certificate in Secret {ns}/{name} expired"));
+            } else if m.not_before > t {
+                r.at(field.clone(), format!("the certificate in Secret {ns}/{name} is not valid yet"));
+            }
+            if let Some(h) = &l.hostname {
+                if !m.names.iter().any(|n| n.eq_ignore_ascii_case(h) || crate::hostname::matches(n, h)) {
+                    r.at(field, format!("the certificate in Secret {ns}/{name} covers {} but not {h}", m.names.join(", ")));
+                }
+            }
+        });
+    },
+};

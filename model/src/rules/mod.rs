@@ -1,0 +1,218 @@
+//! The rule catalog.
+//!
+//! A rule is a stable code, a level, a title, documentation with a bad and a fixed example,
+//! and a pure check over (object, snapshot). The same catalog runs in `kubectl mesh analyze`,
+//! in the admission webhook and in the agent, so they cannot disagree. Codes are never reused:
+//!
+//! | range | what |
+//! | --- | --- |
+//! | MESH00xx | input and schema: what the API server rejects for any kind |
+//! | MESH10xx / 11xx | Gateway and GatewayClass: CEL rules / cross-object |
+//! | MESH20xx | HTTPRoute and GRPCRoute schema and CEL rules |
+//! | MESH21xx | route references: parents, listeners, backends, ReferenceGrants |
+//! | MESH22xx | conflicts and shadowing between routes |
+//! | MESH30xx | ReferenceGrant |
+//! | MESH50xx | CiliumEnvoyConfig and CiliumClusterwideEnvoyConfig |
+//! | MESH90xx | versions and portability notes |
+//!
+//! Every rule's examples live in `model/fixtures/rules/<CODE>/{bad,good}.yaml`: the docs show
+//! them and a test checks that `bad` yields the code and `good` does not.
+
+use crate::diagnostic::{Diagnostic, Level};
+use crate::kind::Kind;
+use crate::object::Object;
+use crate::snapshot::Snapshot;
+
+mod conflicts;
+mod envoyconfig;
+mod fields;
+mod gateway;
+mod httproute;
+mod references;
+mod schema;
+mod versions;
+
+/// Where a rule needs to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The object alone: the webhook can deny on it at admission.
+    Object,
+    /// Other objects too: the answer depends on what else exists, and on apply order.
+    Cluster,
+}
+
+pub struct Rule {
+    pub code: &'static str,
+    /// A CamelCase name, stable like the code.
+    pub name: &'static str,
+    pub level: Level,
+    pub title: &'static str,
+    /// Kinds the rule looks at; empty for every object.
+    pub kinds: &'static [Kind],
+    pub scope: Scope,
+    /// The Gateway API status reason the problem produces, if any.
+    pub reason: Option<&'static str>,
+    /// Why it matters, in a paragraph.
+    pub doc: &'static str,
+    /// What to do, when a finding does not say more.
+    pub hint: &'static str,
+    pub bad: &'static str,
+    pub good: &'static str,
+    pub check: fn(&Object, &Snapshot, &mut Report<'_>),
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.name)
+    }
+}
+
+/// Collects a rule's findings on one object.
+pub struct Report<'a> {
+    rule: &'static Rule,
+    object: &'a Object,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Report<'_> {
+    /// A finding on `field` with the rule's own hint.
+    pub fn at(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let hint = self.rule.hint.to_string();
+        self.at_hint(field, message, hint);
+    }
+
+    /// A finding on `field` with a hint of its own.
+    pub fn at_hint(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let field = field.into();
+        self.out.push(Diagnostic {
+            code: self.rule.code,
+            level: self.rule.level,
+            resource: self.object.reference(),
+            origin: self.object.origin_of(&field),
+            field,
+            message: message.into(),
+            hint: hint.into(),
+            reason: self.rule.reason,
+        });
+    }
+}
+
+macro_rules! fixture {
+    ($code:literal, $which:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/rules/",
+            $code,
+            "/",
+            $which,
+            ".yaml"
+        ))
+    };
+}
+pub(crate) use fixture;
+
+/// Every rule, in code order.
+pub fn catalog() -> &'static [&'static Rule] {
+    static ALL: std::sync::OnceLock<Vec<&'static Rule>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut v: Vec<&'static Rule> = Vec::new();
+        v.extend_from_slice(schema::RULES);
+        v.extend_from_slice(fields::RULES);
+        v.extend_from_slice(gateway::RULES);
+        v.extend_from_slice(httproute::RULES);
+        v.extend_from_slice(references::RULES);
+        v.extend_from_slice(conflicts::RULES);
+        v.extend_from_slice(envoyconfig::RULES);
+        v.extend_from_slice(versions::RULES);
+        v.sort_by_key(|r| r.code);
+        v
+    })
+}
+
+pub fn find(code: &str) -> Option<&'static Rule> {
+    catalog()
+        .iter()
+        .copied()
+        .find(|r| r.code.eq_ignore_ascii_case(code))
+}
+
+/// The documentation page of a code (`docs/rules.md`, one anchor per code).
+pub fn doc_url(code: &str) -> String {
+    format!(
+        "https://github.com/kubectl-mesh/kubectl-mesh/blob/main/docs/rules.md#{}",
+        code.to_ascii_lowercase()
+    )
+}
+
+/// Annotation that suppresses codes on one object: `"MESH2104,MESH9001"` or `"*"`.
+pub const SUPPRESS_ANNOTATION: &str = "kubectl-mesh.io/suppress";
+
+/// Run every rule over every current object of the snapshot. Findings are sorted by origin,
+/// then code, so reports are stable; those suppressed by an object's annotation are dropped.
+pub fn check(snap: &Snapshot) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let rules = catalog();
+    for (i, object) in snap.objects().iter().enumerate() {
+        if !snap.is_current(i) {
+            continue;
+        }
+        check_object_with(object, snap, rules, &mut out);
+    }
+    out.sort_by(|a, b| {
+        a.origin
+            .cmp(&b.origin)
+            .then_with(|| a.code.cmp(b.code))
+            .then_with(|| a.field.cmp(&b.field))
+    });
+    out
+}
+
+/// Run every rule over one object (the webhook's entry point).
+pub fn check_object(object: &Object, snap: &Snapshot) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    check_object_with(object, snap, catalog(), &mut out);
+    out
+}
+
+fn check_object_with(
+    object: &Object,
+    snap: &Snapshot,
+    rules: &[&'static Rule],
+    out: &mut Vec<Diagnostic>,
+) {
+    let suppressed = object.annotation(SUPPRESS_ANNOTATION).map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+    let start = out.len();
+    for rule in rules {
+        if !rule.kinds.is_empty() && !object.known.is_some_and(|k| rule.kinds.contains(&k)) {
+            continue;
+        }
+        let mut report = Report { rule, object, out };
+        (rule.check)(object, snap, &mut report);
+    }
+    if let Some(codes) = suppressed {
+        let mut i = start;
+        while i < out.len() {
+            if codes
+                .iter()
+                .any(|c| c == "*" || c.eq_ignore_ascii_case(out[i].code))
+            {
+                out.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

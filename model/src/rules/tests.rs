@@ -1,0 +1,73 @@
+//! Every rule's documented examples are its test: `bad` must produce the code, `good` must not.
+
+use super::*;
+use crate::load::{load_str, LoadOptions};
+use crate::object::Source;
+
+fn findings(code: &str, which: &str, text: &str) -> Vec<Diagnostic> {
+    let source = Source::File(format!("{code}/{which}.yaml").into());
+    let objects = load_str(text, source, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{code} {which}: {e}"));
+    check(&Snapshot::new(objects))
+}
+
+#[test]
+fn every_rule_fires_on_bad_and_not_on_good() {
+    let mut failures = Vec::new();
+    for rule in catalog() {
+        if rule.bad.trim().is_empty() || rule.good.trim().is_empty() {
+            failures.push(format!("{}: missing bad or good fixture", rule.code));
+            continue;
+        }
+        let bad = findings(rule.code, "bad", rule.bad);
+        if !bad.iter().any(|d| d.code == rule.code) {
+            failures.push(format!(
+                "{}: bad fixture does not produce it; got {:?}",
+                rule.code,
+                bad.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+            ));
+        }
+        let good = findings(rule.code, "good", rule.good);
+        if let Some(d) = good.iter().find(|d| d.code == rule.code) {
+            failures.push(format!(
+                "{}: good fixture still produces it: {d}",
+                rule.code
+            ));
+        }
+        // The fixed example should be clean of errors altogether, so it can be copied.
+        if let Some(d) = good.iter().find(|d| d.level == Level::Error) {
+            failures.push(format!("{}: good fixture has an error: {d}", rule.code));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn codes_and_names_are_unique_and_documented() {
+    let mut codes = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    for r in catalog() {
+        assert!(codes.insert(r.code), "duplicate code {}", r.code);
+        assert!(names.insert(r.name), "duplicate name {}", r.name);
+        assert!(
+            r.code.starts_with("MESH") && r.code.len() == 8,
+            "{}",
+            r.code
+        );
+        assert!(
+            !r.doc.is_empty() && !r.hint.is_empty() && !r.title.is_empty(),
+            "{}",
+            r.code
+        );
+    }
+    assert!(catalog().len() >= 45, "only {} rules", catalog().len());
+}
+
+#[test]
+fn suppression_annotation_drops_codes() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: HTTPRoute\nmetadata:\n  name: r\n  annotations:\n    kubectl-mesh.io/suppress: MESH9001\nspec: {}\n";
+    let all = findings("x", "bad", &text.replace("MESH9001", "MESH0000"));
+    assert!(all.iter().any(|d| d.code == "MESH9001"));
+    let some = findings("x", "bad", text);
+    assert!(!some.iter().any(|d| d.code == "MESH9001"));
+}

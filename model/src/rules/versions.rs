@@ -1,0 +1,54 @@
+//! MESH90xx: versions and portability: fine today, worth knowing.
+
+use super::{fixture, Rule, Scope};
+use crate::diagnostic::Level;
+use crate::kind::Kind;
+
+pub static RULES: &[&Rule] = &[&OLDER_VERSION, &ENVOY_CONFIG_PORTABILITY];
+
+pub static OLDER_VERSION: Rule = Rule {
+    code: "MESH9001",
+    name: "OlderApiVersion",
+    level: Level::Info,
+    title: "A v1beta1 or v1alpha version is used where v1 is served",
+    kinds: &[Kind::GatewayClass, Kind::Gateway, Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute, Kind::ReferenceGrant],
+    scope: Scope::Object,
+    reason: None,
+    doc: "Gateway API still serves older versions of some kinds, with the same schema, but they are not the storage version and will be removed (the articles mix v1beta1 and v1 HTTPRoutes in one lab). v1 is served for every standard kind since Gateway API v1.5.",
+    hint: "Change apiVersion to gateway.networking.k8s.io/v1.",
+    bad: fixture!("MESH9001", "bad"),
+    good: fixture!("MESH9001", "good"),
+    check: |o, _, r| {
+        let Some(k) = o.known else { return };
+        let served = k.info().served;
+        if o.version() != served[0] && served.contains(&o.version()) {
+            r.at("apiVersion", format!("{} is an older version of {}; {}/{} is served", o.api_version, o.kind, k.info().group, served[0]));
+        }
+    },
+};
+
+pub static ENVOY_CONFIG_PORTABILITY: Rule = Rule {
+    code: "MESH9002",
+    name: "EnvoyConfigHasRouteEquivalent",
+    level: Level::Info,
+    title: "A CiliumEnvoyConfig does only what an HTTPRoute can do",
+    kinds: &[Kind::CiliumEnvoyConfig, Kind::CiliumClusterwideEnvoyConfig],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CiliumEnvoyConfig exposes raw Envoy configuration, gets minimal validation from Cilium, and is not portable. A weighted split between Services, a prefix rewrite or a timeout is expressed by a GAMMA HTTPRoute (parent: the Service) in standard Gateway API.",
+    hint: "Consider an HTTPRoute with parentRefs [{group: \"\", kind: Service, name: <frontend>}] and weighted backendRefs.",
+    bad: fixture!("MESH9002", "bad"),
+    good: fixture!("MESH9002", "good"),
+    check: |o, _, r| {
+        let crate::resource::Resource::EnvoyConfig(cfg) = &o.resource else { return };
+        let has_services = cfg.spec.services.as_ref().is_some_and(|s| !s.is_empty());
+        let only_weights = cfg.of_kind(crate::envoy::EnvoyKind::RouteConfiguration).all(|(_, rc)| {
+            crate::walk::collect(rc, "virtual_hosts[*].routes[*]").into_iter().all(|route| route.get("route").is_some_and(|a| a.get("weighted_clusters").is_some()) && route.pointer("/match/prefix").is_some_and(|p| p == "/"))
+        });
+        let clusters_plain = cfg.of_kind(crate::envoy::EnvoyKind::Cluster).all(|(_, c)| c.get("circuit_breakers").is_none() && c.get("outlier_detection").is_none());
+        let any_routes = cfg.of_kind(crate::envoy::EnvoyKind::RouteConfiguration).count() > 0;
+        if has_services && any_routes && only_weights && clusters_plain {
+            r.at("spec.resources", "this weighted split could be a GAMMA HTTPRoute with weighted backendRefs");
+        }
+    },
+};

@@ -1,0 +1,419 @@
+//! YAML (and therefore JSON, a YAML subset) to `serde_json::Value`, keeping the line of
+//! every node.
+//!
+//! Kubernetes clients turn YAML into JSON before the API server sees it, so the rules work on
+//! JSON values. What JSON loses is where each field came from, and "which line" is the first
+//! thing a person fixing a manifest wants. Each document therefore comes with a [`Lines`] tree
+//! that mirrors the value and answers "what line is `spec.rules[0].backendRefs[1]` on?".
+//!
+//! Scalars are resolved the way kubectl resolves them (sigs.k8s.io/yaml over go-yaml v2):
+//! the YAML 1.2 core schema plus the YAML 1.1 booleans `yes`/`no`/`on`/`off`, so `port: 80`
+//! is a number, `value: "80"` a string and `enabled: on` a boolean.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::{Map, Number, Value};
+
+/// One YAML document as JSON, with the line of each node.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub value: Value,
+    pub lines: Lines,
+    /// Keys that appeared twice in one mapping (the last one wins, as in kubectl): path and line.
+    pub duplicate_keys: Vec<(String, u32)>,
+}
+
+/// Line numbers (1-based) of a value and, for mappings and sequences, of its children.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lines {
+    Leaf(u32),
+    Map(u32, Vec<(String, Lines)>),
+    Seq(u32, Vec<Lines>),
+}
+
+impl Lines {
+    /// The line where this node starts.
+    pub fn line(&self) -> u32 {
+        match self {
+            Lines::Leaf(l) | Lines::Map(l, _) | Lines::Seq(l, _) => *l,
+        }
+    }
+
+    fn child_key(&self, key: &str) -> Option<&Lines> {
+        match self {
+            Lines::Map(_, entries) => entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn child_index(&self, i: usize) -> Option<&Lines> {
+        match self {
+            Lines::Seq(_, items) => items.get(i),
+            _ => None,
+        }
+    }
+
+    /// The line of the deepest node on `path` (a field path such as `spec.rules[0].matches`)
+    /// that exists: a finding about a missing field points at its parent.
+    pub fn line_of(&self, path: &str) -> u32 {
+        let mut node = self;
+        for seg in crate::path::segments(path) {
+            let next = match seg {
+                crate::path::Segment::Key(k) => node.child_key(k),
+                crate::path::Segment::Index(i) => node.child_index(i),
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node.line()
+    }
+
+    /// A tree where every node is on `line`: for objects that came from somewhere without lines.
+    pub fn flat(line: u32) -> Lines {
+        Lines::Leaf(line)
+    }
+}
+
+/// A YAML syntax error, with the 1-based line and column where the parser stopped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct SyntaxError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+/// Parse every document of a YAML stream. Empty documents (a lone `---`, comments only) are
+/// dropped, as kubectl drops them.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    let mut docs = Vec::new();
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|e| SyntaxError {
+            line: e.marker().line() as u32,
+            column: e.marker().col() as u32 + 1,
+            message: e.info().to_string(),
+        })?;
+        if let Some(doc) = builder.event(event, span)? {
+            if !doc.value.is_null() {
+                docs.push(doc);
+            }
+        }
+    }
+    Ok(docs)
+}
+
+/// A node under construction.
+enum Frame {
+    Map {
+        line: u32,
+        anchor: usize,
+        map: Map<String, Value>,
+        lines: Vec<(String, Lines)>,
+        key: Option<(String, u32)>,
+        /// Keys that came from a `<<` merge: an explicit key may override them.
+        merged: Vec<String>,
+    },
+    Seq {
+        line: u32,
+        anchor: usize,
+        items: Vec<Value>,
+        lines: Vec<Lines>,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, (Value, Lines)>,
+    root: Option<(Value, Lines)>,
+    duplicate_keys: Vec<(String, u32)>,
+}
+
+impl Builder {
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<Option<Document>, SyntaxError> {
+        let line = span.start.line() as u32;
+        match event {
+            Event::DocumentStart(_) => {
+                self.root = None;
+                self.anchors.clear();
+                self.duplicate_keys.clear();
+            }
+            Event::DocumentEnd => {
+                let (value, lines) = self.root.take().unwrap_or((Value::Null, Lines::Leaf(line)));
+                return Ok(Some(Document {
+                    value,
+                    lines,
+                    duplicate_keys: std::mem::take(&mut self.duplicate_keys),
+                }));
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag = tag.map(|t| t.suffix.clone());
+                let value = resolve_scalar(&text, style, tag.as_deref());
+                self.value(value, Lines::Leaf(line), anchor, line)?;
+            }
+            Event::Alias(id) => {
+                let (value, lines) = self.anchors.get(&id).cloned().ok_or(SyntaxError {
+                    line,
+                    column: span.start.col() as u32 + 1,
+                    message: "alias to an unknown anchor".into(),
+                })?;
+                self.value(value, lines, 0, line)?;
+            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                line,
+                anchor,
+                map: Map::new(),
+                lines: Vec::new(),
+                key: None,
+                merged: Vec::new(),
+            }),
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
+                line,
+                anchor,
+                items: Vec::new(),
+                lines: Vec::new(),
+            }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                let (value, lines, anchor, start) = match self.stack.pop() {
+                    Some(Frame::Map {
+                        line,
+                        anchor,
+                        map,
+                        lines,
+                        ..
+                    }) => (Value::Object(map), Lines::Map(line, lines), anchor, line),
+                    Some(Frame::Seq {
+                        line,
+                        anchor,
+                        items,
+                        lines,
+                    }) => (Value::Array(items), Lines::Seq(line, lines), anchor, line),
+                    None => return Ok(None),
+                };
+                self.value(value, lines, anchor, start)?;
+            }
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+        }
+        Ok(None)
+    }
+
+    /// Attach a finished node to its parent (or make it the document root).
+    fn value(
+        &mut self,
+        value: Value,
+        lines: Lines,
+        anchor: usize,
+        line: u32,
+    ) -> Result<(), SyntaxError> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (value.clone(), lines.clone()));
+        }
+        let path = self.path();
+        match self.stack.last_mut() {
+            None => self.root = Some((value, lines)),
+            Some(Frame::Seq {
+                items, lines: l, ..
+            }) => {
+                items.push(value);
+                l.push(lines);
+            }
+            Some(Frame::Map {
+                map,
+                lines: l,
+                key,
+                merged,
+                ..
+            }) => match key.take() {
+                None => {
+                    let k = match value {
+                        Value::String(s) => s,
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    *key = Some((k, line));
+                }
+                Some((k, _)) => {
+                    if k == "<<" {
+                        // YAML merge key: copy the merged mapping's entries that are not set.
+                        if let (Value::Object(src), Lines::Map(_, src_lines)) = (value, lines) {
+                            for (mk, mv) in src {
+                                if !map.contains_key(&mk) {
+                                    let ml = src_lines
+                                        .iter()
+                                        .find(|(n, _)| *n == mk)
+                                        .map(|(_, l)| l.clone())
+                                        .unwrap_or(Lines::Leaf(line));
+                                    l.push((mk.clone(), ml));
+                                    merged.push(mk.clone());
+                                    map.insert(mk, mv);
+                                }
+                            }
+                        }
+                        return Ok(());
+                    }
+                    if let Some(i) = merged.iter().position(|m| *m == k) {
+                        merged.swap_remove(i);
+                    } else if map.contains_key(&k) {
+                        self.duplicate_keys
+                            .push((crate::path::join(&path, &k), line));
+                    }
+                    l.push((k.clone(), lines));
+                    map.insert(k, value);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// The field path of the node being built, for messages about duplicate keys.
+    fn path(&self) -> String {
+        let mut out = String::new();
+        let parents = self.stack.len().saturating_sub(1);
+        for frame in &self.stack[..parents] {
+            match frame {
+                Frame::Map {
+                    key: Some((k, _)), ..
+                } => out = crate::path::join(&out, k),
+                Frame::Seq { items, .. } => out = format!("{out}[{}]", items.len()),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Resolve a scalar as go-yaml v2 does for kubectl: quoted scalars are strings, plain ones may
+/// be null, booleans, integers or floats.
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
+    match tag {
+        Some("str") => return Value::String(text.to_string()),
+        Some("int") | Some("float") | Some("bool") | Some("null") | None => {}
+        Some(_) => return Value::String(text.to_string()),
+    }
+    if !matches!(style, ScalarStyle::Plain) {
+        return Value::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y" => {
+            return Value::Bool(true)
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "n" | "N" => {
+            return Value::Bool(false)
+        }
+        _ => {}
+    }
+    if let Some(n) = parse_int(text) {
+        return Value::Number(n);
+    }
+    if let Some(f) = parse_float(text) {
+        if let Some(n) = Number::from_f64(f) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_string())
+}
+
+fn parse_int(text: &str) -> Option<Number> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (radix, digits) = if let Some(h) = digits.strip_prefix("0x") {
+        (16, h)
+    } else if let Some(o) = digits.strip_prefix("0o") {
+        (8, o)
+    } else {
+        (10, digits)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix) || c == '_') {
+        return None;
+    }
+    let digits = digits.replace('_', "");
+    let magnitude = u64::from_str_radix(&digits, radix).ok()?;
+    if neg {
+        let v = i64::try_from(magnitude).ok()?;
+        Some(Number::from(-v))
+    } else {
+        Some(Number::from(magnitude))
+    }
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        ".inf" | ".Inf" | ".INF" | "+.inf" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let looks_numeric = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E' | '_'))
+        && text.chars().any(|c| c.is_ascii_digit());
+    if !looks_numeric {
+        return None;
+    }
+    text.replace('_', "").parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_fields() {
+        let docs = parse_documents(
+            "a: 1\nspec:\n  rules:\n  - name: x\n    backendRefs:\n    - name: b\n      port: 80\n---\n---\nb: 2\n",
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 2);
+        let d = &docs[0];
+        assert_eq!(d.value["spec"]["rules"][0]["backendRefs"][0]["port"], 80);
+        assert_eq!(d.lines.line_of("spec.rules[0].backendRefs[0]"), 6);
+        assert_eq!(d.lines.line_of("spec.rules[0].backendRefs[0].port"), 7);
+        assert_eq!(d.lines.line_of("spec.rules[0].missing"), 4);
+        assert_eq!(docs[1].lines.line_of("b"), 10);
+    }
+
+    #[test]
+    fn scalars_resolve_like_kubectl() {
+        let d = &parse_documents("a: '80'\nb: 80\nc: on\nd: ~\ne: 1.5\nf: 0x10\ng: v1\nh: -3\n")
+            .unwrap()[0];
+        assert_eq!(d.value["a"], "80");
+        assert_eq!(d.value["b"], 80);
+        assert_eq!(d.value["c"], true);
+        assert!(d.value["d"].is_null());
+        assert_eq!(d.value["e"], 1.5);
+        assert_eq!(d.value["f"], 16);
+        assert_eq!(d.value["g"], "v1");
+        assert_eq!(d.value["h"], -3);
+    }
+
+    #[test]
+    fn json_is_yaml() {
+        let d =
+            &parse_documents("{\"kind\": \"Service\", \"spec\": {\"ports\": [{\"port\": 80}]}}")
+                .unwrap()[0];
+        assert_eq!(d.value["spec"]["ports"][0]["port"], 80);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = parse_documents("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(e.line >= 2, "{e}");
+        assert!(e.column >= 1);
+    }
+
+    #[test]
+    fn anchors_merge_and_duplicates() {
+        let d = &parse_documents("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nk: 1\nk: 2\n")
+            .unwrap()[0];
+        assert_eq!(d.value["use"]["x"], 1);
+        assert_eq!(d.value["k"], 2);
+        assert_eq!(d.duplicate_keys, vec![("k".to_string(), 6)]);
+    }
+}
