@@ -16,14 +16,15 @@ impl Suppression {
             format!("suppression {s:?} is not of the form 'CODE=Kind namespace/name'")
         })?;
         let target = target.trim();
-        let (kind, name) =
-            match target.split_once(' ') {
-                Some((k, n)) => (k.trim(), n.trim()),
-                None if target == "*" => ("*", "*"),
-                None => return Err(format!(
+        let (kind, name) = match target.split_once(' ') {
+            Some((k, n)) => (k.trim(), n.trim()),
+            None if target == "*" => ("*", "*"),
+            None => {
+                return Err(format!(
                     "suppression {s:?}: expected 'Kind namespace/name' after '=' (use '*' for any)"
-                )),
-            };
+                ))
+            }
+        };
         Ok(Suppression {
             code: code.trim().to_string(),
             kind: kind.to_string(),

@@ -24,6 +24,7 @@ use crate::object::Object;
 use crate::snapshot::Snapshot;
 
 mod conflicts;
+pub mod docs;
 mod envoyconfig;
 mod fields;
 mod gateway;
