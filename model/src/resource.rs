@@ -165,7 +165,7 @@ fn unknown_fields(input: &Value, back: &Value, path: &str, problems: &mut Vec<Sc
             for (k, v) in i {
                 let p = crate::path::join(path, k);
                 match b.get(k) {
-                    None if !v.is_null() && !(path.is_empty() && k == "status") => {
+                    None if !(v.is_null() || path.is_empty() && k == "status") => {
                         problems.push(SchemaProblem {
                             kind: ProblemKind::UnknownField,
                             field: p,

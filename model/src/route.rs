@@ -86,56 +86,65 @@ impl BackendRef {
     }
 }
 
-fn parent(
-    field: String,
-    ns: &str,
-    group: &Option<String>,
-    kind: &Option<String>,
-    namespace: &Option<String>,
-    name: &str,
-    section: &Option<String>,
-    port: Option<i32>,
-) -> ParentRef {
+/// The spec's defaults applied to a parentRef: group gateway.networking.k8s.io, kind
+/// Gateway, the route's namespace.
+fn parent(field: String, ns: &str, p: &httproutes::HttpRouteParentRefs) -> ParentRef {
     ParentRef {
         field,
-        group: group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_string()),
-        kind: kind.clone().unwrap_or_else(|| "Gateway".to_string()),
-        namespace: namespace.clone().unwrap_or_else(|| ns.to_string()),
-        name: name.to_string(),
-        section_name: section.clone(),
-        port,
-        group_written: group.is_some(),
+        group: p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_string()),
+        kind: p.kind.clone().unwrap_or_else(|| "Gateway".to_string()),
+        namespace: p.namespace.clone().unwrap_or_else(|| ns.to_string()),
+        name: p.name.clone(),
+        section_name: p.section_name.clone(),
+        port: p.port,
+        group_written: p.group.is_some(),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn backend(
-    field: String,
-    ns: &str,
-    group: &Option<String>,
-    kind: &Option<String>,
-    namespace: &Option<String>,
-    name: &str,
-    port: Option<i32>,
-    weight: Option<i32>,
-    filters: Vec<(String, Filter)>,
-) -> BackendRef {
+/// The spec's defaults applied to a backendRef: core group, kind Service, the route's
+/// namespace, weight 1.
+fn backend(field: String, ns: &str, b: &httproutes::HttpRouteRulesBackendRefs) -> BackendRef {
+    let filters = filters(&field, &b.filters);
     BackendRef {
-        field,
-        group: group.clone().unwrap_or_default(),
-        kind: kind.clone().unwrap_or_else(|| "Service".to_string()),
-        namespace: namespace.clone().unwrap_or_else(|| ns.to_string()),
-        name: name.to_string(),
-        port,
-        weight: weight.unwrap_or(1),
+        group: b.group.clone().unwrap_or_default(),
+        kind: b.kind.clone().unwrap_or_else(|| "Service".to_string()),
+        namespace: b.namespace.clone().unwrap_or_else(|| ns.to_string()),
+        name: b.name.clone(),
+        port: b.port,
+        weight: b.weight.unwrap_or(1),
         filters,
+        field,
     }
 }
 
-/// Re-type a filter of another nesting level or route kind as [`Filter`]: the generated types
-/// differ only in name, so their JSON is the same.
-fn as_filter<T: serde::Serialize>(f: &T) -> Option<Filter> {
-    serde_json::to_value(f)
+/// Every parentRef of a route, whatever its kind, as the HTTP type (same JSON).
+fn parents<T: serde::Serialize>(ns: &str, list: Option<&Vec<T>>) -> Vec<ParentRef> {
+    list.into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, p)| Some(parent(format!("spec.parentRefs[{i}]"), ns, &retype(p)?)))
+        .collect()
+}
+
+/// The backendRefs of rule `field`, whatever the route kind.
+fn backends<T: serde::Serialize>(field: &str, ns: &str, list: Option<&Vec<T>>) -> Vec<BackendRef> {
+    list.into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(j, b)| {
+            Some(backend(
+                format!("{field}.backendRefs[{j}]"),
+                ns,
+                &retype(b)?,
+            ))
+        })
+        .collect()
+}
+
+/// Re-type a value of another nesting level or route kind: the generated types for
+/// parentRefs, backendRefs and filters differ only in name, so their JSON is the same.
+fn retype<T: serde::Serialize, U: serde::de::DeserializeOwned>(v: &T) -> Option<U> {
+    serde_json::to_value(v)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
 }
@@ -144,66 +153,29 @@ fn filters<T: serde::Serialize>(base: &str, list: &Option<Vec<T>>) -> Vec<(Strin
     list.iter()
         .flatten()
         .enumerate()
-        .filter_map(|(i, f)| Some((format!("{base}.filters[{i}]"), as_filter(f)?)))
-        .collect()
-}
-
-/// Mirror targets are backends too (they must exist and be permitted).
-fn mirror_refs(ns: &str, filters: &[(String, Filter)]) -> Vec<BackendRef> {
-    filters
-        .iter()
-        .filter_map(|(p, f)| {
-            let m = f.request_mirror.as_ref()?;
-            let b = &m.backend_ref;
-            Some(backend(
-                format!("{p}.requestMirror.backendRef"),
-                ns,
-                &b.group,
-                &b.kind,
-                &b.namespace,
-                &b.name,
-                b.port,
-                Some(0),
-                Vec::new(),
-            ))
-        })
+        .filter_map(|(i, f)| Some((format!("{base}.filters[{i}]"), retype(f)?)))
         .collect()
 }
 
 impl Route {
-    /// Every mirror target of every rule.
+    /// Every mirror target of every rule: backends too, which must exist and be permitted.
+    /// They carry weight 0 (a mirror never takes a share of the traffic).
     pub fn mirror_refs(&self, ns: &str) -> Vec<BackendRef> {
         self.rules
             .iter()
-            .flat_map(|r| {
-                let all: Vec<(String, Filter)> = r
-                    .all_filters()
-                    .map(|(p, f)| (p.to_string(), f.clone()))
-                    .collect();
-                mirror_refs(ns, &all)
+            .flat_map(|r| r.all_filters())
+            .filter_map(|(p, f)| {
+                let b: httproutes::HttpRouteRulesBackendRefs =
+                    retype(&f.request_mirror.as_ref()?.backend_ref)?;
+                Some(BackendRef {
+                    weight: 0,
+                    ..backend(format!("{p}.requestMirror.backendRef"), ns, &b)
+                })
             })
             .collect()
     }
 
     pub fn from_http(spec: &httproutes::HttpRouteSpec, ns: &str) -> Route {
-        let parent_refs = spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, p)| {
-                parent(
-                    format!("spec.parentRefs[{i}]"),
-                    ns,
-                    &p.group,
-                    &p.kind,
-                    &p.namespace,
-                    &p.name,
-                    &p.section_name,
-                    p.port,
-                )
-            })
-            .collect();
         let rules = spec
             .rules
             .iter()
@@ -211,66 +183,27 @@ impl Route {
             .enumerate()
             .map(|(i, r)| {
                 let field = format!("spec.rules[{i}]");
-                let backend_refs = r
-                    .backend_refs
-                    .iter()
-                    .flatten()
-                    .enumerate()
-                    .map(|(j, b)| {
-                        let bf = format!("{field}.backendRefs[{j}]");
-                        let fl = filters(&bf, &b.filters);
-                        backend(
-                            bf,
-                            ns,
-                            &b.group,
-                            &b.kind,
-                            &b.namespace,
-                            &b.name,
-                            b.port,
-                            b.weight,
-                            fl,
-                        )
-                    })
-                    .collect();
                 let match_keys = match &r.matches {
                     Some(m) if !m.is_empty() => m.iter().map(http_match_key).collect(),
                     _ => vec![http_match_key(&httproutes::HttpRouteRulesMatches::default())],
                 };
                 RouteRule {
+                    backend_refs: backends(&field, ns, r.backend_refs.as_ref()),
                     filters: filters(&field, &r.filters),
                     field,
                     match_keys,
-                    backend_refs,
                 }
             })
             .collect();
         Route {
             kind: Kind::HttpRoute,
             hostnames: spec.hostnames.clone().unwrap_or_default(),
-            parent_refs,
+            parent_refs: parents(ns, spec.parent_refs.as_ref()),
             rules,
         }
     }
 
     pub fn from_grpc(spec: &grpcroutes::GrpcRouteSpec, ns: &str) -> Route {
-        let parent_refs = spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, p)| {
-                parent(
-                    format!("spec.parentRefs[{i}]"),
-                    ns,
-                    &p.group,
-                    &p.kind,
-                    &p.namespace,
-                    &p.name,
-                    &p.section_name,
-                    p.port,
-                )
-            })
-            .collect();
         let rules = spec
             .rules
             .iter()
@@ -278,102 +211,45 @@ impl Route {
             .enumerate()
             .map(|(i, r)| {
                 let field = format!("spec.rules[{i}]");
-                let backend_refs = r
-                    .backend_refs
-                    .iter()
-                    .flatten()
-                    .enumerate()
-                    .map(|(j, b)| {
-                        let bf = format!("{field}.backendRefs[{j}]");
-                        let fl = filters(&bf, &b.filters);
-                        backend(
-                            bf,
-                            ns,
-                            &b.group,
-                            &b.kind,
-                            &b.namespace,
-                            &b.name,
-                            b.port,
-                            b.weight,
-                            fl,
-                        )
-                    })
-                    .collect();
                 let match_keys = match &r.matches {
                     Some(m) if !m.is_empty() => m.iter().map(grpc_match_key).collect(),
                     _ => vec![grpc_match_key(&grpcroutes::GrpcRouteRulesMatches::default())],
                 };
                 RouteRule {
+                    backend_refs: backends(&field, ns, r.backend_refs.as_ref()),
                     filters: filters(&field, &r.filters),
                     field,
                     match_keys,
-                    backend_refs,
                 }
             })
             .collect();
         Route {
             kind: Kind::GrpcRoute,
             hostnames: spec.hostnames.clone().unwrap_or_default(),
-            parent_refs,
+            parent_refs: parents(ns, spec.parent_refs.as_ref()),
             rules,
         }
     }
 
     pub fn from_tls(spec: &tlsroutes::TlsRouteSpec, ns: &str) -> Route {
-        let parent_refs = spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, p)| {
-                parent(
-                    format!("spec.parentRefs[{i}]"),
-                    ns,
-                    &p.group,
-                    &p.kind,
-                    &p.namespace,
-                    &p.name,
-                    &p.section_name,
-                    p.port,
-                )
-            })
-            .collect();
         let rules = spec
             .rules
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 let field = format!("spec.rules[{i}]");
-                let backend_refs = r
-                    .backend_refs
-                    .iter()
-                    .enumerate()
-                    .map(|(j, b)| {
-                        backend(
-                            format!("{field}.backendRefs[{j}]"),
-                            ns,
-                            &b.group,
-                            &b.kind,
-                            &b.namespace,
-                            &b.name,
-                            b.port,
-                            b.weight,
-                            Vec::new(),
-                        )
-                    })
-                    .collect();
                 RouteRule {
+                    backend_refs: backends(&field, ns, Some(&r.backend_refs)),
+                    filters: Vec::new(),
                     field,
                     match_keys: vec!["sni".to_string()],
-                    backend_refs,
-                    filters: Vec::new(),
                 }
             })
             .collect();
         Route {
             kind: Kind::TlsRoute,
             hostnames: spec.hostnames.clone(),
-            parent_refs,
+            parent_refs: parents(ns, spec.parent_refs.as_ref()),
             rules,
         }
     }
