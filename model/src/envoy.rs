@@ -181,6 +181,7 @@ const KNOWN_EXTENSIONS: &[&str] = &[
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.http.cors.v3.Cors",
+    "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
     "envoy.extensions.filters.http.fault.v3.HTTPFault",
     "envoy.extensions.filters.http.lua.v3.Lua",
     "envoy.extensions.filters.http.rbac.v3.RBAC",

@@ -144,3 +144,73 @@ impl Kind {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute)
     }
 }
+
+/// Real kinds of our groups that the model does not check (experimental Gateway API kinds,
+/// Cilium's other CRDs): never reported as misspellings.
+const OTHER_KINDS: &[&str] = &[
+    "TCPRoute",
+    "UDPRoute",
+    "BackendTLSPolicy",
+    "ListenerSet",
+    "XListenerSet",
+    "XBackendTrafficPolicy",
+    "BackendLBPolicy",
+    "XMesh",
+    "CiliumNetworkPolicy",
+    "CiliumClusterwideNetworkPolicy",
+    "CiliumLoadBalancerIPPool",
+    "CiliumL2AnnouncementPolicy",
+    "CiliumBGPPeeringPolicy",
+    "CiliumNode",
+    "CiliumEndpoint",
+    "CiliumIdentity",
+    "CiliumEgressGatewayPolicy",
+    "CiliumLocalRedirectPolicy",
+    "CiliumNodeConfig",
+    "CiliumCIDRGroup",
+];
+
+/// For a kind the model does not know, in one of its groups: the known kind it is probably a
+/// misspelling of (`HttpRoute` for `HTTPRoute`).
+pub fn misspelt(group: &str, kind: &str) -> Option<&'static str> {
+    if group.is_empty() || OTHER_KINDS.iter().any(|k| k.eq_ignore_ascii_case(kind)) {
+        return None;
+    }
+    if let Some(k) = KINDS
+        .iter()
+        .find(|k| k.group == group && k.name.eq_ignore_ascii_case(kind))
+    {
+        return Some(k.name);
+    }
+    let candidates = KINDS
+        .iter()
+        .filter(|k| k.group == group)
+        .map(|k| k.name.to_string());
+    let meant = crate::text::closest(
+        &kind.to_ascii_lowercase(),
+        candidates.map(|c| c.to_ascii_lowercase()),
+        3,
+    )?;
+    KINDS
+        .iter()
+        .find(|k| k.name.eq_ignore_ascii_case(&meant))
+        .map(|k| k.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspellings() {
+        assert_eq!(misspelt(GATEWAY_GROUP, "HttpRoute"), Some("HTTPRoute"));
+        assert_eq!(misspelt(GATEWAY_GROUP, "Gatway"), Some("Gateway"));
+        assert_eq!(misspelt(GATEWAY_GROUP, "TCPRoute"), None);
+        assert_eq!(misspelt(CILIUM_GROUP, "CiliumNetworkPolicy"), None);
+        assert_eq!(
+            misspelt(CILIUM_GROUP, "CiliumEnvoyConfigs"),
+            Some("CiliumEnvoyConfig")
+        );
+        assert_eq!(misspelt("", "ConfigMap"), None);
+    }
+}

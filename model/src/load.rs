@@ -338,12 +338,12 @@ pub fn build(
             )
         }
         None => {
-            // Kinds of these groups that we do not model are probably misspelt.
-            if KINDS.iter().any(|k| k.group == group && !group.is_empty()) {
+            // A kind of one of our groups that is not a real kind there is probably misspelt.
+            if let Some(meant) = crate::kind::misspelt(group, &kind_name) {
                 problems.push(SchemaProblem {
                     kind: ProblemKind::UnservedVersion,
                     field: "kind".into(),
-                    message: format!("{group} has no kind {kind_name}"),
+                    message: format!("{group} has no kind {kind_name}; did you mean {meant}?"),
                 });
             }
             Resource::Unknown

@@ -80,33 +80,29 @@ pub(crate) fn type_object(
     namespace: &str,
     problems: &mut Vec<SchemaProblem>,
 ) -> Resource {
+    static EMPTY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let spec = raw
         .get("spec")
-        .cloned()
-        .unwrap_or(Value::Object(Default::default()));
+        .unwrap_or_else(|| EMPTY.get_or_init(|| Value::Object(Default::default())));
     let result = match kind {
-        Kind::GatewayClass => typed_at::<gatewayclasses::GatewayClassSpec>(&spec, "spec", problems)
+        Kind::GatewayClass => typed_at::<gatewayclasses::GatewayClassSpec>(spec, "spec", problems)
             .map(|s| Resource::GatewayClass(Box::new(s))),
-        Kind::Gateway => typed_at::<gateways::GatewaySpec>(&spec, "spec", problems)
+        Kind::Gateway => typed_at::<gateways::GatewaySpec>(spec, "spec", problems)
             .map(|s| Resource::Gateway(Box::new(s))),
-        Kind::HttpRoute => {
-            typed_at::<httproutes::HttpRouteSpec>(&spec, "spec", problems).map(|s| {
-                let r = Route::from_http(&s, namespace);
-                Resource::HttpRoute(Box::new(s), Box::new(r))
-            })
-        }
-        Kind::GrpcRoute => {
-            typed_at::<grpcroutes::GrpcRouteSpec>(&spec, "spec", problems).map(|s| {
-                let r = Route::from_grpc(&s, namespace);
-                Resource::GrpcRoute(Box::new(s), Box::new(r))
-            })
-        }
-        Kind::TlsRoute => typed_at::<tlsroutes::TlsRouteSpec>(&spec, "spec", problems).map(|s| {
+        Kind::HttpRoute => typed_at::<httproutes::HttpRouteSpec>(spec, "spec", problems).map(|s| {
+            let r = Route::from_http(&s, namespace);
+            Resource::HttpRoute(Box::new(s), Box::new(r))
+        }),
+        Kind::GrpcRoute => typed_at::<grpcroutes::GrpcRouteSpec>(spec, "spec", problems).map(|s| {
+            let r = Route::from_grpc(&s, namespace);
+            Resource::GrpcRoute(Box::new(s), Box::new(r))
+        }),
+        Kind::TlsRoute => typed_at::<tlsroutes::TlsRouteSpec>(spec, "spec", problems).map(|s| {
             let r = Route::from_tls(&s, namespace);
             Resource::TlsRoute(Box::new(s), Box::new(r))
         }),
         Kind::ReferenceGrant => {
-            typed_at::<referencegrants::ReferenceGrantSpec>(&spec, "spec", problems)
+            typed_at::<referencegrants::ReferenceGrantSpec>(spec, "spec", problems)
                 .map(|s| Resource::ReferenceGrant(Box::new(s)))
         }
         Kind::Namespace => {
@@ -121,10 +117,21 @@ pub(crate) fn type_object(
             typed_at::<core::Secret>(raw, "", problems).map(|s| Resource::Secret(Box::new(s)))
         }
         Kind::CiliumEnvoyConfig | Kind::CiliumClusterwideEnvoyConfig => {
-            typed_at::<EnvoyConfigSpec>(&spec, "spec", problems)
+            typed_at::<EnvoyConfigSpec>(spec, "spec", problems)
                 .map(|s| Resource::EnvoyConfig(Box::new(EnvoyConfig::parse(s))))
         }
     };
+    // Core kinds were typed whole; the CRD kinds only by spec, so check their metadata too.
+    if !matches!(
+        kind,
+        Kind::Namespace | Kind::Service | Kind::EndpointSlice | Kind::Secret
+    ) {
+        if let Some(meta) = raw.get("metadata") {
+            typed_at::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(
+                meta, "metadata", problems,
+            );
+        }
+    }
     result.unwrap_or(Resource::Invalid(kind))
 }
 

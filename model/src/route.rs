@@ -255,10 +255,9 @@ impl Route {
     }
 }
 
-fn to_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+/// A stable text for an enum value within one run (match keys are only compared, never shown).
+fn to_text<T: std::fmt::Debug>(v: &T) -> String {
+    format!("{v:?}")
 }
 
 /// A canonical text for an HTTP match: defaults applied (PathPrefix `/`), header names
@@ -269,10 +268,10 @@ pub fn http_match_key(m: &httproutes::HttpRouteRulesMatches) -> String {
             p.r#type
                 .as_ref()
                 .map(to_text)
-                .unwrap_or_else(|| "\"PathPrefix\"".into()),
+                .unwrap_or_else(|| "PathPrefix".into()),
             p.value.clone().unwrap_or_else(|| "/".into()),
         ),
-        None => ("\"PathPrefix\"".into(), "/".into()),
+        None => ("PathPrefix".into(), "/".into()),
     };
     let mut headers: Vec<String> = m
         .headers
@@ -285,7 +284,7 @@ pub fn http_match_key(m: &httproutes::HttpRouteRulesMatches) -> String {
                 h.r#type
                     .as_ref()
                     .map(to_text)
-                    .unwrap_or_else(|| "\"Exact\"".into()),
+                    .unwrap_or_else(|| "Exact".into()),
                 h.value
             )
         })
@@ -302,7 +301,7 @@ pub fn http_match_key(m: &httproutes::HttpRouteRulesMatches) -> String {
                 q.r#type
                     .as_ref()
                     .map(to_text)
-                    .unwrap_or_else(|| "\"Exact\"".into()),
+                    .unwrap_or_else(|| "Exact".into()),
                 q.value
             )
         })
@@ -325,7 +324,7 @@ fn grpc_match_key(m: &grpcroutes::GrpcRouteRulesMatches) -> String {
                 h.r#type
                     .as_ref()
                     .map(to_text)
-                    .unwrap_or_else(|| "\"Exact\"".into()),
+                    .unwrap_or_else(|| "Exact".into()),
                 h.value
             )
         })

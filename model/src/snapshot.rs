@@ -14,8 +14,8 @@ pub struct Snapshot {
     objects: Vec<Object>,
     by_key: HashMap<Key, usize>,
     by_kind: HashMap<Kind, Vec<usize>>,
-    /// Objects shadowed by a later definition of the same kind/namespace/name.
-    duplicates: Vec<(usize, usize)>,
+    /// For each object that replaced earlier definitions of itself, those definitions.
+    replaced: HashMap<usize, Vec<usize>>,
     index: OnceLock<crate::index::Index>,
 }
 
@@ -24,11 +24,13 @@ impl Snapshot {
     /// one (as a later `kubectl apply` would), and the pair is remembered for a warning.
     pub fn new(objects: Vec<Object>) -> Snapshot {
         let mut by_key = HashMap::new();
-        let mut duplicates = Vec::new();
+        let mut replaced: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, o) in objects.iter().enumerate() {
             if let Some(k) = o.known {
                 if let Some(prev) = by_key.insert((k, o.namespace.clone(), o.name.clone()), i) {
-                    duplicates.push((prev, i));
+                    let mut earlier = replaced.remove(&prev).unwrap_or_default();
+                    earlier.push(prev);
+                    replaced.insert(i, earlier);
                 }
             }
         }
@@ -44,7 +46,7 @@ impl Snapshot {
             objects,
             by_key,
             by_kind,
-            duplicates,
+            replaced,
             index: OnceLock::new(),
         }
     }
@@ -121,11 +123,18 @@ impl Snapshot {
         self.by_kind.get(&kind).is_some_and(|v| !v.is_empty())
     }
 
-    /// Pairs (shadowed, winner) of objects defined twice.
-    pub fn duplicates(&self) -> impl Iterator<Item = (&Object, &Object)> {
-        self.duplicates
-            .iter()
-            .map(|&(a, b)| (&self.objects[a], &self.objects[b]))
+    /// How many objects replaced an earlier definition of themselves.
+    pub fn duplicates_count(&self) -> usize {
+        self.replaced.len()
+    }
+
+    /// Earlier definitions of the same kind, namespace and name that `object` replaced.
+    pub fn replaced_by(&self, object: &Object) -> impl Iterator<Item = &Object> {
+        self.position(object)
+            .and_then(|i| self.replaced.get(&i))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.objects[i])
     }
 
     /// Labels of a Namespace, when the input has it.
@@ -139,5 +148,57 @@ impl Snapshot {
     /// Cross-object indexes, built on first use.
     pub fn index(&self) -> &crate::index::Index {
         self.index.get_or_init(|| crate::index::Index::build(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{load_str, LoadOptions};
+    use crate::object::Source;
+
+    fn objects(text: &str, source: &str) -> Vec<Object> {
+        load_str(text, Source::File(source.into()), &LoadOptions::default()).unwrap()
+    }
+
+    const SVC: &str =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: PORT}]}\n";
+
+    #[test]
+    fn later_definitions_replace_earlier_ones() {
+        let mut all = objects(&SVC.replace("PORT", "80"), "one.yaml");
+        all.extend(objects(&SVC.replace("PORT", "81"), "two.yaml"));
+        let snap = Snapshot::new(all);
+        let current = snap.get(Kind::Service, Some("default"), "a").unwrap();
+        assert_eq!(current.origin.to_string(), "two.yaml:1");
+        assert_eq!(snap.replaced_by(current).count(), 1);
+        assert_eq!(snap.of_kind(Kind::Service).count(), 1);
+        assert!(!snap.is_current(0) && snap.is_current(1));
+    }
+
+    #[test]
+    fn files_layer_over_a_cluster() {
+        let cluster = objects(
+            &(SVC.replace("PORT", "80")
+                + "---\n"
+                + &SVC.replace("PORT", "90").replace("name: a", "name: b")),
+            "cluster",
+        );
+        let files = objects(&SVC.replace("PORT", "81"), "change.yaml");
+        let snap = Snapshot::layered(cluster, files);
+        assert_eq!(snap.objects().len(), 2);
+        assert_eq!(
+            snap.get(Kind::Service, Some("default"), "a")
+                .unwrap()
+                .origin
+                .to_string(),
+            "change.yaml:1"
+        );
+        assert!(snap.get(Kind::Service, Some("default"), "b").is_some());
+        assert_eq!(
+            snap.duplicates_count(),
+            0,
+            "the overlay replaces, it is not a duplicate"
+        );
     }
 }

@@ -213,7 +213,13 @@ impl Builder {
         if anchor != 0 {
             self.anchors.insert(anchor, (value.clone(), lines.clone()));
         }
-        let path = self.path();
+        let parent_path = if matches!(self.stack.last(), Some(Frame::Map { key: Some((k, _)), map, .. }) if map.contains_key(k))
+        {
+            // Only a repeated key needs its path, for the message.
+            self.path()
+        } else {
+            String::new()
+        };
         match self.stack.last_mut() {
             None => self.root = Some((value, lines)),
             Some(Frame::Seq {
@@ -260,7 +266,7 @@ impl Builder {
                         merged.swap_remove(i);
                     } else if map.contains_key(&k) {
                         self.duplicate_keys
-                            .push((crate::path::join(&path, &k), line));
+                            .push((crate::path::join(&parent_path, &k), line));
                     }
                     l.push((k.clone(), lines));
                     map.insert(k, value);

@@ -44,7 +44,7 @@ pub static HTTP_GRPC_CONFLICT: Rule = Rule {
     title: "An HTTPRoute and a GRPCRoute share a listener and a hostname",
     kinds: &[Kind::HttpRoute, Kind::GrpcRoute],
     scope: Scope::Cluster,
-    reason: Some("NotAllowedByListeners"),
+    reason: None,
     doc: "The spec: when an HTTPRoute and a GRPCRoute attach to the same listener with intersecting hostnames (no hostnames means all), the implementation MUST accept exactly one of them, the older (then alphabetical); the other gets Accepted=False. The article's hostname-less HTTPRoutes and GRPCRoutes on one listener are exactly this.",
     hint: "Give the gRPC and HTTP routes distinct hostnames (grpc.example.com), or separate listeners.",
     bad: fixture!("MESH2201", "bad"),

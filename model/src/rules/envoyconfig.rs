@@ -31,6 +31,8 @@ pub static RULES: &[&Rule] = &[
     &CIRCUIT_BREAKER_ZERO,
     &RETRIES_EXCEED_MAX_REQUESTS,
     &SERVICE_LISTENER_MISSING,
+    &ROUTER_NOT_LAST,
+    &CLUSTER_NO_ENDPOINTS,
 ];
 
 const CONFIGS: &[Kind] = &[Kind::CiliumEnvoyConfig, Kind::CiliumClusterwideEnvoyConfig];
@@ -501,6 +503,81 @@ pub static SERVICE_LISTENER_MISSING: Rule = Rule {
                 Some(l) if !l.is_empty() && !listeners.contains(&l.as_str()) => r.at(format!("spec.services[{i}].listener"), format!("Listener {l:?} is not in this object")),
                 _ if listeners.is_empty() && !cfg.resources.is_empty() => r.at(format!("spec.services[{i}]"), "the object has no Listener to redirect this Service to"),
                 _ => {}
+            }
+        }
+    },
+};
+
+pub static ROUTER_NOT_LAST: Rule = Rule {
+    code: "MESH5015",
+    name: "EnvoyRouterNotLast",
+    level: Level::Error,
+    title: "The router filter is missing or not the last HTTP filter",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "`envoy.filters.http.router` is a terminal filter: Envoy rejects a connection manager whose last HTTP filter is anything else (\"terminal filter ... must be the last filter in a http filter chain\"), and one without the router forwards nothing. Cilium inserts its own `cilium.l7policy` filter just before the router.",
+    hint: "Make envoy.filters.http.router (typed_config Router) the last entry of http_filters.",
+    bad: fixture!("MESH5015", "bad"),
+    good: fixture!("MESH5015", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for (field, hcm) in connection_managers(cfg) {
+            let filters = collect(hcm, "http_filters[*]");
+            let is_router = |f: &Value| {
+                f.get("name").and_then(Value::as_str) == Some("envoy.filters.http.router")
+                    || f.pointer("/typed_config/@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("router.v3.Router"))
+            };
+            match filters.iter().position(|f| is_router(f)) {
+                None => r.at(format!("{field}.http_filters"), "no envoy.filters.http.router filter: requests are never forwarded"),
+                Some(i) if i + 1 != filters.len() => r.at(
+                    format!("{field}.http_filters[{i}]"),
+                    format!("the router filter is entry {i} of {}; it must be the last", filters.len()),
+                ),
+                Some(_) => {}
+            }
+        }
+    },
+};
+
+pub static CLUSTER_NO_ENDPOINTS: Rule = Rule {
+    code: "MESH5016",
+    name: "EnvoyClusterNoEndpoints",
+    level: Level::Warning,
+    title: "A Cluster has no source of endpoints",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Cilium serves endpoints (EDS) only for the Services listed in `services` and `backendServices`, under the name `namespace/name` (or the cluster's `eds_cluster_config.service_name`). An EDS cluster with another name, or a STATIC/STRICT_DNS cluster without `load_assignment`, has no hosts: every request to it gets 503 `no healthy upstream`.",
+    hint: "Name the cluster namespace/service and list that Service in backendServices, or give it a load_assignment.",
+    bad: fixture!("MESH5016", "bad"),
+    good: fixture!("MESH5016", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        let ns = own_namespace(o);
+        let served: Vec<String> = cfg
+            .spec
+            .services
+            .iter()
+            .flatten()
+            .map(|s| (s.namespace.clone(), s.name.clone()))
+            .chain(cfg.spec.backend_services.iter().flatten().map(|s| (s.namespace.clone(), s.name.clone())))
+            .map(|(n, name)| format!("{}/{name}", n.unwrap_or_else(|| ns.clone())))
+            .collect();
+        for (res, c) in cfg.of_kind(EnvoyKind::Cluster) {
+            let name = res.name.as_deref().unwrap_or("");
+            let typ = c.get("type").and_then(Value::as_str).unwrap_or("STATIC");
+            let has_cla = cfg.has_resource(EnvoyKind::ClusterLoadAssignment, name);
+            let empty = match typ {
+                "EDS" => {
+                    let service = c.pointer("/eds_cluster_config/service_name").and_then(Value::as_str).unwrap_or(name);
+                    !has_cla && !served.iter().any(|s| s == service)
+                }
+                "STATIC" | "STRICT_DNS" | "LOGICAL_DNS" => c.get("load_assignment").is_none() && !has_cla,
+                _ => false,
+            };
+            if empty && c.get("cluster_type").is_none() && name != "envoy-admin" {
+                r.at(res.field.clone(), format!("{typ} cluster {name:?} has no endpoints: it is not a namespace/name of services or backendServices and has no load_assignment"));
             }
         }
     },

@@ -111,10 +111,11 @@ pub static DUPLICATE_OBJECT: Rule = Rule {
     bad: fixture!("MESH0006", "bad"),
     good: fixture!("MESH0006", "good"),
     check: |o, s, r| {
-        for (shadowed, winner) in s.duplicates() {
-            if std::ptr::eq(winner, o) {
-                r.at("metadata.name", format!("also defined at {}; that definition is replaced by this one", shadowed.origin));
-            }
+        for earlier in s.replaced_by(o) {
+            r.at(
+                "metadata.name",
+                format!("also defined at {}; that definition is replaced by this one", earlier.origin),
+            );
         }
     },
 };

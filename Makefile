@@ -1,0 +1,50 @@
+# kubectl-mesh: `make demo` shows analyze on the bundled examples; `make test` runs every test.
+# Both install what they need first (make deps): the Rust toolchain is on the machine; kubectl
+# (Debian kubernetes-client) is needed for the plugin-discovery test.
+
+CARGO ?= cargo
+BIN := target/release/kubectl-mesh
+CLEAN_EXAMPLES := $(filter-out examples/broken/,$(sort $(dir $(wildcard examples/*/))))
+
+.PHONY: all deps build demo test lint docs bench clean
+
+all: build
+
+deps:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+	@command -v kubectl >/dev/null || { \
+		echo "installing kubectl (Debian package kubernetes-client) for plugin discovery"; \
+		(apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null) || \
+		echo "warning: could not install kubernetes-client; run: apt-get install kubernetes-client"; }
+
+build:
+	$(CARGO) build --release --locked -p kubectl-mesh
+
+demo: deps build
+	@echo "== kubectl mesh analyze on the bundled examples (clean)"
+	$(BIN) analyze $(CLEAN_EXAMPLES)
+	@echo
+	@echo "== kubectl mesh analyze examples/broken (one common mistake per file)"
+	-$(BIN) analyze examples/broken
+	@echo
+	@echo "== the same as kubectl sees it, through plugin discovery"
+	-PATH="$(CURDIR)/target/release:$$PATH" kubectl mesh analyze examples/broken/acme-hr-not-allowed.yaml
+
+test: deps
+	$(CARGO) test --locked --workspace
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Regenerate docs/rules.md from the rule catalog.
+docs:
+	UPDATE_DOCS=1 $(CARGO) test -p mesh-model docs_rules_md_is_current
+
+bench: build
+	$(CARGO) run --release --locked -p mesh-bench -- --sizes 1000,10000,50000
+
+clean:
+	$(CARGO) clean
