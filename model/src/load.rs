@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::kind::{Kind, KINDS};
+use crate::kind::Kind;
 use crate::object::{Object, Origin, Source};
 use crate::resource::{type_object, ProblemKind, Resource, SchemaProblem};
 use crate::yaml::{parse_documents, Lines};
