@@ -17,7 +17,7 @@ fn unit(k: usize, out: &mut String) -> usize {
     let ns = format!("team-{}", k / 40);
     let gw = format!("gw-{}", k / 40);
     let mut n = 0;
-    if k % 40 == 0 {
+    if k.is_multiple_of(40) {
         let _ = write!(
             out,
             "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: {gw}\n  namespace: {ns}\nspec:\n  gatewayClassName: cilium\n  listeners:\n  - name: http\n    protocol: HTTP\n    port: 80\n    hostname: \"*.{ns}.example.com\"\n  - name: https\n    protocol: HTTPS\n    port: 443\n    hostname: \"*.{ns}.example.com\"\n    tls:\n      certificateRefs:\n      - name: wildcard\n"
@@ -39,21 +39,21 @@ fn unit(k: usize, out: &mut String) -> usize {
         );
         n += 1;
     }
-    if k % 5 == 0 {
+    if k.is_multiple_of(5) {
         let _ = write!(
             out,
             "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: grpc-{k}\n  namespace: {ns}\nspec:\n  parentRefs:\n  - name: {gw}\n    sectionName: https\n  hostnames:\n  - grpc-{k}.{ns}.example.com\n  rules:\n  - matches:\n    - method:\n        service: pkg.Service{k}\n    backendRefs:\n    - name: svc-{k}\n      port: 8080\n"
         );
         n += 1;
     }
-    if k % 10 == 0 {
+    if k.is_multiple_of(10) {
         let _ = write!(
             out,
             "---\napiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant\nmetadata:\n  name: grant-{k}\n  namespace: {ns}\nspec:\n  from:\n  - group: gateway.networking.k8s.io\n    kind: HTTPRoute\n    namespace: team-0\n  to:\n  - group: \"\"\n    kind: Service\n"
         );
         n += 1;
     }
-    if k % 20 == 0 {
+    if k.is_multiple_of(20) {
         let _ = write!(
             out,
             "---\napiVersion: cilium.io/v2\nkind: CiliumEnvoyConfig\nmetadata:\n  name: cec-{k}\n  namespace: {ns}\nspec:\n  services:\n  - name: svc-{k}\n  backendServices:\n  - name: svc-{k}\n  resources:\n  - \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n    name: l\n    filter_chains:\n    - filters:\n      - name: envoy.filters.network.http_connection_manager\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n          stat_prefix: l\n          rds:\n            route_config_name: r\n          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n  - \"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\n    name: r\n    virtual_hosts:\n    - name: r\n      domains: [\"*\"]\n      routes:\n      - match:\n          prefix: /\n        route:\n          weighted_clusters:\n            clusters:\n            - name: {ns}/svc-{k}\n              weight: 100\n"
