@@ -24,8 +24,15 @@ demo: deps build
 	@echo "== kubectl mesh analyze on the bundled examples (clean)"
 	$(BIN) analyze $(CLEAN_EXAMPLES)
 	@echo
-	@echo "== kubectl mesh analyze examples/broken (one common mistake per file)"
-	-$(BIN) analyze examples/broken
+	@echo "== kubectl mesh analyze on each file of examples/broken (one common mistake per file)"
+	@for f in examples/broken/*.yaml; do \
+		echo; echo "\$$ kubectl mesh analyze $$f    # $$(sed -n 's/^# expect: //p' $$f)"; \
+		$(BIN) analyze "$$f"; echo "(exit $$?)"; \
+	done
+	@echo
+	@echo "== the same report as JSON and SARIF, for CI (exit 79 in every format)"
+	-$(BIN) analyze examples/broken/backend-service-missing.yaml -o json
+	-$(BIN) analyze examples/broken/backend-service-missing.yaml -o sarif | head -n 20
 	@echo
 	@echo "== the same as kubectl sees it, through plugin discovery"
 	-PATH="$(CURDIR)/target/release:$$PATH" kubectl mesh analyze examples/broken/acme-hr-not-allowed.yaml

@@ -286,9 +286,7 @@ impl EnvoyResource {
             });
             return res;
         }
-        let desc = pool()
-            .get_message_by_name(kind.message_name())
-            .expect("top-level Envoy types are in the pool");
+        let desc = desc_for(kind);
         let mut track = serde_path_to_error::Track::new();
         let de = serde_path_to_error::Deserializer::new(&body, &mut track);
         match DynamicMessage::deserialize(desc, de) {
@@ -300,22 +298,73 @@ impl EnvoyResource {
             }
             Err(e) => {
                 let path = track.path().to_string();
-                let field = if path == "?" || path.is_empty() {
+                let inner = if path == "?" || path.is_empty() {
+                    String::new()
+                } else {
+                    path
+                };
+                let field = if inner.is_empty() {
                     res.field.clone()
                 } else {
-                    format!("{}.{path}", res.field)
+                    format!("{}.{inner}", res.field)
                 };
-                res.problem = Some(ResourceProblem::Invalid {
-                    field,
-                    message: e
-                        .to_string()
-                        .trim_end_matches(" at line 0 column 0")
-                        .to_string(),
-                });
+                let mut message = e
+                    .to_string()
+                    .trim_end_matches(" at line 0 column 0")
+                    .to_string();
+                if let Some(unknown) = message
+                    .strip_prefix("unrecognized field name '")
+                    .and_then(|m| m.strip_suffix('\''))
+                {
+                    if let Some(better) = suggest_field(desc_for(kind), &body, &inner, unknown) {
+                        message.push_str(&format!("; did you mean '{better}'?"));
+                    }
+                }
+                res.problem = Some(ResourceProblem::Invalid { field, message });
             }
         }
         res
     }
+}
+
+fn desc_for(kind: EnvoyKind) -> prost_reflect::MessageDescriptor {
+    pool()
+        .get_message_by_name(kind.message_name())
+        .expect("top-level Envoy types are in the pool")
+}
+
+/// The field of the message at `path` (within `value`, of type `desc`) closest to `unknown`.
+/// The message is found by walking the descriptor along the path; an `Any` continues with the
+/// type named by its `@type`.
+fn suggest_field(
+    desc: prost_reflect::MessageDescriptor,
+    value: &Value,
+    path: &str,
+    unknown: &str,
+) -> Option<String> {
+    let mut desc = desc;
+    let mut node = value;
+    for seg in crate::path::segments(path) {
+        match seg {
+            crate::path::Segment::Index(i) => node = node.get(i)?,
+            crate::path::Segment::Key(k) => {
+                node = node.get(k)?;
+                let field = desc
+                    .get_field_by_name(k)
+                    .or_else(|| desc.get_field_by_json_name(k))?;
+                desc = match field.kind() {
+                    prost_reflect::Kind::Message(m) if m.full_name() == "google.protobuf.Any" => {
+                        let url = node.get("@type")?.as_str()?;
+                        pool().get_message_by_name(url.strip_prefix(TYPE_PREFIX).unwrap_or(url))?
+                    }
+                    prost_reflect::Kind::Message(m) => m,
+                    _ => return None,
+                };
+            }
+        }
+    }
+    let names = desc.fields().map(|f| f.name().to_string());
+    crate::text::closest(unknown, names, unknown.len() / 3 + 1)
 }
 
 /// Replace every `{"@type": X, ...}` below `value` whose X is a known extension without a
@@ -392,7 +441,10 @@ mod tests {
         match r.problem {
             Some(ResourceProblem::Invalid { field, message }) => {
                 assert_eq!(field, "spec.resources[0].virtual_hosts[0].routes[0].route");
-                assert!(message.contains("weighted_cluster"), "{message}");
+                assert!(
+                    message.contains("did you mean 'weighted_clusters'"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -125,9 +125,20 @@ fn summary(snap: &Snapshot, findings: &[mesh_model::Diagnostic], files: usize, c
     );
     let objects = snap.objects().len();
     let line = if findings.is_empty() {
-        format!("No issues found in {objects} objects from {files} files.")
+        format!(
+            "No issues found in {} from {}.",
+            plural(objects, "object"),
+            plural(files, "file")
+        )
     } else {
-        format!("{e} errors, {w} warnings, {i} infos in {objects} objects from {files} files.")
+        format!(
+            "{}, {}, {} in {} from {}.",
+            plural(e, "error"),
+            plural(w, "warning"),
+            plural(i, "info"),
+            plural(objects, "object"),
+            plural(files, "file")
+        )
     };
     let line = if color {
         let painted = if e > 0 {
@@ -155,5 +166,13 @@ fn summary(snap: &Snapshot, findings: &[mesh_model::Diagnostic], files: usize, c
     .collect();
     if !missing.is_empty() && objects > 0 {
         eprintln!("note: the input has no objects for {} checks; they were skipped (add those objects, or analyze against a cluster).", missing.join(", "));
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
