@@ -90,6 +90,9 @@ pub fn run(global: &Global, args: &AnalyzeArgs) -> u8 {
         use_color(global.color, std::io::stderr().is_terminal()),
     );
 
+    // The process ends next: leave the snapshot to the OS instead of freeing it piece by
+    // piece (a measurable share of the run time for large inputs).
+    std::mem::forget(snapshot);
     if !load_errors.is_empty() {
         exit::BAD_INPUT
     } else if kept

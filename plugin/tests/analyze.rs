@@ -382,3 +382,29 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// On a real terminal (util-linux `script` gives the binary a pty) output is colored, unless
+/// NO_COLOR is set.
+#[test]
+fn colors_on_a_terminal_but_not_with_no_color() {
+    if which("script").is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "script (util-linux) is needed for the TTY test"
+        );
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_kubectl-mesh");
+    let run = |env: &str| {
+        let cmd = format!("{env} {bin} analyze examples/broken/timeout-1ms.yaml");
+        let o = Command::new("script")
+            .args(["-qc", &cmd, "/dev/null"])
+            .current_dir(root())
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(run("").contains("\x1b[33;1mWarning\x1b[0m"));
+    assert!(!run("NO_COLOR=1").contains('\x1b'));
+}
