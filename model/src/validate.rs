@@ -54,6 +54,30 @@ pub fn dns_label_1035(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && re(&R, r"^[a-z]([-a-z0-9]*[a-z0-9])?$").is_match(s)
 }
 
+/// Gateway API `Namespace`: an RFC 1123 label, 1..63.
+pub fn namespace(s: &str) -> bool {
+    static R: OnceLock<Regex> = OnceLock::new();
+    !s.is_empty() && s.len() <= 63 && re(&R, r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").is_match(s)
+}
+
+/// Gateway API `Kind`: starts with a letter, 1..63.
+pub fn kind(s: &str) -> bool {
+    static R: OnceLock<Regex> = OnceLock::new();
+    !s.is_empty() && s.len() <= 63 && re(&R, r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$").is_match(s)
+}
+
+/// Gateway API `Group`: empty (core) or a DNS subdomain.
+pub fn group(s: &str) -> bool {
+    s.is_empty() || dns_subdomain(s)
+}
+
+/// Gateway API `ProtocolType`: a standard name, or a domain-prefixed one (`example.com/proto`).
+pub fn protocol(s: &str) -> bool {
+    static R: OnceLock<Regex> = OnceLock::new();
+    s.len() <= 255
+        && re(&R, r"^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[A-Za-z0-9]+$").is_match(s)
+}
+
 /// Why an Exact or PathPrefix path value would be rejected, following the CRD's CEL rules.
 pub fn path_problem(value: &str) -> Option<String> {
     static CHARS: OnceLock<Regex> = OnceLock::new();

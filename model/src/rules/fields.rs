@@ -16,6 +16,7 @@ pub static RULES: &[&Rule] = &[
     &WEIGHT_OUT_OF_RANGE,
     &NAME_INVALID,
     &HEADER_NAME_INVALID,
+    &REFERENCE_FIELD_INVALID,
 ];
 
 const ROUTES: &[Kind] = &[Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute];
@@ -294,6 +295,60 @@ pub static HEADER_NAME_INVALID: Rule = Rule {
                     }
                 });
             }
+        }
+    },
+};
+
+/// Object references in each kind: (kind, pattern of the reference objects).
+const REFERENCES: &[(Kind, &str)] = &[
+    (Kind::Gateway, "spec.listeners[*].tls.certificateRefs[*]"),
+    (Kind::Gateway, "spec.listeners[*].allowedRoutes.kinds[*]"),
+    (Kind::ReferenceGrant, "spec.from[*]"),
+    (Kind::ReferenceGrant, "spec.to[*]"),
+];
+
+/// The same for the route kinds, which share their reference shapes.
+const ROUTE_REFERENCES: &[&str] = &[
+    "spec.parentRefs[*]",
+    "spec.rules[*].backendRefs[*]",
+    "spec.rules[*].filters[*].requestMirror.backendRef",
+    "spec.rules[*].backendRefs[*].filters[*].requestMirror.backendRef",
+];
+
+pub static REFERENCE_FIELD_INVALID: Rule = Rule {
+    code: "MESH0016",
+    name: "ReferenceFieldInvalid",
+    level: Level::Error,
+    title: "A reference's namespace, kind or group is malformed",
+    kinds: &[Kind::Gateway, Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute, Kind::ReferenceGrant],
+    scope: Scope::Object,
+    reason: None,
+    doc: "In parentRefs, backendRefs, certificateRefs, allowedRoutes.kinds and ReferenceGrants, `namespace` is an RFC 1123 label (lower case, at most 63 characters), `kind` starts with a letter (`Service`, not `service.v1`), and `group` is empty for the core API or a DNS subdomain (`gateway.networking.k8s.io`, not `gateway.networking.k8s.io/v1`).",
+    hint: "Write the namespace's name, the kind as in `kind:` of the object, and the API group without a version.",
+    bad: fixture!("MESH0016", "bad"),
+    good: fixture!("MESH0016", "good"),
+    check: |o, _, r| {
+        let kind = kind_of(o);
+        let patterns: Vec<&str> = if ROUTES.contains(&kind) {
+            ROUTE_REFERENCES.to_vec()
+        } else {
+            REFERENCES.iter().filter(|(k, _)| *k == kind).map(|(_, p)| *p).collect()
+        };
+        for pattern in patterns {
+            each(&o.raw, pattern, &mut |path, v| {
+                let checks: [(&str, fn(&str) -> bool, &str); 3] = [
+                    ("namespace", validate::namespace, "a lower-case RFC 1123 label"),
+                    ("kind", validate::kind, "a kind name starting with a letter"),
+                    ("group", validate::group, "empty (core) or an API group without version"),
+                ];
+                for (field, ok, what) in checks {
+                    if let Some(x) = v.get(field).and_then(Value::as_str) {
+                        if !ok(x) {
+                            r.at(format!("{path}.{field}"), format!("{field} {x:?} is not {what}"));
+                        }
+                    }
+                }
+            });
         }
     },
 };

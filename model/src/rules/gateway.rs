@@ -28,6 +28,7 @@ pub static RULES: &[&Rule] = &[
     &ROUTE_KIND_INVALID,
     &PASSTHROUGH_CERTIFICATES,
     &CONTROLLER_NAME_INVALID,
+    &PROTOCOL_INVALID,
     &GATEWAY_CLASS_NOT_FOUND,
     &PROTOCOL_CONFLICT,
     &HOSTNAME_CONFLICT,
@@ -566,6 +567,32 @@ pub static CERTIFICATE_MISMATCH: Rule = Rule {
                 if !m.names.iter().any(|n| n.eq_ignore_ascii_case(h) || crate::hostname::matches(n, h)) {
                     r.at(field, format!("the certificate in Secret {ns}/{name} covers {} but not {h}", m.names.join(", ")));
                 }
+            }
+        });
+    },
+};
+
+pub static PROTOCOL_INVALID: Rule = Rule {
+    code: "MESH1012",
+    name: "ListenerProtocolInvalid",
+    level: Level::Error,
+    title: "A listener protocol is not a valid protocol name",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("UnsupportedProtocol"),
+    doc: "Listener protocols are HTTP, HTTPS, TLS, TCP or UDP, or an implementation-specific name with a domain prefix (`example.com/quic`). Protocols are case-sensitive: `http` or `Https` are rejected by the CRD pattern or left unsupported.",
+    hint: "Use HTTP, HTTPS, TLS, TCP or UDP, in upper case.",
+    bad: fixture!("MESH1012", "bad"),
+    good: fixture!("MESH1012", "good"),
+    check: |o, _, r| {
+        listeners(o, |i, l| {
+            let standard = ["HTTP", "HTTPS", "TLS", "TCP", "UDP"];
+            if !crate::validate::protocol(&l.protocol) {
+                r.at(format!("spec.listeners[{i}].protocol"), format!("{:?} is not a valid protocol name", l.protocol));
+            } else if !l.protocol.contains('/') && !standard.contains(&l.protocol.as_str()) {
+                let upper = l.protocol.to_ascii_uppercase();
+                let hint = if standard.contains(&upper.as_str()) { format!("Protocols are case-sensitive: write {upper}.") } else { "Use HTTP, HTTPS, TLS, TCP or UDP, or a domain-prefixed name.".into() };
+                r.at_hint(format!("spec.listeners[{i}].protocol"), format!("{:?} is not a standard protocol and has no domain prefix", l.protocol), hint);
             }
         });
     },

@@ -37,6 +37,7 @@ pub static RULES: &[&Rule] = &[
     &PARENT_REFS_NOT_DISTINCT,
     &GRPC_METHOD_INVALID,
     &REGEX_INVALID,
+    &RULE_NAME_DUPLICATE,
 ];
 
 const HTTP_GRPC: &[Kind] = &[Kind::HttpRoute, Kind::GrpcRoute];
@@ -682,5 +683,30 @@ pub static REGEX_INVALID: Rule = Rule {
             }
             _ => {}
         }
+    },
+};
+
+pub static RULE_NAME_DUPLICATE: Rule = Rule {
+    code: "MESH2018",
+    name: "RuleNameDuplicate",
+    level: Level::Error,
+    title: "Two rules of a route have the same name",
+    kinds: &[Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute],
+    scope: Scope::Object,
+    reason: None,
+    doc: "CEL: \"Rule name must be unique within the route\". Rule names identify a rule in status messages and in policies that target a single rule (sectionName).",
+    hint: "Give every named rule its own name.",
+    bad: fixture!("MESH2018", "bad"),
+    good: fixture!("MESH2018", "good"),
+    check: |o, _, r| {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        crate::walk::each(&o.raw, "spec.rules[*].name", &mut |path, v| {
+            if let Some(n) = v.as_str() {
+                let rule = path.trim_end_matches(".name").to_string();
+                if let Some(first) = seen.insert(n.to_string(), rule) {
+                    r.at(path, format!("rule name {n:?} is already used by {first}"));
+                }
+            }
+        });
     },
 };
