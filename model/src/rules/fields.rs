@@ -315,6 +315,9 @@ const ROUTE_REFERENCES: &[&str] = &[
     "spec.rules[*].backendRefs[*].filters[*].requestMirror.backendRef",
 ];
 
+/// A field of a reference, its format, and how to describe the format.
+type FieldCheck = (&'static str, fn(&str) -> bool, &'static str);
+
 pub static REFERENCE_FIELD_INVALID: Rule = Rule {
     code: "MESH0016",
     name: "ReferenceFieldInvalid",
@@ -336,7 +339,7 @@ pub static REFERENCE_FIELD_INVALID: Rule = Rule {
         };
         for pattern in patterns {
             each(&o.raw, pattern, &mut |path, v| {
-                let checks: [(&str, fn(&str) -> bool, &str); 3] = [
+                let checks: [FieldCheck; 3] = [
                     ("namespace", validate::namespace, "a lower-case RFC 1123 label"),
                     ("kind", validate::kind, "a kind name starting with a letter"),
                     ("group", validate::group, "empty (core) or an API group without version"),
