@@ -176,83 +176,73 @@ impl Route {
     }
 
     pub fn from_http(spec: &httproutes::HttpRouteSpec, ns: &str) -> Route {
-        let rules = spec
-            .rules
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, r)| {
-                let field = format!("spec.rules[{i}]");
-                let match_keys = match &r.matches {
-                    Some(m) if !m.is_empty() => m.iter().map(http_match_key).collect(),
-                    _ => vec![http_match_key(&httproutes::HttpRouteRulesMatches::default())],
-                };
-                RouteRule {
-                    backend_refs: backends(&field, ns, r.backend_refs.as_ref()),
-                    filters: filters(&field, &r.filters),
-                    field,
-                    match_keys,
-                }
-            })
-            .collect();
+        let rules = spec.rules.iter().flatten().map(|r| {
+            let keys = match &r.matches {
+                Some(m) if !m.is_empty() => m.iter().map(http_match_key).collect(),
+                _ => vec![http_match_key(&httproutes::HttpRouteRulesMatches::default())],
+            };
+            (keys, r.backend_refs.as_ref(), &r.filters)
+        });
         Route {
             kind: Kind::HttpRoute,
             hostnames: spec.hostnames.clone().unwrap_or_default(),
             parent_refs: parents(ns, spec.parent_refs.as_ref()),
-            rules,
+            rules: rule_views(ns, rules),
         }
     }
 
     pub fn from_grpc(spec: &grpcroutes::GrpcRouteSpec, ns: &str) -> Route {
-        let rules = spec
-            .rules
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, r)| {
-                let field = format!("spec.rules[{i}]");
-                let match_keys = match &r.matches {
-                    Some(m) if !m.is_empty() => m.iter().map(grpc_match_key).collect(),
-                    _ => vec![grpc_match_key(&grpcroutes::GrpcRouteRulesMatches::default())],
-                };
-                RouteRule {
-                    backend_refs: backends(&field, ns, r.backend_refs.as_ref()),
-                    filters: filters(&field, &r.filters),
-                    field,
-                    match_keys,
-                }
-            })
-            .collect();
+        let rules = spec.rules.iter().flatten().map(|r| {
+            let keys = match &r.matches {
+                Some(m) if !m.is_empty() => m.iter().map(grpc_match_key).collect(),
+                _ => vec![grpc_match_key(&grpcroutes::GrpcRouteRulesMatches::default())],
+            };
+            (keys, r.backend_refs.as_ref(), &r.filters)
+        });
         Route {
             kind: Kind::GrpcRoute,
             hostnames: spec.hostnames.clone().unwrap_or_default(),
             parent_refs: parents(ns, spec.parent_refs.as_ref()),
-            rules,
+            rules: rule_views(ns, rules),
         }
     }
 
     pub fn from_tls(spec: &tlsroutes::TlsRouteSpec, ns: &str) -> Route {
+        let no_filters: Option<Vec<Filter>> = None;
         let rules = spec
             .rules
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let field = format!("spec.rules[{i}]");
-                RouteRule {
-                    backend_refs: backends(&field, ns, Some(&r.backend_refs)),
-                    filters: Vec::new(),
-                    field,
-                    match_keys: vec!["sni".to_string()],
-                }
-            })
-            .collect();
+            .map(|r| (vec!["sni".to_string()], Some(&r.backend_refs), &no_filters));
         Route {
             kind: Kind::TlsRoute,
             hostnames: spec.hostnames.clone(),
             parent_refs: parents(ns, spec.parent_refs.as_ref()),
-            rules,
+            rules: rule_views(ns, rules),
         }
     }
+}
+
+/// The rule views of any route kind, from each rule's match keys, backendRefs and filters.
+fn rule_views<'a, B, F>(
+    ns: &str,
+    rules: impl Iterator<Item = (Vec<String>, Option<&'a Vec<B>>, &'a Option<Vec<F>>)>,
+) -> Vec<RouteRule>
+where
+    B: serde::Serialize + 'a,
+    F: serde::Serialize + 'a,
+{
+    rules
+        .enumerate()
+        .map(|(i, (match_keys, backend_refs, rule_filters))| {
+            let field = format!("spec.rules[{i}]");
+            RouteRule {
+                backend_refs: backends(&field, ns, backend_refs),
+                filters: filters(&field, rule_filters),
+                field,
+                match_keys,
+            }
+        })
+        .collect()
 }
 
 /// A stable text for an enum value within one run (match keys are only compared, never shown).
