@@ -16,8 +16,9 @@ pub struct Index {
     pub grants_by_namespace: HashMap<String, Vec<usize>>,
     /// Envoy-config objects by the Service frontends they claim (`spec.services`).
     pub frontends: HashMap<(String, String), Vec<usize>>,
-    /// Routes accepted by each listener: (gateway namespace, gateway name, listener name).
-    pub listener_routes: HashMap<ListenerKey, Vec<usize>>,
+    /// Routes of each kind accepted by each listener, so a rule about HTTPRoutes meeting
+    /// GRPCRoutes looks only at the other kind.
+    pub listener_routes: HashMap<(ListenerKey, Kind), Vec<usize>>,
     /// Rules by (parent, hostname, match): two entries under one key are identical matches.
     pub matches: HashMap<MatchKey, Vec<RuleAt>>,
     /// The reverse of `listener_routes`: the listeners that accept each route.
@@ -132,7 +133,7 @@ impl Index {
                                     gateway.name.clone(),
                                     l.name.clone(),
                                 );
-                                let v = ix.listener_routes.entry(key.clone()).or_default();
+                                let v = ix.listener_routes.entry((key.clone(), kind)).or_default();
                                 if !v.contains(&i) {
                                     v.push(i);
                                     ix.route_listeners.entry(i).or_default().push(key);

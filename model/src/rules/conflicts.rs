@@ -51,16 +51,18 @@ pub static HTTP_GRPC_CONFLICT: Rule = Rule {
     good: fixture!("MESH2201", "good"),
     check: |o, s, r| {
         let Some(route) = o.resource.route() else { return };
+        let other_kind = match route.kind {
+            Kind::HttpRoute => Kind::GrpcRoute,
+            Kind::GrpcRoute => Kind::HttpRoute,
+            _ => return,
+        };
         let objects = s.objects();
         let Some(me) = s.position(o) else { return };
         let ix = s.index();
         for key in ix.route_listeners.get(&me).into_iter().flatten() {
-            for &j in ix.listener_routes.get(key).into_iter().flatten() {
+            for &j in ix.listener_routes.get(&(key.clone(), other_kind)).into_iter().flatten() {
                 let other = &objects[j];
                 let Some(other_route) = other.resource.route() else { continue };
-                if other_route.kind == route.kind || other_route.kind == Kind::TlsRoute || route.kind == Kind::TlsRoute {
-                    continue;
-                }
                 let overlap = route.hostnames.is_empty() || other_route.hostnames.is_empty() || route.hostnames.iter().any(|h| other_route.hostnames.iter().any(|g| crate::hostname::intersects(Some(h), Some(g))));
                 if overlap && precedence(other, o) == Ordering::Less {
                     r.at("spec.hostnames", format!("{} on listener {}/{}/{} has intersecting hostnames and takes precedence; this route is not accepted there", label(other), key.0, key.1, key.2));
