@@ -25,8 +25,10 @@ pub struct Index {
     pub route_listeners: HashMap<usize, Vec<ListenerKey>>,
     /// Ready endpoints per Service (namespace, name), from EndpointSlices.
     pub ready_endpoints: HashMap<(String, String), usize>,
-    /// The reverse of `matches`: the match keys of each route.
-    pub route_matches: HashMap<usize, Vec<MatchKey>>,
+    /// The reverse of `matches`: each route's match keys, with the rule that has it.
+    pub route_matches: HashMap<usize, Vec<(MatchKey, usize)>>,
+    /// The route that wins each match key by precedence.
+    pub match_winner: HashMap<MatchKey, usize>,
 }
 
 /// (gateway namespace, gateway name, listener name).
@@ -114,8 +116,8 @@ impl Index {
                                     v.push((i, ri));
                                 }
                                 let mine = ix.route_matches.entry(i).or_default();
-                                if !mine.contains(&key) {
-                                    mine.push(key);
+                                if !mine.iter().any(|(k, r)| *k == key && *r == ri) {
+                                    mine.push((key, ri));
                                 }
                             }
                         }
@@ -142,6 +144,16 @@ impl Index {
                         }
                     }
                 }
+            }
+        }
+        let objects = snap.objects();
+        for (key, members) in &ix.matches {
+            let winner = members
+                .iter()
+                .map(|(i, _)| *i)
+                .min_by(|&a, &b| crate::precedence::precedence(&objects[a], &objects[b]));
+            if let Some(w) = winner {
+                ix.match_winner.insert(key.clone(), w);
             }
         }
         ix

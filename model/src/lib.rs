@@ -13,6 +13,7 @@ pub mod kind;
 pub mod load;
 pub mod object;
 pub mod path;
+pub mod precedence;
 pub mod resource;
 pub mod route;
 pub mod rules;

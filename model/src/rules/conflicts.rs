@@ -15,18 +15,7 @@ pub static RULES: &[&Rule] = &[
     &NO_READY_ENDPOINTS,
 ];
 
-/// Gateway API precedence between conflicting routes: the oldest creationTimestamp wins, then
-/// `namespace/name` in alphabetical order. Files without timestamps fall back to the names.
-pub fn precedence(a: &Object, b: &Object) -> Ordering {
-    let ts = |o: &Object| o.creation_timestamp().map(str::to_string);
-    let by_time = match (ts(a), ts(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => Ordering::Equal,
-    };
-    by_time.then_with(|| (a.namespace.as_deref(), &a.name).cmp(&(b.namespace.as_deref(), &b.name)))
-}
+use crate::precedence::precedence;
 
 fn label(o: &Object) -> String {
     format!(
@@ -60,13 +49,28 @@ pub static HTTP_GRPC_CONFLICT: Rule = Rule {
         let Some(me) = s.position(o) else { return };
         let ix = s.index();
         for key in ix.route_listeners.get(&me).into_iter().flatten() {
-            for &j in ix.listener_routes.get(&(key.clone(), other_kind)).into_iter().flatten() {
-                let other = &objects[j];
-                let Some(other_route) = other.resource.route() else { continue };
-                let overlap = route.hostnames.is_empty() || other_route.hostnames.is_empty() || route.hostnames.iter().any(|h| other_route.hostnames.iter().any(|g| crate::hostname::intersects(Some(h), Some(g))));
-                if overlap && precedence(other, o) == Ordering::Less {
-                    r.at("spec.hostnames", format!("{} on listener {}/{}/{} has intersecting hostnames and takes precedence; this route is not accepted there", label(other), key.0, key.1, key.2));
-                }
+            // One finding per listener: the route that wins, and how many others also do.
+            let winners: Vec<&Object> = ix
+                .listener_routes
+                .get(&(key.clone(), other_kind))
+                .into_iter()
+                .flatten()
+                .map(|&j| &objects[j])
+                .filter(|other| precedence(other, o) == Ordering::Less)
+                .filter(|other| {
+                    let theirs = other.resource.route().map(|x| x.hostnames.as_slice()).unwrap_or(&[]);
+                    route.hostnames.is_empty() || theirs.is_empty() || route.hostnames.iter().any(|h| theirs.iter().any(|g| crate::hostname::intersects(Some(h), Some(g))))
+                })
+                .collect();
+            if let Some(best) = winners.iter().copied().min_by(|a, b| precedence(a, b)) {
+                let more = match winners.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more)"),
+                };
+                r.at(
+                    "spec.hostnames",
+                    format!("{}{more} on listener {}/{}/{} has intersecting hostnames and takes precedence; this route is not accepted there", label(best), key.0, key.1, key.2),
+                );
             }
         }
     },
@@ -86,24 +90,22 @@ pub static DUPLICATE_MATCH: Rule = Rule {
     good: fixture!("MESH2202", "good"),
     check: |o, s, r| {
         let Some(route) = o.resource.route() else { return };
-        let objects = s.objects();
         let Some(me) = s.position(o) else { return };
         let ix = s.index();
         let mut reported = std::collections::HashSet::new();
-        for key in ix.route_matches.get(&me).into_iter().flatten() {
-            let members = &ix.matches[key];
-            let mine: Vec<usize> = members.iter().filter(|(i, _)| *i == me).map(|(_, ri)| *ri).collect();
-            let winner = members.iter().filter(|(i, _)| *i != me).map(|(i, _)| &objects[*i]).min_by(|a, b| precedence(a, b));
-            let Some(winner) = winner else { continue };
-            if precedence(winner, o) != Ordering::Less {
+        for (key, ri) in ix.route_matches.get(&me).into_iter().flatten() {
+            let winner = ix.match_winner[key];
+            if winner == me || !reported.insert(*ri) {
                 continue;
             }
-            for ri in mine {
-                if reported.insert(ri) {
-                    let host = if key.1.is_empty() { "any hostname".to_string() } else { key.1.clone() };
-                    r.at(route.rules[ri].field.clone(), format!("{} has the same match for {host} on the same parent and wins by precedence (oldest, then namespace/name); this rule never receives traffic", label(winner)));
-                }
-            }
+            let host = if key.1.is_empty() { "any hostname".to_string() } else { key.1.clone() };
+            r.at(
+                route.rules[*ri].field.clone(),
+                format!(
+                    "{} has the same match for {host} on the same parent and wins by precedence (oldest, then namespace/name); this rule never receives traffic",
+                    label(&s.objects()[winner])
+                ),
+            );
         }
     },
 };
