@@ -52,6 +52,7 @@ docs:
 
 bench: build
 	$(CARGO) run --release --locked -p mesh-bench -- --sizes 1000,10000,50000
+	$(CARGO) run --release --locked -p mesh-bench -- --shape contended --sizes 1000,10000,50000
 
 clean:
 	$(CARGO) clean

@@ -4,6 +4,10 @@
 //! ReferenceGrants and CiliumEnvoyConfigs, writes them as YAML files, and times loading plus
 //! every rule (what `analyze` does, minus printing). Reports the median of several runs and
 //! the cost per object, so growth that is not linear shows up as a rising per-object figure.
+//!
+//! `--sizes 1000,10000` picks the corpus sizes, `--runs N` the repetitions, `--shape mixed`
+//! (the default, a realistic mix) or `--shape contended` (every route fighting for one
+//! listener and one match: the worst case for the conflict rules).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -63,8 +67,32 @@ fn unit(k: usize, out: &mut String) -> usize {
     n
 }
 
+/// The adversarial shape: every route on one listener, without hostnames, with the same match
+/// (all in one conflict group), plus one GRPCRoute per 100 routes competing for the listener.
+/// A rule that compares routes pairwise is quadratic here.
+fn contended_unit(k: usize, out: &mut String) -> usize {
+    let mut n = 0;
+    if k == 0 {
+        out.push_str("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: shared\nspec:\n  gatewayClassName: cilium\n  listeners:\n  - name: http\n    protocol: HTTP\n    port: 80\n");
+        n += 1;
+    }
+    let _ = write!(
+        out,
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: route-{k}\nspec:\n  parentRefs:\n  - name: shared\n  rules:\n  - matches:\n    - path:\n        type: PathPrefix\n        value: /same\n    backendRefs:\n    - name: svc\n      port: 8080\n"
+    );
+    n += 1;
+    if k.is_multiple_of(100) {
+        let _ = write!(
+            out,
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: grpc-{k}\nspec:\n  parentRefs:\n  - name: shared\n  hostnames:\n  - grpc-{k}.example.com\n  rules:\n  - backendRefs:\n    - name: svc\n      port: 8080\n"
+        );
+        n += 1;
+    }
+    n
+}
+
 /// Write a corpus of about `size` objects into `dir`, 500 objects per file.
-fn generate(size: usize, dir: &std::path::Path) -> usize {
+fn generate(size: usize, dir: &std::path::Path, unit: fn(usize, &mut String) -> usize) -> usize {
     std::fs::create_dir_all(dir).expect("bench dir");
     let (mut total, mut file, mut k, mut text) = (0, 0, 0, String::new());
     while total < size {
@@ -101,6 +129,21 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![1_000, 10_000, 50_000]);
+    let shape = args
+        .iter()
+        .position(|a| a == "--shape")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or("mixed");
+    let unit: fn(usize, &mut String) -> usize = match shape {
+        "contended" => contended_unit,
+        "mixed" => unit,
+        other => {
+            eprintln!("unknown --shape {other:?}: use mixed or contended");
+            std::process::exit(64);
+        }
+    };
+    println!("shape: {shape}\n");
     let runs: usize = args
         .iter()
         .position(|a| a == "--runs")
@@ -112,7 +155,7 @@ fn main() {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for size in sizes {
         let dir = base.join(size.to_string());
-        generate(size, &dir);
+        generate(size, &dir, unit);
         let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         let mut times = Vec::new();
         let (mut n, mut f) = (0, 0);

@@ -26,6 +26,14 @@ pub fn route_intersects(listener: Option<&str>, route: &[String]) -> bool {
     route.is_empty() || route.iter().any(|h| intersects(listener, Some(h)))
 }
 
+/// Whether two routes' hostname lists share a name (an empty list is all names).
+pub fn routes_intersect(a: &[String], b: &[String]) -> bool {
+    a.is_empty()
+        || b.is_empty()
+        || a.iter()
+            .any(|x| b.iter().any(|y| intersects(Some(x), Some(y))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,12 @@
 
 use std::collections::HashMap;
 
+use std::cmp::Ordering;
+
 use crate::attach::{self, Parent};
 use crate::kind::Kind;
+use crate::object::Object;
+use crate::precedence::precedence;
 use crate::resource::Resource;
 use crate::snapshot::Snapshot;
 
@@ -17,8 +21,8 @@ pub struct Index {
     /// Envoy-config objects by the Service frontends they claim (`spec.services`).
     pub frontends: HashMap<(String, String), Vec<usize>>,
     /// Routes of each kind accepted by each listener, so a rule about HTTPRoutes meeting
-    /// GRPCRoutes looks only at the other kind.
-    pub listener_routes: HashMap<(ListenerKey, Kind), Vec<usize>>,
+    /// GRPCRoutes looks only at the other kind, and only at routes whose hostnames can meet.
+    pub listener_routes: HashMap<(ListenerKey, Kind), ListenerRoutes>,
     /// Rules by (parent, hostname, match): two entries under one key are identical matches.
     pub matches: HashMap<MatchKey, Vec<RuleAt>>,
     /// The reverse of `listener_routes`: the listeners that accept each route.
@@ -112,7 +116,7 @@ impl Index {
                                     format!("{kind:?} {m}"),
                                 );
                                 let v = ix.matches.entry(key.clone()).or_default();
-                                if !v.contains(&(i, ri)) {
+                                if v.last() != Some(&(i, ri)) {
                                     v.push((i, ri));
                                 }
                                 let mine = ix.route_matches.entry(i).or_default();
@@ -136,8 +140,8 @@ impl Index {
                                     l.name.clone(),
                                 );
                                 let v = ix.listener_routes.entry((key.clone(), kind)).or_default();
-                                if !v.contains(&i) {
-                                    v.push(i);
+                                if v.all.last() != Some(&i) {
+                                    v.add(i, &route.hostnames);
                                     ix.route_listeners.entry(i).or_default().push(key);
                                 }
                             }
@@ -147,6 +151,9 @@ impl Index {
             }
         }
         let objects = snap.objects();
+        for routes in ix.listener_routes.values_mut() {
+            routes.sort(objects);
+        }
         for (key, members) in &ix.matches {
             let winner = members
                 .iter()
@@ -157,5 +164,102 @@ impl Index {
             }
         }
         ix
+    }
+}
+
+/// The routes of one kind accepted by one listener, in precedence order, indexed by hostname.
+#[derive(Default)]
+pub struct ListenerRoutes {
+    /// Every route, best precedence first.
+    pub all: Vec<usize>,
+    /// Routes without hostnames: they intersect every name.
+    catch_all: Vec<usize>,
+    /// Routes by each exact (lower-cased) hostname.
+    exact: HashMap<String, Vec<usize>>,
+    /// Routes with a wildcard hostname.
+    wildcard: Vec<usize>,
+}
+
+impl ListenerRoutes {
+    fn add(&mut self, i: usize, hostnames: &[String]) {
+        self.all.push(i);
+        if hostnames.is_empty() {
+            self.catch_all.push(i);
+        }
+        for h in hostnames {
+            if h.starts_with('*') {
+                if self.wildcard.last() != Some(&i) {
+                    self.wildcard.push(i);
+                }
+            } else {
+                self.exact
+                    .entry(h.to_ascii_lowercase())
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+
+    fn sort(&mut self, objects: &[Object]) {
+        let by = |a: &usize, b: &usize| precedence(&objects[*a], &objects[*b]);
+        self.all.sort_by(by);
+        self.catch_all.sort_by(by);
+        self.wildcard.sort_by(by);
+        for v in self.exact.values_mut() {
+            v.sort_by(by);
+        }
+    }
+
+    /// The route of highest precedence that beats `me` and shares a hostname with
+    /// `hostnames` (empty: all names). Each list is in precedence order, so a scan stops at the
+    /// first route that does not beat `me`.
+    pub fn best_intersecting(
+        &self,
+        objects: &[Object],
+        me: usize,
+        hostnames: &[String],
+    ) -> Option<usize> {
+        let beats = |j: &usize| precedence(&objects[*j], &objects[me]) == Ordering::Less;
+        let meets = |j: usize| {
+            let theirs = objects[j]
+                .resource
+                .route()
+                .map(|r| r.hostnames.as_slice())
+                .unwrap_or(&[]);
+            crate::hostname::routes_intersect(hostnames, theirs)
+        };
+        let mut found: Vec<usize> = Vec::new();
+        if hostnames.is_empty() || hostnames.iter().any(|h| h.starts_with('*')) {
+            found.extend(
+                self.all
+                    .iter()
+                    .copied()
+                    .take_while(beats)
+                    .find(|&j| meets(j)),
+            );
+        } else {
+            found.extend(self.catch_all.iter().copied().take_while(beats).next());
+            for h in hostnames {
+                found.extend(
+                    self.exact
+                        .get(&h.to_ascii_lowercase())
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .take_while(beats)
+                        .next(),
+                );
+            }
+            found.extend(
+                self.wildcard
+                    .iter()
+                    .copied()
+                    .take_while(beats)
+                    .find(|&j| meets(j)),
+            );
+        }
+        found
+            .into_iter()
+            .min_by(|a, b| precedence(&objects[*a], &objects[*b]))
     }
 }

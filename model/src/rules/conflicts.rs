@@ -1,7 +1,5 @@
 //! MESH22xx: routes that are valid alone but collide with others, or cannot send traffic.
 
-use std::cmp::Ordering;
-
 use super::{fixture, Rule, Scope};
 use crate::diagnostic::Level;
 use crate::kind::Kind;
@@ -14,8 +12,6 @@ pub static RULES: &[&Rule] = &[
     &SHADOWED_RULE,
     &NO_READY_ENDPOINTS,
 ];
-
-use crate::precedence::precedence;
 
 fn label(o: &Object) -> String {
     format!(
@@ -49,27 +45,17 @@ pub static HTTP_GRPC_CONFLICT: Rule = Rule {
         let Some(me) = s.position(o) else { return };
         let ix = s.index();
         for key in ix.route_listeners.get(&me).into_iter().flatten() {
-            // One finding per listener: the route that wins, and how many others also do.
-            let winners: Vec<&Object> = ix
-                .listener_routes
-                .get(&(key.clone(), other_kind))
-                .into_iter()
-                .flatten()
-                .map(|&j| &objects[j])
-                .filter(|other| precedence(other, o) == Ordering::Less)
-                .filter(|other| {
-                    let theirs = other.resource.route().map(|x| x.hostnames.as_slice()).unwrap_or(&[]);
-                    route.hostnames.is_empty() || theirs.is_empty() || route.hostnames.iter().any(|h| theirs.iter().any(|g| crate::hostname::intersects(Some(h), Some(g))))
-                })
-                .collect();
-            if let Some(best) = winners.iter().copied().min_by(|a, b| precedence(a, b)) {
-                let more = match winners.len() - 1 {
-                    0 => String::new(),
-                    n => format!(" (and {n} more)"),
-                };
+            let Some(routes) = ix.listener_routes.get(&(key.clone(), other_kind)) else { continue };
+            if let Some(best) = routes.best_intersecting(objects, me, &route.hostnames) {
                 r.at(
                     "spec.hostnames",
-                    format!("{}{more} on listener {}/{}/{} has intersecting hostnames and takes precedence; this route is not accepted there", label(best), key.0, key.1, key.2),
+                    format!(
+                        "{} on listener {}/{}/{} has intersecting hostnames and takes precedence; this route is not accepted there",
+                        label(&objects[best]),
+                        key.0,
+                        key.1,
+                        key.2
+                    ),
                 );
             }
         }
