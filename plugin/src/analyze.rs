@@ -1,14 +1,14 @@
 //! `kubectl mesh analyze`: load, check, filter, report, and pick the exit code.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
 use mesh_model::{rules, Kind, Level, Snapshot};
 
 use crate::cli::{AnalyzeArgs, ColorMode, Format, Global};
-use crate::exit;
 use crate::report;
 use crate::suppress::Suppression;
+use crate::{exit, print};
 
 /// Whether to color stdout: only on a terminal, never with NO_COLOR (https://no-color.org).
 pub fn use_color(mode: ColorMode, stream_is_tty: bool) -> bool {
@@ -102,19 +102,6 @@ pub fn run(global: &Global, args: &AnalyzeArgs) -> u8 {
         exit::FINDINGS
     } else {
         exit::OK
-    }
-}
-
-/// Write the report to stdout; a closed pipe (`| head`) is not an error worth a panic.
-fn print(text: &str) -> u8 {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => exit::OK,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            eprintln!("error: writing the report: {e}");
-            exit::BAD_INPUT
-        }
     }
 }
 

@@ -37,14 +37,27 @@ fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         cli::Command::Analyze(args) => analyze::run(&cli.global, &args),
-        cli::Command::Version => {
-            println!("kubectl-mesh {}", env!("CARGO_PKG_VERSION"));
-            exit::OK
-        }
+        cli::Command::Version => print(&format!("kubectl-mesh {}\n", env!("CARGO_PKG_VERSION"))),
         cli::Command::Completion { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "kubectl-mesh", &mut std::io::stdout());
-            exit::OK
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kubectl-mesh", &mut script);
+            print(&String::from_utf8_lossy(&script))
         }
     })
+}
+
+/// Write data to stdout. A reader that goes away (`| head`) ends the output quietly: never a
+/// panic, as `println!` would.
+pub fn print(text: &str) -> u8 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: writing to stdout: {e}");
+            exit::BAD_INPUT
+        }
+    }
 }

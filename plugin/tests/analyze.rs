@@ -408,3 +408,25 @@ fn colors_on_a_terminal_but_not_with_no_color() {
     assert!(run("").contains("\x1b[33;1mWarning\x1b[0m"));
     assert!(!run("NO_COLOR=1").contains('\x1b'));
 }
+
+/// A reader that closes early (`| head -1`) ends the output quietly, for every command.
+#[test]
+fn closed_pipe_is_not_a_panic() {
+    for args in [
+        vec!["completion", "bash"],
+        vec!["analyze", "--list-rules"],
+        vec!["analyze", "examples/broken", "-o", "sarif"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-mesh"))
+            .args(&args)
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
