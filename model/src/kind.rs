@@ -139,10 +139,6 @@ impl Kind {
             .find(|k| k.group == group && k.name == kind)
             .map(|k| k.kind)
     }
-
-    pub fn is_route(self) -> bool {
-        matches!(self, Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute)
-    }
 }
 
 /// Real kinds of our groups that the model does not check (experimental Gateway API kinds,

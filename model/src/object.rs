@@ -126,10 +126,6 @@ impl Object {
             .unwrap_or(&self.api_version)
     }
 
-    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.metadata_map("labels")
-    }
-
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.raw
             .pointer("/metadata/annotations")?
@@ -141,17 +137,5 @@ impl Object {
     /// rarely carry it; then the tie goes to namespace/name, as the spec says.
     pub fn creation_timestamp(&self) -> Option<&str> {
         self.raw.pointer("/metadata/creationTimestamp")?.as_str()
-    }
-
-    fn metadata_map(&self, key: &str) -> impl Iterator<Item = (&str, &str)> {
-        self.raw
-            .get("metadata")
-            .and_then(|m| m.get(key))
-            .and_then(Value::as_object)
-            .into_iter()
-            .flat_map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
-            })
     }
 }

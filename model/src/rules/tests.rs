@@ -71,3 +71,23 @@ fn suppression_annotation_drops_codes() {
     let some = findings("x", "bad", text);
     assert!(!some.iter().any(|d| d.code == "MESH9001"));
 }
+
+#[test]
+fn one_object_checks_like_the_whole_snapshot() {
+    // The webhook checks the incoming object alone against the cluster's snapshot.
+    let rule = find("MESH2104").unwrap();
+    let objects = load_str(rule.bad, Source::Stdin, &LoadOptions::default()).unwrap();
+    let snap = Snapshot::new(objects);
+    let route = snap
+        .objects()
+        .iter()
+        .find(|o| o.kind == "HTTPRoute")
+        .unwrap();
+    let alone = check_object(route, &snap);
+    let all: Vec<_> = check(&snap)
+        .into_iter()
+        .filter(|d| d.resource == route.reference())
+        .collect();
+    assert_eq!(alone.len(), all.len());
+    assert!(alone.iter().any(|d| d.code == "MESH2104"));
+}
