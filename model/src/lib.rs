@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod cert;
+pub mod defaults;
 pub mod diagnostic;
 pub mod envoy;
 pub mod grants;

@@ -175,8 +175,19 @@ pub fn check(snap: &Snapshot) -> Vec<Diagnostic> {
 
 /// Run every rule over one object (the webhook's entry point).
 pub fn check_object(object: &Object, snap: &Snapshot) -> Vec<Diagnostic> {
+    check_object_where(object, snap, |_| true)
+}
+
+/// Run the rules `keep` selects over one object: `rule.scope == Scope::Object` for a webhook
+/// that has no view of the cluster.
+pub fn check_object_where(
+    object: &Object,
+    snap: &Snapshot,
+    keep: impl Fn(&Rule) -> bool,
+) -> Vec<Diagnostic> {
+    let rules: Vec<&'static Rule> = catalog().iter().copied().filter(|r| keep(r)).collect();
     let mut out = Vec::new();
-    check_object_with(object, snap, catalog(), &mut out);
+    check_object_with(object, snap, &rules, &mut out);
     out
 }
 
