@@ -1,0 +1,172 @@
+//! `mesh-webhook`: validating and mutating admission webhook for Gateway API objects and
+//! Cilium Envoy configs, running the same rule catalog as `kubectl mesh analyze`.
+
+mod certs;
+mod metrics;
+mod review;
+mod server;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mesh-webhook",
+    version,
+    about = "Admission webhook for Gateway API and Cilium Envoy configs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve POST /validate and /mutate over HTTPS, with /healthz, /readyz and /metrics.
+    Serve {
+        /// PEM certificate chain; reloaded when the file changes.
+        #[arg(long)]
+        tls_cert: PathBuf,
+        /// PEM private key; reloaded when the file changes.
+        #[arg(long)]
+        tls_key: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        addr: String,
+        /// Run the rules about the object alone; do not watch the cluster.
+        #[arg(long)]
+        no_cluster: bool,
+        /// How often to look for new certificate files.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        reload_interval: Duration,
+    },
+    /// Create a CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle.
+    Certs {
+        /// The webhook's Service name.
+        #[arg(long)]
+        service: String,
+        /// The webhook's namespace.
+        #[arg(long)]
+        namespace: String,
+        /// Directory for ca.crt, ca.key, tls.crt and tls.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Extra DNS names for the serving certificate (e.g. localhost for tests).
+        #[arg(long = "san")]
+        extra_names: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    mesh_model::validate::duration_ms(s)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 500ms or 2s"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Certs {
+            service,
+            namespace,
+            out,
+            extra_names,
+            days,
+        } => match certs::issue(&service, &namespace, &extra_names, &out, days) {
+            Ok(issued) => {
+                eprintln!(
+                    "wrote {}/{{ca.crt,ca.key,tls.crt,tls.key}} for {service}.{namespace}.svc",
+                    out.display()
+                );
+                println!("{}", issued.ca_bundle);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve {
+            tls_cert,
+            tls_key,
+            addr,
+            no_cluster,
+            reload_interval,
+        } => {
+            tracing_subscriber::fmt()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            if !no_cluster {
+                eprintln!("error: watching the cluster is not available in this build yet; run with --no-cluster (rules about the object alone)");
+                return ExitCode::from(64);
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(run(tls_cert, tls_key, addr, reload_interval)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn run(cert: PathBuf, key: PathBuf, addr: String, reload: Duration) -> Result<(), String> {
+    let pair = tls::load(&cert, &key).map_err(|e| e.to_string())?;
+    let resolver = tls::Reloading::new(pair);
+    tokio::spawn(resolver.clone().watch(cert, key, reload));
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = server::AppState::new(false);
+    // No cluster: the view is the empty one, and the webhook is ready at once.
+    state.set_cluster(review::ClusterView::default());
+    tracing::info!(addr = %local, cluster = false, "mesh-webhook serving");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+        }
+        tracing::info!("shutting down");
+    };
+    server::serve(
+        listener,
+        tls::server_config(resolver),
+        server::router(state),
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}

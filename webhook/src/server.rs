@@ -1,0 +1,220 @@
+//! The HTTPS server: `/validate`, `/mutate`, `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Every malformed input gets a 400 (or 413 for a body over the API server's own 3 MiB limit)
+//! with a message saying what is wrong; nothing panics, hangs or loops on 500s. A request that
+//! takes longer than the timeout gets 408, well inside the API server's `timeoutSeconds`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::metrics::{EndpointLabels, Metrics, ReviewLabels};
+use crate::review::{self, Answer, ClusterView};
+
+/// The API server's own limit on request bodies.
+pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+/// Per-request limit; the webhook configurations give the API server 5 s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct AppState {
+    pub cluster: RwLock<ClusterView>,
+    pub ready: AtomicBool,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(ready: bool) -> Arc<AppState> {
+        Arc::new(AppState {
+            cluster: RwLock::new(ClusterView::default()),
+            ready: AtomicBool::new(ready),
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// Swap in a new view of the cluster (reviews in flight keep the one they started with)
+    /// and mark the webhook ready.
+    pub fn set_cluster(&self, view: ClusterView) {
+        let objects = view.snapshot.as_ref().map_or(0, |s| s.objects().len());
+        self.metrics.cache_objects.set(objects as i64);
+        if let Ok(mut slot) = self.cluster.write() {
+            *slot = view;
+        }
+        self.ready.store(true, Ordering::Relaxed);
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        "ok\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster cache has not synced yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(&state, "validate", &body)
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(&state, "mutate", &body)
+}
+
+/// Parse, review, count, log, answer.
+fn handle(state: &AppState, endpoint: &'static str, body: &[u8]) -> Response {
+    let start = Instant::now();
+    let req = match review::parse(body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(endpoint, error = %e, "bad admission request");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+        }
+    };
+    let result: Result<Answer, _> = if endpoint == "validate" {
+        let cluster = state.cluster.read().map(|c| c.clone()).unwrap_or_default();
+        review::validate(&req, &cluster)
+    } else {
+        review::mutate(&req)
+    };
+    let answer = match result {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(endpoint, uid = %req.uid, error = %e, "bad admission request");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+        }
+    };
+    let elapsed = start.elapsed();
+    let operation = serde_json::to_value(req.operation)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    state
+        .metrics
+        .reviews
+        .get_or_create(&ReviewLabels {
+            endpoint,
+            kind: answer.kind.clone(),
+            operation: operation.clone(),
+            verdict: answer.verdict.as_str(),
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&EndpointLabels { endpoint })
+        .observe(elapsed.as_secs_f64());
+    // One line per review; never the object itself (it may be a Secret).
+    tracing::info!(
+        endpoint,
+        uid = %req.uid,
+        kind = %answer.kind,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name,
+        operation = %operation,
+        dry_run = req.dry_run.unwrap_or(false),
+        verdict = answer.verdict.as_str(),
+        latency_us = elapsed.as_micros() as u64,
+        "review"
+    );
+    axum::Json(answer.body).into_response()
+}
+
+/// Accept TLS connections on `addr` until `shutdown` resolves, then let open connections
+/// finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let open = Arc::new(());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let token = open.clone();
+        tokio::spawn(async move {
+            let _token = token;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    let deadline = Instant::now() + grace;
+    while Arc::strong_count(&open) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
