@@ -17,14 +17,17 @@ use serde_json::{json, Value};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
-/// An AdmissionReview as received. `request` is optional in the schema; without it there is
-/// nothing to review (a 400).
+/// An AdmissionReview as received, before its request is read: the version and kind are
+/// checked first, so a wrong `admissionReviewVersions` gets a message about that. `request` is
+/// optional in the schema; without it there is nothing to review (a 400).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionReview {
-    pub api_version: String,
-    pub kind: String,
-    pub request: Option<AdmissionRequest>,
+struct Envelope {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    request: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub enum BadReview {
     Kind(String),
     #[error("the AdmissionReview has no request")]
     NoRequest,
+    #[error("the AdmissionReview's request is malformed: {0}")]
+    Request(String),
     #[error("{0} has no object")]
     NoObject(&'static str),
 }
@@ -112,7 +117,7 @@ pub struct ClusterView {
 
 /// Parse a request body.
 pub fn parse(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
-    let review: AdmissionReview =
+    let review: Envelope =
         serde_json::from_slice(body).map_err(|e| BadReview::NotJson(e.to_string()))?;
     if review.api_version != API_VERSION {
         return Err(BadReview::Version(review.api_version));
@@ -120,7 +125,11 @@ pub fn parse(body: &[u8]) -> Result<AdmissionRequest, BadReview> {
     if review.kind != "AdmissionReview" {
         return Err(BadReview::Kind(review.kind));
     }
-    review.request.ok_or(BadReview::NoRequest)
+    let request = review
+        .request
+        .filter(|r| !r.is_null())
+        .ok_or(BadReview::NoRequest)?;
+    serde_json::from_value(request).map_err(|e| BadReview::Request(e.to_string()))
 }
 
 fn respond(uid: &str, response: Value) -> Value {
