@@ -20,6 +20,8 @@ pub mod route;
 pub mod rules;
 pub mod selector;
 pub mod snapshot;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 pub mod validate;
 pub mod walk;

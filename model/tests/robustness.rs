@@ -1,157 +1,20 @@
 //! Random bytes and random YAML never panic the loader or a rule.
 
+// The strategies are shared with other crates' tests through the `testing` feature.
+#[path = "../src/testing.rs"]
+mod testing;
+
+use testing::document;
+
 use mesh_model::load::{load_str, LoadOptions};
 use mesh_model::{rules, Snapshot, Source};
 use proptest::prelude::*;
-use serde_json::{json, Map, Value};
 
 fn analyze(text: &str) {
     if let Ok(objects) = load_str(text, Source::Stdin, &LoadOptions::default()) {
         let snap = Snapshot::new(objects);
         let _ = rules::check(&snap);
     }
-}
-
-/// Field names the rules look at, so random documents reach deep into them.
-const KEYS: &[&str] = &[
-    "spec",
-    "rules",
-    "matches",
-    "path",
-    "type",
-    "value",
-    "backendRefs",
-    "name",
-    "namespace",
-    "port",
-    "weight",
-    "filters",
-    "listeners",
-    "protocol",
-    "hostname",
-    "hostnames",
-    "tls",
-    "mode",
-    "certificateRefs",
-    "parentRefs",
-    "sectionName",
-    "kind",
-    "group",
-    "headers",
-    "queryParams",
-    "method",
-    "requestRedirect",
-    "urlRewrite",
-    "requestMirror",
-    "requestHeaderModifier",
-    "set",
-    "add",
-    "remove",
-    "statusCode",
-    "timeouts",
-    "request",
-    "backendRequest",
-    "allowedRoutes",
-    "namespaces",
-    "from",
-    "selector",
-    "matchLabels",
-    "to",
-    "services",
-    "backendServices",
-    "resources",
-    "@type",
-    "virtual_hosts",
-    "routes",
-    "route",
-    "weighted_clusters",
-    "clusters",
-    "rds",
-    "route_config_name",
-    "circuit_breakers",
-    "thresholds",
-    "max_requests",
-    "ports",
-    "endpoints",
-    "conditions",
-    "ready",
-    "data",
-    "tls.crt",
-    "labels",
-    "percent",
-    "fraction",
-    "numerator",
-    "denominator",
-    "replacePrefixMatch",
-];
-const KINDS: &[(&str, &str)] = &[
-    ("gateway.networking.k8s.io/v1", "Gateway"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-    ("gateway.networking.k8s.io/v1", "GRPCRoute"),
-    ("gateway.networking.k8s.io/v1", "TLSRoute"),
-    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
-    ("gateway.networking.k8s.io/v1", "GatewayClass"),
-    ("v1", "Service"),
-    ("v1", "Secret"),
-    ("v1", "Namespace"),
-    ("discovery.k8s.io/v1", "EndpointSlice"),
-    ("cilium.io/v2", "CiliumEnvoyConfig"),
-    ("cilium.io/v2", "CiliumClusterwideEnvoyConfig"),
-];
-
-fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        (-5i64..70000).prop_map(|n| json!(n)),
-        prop::sample::select(vec![
-            "/",
-            "a",
-            "",
-            "*.x.io",
-            "PathPrefix",
-            "Exact",
-            "HTTP",
-            "HTTPS",
-            "TLS",
-            "Passthrough",
-            "Service",
-            "RequestRedirect",
-            "URLRewrite",
-            "type.googleapis.com/envoy.config.listener.v3.Listener",
-            "default/x",
-            "(",
-            "1ms"
-        ])
-        .prop_map(|s| json!(s)),
-    ]
-}
-
-fn value() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(5, 64, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
-                Value::Object(
-                    kv.into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect::<Map<_, _>>(),
-                )
-            }),
-        ]
-    })
-}
-
-fn document() -> impl Strategy<Value = Value> {
-    (prop::sample::select(KINDS), value(), value(), prop::sample::select(vec!["a", "b", "default"])).prop_map(|((api, kind), spec, rest, name)| {
-        let mut doc = json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": name}, "spec": spec});
-        if let (Value::Object(d), Value::Object(r)) = (&mut doc, rest) {
-            for (k, v) in r {
-                d.entry(k).or_insert(v);
-            }
-        }
-        doc
-    })
 }
 
 proptest! {

@@ -1,11 +1,7 @@
 //! `mesh-webhook`: validating and mutating admission webhook for Gateway API objects and
 //! Cilium Envoy configs, running the same rule catalog as `kubectl mesh analyze`.
 
-mod certs;
-mod metrics;
-mod review;
-mod server;
-mod tls;
+use mesh_webhook::{certs, review, server, tls};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
