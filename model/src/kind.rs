@@ -31,6 +31,8 @@ pub struct KindInfo {
     /// Versions the API server accepts; the first is the storage version people should write.
     pub served: &'static [&'static str],
     pub namespaced: bool,
+    /// The resource name in API paths (`httproutes`).
+    pub plural: &'static str,
 }
 
 pub const KINDS: &[KindInfo] = &[
@@ -40,6 +42,7 @@ pub const KINDS: &[KindInfo] = &[
         group: GATEWAY_GROUP,
         served: &["v1", "v1beta1"],
         namespaced: false,
+        plural: "gatewayclasses",
     },
     KindInfo {
         kind: Kind::Gateway,
@@ -47,6 +50,7 @@ pub const KINDS: &[KindInfo] = &[
         group: GATEWAY_GROUP,
         served: &["v1", "v1beta1"],
         namespaced: true,
+        plural: "gateways",
     },
     KindInfo {
         kind: Kind::HttpRoute,
@@ -54,6 +58,7 @@ pub const KINDS: &[KindInfo] = &[
         group: GATEWAY_GROUP,
         served: &["v1", "v1beta1"],
         namespaced: true,
+        plural: "httproutes",
     },
     KindInfo {
         kind: Kind::GrpcRoute,
@@ -61,6 +66,7 @@ pub const KINDS: &[KindInfo] = &[
         group: GATEWAY_GROUP,
         served: &["v1", "v1alpha2"],
         namespaced: true,
+        plural: "grpcroutes",
     },
     KindInfo {
         kind: Kind::TlsRoute,
@@ -68,6 +74,7 @@ pub const KINDS: &[KindInfo] = &[
         group: GATEWAY_GROUP,
         served: &["v1", "v1alpha3", "v1alpha2"],
         namespaced: true,
+        plural: "tlsroutes",
     },
     KindInfo {
         kind: Kind::ReferenceGrant,
@@ -75,6 +82,7 @@ pub const KINDS: &[KindInfo] = &[
         group: GATEWAY_GROUP,
         served: &["v1", "v1beta1", "v1alpha2"],
         namespaced: true,
+        plural: "referencegrants",
     },
     KindInfo {
         kind: Kind::Namespace,
@@ -82,6 +90,7 @@ pub const KINDS: &[KindInfo] = &[
         group: "",
         served: &["v1"],
         namespaced: false,
+        plural: "namespaces",
     },
     KindInfo {
         kind: Kind::Service,
@@ -89,6 +98,7 @@ pub const KINDS: &[KindInfo] = &[
         group: "",
         served: &["v1"],
         namespaced: true,
+        plural: "services",
     },
     KindInfo {
         kind: Kind::EndpointSlice,
@@ -96,6 +106,7 @@ pub const KINDS: &[KindInfo] = &[
         group: "discovery.k8s.io",
         served: &["v1"],
         namespaced: true,
+        plural: "endpointslices",
     },
     KindInfo {
         kind: Kind::Secret,
@@ -103,6 +114,7 @@ pub const KINDS: &[KindInfo] = &[
         group: "",
         served: &["v1"],
         namespaced: true,
+        plural: "secrets",
     },
     KindInfo {
         kind: Kind::CiliumEnvoyConfig,
@@ -110,6 +122,7 @@ pub const KINDS: &[KindInfo] = &[
         group: CILIUM_GROUP,
         served: &["v2"],
         namespaced: true,
+        plural: "ciliumenvoyconfigs",
     },
     KindInfo {
         kind: Kind::CiliumClusterwideEnvoyConfig,
@@ -117,6 +130,7 @@ pub const KINDS: &[KindInfo] = &[
         group: CILIUM_GROUP,
         served: &["v2"],
         namespaced: false,
+        plural: "ciliumclusterwideenvoyconfigs",
     },
 ];
 

@@ -17,6 +17,9 @@ pub struct Snapshot {
     /// For each object that replaced earlier definitions of itself, those definitions.
     replaced: HashMap<usize, Vec<usize>>,
     index: OnceLock<crate::index::Index>,
+    /// Kinds the source holds completely (a cluster's watched kinds): an absent object of such
+    /// a kind is known not to exist, even when the snapshot has none of that kind.
+    complete: Vec<Kind>,
 }
 
 impl Snapshot {
@@ -48,6 +51,16 @@ impl Snapshot {
             by_kind,
             replaced,
             index: OnceLock::new(),
+            complete: Vec::new(),
+        }
+    }
+
+    /// A snapshot whose source holds every object of `kinds` (a cluster cache, or a part of
+    /// one chosen to contain every object a check can look at).
+    pub fn complete(objects: Vec<Object>, kinds: &[Kind]) -> Snapshot {
+        Snapshot {
+            complete: kinds.to_vec(),
+            ..Snapshot::new(objects)
         }
     }
 
@@ -116,11 +129,11 @@ impl Snapshot {
         }
     }
 
-    /// Whether the input holds any object of `kind`. Rules that report a missing referent skip
-    /// kinds the input never had: a folder of routes without Services says nothing about
-    /// whether the Services exist.
+    /// Whether the input holds any object of `kind`, or holds all of them. Rules that report a
+    /// missing referent skip kinds the input never had: a folder of routes without Services
+    /// says nothing about whether the Services exist; a cluster's does.
     pub fn has_kind(&self, kind: Kind) -> bool {
-        self.by_kind.get(&kind).is_some_and(|v| !v.is_empty())
+        self.complete.contains(&kind) || self.by_kind.get(&kind).is_some_and(|v| !v.is_empty())
     }
 
     /// How many objects replaced an earlier definition of themselves.

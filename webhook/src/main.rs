@@ -1,7 +1,7 @@
 //! `mesh-webhook`: validating and mutating admission webhook for Gateway API objects and
 //! Cilium Envoy configs, running the same rule catalog as `kubectl mesh analyze`.
 
-use mesh_webhook::{certs, review, server, tls};
+use mesh_webhook::{cache, certs, review, server, tls};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,9 @@ enum Command {
         /// How often to look for new certificate files.
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         reload_interval: Duration,
+        /// How long to batch cluster changes before the cache is rebuilt.
+        #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+        debounce: Duration,
     },
     /// Create a CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle.
     Certs {
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             addr,
             no_cluster,
             reload_interval,
+            debounce,
         } => {
             tracing_subscriber::fmt()
                 .json()
@@ -110,10 +114,6 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
-            if !no_cluster {
-                eprintln!("error: watching the cluster is not available in this build yet; run with --no-cluster (rules about the object alone)");
-                return ExitCode::from(64);
-            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -124,7 +124,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match runtime.block_on(run(tls_cert, tls_key, addr, reload_interval)) {
+            let cluster = if no_cluster { None } else { Some(debounce) };
+            match runtime.block_on(run(tls_cert, tls_key, addr, reload_interval, cluster)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -135,7 +136,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cert: PathBuf, key: PathBuf, addr: String, reload: Duration) -> Result<(), String> {
+/// Serve; with `cluster` (the rebuild debounce), watch the cluster through the usual kube
+/// configuration (in-cluster, or KUBECONFIG / ~/.kube/config).
+async fn run(
+    cert: PathBuf,
+    key: PathBuf,
+    addr: String,
+    reload: Duration,
+    cluster: Option<Duration>,
+) -> Result<(), String> {
     let pair = tls::load(&cert, &key).map_err(|e| e.to_string())?;
     let resolver = tls::Reloading::new(pair);
     tokio::spawn(resolver.clone().watch(cert, key, reload));
@@ -144,9 +153,18 @@ async fn run(cert: PathBuf, key: PathBuf, addr: String, reload: Duration) -> Res
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let state = server::AppState::new(false);
-    // No cluster: the view is the empty one, and the webhook is ready at once.
-    state.set_cluster(review::ClusterView::default());
-    tracing::info!(addr = %local, cluster = false, "mesh-webhook serving");
+    match cluster {
+        // No cluster: the view is the empty one, and the webhook is ready at once.
+        None => state.set_cluster(review::ClusterView::default()),
+        // Ready once every kind's initial list is in.
+        Some(debounce) => {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                format!("cannot reach the Kubernetes API: {e} (use --no-cluster to run without it)")
+            })?;
+            tokio::spawn(cache::run(client, state.clone(), debounce));
+        }
+    }
+    tracing::info!(addr = %local, cluster = cluster.is_some(), "mesh-webhook serving");
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -12,6 +12,8 @@ use mesh_model::load::{build, LoadOptions};
 use mesh_model::rules::{self, Scope};
 use mesh_model::yaml::Lines;
 use mesh_model::{Diagnostic, Kind, Level, Snapshot, Source};
+
+use crate::cluster::Cluster;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -108,11 +110,11 @@ pub enum BadReview {
     NoObject(&'static str),
 }
 
-/// What the webhook knows about the cluster: a snapshot, or nothing (`--no-cluster`, where
-/// only rules about the object alone run).
+/// What the webhook knows about the cluster: its cached objects, or nothing (`--no-cluster`,
+/// where only rules about the object alone run).
 #[derive(Clone, Default)]
 pub struct ClusterView {
-    pub snapshot: Option<Arc<Snapshot>>,
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Parse a request body.
@@ -176,10 +178,34 @@ pub fn validate(req: &AdmissionRequest, cluster: &ClusterView) -> Result<Answer,
         verdict,
         kind: kind_label.clone(),
     };
-    if matches!(req.operation, Operation::Delete | Operation::Connect) {
+    if req.operation == Operation::Connect {
         return Ok(answer(
             respond(&req.uid, json!({"allowed": true})),
             Verdict::Allowed,
+        ));
+    }
+    if req.operation == Operation::Delete {
+        // Deleting is never blocked (that could wedge a namespace), but what still refers to
+        // the object is named.
+        let dependants = match (&cluster.cluster, known_kind(&req.kind)) {
+            (Some(c), Some(kind)) => c.dependants(kind, req.namespace.as_deref(), &req.name),
+            _ => Vec::new(),
+        };
+        if dependants.is_empty() {
+            return Ok(answer(
+                respond(&req.uid, json!({"allowed": true})),
+                Verdict::Allowed,
+            ));
+        }
+        let warning = format!(
+            "{} {} is still referenced by {}; they will stop working",
+            req.kind.kind,
+            req.name,
+            dependants.join(", ")
+        );
+        return Ok(answer(
+            respond(&req.uid, json!({"allowed": true, "warnings": [warning]})),
+            Verdict::Warned,
         ));
     }
     let Some(raw) = req.object.clone() else {
@@ -196,8 +222,18 @@ pub fn validate(req: &AdmissionRequest, cluster: &ClusterView) -> Result<Answer,
         ));
     }
     let object = object_of(req, raw);
-    let findings = match &cluster.snapshot {
-        Some(snap) => rules::check_object(&object, snap),
+    let reference = object.reference();
+    let findings = match &cluster.cluster {
+        Some(c) => {
+            let snap = c.snapshot_for(object);
+            let incoming = snap
+                .objects()
+                .last()
+                .expect("the incoming object is in its snapshot");
+            // Certificate contents are checked by analyze and the agent: the cache never
+            // holds Secret data.
+            rules::check_object_where(incoming, &snap, |r| !rules::needs_secret_data(r))
+        }
         None => {
             let alone = Snapshot::new(Vec::new());
             rules::check_object_where(&object, &alone, |r| r.scope == Scope::Object)
@@ -214,8 +250,7 @@ pub fn validate(req: &AdmissionRequest, cluster: &ClusterView) -> Result<Answer,
         .collect();
     if !errors.is_empty() {
         let mut message = format!(
-            "{} has {} problem(s) that would break it:",
-            object.reference(),
+            "{reference} has {} problem(s) that would break it:",
             errors.len()
         );
         for d in &errors {

@@ -48,7 +48,7 @@ impl AppState {
     /// Swap in a new view of the cluster (reviews in flight keep the one they started with)
     /// and mark the webhook ready.
     pub fn set_cluster(&self, view: ClusterView) {
-        let objects = view.snapshot.as_ref().map_or(0, |s| s.objects().len());
+        let objects = view.cluster.as_ref().map_or(0, |c| c.len());
         self.metrics.cache_objects.set(objects as i64);
         if let Ok(mut slot) = self.cluster.write() {
             *slot = view;

@@ -39,6 +39,10 @@ pub static RULES: &[&Rule] = &[
     &CERTIFICATE_MISMATCH,
 ];
 
+/// Rules that read certificate and key material. The webhook's cache never holds Secret data,
+/// so it leaves these to `analyze` and the agent.
+pub const NEEDS_SECRET_DATA: &[&str] = &["MESH1106", "MESH1108"];
+
 fn spec(o: &Object) -> Option<&GatewaySpec> {
     match &o.resource {
         Resource::Gateway(s) => Some(s),

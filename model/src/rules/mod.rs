@@ -117,6 +117,11 @@ macro_rules! fixture {
 }
 pub(crate) use fixture;
 
+/// Whether a rule reads Secret data (certificates and keys).
+pub fn needs_secret_data(rule: &Rule) -> bool {
+    gateway::NEEDS_SECRET_DATA.contains(&rule.code)
+}
+
 /// Every rule, in code order.
 pub fn catalog() -> &'static [&'static Rule] {
     static ALL: std::sync::OnceLock<Vec<&'static Rule>> = std::sync::OnceLock::new();

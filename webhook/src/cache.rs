@@ -1,0 +1,208 @@
+//! The cluster cache: one kube-rs watcher per kind the rules read, feeding the Cluster the
+//! reviews use.
+//!
+//! Objects are watched as `DynamicObject` (raw JSON, so the model's loader sees every field)
+//! at the newest version the API server serves. A kind whose CRD is not installed is skipped
+//! with one log line. Secrets keep only metadata and type: their data is dropped as each event
+//! arrives and never cached. After the initial lists (readiness), changes are batched: the
+//! Cluster is rebuilt at most once per `debounce` and swapped in for new reviews.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use mesh_model::kind::{KindInfo, KINDS};
+use mesh_model::load::{build, LoadOptions};
+use mesh_model::yaml::Lines;
+use mesh_model::{Kind, Object, Source};
+use tokio::sync::Notify;
+
+use crate::cluster::Cluster;
+use crate::review::ClusterView;
+use crate::server::AppState;
+
+type Key = (Kind, Option<String>, String);
+
+#[derive(Default)]
+struct Store {
+    objects: HashMap<Key, Object>,
+    /// Kinds whose initial list is in (or that are not served at all).
+    settled: HashSet<Kind>,
+    /// Kinds actually watched: the Cluster is complete for these.
+    watched: Vec<Kind>,
+}
+
+#[derive(Default)]
+struct Cache {
+    store: Mutex<Store>,
+    changed: Notify,
+}
+
+/// A model object of a watched object; Secrets lose their data here.
+fn to_object(kind: Kind, obj: DynamicObject) -> Option<Object> {
+    let mut raw = serde_json::to_value(obj).ok()?;
+    if kind == Kind::Secret {
+        if let Some(map) = raw.as_object_mut() {
+            map.remove("data");
+            map.remove("stringData");
+        }
+    }
+    let o = build(
+        raw,
+        Lines::flat(0),
+        &Source::Cluster("cluster".into()),
+        &LoadOptions::default(),
+        Vec::new(),
+    );
+    Some(o)
+}
+
+fn key(o: &Object) -> Option<Key> {
+    Some((o.known?, o.namespace.clone(), o.name.clone()))
+}
+
+fn api_resource(info: &KindInfo, version: &str) -> ApiResource {
+    ApiResource {
+        group: info.group.to_string(),
+        version: version.to_string(),
+        api_version: if info.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", info.group)
+        },
+        kind: info.name.to_string(),
+        plural: info.plural.to_string(),
+    }
+}
+
+/// The newest served version of a kind, or None when its CRD is not installed.
+async fn served_version(client: &kube::Client, info: &KindInfo) -> Option<ApiResource> {
+    for version in info.served {
+        let ar = api_resource(info, version);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        loop {
+            match api.list(&ListParams::default().limit(1)).await {
+                Ok(_) => return Some(ar),
+                Err(kube::Error::Api(status)) if status.code == 404 => break,
+                Err(e) => {
+                    tracing::warn!(kind = info.name, error = %e, "cannot list; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Cache {
+    fn settle(&self, kind: Kind) {
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .settled
+            .insert(kind);
+        self.changed.notify_one();
+    }
+
+    async fn watch(self: Arc<Self>, client: kube::Client, info: &'static KindInfo) {
+        let Some(ar) = served_version(&client, info).await else {
+            tracing::info!(
+                kind = info.name,
+                group = info.group,
+                "not served (CRD not installed); not watched"
+            );
+            self.settle(info.kind);
+            return;
+        };
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .watched
+            .push(info.kind);
+        let api: Api<DynamicObject> = Api::all_with(client, &ar);
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut buffer: Vec<Object> = Vec::new();
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(kind = info.name, error = %e, "watch failed; retrying");
+                    continue;
+                }
+            };
+            let name = match &event {
+                watcher::Event::Apply(o)
+                | watcher::Event::Delete(o)
+                | watcher::Event::InitApply(o) => o.metadata.name.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
+            tracing::debug!(kind = info.name, event = ?std::mem::discriminant(&event), name, "watch event");
+            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                watcher::Event::Init => buffer.clear(),
+                watcher::Event::InitApply(o) => buffer.extend(to_object(info.kind, o)),
+                watcher::Event::InitDone => {
+                    store.objects.retain(|k, _| k.0 != info.kind);
+                    for o in buffer.drain(..) {
+                        if let Some(k) = key(&o) {
+                            store.objects.insert(k, o);
+                        }
+                    }
+                    store.settled.insert(info.kind);
+                }
+                watcher::Event::Apply(o) => {
+                    if let Some(o) = to_object(info.kind, o) {
+                        if let Some(k) = key(&o) {
+                            store.objects.insert(k, o);
+                        }
+                    }
+                }
+                watcher::Event::Delete(o) => {
+                    if let Some(k) = to_object(info.kind, o).as_ref().and_then(key) {
+                        store.objects.remove(&k);
+                    }
+                }
+            }
+            drop(store);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The Cluster, once every kind has settled.
+    fn view(&self) -> Option<ClusterView> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if store.settled.len() < KINDS.len() {
+            return None;
+        }
+        let objects: Vec<Object> = store.objects.values().cloned().collect();
+        Some(ClusterView {
+            cluster: Some(Arc::new(Cluster::new(objects, store.watched.clone()))),
+        })
+    }
+}
+
+/// Watch every kind and keep `state`'s cluster view current. Never returns.
+pub async fn run(client: kube::Client, state: Arc<AppState>, debounce: Duration) {
+    let cache = Arc::new(Cache::default());
+    for info in KINDS {
+        tokio::spawn(cache.clone().watch(client.clone(), info));
+    }
+    loop {
+        cache.changed.notified().await;
+        tokio::time::sleep(debounce).await;
+        if let Some(view) = cache.view() {
+            let first = !state.ready.load(std::sync::atomic::Ordering::Relaxed);
+            let objects = view.cluster.as_ref().map_or(0, |c| c.len());
+            state.set_cluster(view);
+            tracing::debug!(objects, "cluster cache rebuilt");
+            if first {
+                tracing::info!(objects, "cluster cache synced; ready");
+            }
+        }
+    }
+}
