@@ -41,6 +41,7 @@ fn key_of(o: &Object) -> Option<Key> {
 /// A Service by namespace and name.
 type ServiceKey = (String, String);
 
+/// The Services an Envoy config claims as frontends, and those it uses as backends.
 fn config_services(o: &Object) -> (Vec<ServiceKey>, Vec<ServiceKey>) {
     let Resource::EnvoyConfig(cfg) = &o.resource else {
         return (Vec::new(), Vec::new());
