@@ -14,12 +14,19 @@ use mesh_model::resource::Resource;
 use mesh_model::{Kind, Object, Snapshot};
 
 type Key = (Kind, Option<String>, String);
+/// (parent kind, namespace, name, route kind, hostname, canonical match).
+type MatchKey = (String, String, String, Kind, String, String);
 
 pub struct Cluster {
     objects: Vec<Object>,
     by_key: HashMap<Key, usize>,
     /// Routes by parent: ("Gateway" | "Service", namespace, name).
     routes_by_parent: HashMap<(String, String, String), Vec<usize>>,
+    /// Routes by parent and route kind: an HTTPRoute meets the GRPCRoutes of its listeners.
+    routes_by_parent_kind: HashMap<(String, String, String, Kind), Vec<usize>>,
+    /// Routes by parent, hostname ("" for none) and canonical match: the only same-kind routes
+    /// a route can conflict with.
+    routes_by_match: HashMap<MatchKey, Vec<usize>>,
     /// Routes and Envoy configs by a Service they send traffic to: (namespace, name).
     by_backend: HashMap<(String, String), Vec<usize>>,
     /// Envoy configs by the Service frontends they claim.
@@ -36,6 +43,36 @@ pub struct Cluster {
 
 fn key_of(o: &Object) -> Option<Key> {
     Some((o.known?, o.namespace.clone(), o.name.clone()))
+}
+
+/// The conflict keys of a route on one parent: every hostname (or "" when it has none) with
+/// every match of every rule.
+fn match_keys(p: &mesh_model::route::ParentRef, route: &mesh_model::route::Route) -> Vec<MatchKey> {
+    let hosts: Vec<String> = if route.hostnames.is_empty() {
+        vec![String::new()]
+    } else {
+        route
+            .hostnames
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect()
+    };
+    let mut keys = Vec::new();
+    for h in &hosts {
+        for m in route.rules.iter().flat_map(|r| &r.match_keys) {
+            keys.push((
+                p.kind.clone(),
+                p.namespace.clone(),
+                p.name.clone(),
+                route.kind,
+                h.clone(),
+                m.clone(),
+            ));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// A Service by namespace and name.
@@ -80,6 +117,8 @@ impl Cluster {
             objects,
             by_key: HashMap::new(),
             routes_by_parent: HashMap::new(),
+            routes_by_parent_kind: HashMap::new(),
+            routes_by_match: HashMap::new(),
             by_backend: HashMap::new(),
             configs_by_frontend: HashMap::new(),
             slices_by_service: HashMap::new(),
@@ -101,6 +140,18 @@ impl Cluster {
                             .entry((p.kind.clone(), p.namespace.clone(), p.name.clone()))
                             .or_default()
                             .push(i);
+                        c.routes_by_parent_kind
+                            .entry((
+                                p.kind.clone(),
+                                p.namespace.clone(),
+                                p.name.clone(),
+                                route.kind,
+                            ))
+                            .or_default()
+                            .push(i);
+                        for key in match_keys(p, route) {
+                            c.routes_by_match.entry(key).or_default().push(i);
+                        }
                     }
                     let mirrors = route.mirror_refs(&ns);
                     for b in route
@@ -204,12 +255,24 @@ impl Cluster {
                         // For "did you mean namespace X": Gateways of that name elsewhere.
                         out.extend(self.gateways_by_name.get(&p.name).into_iter().flatten());
                     }
-                    out.extend(
-                        self.routes_by_parent
-                            .get(&(p.kind.clone(), p.namespace.clone(), p.name.clone()))
-                            .into_iter()
-                            .flatten(),
-                    );
+                    // Conflicts: routes of the other kind on this parent (HTTPRoute vs
+                    // GRPCRoute), and routes of this kind with the same hostname and match.
+                    let other = match route.kind {
+                        Kind::HttpRoute => Some(Kind::GrpcRoute),
+                        Kind::GrpcRoute => Some(Kind::HttpRoute),
+                        _ => None,
+                    };
+                    if let Some(other) = other {
+                        out.extend(
+                            self.routes_by_parent_kind
+                                .get(&(p.kind.clone(), p.namespace.clone(), p.name.clone(), other))
+                                .into_iter()
+                                .flatten(),
+                        );
+                    }
+                    for key in match_keys(p, route) {
+                        out.extend(self.routes_by_match.get(&key).into_iter().flatten());
+                    }
                 }
                 let mirrors = route.mirror_refs(&ns);
                 for b in route
