@@ -51,8 +51,10 @@ docs:
 	UPDATE_DOCS=1 $(CARGO) test -p mesh-model docs_rules_md_is_current
 
 bench: build
-	$(CARGO) run --release --locked -p mesh-bench -- --sizes 1000,10000,50000
-	$(CARGO) run --release --locked -p mesh-bench -- --shape contended --sizes 1000,10000,50000
+	$(CARGO) build --release --locked -p mesh-bench -p mesh-webhook
+	target/release/mesh-bench --sizes 1000,10000,50000
+	target/release/mesh-bench --shape contended --sizes 1000,10000,50000
+	target/release/webhook-bench --sizes 1000,10000 --requests 5000
 
 clean:
 	$(CARGO) clean
