@@ -206,3 +206,24 @@ pub async fn run(client: kube::Client, state: Arc<AppState>, debounce: Duration)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_lose_their_data_before_caching() {
+        let raw = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+            "type": "kubernetes.io/tls", "data": {"tls.key": "c2VjcmV0"}, "stringData": {"x": "secret"}});
+        let o = to_object(Kind::Secret, serde_json::from_value(raw).unwrap()).unwrap();
+        assert!(o.raw.get("data").is_none() && o.raw.get("stringData").is_none());
+        assert_eq!(
+            o.raw["type"], "kubernetes.io/tls",
+            "the type is kept for the rules"
+        );
+        assert!(
+            !format!("{o:?}").contains("c2VjcmV0"),
+            "not even in the typed form"
+        );
+    }
+}

@@ -360,3 +360,129 @@ async fn every_broken_example_is_denied_or_warned() {
     }
     assert!(checked >= 20, "{checked}");
 }
+
+/// Every clean example, with all of them as the cluster, is allowed: cluster mode adds no
+/// false positives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_examples_are_allowed_against_the_cluster() {
+    let mut objects = Vec::new();
+    for dir in [
+        "gatewayclass",
+        "bookinfo",
+        "tls",
+        "acme",
+        "gateway-api-lab",
+        "gamma",
+        "cilium",
+    ] {
+        for entry in std::fs::read_dir(root().join("examples").join(dir)).unwrap() {
+            objects.extend(objects_of(&entry.unwrap().path()));
+        }
+    }
+    let api = ApiServer::start(objects.clone()).await;
+    let w = start(&api, "clean").await;
+    for o in &objects {
+        let r = review(&w, "UPDATE", o).await;
+        assert_eq!(
+            r["allowed"],
+            true,
+            "{}: {}",
+            o["metadata"]["name"],
+            said(&r)
+        );
+        assert!(
+            r["warnings"].is_null(),
+            "{}: {}",
+            o["metadata"]["name"],
+            said(&r)
+        );
+    }
+    let metrics = w
+        .client
+        .get(format!("{}/metrics", w.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("mesh_webhook_cache_objects {}", objects.len())),
+        "{metrics}"
+    );
+}
+
+/// Until every kind's initial list is in, the webhook is not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_the_cache_syncs() {
+    let dir = std::env::temp_dir().join(format!("mesh-webhook-unsynced-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "certs",
+            "--service",
+            "w",
+            "--namespace",
+            "t",
+            "--san",
+            "127.0.0.1",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    // An API server address where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(dir.join("kubeconfig"), format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'http://{closed}'}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.join("tls.key"))
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("webhook exited").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(a) = v.pointer("/fields/addr").and_then(Value::as_str) {
+            break a.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let r = client
+            .get(format!("https://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(r.text().await.unwrap().contains("not synced"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        client
+            .get(format!("https://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "alive, just not ready"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -343,7 +343,12 @@ pub static GATEWAY_CLASS_NOT_FOUND: Rule = Rule {
         let Some(spec) = spec(o) else { return };
         if s.has_kind(Kind::GatewayClass) && s.get(Kind::GatewayClass, None, &spec.gateway_class_name).is_none() {
             let known: Vec<String> = s.of_kind(Kind::GatewayClass).map(|c| c.name.clone()).collect();
-            r.at_hint("spec.gatewayClassName", format!("GatewayClass {:?} not found", spec.gateway_class_name), format!("Known classes: {}.", known.join(", ")));
+            let hint = if known.is_empty() {
+                "No GatewayClass exists: install your controller's (kubectl get gatewayclass lists them).".to_string()
+            } else {
+                format!("Known classes: {}.", known.join(", "))
+            };
+            r.at_hint("spec.gatewayClassName", format!("GatewayClass {:?} not found", spec.gateway_class_name), hint);
         }
     },
 };
