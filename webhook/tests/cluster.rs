@@ -1,109 +1,42 @@
 //! mesh-webhook watching a cluster: the loopback API stand-in (tests/apiserver) serves list
 //! and watch; the webhook binary connects through a kubeconfig, as it would to a real cluster.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use mesh_testapi::ApiServer;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mesh-webhook");
+mod support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use support::root;
 
 struct Webhook {
-    child: Child,
+    running: support::Running,
     url: String,
-    dir: PathBuf,
     client: reqwest::Client,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Start the webhook in cluster mode against `api`, and wait until it is ready.
 async fn start(api: &ApiServer, name: &str) -> Webhook {
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-webhook-cluster-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let o = Command::new(BIN)
-        .args([
-            "certs",
-            "--service",
-            "w",
-            "--namespace",
-            "t",
-            "--san",
-            "127.0.0.1",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    std::fs::write(dir.join("kubeconfig"), api.kubeconfig()).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--debounce",
-            "20ms",
-            "--tls-cert",
-        ])
-        .arg(dir.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("tls.key"))
-        .env("KUBECONFIG", dir.join("kubeconfig"))
-        .env("RUST_LOG", "info,mesh_webhook::cache=debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("webhook exited before listening")
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(a) = v.pointer("/fields/addr").and_then(Value::as_str) {
-            break a.to_string();
-        }
-    };
-    // The log goes to a file next to the certificates, for a failing test to show.
-    let log = std::env::temp_dir().join(format!("mesh-webhook-cluster-{name}.log"));
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::File::create(log).unwrap();
-        for l in lines.map_while(Result::ok) {
-            let _ = writeln!(f, "{l}");
-        }
-    });
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap()).unwrap();
+    let dir = support::tempdir(&format!("cluster-{name}"));
+    support::certs(&dir);
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
     let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
+        .add_root_certificate(support::ca(&dir))
         .tls_built_in_root_certs(false)
         .build()
         .unwrap();
-    let w = Webhook {
-        child,
-        url: format!("https://{addr}"),
+    let running = support::serve(
+        &format!("cluster-{name}"),
         dir,
+        &["--debounce", "20ms"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    let w = Webhook {
+        url: running.url.clone(),
+        running,
         client,
     };
     let ready = format!("{}/readyz", w.url);
@@ -118,7 +51,10 @@ async fn start(api: &ApiServer, name: &str) -> Webhook {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the webhook never became ready");
+    panic!(
+        "the webhook never became ready (log: {})",
+        w.running.dir.display()
+    );
 }
 
 fn admission(operation: &str, object: &Value) -> Value {
@@ -415,56 +351,24 @@ async fn clean_examples_are_allowed_against_the_cluster() {
 /// Until every kind's initial list is in, the webhook is not ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_until_the_cache_syncs() {
-    let dir = std::env::temp_dir().join(format!("mesh-webhook-unsynced-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let o = Command::new(BIN)
-        .args([
-            "certs",
-            "--service",
-            "w",
-            "--namespace",
-            "t",
-            "--san",
-            "127.0.0.1",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let dir = support::tempdir("unsynced");
+    support::certs(&dir);
     // An API server address where nothing listens.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    std::fs::write(dir.join("kubeconfig"), format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'http://{closed}'}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
-        .arg(dir.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("tls.key"))
-        .env("KUBECONFIG", dir.join("kubeconfig"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("webhook exited").unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(a) = v.pointer("/fields/addr").and_then(Value::as_str) {
-            break a.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap()).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'http://{closed}'}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n")).unwrap();
     let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
+        .add_root_certificate(support::ca(&dir))
         .tls_built_in_root_certs(false)
         .build()
         .unwrap();
+    let w = support::serve("unsynced", dir, &[], &[("KUBECONFIG", &kubeconfig)]);
     for _ in 0..5 {
         let r = client
-            .get(format!("https://{addr}/readyz"))
+            .get(format!("{}/readyz", w.url))
             .send()
             .await
             .unwrap();
@@ -474,7 +378,7 @@ async fn not_ready_until_the_cache_syncs() {
     }
     assert_eq!(
         client
-            .get(format!("https://{addr}/healthz"))
+            .get(format!("{}/healthz", w.url))
             .send()
             .await
             .unwrap()
@@ -482,7 +386,4 @@ async fn not_ready_until_the_cache_syncs() {
         200,
         "alive, just not ready"
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

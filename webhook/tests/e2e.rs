@@ -1,103 +1,26 @@
 //! mesh-webhook as the API server sees it: the real binary, real TLS on loopback, certificates
 //! from its own `certs` command, AdmissionReview v1 bodies shaped like the API server's.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mesh-webhook");
+mod support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mesh-webhook-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// `mesh-webhook certs` into `dir`; returns the caBundle it printed.
-fn certs(dir: &Path) -> String {
-    let o = Command::new(BIN)
-        .args([
-            "certs",
-            "--service",
-            "mesh-webhook",
-            "--namespace",
-            "mesh-system",
-            "--san",
-            "127.0.0.1",
-            "--out",
-        ])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
-
-struct Webhook {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::{certs, root, Running};
 
 /// Start `mesh-webhook serve --no-cluster` on a free loopback port and wait for it.
-fn start(name: &str) -> Webhook {
-    let dir = tempdir(name);
+fn start(name: &str) -> Running {
+    let dir = support::tempdir(name);
     certs(&dir);
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--no-cluster",
-            "--addr",
-            "127.0.0.1:0",
-            "--reload-interval",
-            "200ms",
-            "--tls-cert",
-        ])
-        .arg(dir.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("tls.key"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("webhook exited before listening")
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(a) = v.pointer("/fields/addr").and_then(Value::as_str) {
-            break a.to_string();
-        }
-    };
-    // Keep draining the log so the webhook never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Webhook {
-        child,
-        url: format!("https://{addr}"),
+    support::serve(
+        name,
         dir,
-    }
+        &["--no-cluster", "--reload-interval", "200ms"],
+        &[],
+    )
 }
 
 fn client(ca_file: &Path) -> reqwest::blocking::Client {
