@@ -84,29 +84,22 @@ fn config_services(o: &Object) -> (Vec<ServiceKey>, Vec<ServiceKey>) {
         return (Vec::new(), Vec::new());
     };
     let own = o.namespace.clone().unwrap_or_else(|| "default".into());
+    let key = |ns: &Option<String>, name: &String| {
+        (ns.clone().unwrap_or_else(|| own.clone()), name.clone())
+    };
     let frontends = cfg
         .spec
         .services
         .iter()
         .flatten()
-        .map(|s| {
-            (
-                s.namespace.clone().unwrap_or_else(|| own.clone()),
-                s.name.clone(),
-            )
-        })
+        .map(|s| key(&s.namespace, &s.name))
         .collect();
     let backends = cfg
         .spec
         .backend_services
         .iter()
         .flatten()
-        .map(|s| {
-            (
-                s.namespace.clone().unwrap_or_else(|| own.clone()),
-                s.name.clone(),
-            )
-        })
+        .map(|s| key(&s.namespace, &s.name))
         .collect();
     (frontends, backends)
 }
