@@ -14,6 +14,7 @@ pub mod kind;
 pub mod load;
 pub mod object;
 pub mod path;
+pub mod plan;
 pub mod precedence;
 pub mod resource;
 pub mod route;

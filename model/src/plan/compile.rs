@@ -1,0 +1,573 @@
+//! `compile`: Snapshot -> Plan.
+//!
+//! Attachment is decided by `attach::resolve`, the same code behind the analyze rules, so a
+//! route the rules call NotAllowedByListeners is a route the datapath does not serve.
+
+use std::collections::BTreeMap;
+
+use gateway_api::apis::standard::grpcroutes::{
+    GrpcRouteRulesMatches, GrpcRouteRulesMatchesMethodType,
+};
+use gateway_api::apis::standard::httproutes::{
+    HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+};
+
+use super::matcher::{HeaderMatch, Matcher, PathMatch, Pattern, QueryMatch, ValueMatch};
+use super::{
+    Action, Cluster, Endpoint, HostMatch, Listener, Plan, Protocol, RouteEntry, Source,
+    VirtualHost, WeightedBackend, MESH_LISTENER,
+};
+use crate::attach::{self, Parent};
+use crate::grants;
+use crate::kind::{Kind, GATEWAY_GROUP};
+use crate::object::Object;
+use crate::resource::Resource;
+use crate::route::{BackendRef, Filter};
+use crate::snapshot::Snapshot;
+
+/// Virtual hosts under construction: host -> entries.
+type Hosts = BTreeMap<HostMatch, Vec<RouteEntry>>;
+
+pub fn compile(snap: &Snapshot) -> Plan {
+    let mut clusters = BTreeMap::new();
+    let mut listeners = Vec::new();
+    // Routes per Gateway listener, found once through the shared attachment logic.
+    let mut attached: BTreeMap<(String, String, String), Vec<&Object>> = BTreeMap::new();
+    let mut mesh: Hosts = BTreeMap::new();
+    for kind in [Kind::HttpRoute, Kind::GrpcRoute] {
+        for o in snap.of_kind(kind) {
+            let Some(route) = o.resource.route() else {
+                continue;
+            };
+            for p in &route.parent_refs {
+                match attach::resolve(o, route, p, snap) {
+                    Parent::Gateway {
+                        gateway,
+                        spec,
+                        listeners: ok,
+                    } => {
+                        for (l, accepted) in spec.listeners.iter().zip(ok) {
+                            if accepted.is_ok() {
+                                let key = (
+                                    gateway.namespace.clone().unwrap_or_default(),
+                                    gateway.name.clone(),
+                                    l.name.clone(),
+                                );
+                                let v = attached.entry(key).or_default();
+                                if !v.iter().any(|x| std::ptr::eq(*x, o)) {
+                                    v.push(o);
+                                }
+                            }
+                        }
+                    }
+                    // GAMMA: producer routes only (the route lives in the Service's namespace).
+                    Parent::Service(svc) if svc.namespace == o.namespace => {
+                        let names =
+                            service_names(&svc.name, svc.namespace.as_deref().unwrap_or(""));
+                        for e in entries(o, snap, &mut clusters) {
+                            for n in &names {
+                                mesh.entry(HostMatch::Exact(n.clone()))
+                                    .or_default()
+                                    .push(e.clone());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for gw in snap.of_kind(Kind::Gateway) {
+        let Resource::Gateway(spec) = &gw.resource else {
+            continue;
+        };
+        let ns = gw.namespace.clone().unwrap_or_default();
+        for l in &spec.listeners {
+            let protocol = match l.protocol.as_str() {
+                "HTTP" => Protocol::Http,
+                "HTTPS" => Protocol::Https,
+                _ => continue,
+            };
+            let mut hosts: Hosts = BTreeMap::new();
+            for o in attached
+                .get(&(ns.clone(), gw.name.clone(), l.name.clone()))
+                .into_iter()
+                .flatten()
+            {
+                let route = o.resource.route().expect("attached objects are routes");
+                let es = entries(o, snap, &mut clusters);
+                for h in effective_hosts(l.hostname.as_deref(), &route.hostnames) {
+                    hosts.entry(h).or_default().extend(es.iter().cloned());
+                }
+            }
+            listeners.push(listener(
+                format!("{ns}/{}/{}", gw.name, l.name),
+                l.port as u16,
+                protocol,
+                hosts,
+            ));
+        }
+    }
+    // Every Service is reachable through the mesh entry; one without routes as it is.
+    for svc in snap.of_kind(Kind::Service) {
+        let Resource::Service(s) = &svc.resource else {
+            continue;
+        };
+        let ns = svc.namespace.clone().unwrap_or_default();
+        let Some(port) = s
+            .spec
+            .as_ref()
+            .and_then(|sp| sp.ports.as_ref())
+            .and_then(|p| p.first())
+        else {
+            continue;
+        };
+        let backend = BackendRef {
+            field: String::new(),
+            group: String::new(),
+            kind: "Service".into(),
+            namespace: ns.clone(),
+            name: svc.name.clone(),
+            port: Some(port.port),
+            weight: 1,
+            filters: Vec::new(),
+        };
+        let cluster = resolve_backend(&backend, svc, snap, &mut clusters);
+        for n in service_names(&svc.name, &ns) {
+            let list = mesh.entry(HostMatch::Exact(n)).or_default();
+            if list.is_empty() {
+                list.push(RouteEntry {
+                    matcher: Matcher {
+                        path: PathMatch::prefix("/"),
+                        method: None,
+                        headers: Vec::new(),
+                        query: Vec::new(),
+                    },
+                    action: Action::Forward(vec![WeightedBackend {
+                        cluster: cluster.clone(),
+                        weight: 1,
+                        filters: Vec::new(),
+                    }]),
+                    filters: Vec::new(),
+                    source: Source {
+                        kind: "Service".into(),
+                        namespace: ns.clone(),
+                        name: svc.name.clone(),
+                        rule: 0,
+                        matched: 0,
+                    },
+                    request_timeout_ms: None,
+                    backend_timeout_ms: None,
+                    age: (None, ns.clone(), svc.name.clone()),
+                });
+            }
+        }
+    }
+    listeners.push(listener(MESH_LISTENER.into(), 0, Protocol::Http, mesh));
+    Plan {
+        listeners,
+        clusters,
+    }
+}
+
+/// The names a client may use for a Service: `svc`, `svc.ns`, `svc.ns.svc`,
+/// `svc.ns.svc.cluster.local`.
+pub fn service_names(name: &str, ns: &str) -> Vec<String> {
+    vec![
+        name.to_string(),
+        format!("{name}.{ns}"),
+        format!("{name}.{ns}.svc"),
+        format!("{name}.{ns}.svc.cluster.local"),
+    ]
+}
+
+fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listener {
+    let virtual_hosts: Vec<VirtualHost> = hosts
+        .into_iter()
+        .map(|(host, mut routes)| {
+            routes.sort_by(|a, b| {
+                a.matcher
+                    .precedence(&b.matcher)
+                    .then_with(|| oldest_first(&a.age, &b.age))
+                    .then_with(|| {
+                        (a.source.rule, a.source.matched).cmp(&(b.source.rule, b.source.matched))
+                    })
+            });
+            let index = super::decide::HostIndex::build(&routes);
+            VirtualHost {
+                host,
+                routes,
+                index,
+            }
+        })
+        .collect();
+    let index = super::decide::ListenerIndex::build(&virtual_hosts);
+    Listener {
+        name,
+        port,
+        protocol,
+        virtual_hosts,
+        index,
+    }
+}
+
+/// Route precedence between routes: the oldest creationTimestamp, then namespace/name (as in
+/// `crate::precedence`, for objects already compiled).
+fn oldest_first(
+    a: &(Option<String>, String, String),
+    b: &(Option<String>, String, String),
+) -> std::cmp::Ordering {
+    let by_time = match (&a.0, &b.0) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    };
+    by_time.then_with(|| (&a.1, &a.2).cmp(&(&b.1, &b.2)))
+}
+
+/// The hosts a route serves on a listener: its hostnames narrowed to the listener's, or the
+/// listener's own when the route has none.
+fn effective_hosts(listener: Option<&str>, route: &[String]) -> Vec<HostMatch> {
+    if route.is_empty() {
+        return vec![HostMatch::parse(listener)];
+    }
+    route
+        .iter()
+        .filter_map(|h| match listener {
+            None => Some(HostMatch::parse(Some(h))),
+            Some(l) if l.eq_ignore_ascii_case(h) || crate::hostname::matches(l, h) => {
+                Some(HostMatch::parse(Some(h)))
+            }
+            Some(l) if crate::hostname::matches(h, l) => Some(HostMatch::parse(Some(l))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The route entries of one route object: one per match of every rule.
+fn entries(
+    o: &Object,
+    snap: &Snapshot,
+    clusters: &mut BTreeMap<String, Cluster>,
+) -> Vec<RouteEntry> {
+    let ns = o.namespace.clone().unwrap_or_default();
+    let age = (
+        o.creation_timestamp().map(str::to_string),
+        ns.clone(),
+        o.name.clone(),
+    );
+    let Some(route) = o.resource.route() else {
+        return Vec::new();
+    };
+    let matchers: Vec<Vec<Matcher>> = match &o.resource {
+        Resource::HttpRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| match r.matches.as_deref() {
+                Some(ms) if !ms.is_empty() => ms.iter().map(http_matcher).collect(),
+                _ => vec![http_matcher(&HttpRouteRulesMatches::default())],
+            })
+            .collect(),
+        Resource::GrpcRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| match r.matches.as_deref() {
+                Some(ms) if !ms.is_empty() => ms.iter().map(grpc_matcher).collect(),
+                _ => vec![grpc_matcher(&GrpcRouteRulesMatches::default())],
+            })
+            .collect(),
+        _ => return Vec::new(),
+    };
+    let timeouts: Vec<(Option<u64>, Option<u64>)> = match &o.resource {
+        Resource::HttpRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| {
+                let t = r.timeouts.as_ref();
+                let ms = |v: Option<&String>| v.and_then(|s| crate::validate::duration_ms(s));
+                (
+                    ms(t.and_then(|t| t.request.as_ref())),
+                    ms(t.and_then(|t| t.backend_request.as_ref())),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (i, (rule, ms)) in route.rules.iter().zip(matchers).enumerate() {
+        let redirect = rule
+            .filters
+            .iter()
+            .any(|(_, f)| matches!(f.r#type, HttpRouteRulesFiltersType::RequestRedirect));
+        let action = if redirect {
+            Action::Redirect
+        } else {
+            Action::Forward(
+                rule.backend_refs
+                    .iter()
+                    .map(|b| WeightedBackend {
+                        cluster: permitted_backend(o, b, snap, clusters),
+                        weight: b.weight.max(0) as u32,
+                        filters: b
+                            .filters
+                            .iter()
+                            .map(|(_, f)| f.clone())
+                            .collect::<Vec<Filter>>(),
+                    })
+                    .collect(),
+            )
+        };
+        let (request_timeout_ms, backend_timeout_ms) =
+            timeouts.get(i).copied().unwrap_or((None, None));
+        for (j, m) in ms.into_iter().enumerate() {
+            out.push(RouteEntry {
+                matcher: m,
+                action: action.clone(),
+                filters: rule.filters.iter().map(|(_, f)| f.clone()).collect(),
+                source: Source {
+                    kind: o.kind.clone(),
+                    namespace: ns.clone(),
+                    name: o.name.clone(),
+                    rule: i,
+                    matched: j,
+                },
+                request_timeout_ms,
+                backend_timeout_ms,
+                age: age.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The cluster of a backendRef, if it is a Service that exists, has the port, and may be
+/// referenced (ReferenceGrant); `None` otherwise (its share gets 500).
+fn permitted_backend(
+    route: &Object,
+    b: &BackendRef,
+    snap: &Snapshot,
+    clusters: &mut BTreeMap<String, Cluster>,
+) -> Option<String> {
+    if !b.is_service() {
+        return None;
+    }
+    let from = grants::From {
+        group: GATEWAY_GROUP,
+        kind: &route.kind,
+        namespace: route.namespace.as_deref().unwrap_or(""),
+    };
+    let to = grants::To {
+        group: "",
+        kind: "Service",
+        namespace: &b.namespace,
+        name: &b.name,
+    };
+    if !grants::permitted(snap, &from, &to) {
+        return None;
+    }
+    let svc = snap.get(Kind::Service, Some(&b.namespace), &b.name)?;
+    resolve_backend(b, svc, snap, clusters)
+}
+
+/// Make (or reuse) the cluster `namespace/name:port` with the Service's ready endpoints.
+fn resolve_backend(
+    b: &BackendRef,
+    svc: &Object,
+    snap: &Snapshot,
+    clusters: &mut BTreeMap<String, Cluster>,
+) -> Option<String> {
+    let Resource::Service(s) = &svc.resource else {
+        return None;
+    };
+    let port = b.port?;
+    let sp = s
+        .spec
+        .as_ref()?
+        .ports
+        .as_ref()?
+        .iter()
+        .find(|p| p.port == port)?;
+    let name = format!("{}/{}:{port}", b.namespace, b.name);
+    if !clusters.contains_key(&name) {
+        let mut endpoints = Vec::new();
+        for es in snap
+            .of_kind(Kind::EndpointSlice)
+            .filter(|e| e.namespace.as_deref() == Some(b.namespace.as_str()))
+        {
+            let Resource::EndpointSlice(slice) = &es.resource else {
+                continue;
+            };
+            if slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                != Some(&b.name)
+            {
+                continue;
+            }
+            // The slice port with the Service port's name; else the numeric targetPort.
+            let declared = match &sp.target_port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
+                _ => port,
+            };
+            let target = slice
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name == sp.name)
+                .and_then(|p| p.port)
+                .unwrap_or(declared);
+            for ep in slice
+                .endpoints
+                .iter()
+                .flatten()
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+            {
+                for addr in &ep.addresses {
+                    endpoints.push(Endpoint {
+                        address: addr.clone(),
+                        port: target as u16,
+                    });
+                }
+            }
+        }
+        endpoints.sort();
+        endpoints.dedup();
+        clusters.insert(
+            name.clone(),
+            Cluster {
+                name: name.clone(),
+                endpoints,
+            },
+        );
+    }
+    Some(name)
+}
+
+fn value(regex: bool, v: &str) -> Option<ValueMatch> {
+    if regex {
+        Pattern::new(v).map(ValueMatch::Regex)
+    } else {
+        Some(ValueMatch::Exact(v.to_string()))
+    }
+}
+
+/// A match that cannot be compiled (a bad regex) matches nothing.
+fn never() -> Matcher {
+    Matcher {
+        path: PathMatch::Exact("\u{0}".into()),
+        method: None,
+        headers: Vec::new(),
+        query: Vec::new(),
+    }
+}
+
+fn http_matcher(m: &HttpRouteRulesMatches) -> Matcher {
+    let path = match &m.path {
+        None => PathMatch::prefix("/"),
+        Some(p) => {
+            let v = p.value.clone().unwrap_or_else(|| "/".into());
+            match p.r#type {
+                Some(HttpRouteRulesMatchesPathType::Exact) => PathMatch::Exact(v),
+                Some(HttpRouteRulesMatchesPathType::RegularExpression) => match Pattern::new(&v) {
+                    Some(r) => PathMatch::Regex(r),
+                    None => return never(),
+                },
+                _ => PathMatch::prefix(&v),
+            }
+        }
+    };
+    let mut headers = Vec::new();
+    for h in m.headers.iter().flatten() {
+        let Some(v) = value(
+            matches!(
+                h.r#type,
+                Some(HttpRouteRulesMatchesHeadersType::RegularExpression)
+            ),
+            &h.value,
+        ) else {
+            return never();
+        };
+        headers.push(HeaderMatch {
+            name: h.name.to_ascii_lowercase(),
+            value: v,
+        });
+    }
+    let mut query = Vec::new();
+    for q in m.query_params.iter().flatten() {
+        let Some(v) = value(
+            matches!(
+                q.r#type,
+                Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression)
+            ),
+            &q.value,
+        ) else {
+            return never();
+        };
+        query.push(QueryMatch {
+            name: q.name.clone(),
+            value: v,
+        });
+    }
+    let method = m
+        .method
+        .as_ref()
+        .map(|x| format!("{x:?}").to_ascii_uppercase());
+    Matcher {
+        path,
+        method,
+        headers,
+        query,
+    }
+}
+
+/// gRPC calls are `POST /package.Service/Method`.
+fn grpc_matcher(m: &GrpcRouteRulesMatches) -> Matcher {
+    let path = match &m.method {
+        None => PathMatch::prefix("/"),
+        Some(mm) => {
+            let regex = matches!(
+                mm.r#type,
+                Some(GrpcRouteRulesMatchesMethodType::RegularExpression)
+            );
+            match (mm.service.as_deref(), mm.method.as_deref(), regex) {
+                (Some(s), Some(me), false) => PathMatch::Exact(format!("/{s}/{me}")),
+                (Some(s), None, false) => PathMatch::prefix(&format!("/{s}")),
+                (s, me, _) => match Pattern::new(&format!(
+                    "/{}/{}",
+                    s.unwrap_or("[^/]+"),
+                    me.unwrap_or("[^/]+")
+                )) {
+                    Some(r) => PathMatch::Regex(r),
+                    None => return never(),
+                },
+            }
+        }
+    };
+    let mut headers = Vec::new();
+    for h in m.headers.iter().flatten() {
+        let regex = format!("{:?}", h.r#type).contains("RegularExpression");
+        let Some(v) = value(regex, &h.value) else {
+            return never();
+        };
+        headers.push(HeaderMatch {
+            name: h.name.to_ascii_lowercase(),
+            value: v,
+        });
+    }
+    Matcher {
+        path,
+        method: Some("POST".into()),
+        headers,
+        query: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

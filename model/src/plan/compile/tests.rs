@@ -1,0 +1,385 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::load::{load_str, FileSource, Input, LoadOptions, ObjectSource};
+use crate::plan::Request;
+
+fn examples() -> Plan {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let dirs = [
+        "gatewayclass",
+        "bookinfo",
+        "tls",
+        "acme",
+        "gateway-api-lab",
+        "gamma",
+        "cilium",
+    ];
+    let source = FileSource {
+        inputs: dirs
+            .iter()
+            .map(|d| Input::Path(format!("{root}/{d}").into()))
+            .collect(),
+    };
+    let (objects, errors) = source.objects(&LoadOptions::default());
+    assert!(errors.is_empty());
+    compile(&Snapshot::new(objects))
+}
+
+fn req<'a>(
+    host: &'a str,
+    path: &'a str,
+    headers: &'a [(String, String)],
+    query: &'a [(String, String)],
+) -> Request<'a> {
+    Request {
+        host,
+        path,
+        method: "GET",
+        headers,
+        query,
+    }
+}
+
+/// (route name, rule) and first backend cluster of a decision.
+fn chosen(plan: &Plan, listener: &str, r: &Request<'_>) -> Option<(String, usize, Option<String>)> {
+    let d = plan.decide(listener, r)?;
+    let e = d.route?;
+    let cluster = match &e.action {
+        Action::Forward(b) => b.first().and_then(|b| b.cluster.clone()),
+        Action::Redirect => Some("redirect".into()),
+    };
+    Some((e.source.name.clone(), e.source.rule, cluster))
+}
+
+#[test]
+fn bookinfo_path_header_query_routing() {
+    let plan = examples();
+    let l = "default/my-gateway/web-gw";
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/details/1", &[], &[])),
+        Some(("http-app-1".into(), 0, Some("default/details:9080".into())))
+    );
+    let h = [("magic".to_string(), "foo".to_string())];
+    let q = [("great".to_string(), "example".to_string())];
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/", &h, &q)),
+        Some((
+            "http-app-1".into(),
+            1,
+            Some("default/productpage:9080".into())
+        ))
+    );
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/", &h, &[])),
+        None,
+        "the query match is required: 404"
+    );
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/detailsx", &[], &[])),
+        None,
+        "whole segments"
+    );
+    let endpoints = &plan.clusters["default/details:9080"].endpoints;
+    assert_eq!(
+        endpoints,
+        &vec![Endpoint {
+            address: "127.0.0.11".into(),
+            port: 9080
+        }]
+    );
+}
+
+#[test]
+fn acme_hr_is_not_attached() {
+    let plan = examples();
+    let l = "infra-ns/shared-gateway/shared-http";
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/product", &[], &[])).map(|c| c.2),
+        Some(Some("product/echo-product:9080".into()))
+    );
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/careers", &[], &[])).map(|c| c.0),
+        Some("cross-namespace".into())
+    );
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/hr", &[], &[])),
+        None,
+        "the hr route is NotAllowedByListeners: 404"
+    );
+}
+
+#[test]
+fn gamma_routes_on_the_mesh_entry() {
+    let plan = examples();
+    for host in [
+        "echo",
+        "echo.gamma",
+        "echo.gamma.svc",
+        "echo.gamma.svc.cluster.local",
+    ] {
+        assert_eq!(
+            chosen(&plan, MESH_LISTENER, &req(host, "/v1", &[], &[])).map(|c| c.2),
+            Some(Some("gamma/echo-v1:80".into())),
+            "{host}"
+        );
+    }
+    assert_eq!(
+        chosen(&plan, MESH_LISTENER, &req("echo", "/v2", &[], &[])).map(|c| c.2),
+        Some(Some("gamma/echo-v2:80".into()))
+    );
+    assert_eq!(
+        chosen(&plan, MESH_LISTENER, &req("echo", "/v1/foo", &[], &[])),
+        None,
+        "Exact /v1 only"
+    );
+    let canary = plan
+        .decide(MESH_LISTENER, &req("echo", "/canary", &[], &[]))
+        .unwrap()
+        .route
+        .unwrap();
+    let Action::Forward(b) = &canary.action else {
+        panic!()
+    };
+    assert_eq!(b.iter().map(|b| b.weight).collect::<Vec<_>>(), [90, 10]);
+    assert_eq!(
+        plan.decide(MESH_LISTENER, &req("echo", "/v1", &[], &[]))
+            .unwrap()
+            .route
+            .unwrap()
+            .request_timeout_ms,
+        Some(500)
+    );
+    // A Service without routes is reachable as it is.
+    assert_eq!(
+        chosen(
+            &plan,
+            MESH_LISTENER,
+            &req("details.default", "/any", &[], &[])
+        )
+        .map(|c| c.2),
+        Some(Some("default/details:9080".into()))
+    );
+}
+
+#[test]
+fn redirects_rewrites_and_grpc() {
+    let plan = examples();
+    let l = "default/cilium-gw/http";
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/original-prefix", &[], &[])).map(|c| c.2),
+        Some(Some("redirect".into()))
+    );
+    assert_eq!(
+        chosen(&plan, l, &req("x", "/prefix/one", &[], &[])).map(|c| c.0),
+        Some("rewrite-path".into())
+    );
+    let g = "default/grpc-gw/grpc";
+    let call = Request {
+        host: "x",
+        path: "/hipstershop.CurrencyService/GetSupportedCurrencies",
+        method: "POST",
+        headers: &[],
+        query: &[],
+    };
+    assert_eq!(
+        chosen(&plan, g, &call).map(|c| c.2),
+        Some(Some("default/currencyservice:7000".into()))
+    );
+    let other = Request {
+        path: "/hipstershop.CurrencyService/Convert",
+        ..call.clone()
+    };
+    assert_eq!(chosen(&plan, g, &other), None, "exact method only");
+}
+
+fn plan_of(yaml: &str) -> Plan {
+    compile(&Snapshot::new(
+        load_str(yaml, crate::Source::Stdin, &LoadOptions::default()).unwrap(),
+    ))
+}
+
+const GW: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: c\n  listeners: [{name: web, protocol: HTTP, port: 80}]\n";
+
+fn route(name: &str, extra_meta: &str, hostnames: &str, matches: &str) -> String {
+    format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}{extra_meta}}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: {hostnames}\n  rules:\n  - matches: {matches}\n")
+}
+
+#[test]
+fn spec_precedence() {
+    let yaml = [
+        GW.to_string(),
+        route("a-prefix", "", "[]", "[{path: {type: PathPrefix, value: /foo}}]"),
+        route("b-longer", "", "[]", "[{path: {type: PathPrefix, value: /foo/bar}}]"),
+        route("c-exact", "", "[]", "[{path: {type: Exact, value: /foo/bar}}]"),
+        route("d-method", "", "[]", "[{path: {type: PathPrefix, value: /foo}, method: GET}]"),
+        route("e-header", "", "[]", "[{path: {type: PathPrefix, value: /foo}, method: GET, headers: [{name: x, value: '1'}]}]"),
+        route("z-old", ", creationTimestamp: '2020-01-01T00:00:00Z'", "[]", "[{path: {type: PathPrefix, value: /q}}]"),
+        route("a-new", ", creationTimestamp: '2024-01-01T00:00:00Z'", "[]", "[{path: {type: PathPrefix, value: /q}}]"),
+        route("host-exact", "", "[a.example.com]", "[{path: {type: PathPrefix, value: /}}]"),
+        route("host-wild", "", "['*.example.com']", "[{path: {type: PathPrefix, value: /}}]"),
+        route("host-wilder", "", "['*.b.example.com']", "[{path: {type: PathPrefix, value: /}}]"),
+    ]
+    .concat();
+    let plan = plan_of(&yaml);
+    let l = "default/gw/web";
+    let name = |host: &str, path: &str, headers: &[(String, String)]| {
+        plan.decide(l, &req(host, path, headers, &[]))
+            .and_then(|d| d.route)
+            .map(|r| r.source.name.clone())
+    };
+    assert_eq!(
+        name("x", "/foo/bar", &[]).as_deref(),
+        Some("c-exact"),
+        "Exact over any prefix"
+    );
+    assert_eq!(
+        name("x", "/foo/bar/baz", &[]).as_deref(),
+        Some("b-longer"),
+        "longest prefix"
+    );
+    assert_eq!(
+        name("x", "/foo/x", &[]).as_deref(),
+        Some("d-method"),
+        "method match over none"
+    );
+    assert_eq!(
+        name("x", "/foo/x", &[("x".into(), "1".into())]).as_deref(),
+        Some("e-header"),
+        "more header matches"
+    );
+    assert_eq!(
+        name("x", "/q", &[]).as_deref(),
+        Some("z-old"),
+        "the oldest route, whatever its name"
+    );
+    assert_eq!(
+        name("a.example.com", "/q", &[]).as_deref(),
+        Some("host-exact"),
+        "exact host over wildcard and catch-all"
+    );
+    assert_eq!(
+        name("c.b.example.com", "/", &[]).as_deref(),
+        Some("host-wilder"),
+        "longest wildcard"
+    );
+    assert_eq!(
+        name("c.example.com", "/", &[]).as_deref(),
+        Some("host-wild")
+    );
+    assert_eq!(
+        name("example.com", "/q", &[]).as_deref(),
+        Some("z-old"),
+        "*.example.com does not cover example.com"
+    );
+}
+
+// ---- decide agrees with the naive spec-ordered scan on random route sets
+
+const PATHS: &[&str] = &["/", "/a", "/a/b", "/a/b/c", "/b", "/ab", "/a/", "/c/d"];
+
+fn random_route() -> impl Strategy<Value = String> {
+    (
+        0usize..3,
+        prop::sample::select(PATHS),
+        prop::option::of(prop::sample::select(vec!["GET", "POST"])),
+        prop::collection::vec(prop::sample::select(vec!["x", "y"]), 0..3),
+        prop::collection::vec(prop::sample::select(vec!["q", "r"]), 0..2),
+        prop::option::of(0u8..3),
+        "[a-d]",
+    )
+        .prop_map(|(ty, path, method, headers, query, ts, name)| {
+            let ty = ["Exact", "PathPrefix", "RegularExpression"][ty];
+            let path = if ty == "RegularExpression" {
+                format!("{path}.*")
+            } else {
+                path.to_string()
+            };
+            let mut m = format!("{{path: {{type: {ty}, value: '{path}'}}");
+            if let Some(method) = method {
+                m.push_str(&format!(", method: {method}"));
+            }
+            let mut hs: Vec<&str> = headers;
+            hs.sort();
+            hs.dedup();
+            if !hs.is_empty() {
+                m.push_str(&format!(
+                    ", headers: [{}]",
+                    hs.iter()
+                        .map(|h| format!("{{name: '{h}', value: '1'}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let mut qs: Vec<&str> = query;
+            qs.sort();
+            qs.dedup();
+            if !qs.is_empty() {
+                m.push_str(&format!(
+                    ", queryParams: [{}]",
+                    qs.iter()
+                        .map(|q| format!("{{name: '{q}', value: '1'}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            m.push('}');
+            let meta = ts
+                .map(|t| format!(", creationTimestamp: '202{t}-01-01T00:00:00Z'"))
+                .unwrap_or_default();
+            format!("{name}|{meta}|[{m}]")
+        })
+}
+
+/// A request: path, method, headers, query parameters.
+type RandomRequest = (String, String, Vec<(String, String)>, Vec<(String, String)>);
+
+fn random_request() -> impl Strategy<Value = RandomRequest> {
+    (
+        prop::sample::select(vec![
+            "/", "/a", "/a/b", "/a/b/c", "/a/b/c/d", "/ab", "/a/", "/b/x", "/c/d", "//a", "/abc",
+            "x",
+        ]),
+        prop::sample::select(vec!["GET", "POST", "PUT"]),
+        prop::collection::vec(prop::sample::select(vec!["x", "y", "z"]), 0..3),
+        prop::collection::vec(prop::sample::select(vec!["q", "r"]), 0..2),
+    )
+        .prop_map(|(p, m, h, q)| {
+            (
+                p.to_string(),
+                m.to_string(),
+                h.into_iter()
+                    .map(|n| (n.to_string(), "1".to_string()))
+                    .collect(),
+                q.into_iter()
+                    .map(|n| (n.to_string(), "1".to_string()))
+                    .collect(),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decide_agrees_with_the_naive_scan(routes in prop::collection::vec(random_route(), 1..25), requests in prop::collection::vec(random_request(), 1..30)) {
+        let mut yaml = GW.to_string();
+        for (i, r) in routes.iter().enumerate() {
+            let mut parts = r.splitn(3, '|');
+            let (name, meta, matches) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            yaml.push_str(&route(&format!("{name}{i}"), meta, "[]", matches));
+        }
+        let plan = plan_of(&yaml);
+        if plan.listeners[0].virtual_hosts.is_empty() {
+            let objects = load_str(&yaml, crate::Source::Stdin, &LoadOptions::default()).unwrap();
+            panic!("{yaml}\n{:?}", objects.iter().map(|o| (&o.name, &o.problems)).collect::<Vec<_>>());
+        }
+        let vh = &plan.listeners[0].virtual_hosts[0];
+        for (path, method, headers, query) in &requests {
+            let r = Request { host: "h", path, method, headers, query };
+            let fast = plan.decide("default/gw/web", &r).and_then(|d| d.route).map(|e| e.source.clone());
+            let slow = vh.scan(&r).map(|e| e.source.clone());
+            prop_assert_eq!(fast, slow, "{} {}", method, path);
+        }
+    }
+}

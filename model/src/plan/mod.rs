@@ -1,0 +1,134 @@
+//! The Plan: what the datapath serves, compiled from a Snapshot.
+//!
+//! Listeners (one per Gateway listener port, plus the mesh entry for GAMMA routes) hold
+//! virtual hosts, which hold route entries in Gateway API precedence order; clusters are named
+//! `namespace/name:port` and hold ready endpoints. `Plan::decide` is the one routing function:
+//! the proxy calls it per request, `kubectl mesh explain` offline, so they cannot disagree.
+
+pub mod compile;
+pub mod decide;
+pub mod matcher;
+
+use std::collections::BTreeMap;
+
+use crate::route::Filter;
+
+pub use compile::compile;
+pub use decide::{Decision, Request};
+pub use matcher::{HeaderMatch, Matcher, PathMatch, QueryMatch};
+
+/// The listener that carries GAMMA (Service-parent) routes: traffic to a Service's name.
+pub const MESH_LISTENER: &str = "mesh/outbound";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub listeners: Vec<Listener>,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Protocol {
+    Http,
+    Https,
+    Tls,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// `namespace/gateway/listener`, or [`MESH_LISTENER`].
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub(crate) index: decide::ListenerIndex,
+}
+
+/// Which request hosts a virtual host serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostMatch {
+    Exact(String),
+    /// `*.example.com`, stored as the suffix `.example.com`.
+    Wildcard(String),
+    Any,
+}
+
+impl HostMatch {
+    pub fn parse(h: Option<&str>) -> HostMatch {
+        match h {
+            None | Some("*") => HostMatch::Any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Wildcard(suffix.to_ascii_lowercase()),
+                None => HostMatch::Exact(h.to_ascii_lowercase()),
+            },
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            HostMatch::Exact(h) => h.clone(),
+            HostMatch::Wildcard(s) => format!("*{s}"),
+            HostMatch::Any => "*".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    pub host: HostMatch,
+    /// Route entries in precedence order: the first whose matcher accepts a request wins.
+    pub routes: Vec<RouteEntry>,
+    pub(crate) index: decide::HostIndex,
+}
+
+/// Where a route entry came from, for status, explain and the config dump's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub rule: usize,
+    pub matched: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteEntry {
+    pub matcher: Matcher,
+    pub action: Action,
+    /// Rule-level filters, applied in order.
+    pub filters: Vec<Filter>,
+    pub source: Source,
+    /// `timeouts.request` and `timeouts.backendRequest`, in milliseconds (0 disables).
+    pub request_timeout_ms: Option<u64>,
+    pub backend_timeout_ms: Option<u64>,
+    /// Tie-break after the matcher's own precedence: creationTimestamp, then namespace/name.
+    pub(crate) age: (Option<String>, String, String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Forward to one of the backends, by weight.
+    Forward(Vec<WeightedBackend>),
+    /// Answer with a redirect (the rule's RequestRedirect filter).
+    Redirect,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedBackend {
+    /// `namespace/name:port`, or `None` for a backend that could not be resolved (its share
+    /// of requests gets 500).
+    pub cluster: Option<String>,
+    pub weight: u32,
+    pub filters: Vec<Filter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+}
