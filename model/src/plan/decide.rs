@@ -9,6 +9,7 @@
 //! sorted by the remaining precedence, so the first entry whose method, headers and query
 //! match wins.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::matcher::PathMatch;
@@ -28,15 +29,26 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// A header's value; repeated headers are joined with `,` as Envoy matches them.
-    pub fn header(&self, name: &str) -> Option<String> {
-        let values: Vec<&str> = self
+    /// A header's value; repeated headers are joined with `,` as Envoy matches them (the
+    /// common single value is borrowed, not copied).
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self
             .headers
             .iter()
             .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        (!values.is_empty()).then(|| values.join(","))
+            .map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        match values.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first},{second}");
+                for v in values {
+                    joined.push(',');
+                    joined.push_str(v);
+                }
+                Some(Cow::Owned(joined))
+            }
+        }
     }
 
     /// The first value of a query parameter.
@@ -84,8 +96,12 @@ impl ListenerIndex {
 
     /// Exact name first, then the longest wildcard, then the catch-all.
     fn host(&self, host: &str) -> Option<usize> {
-        let host = host.to_ascii_lowercase();
-        if let Some(&i) = self.exact.get(&host) {
+        let host: Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(host)
+        };
+        if let Some(&i) = self.exact.get(host.as_ref()) {
             return Some(i);
         }
         self.wildcards
