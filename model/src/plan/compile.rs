@@ -298,6 +298,10 @@ fn entries(
             .collect(),
         _ => Vec::new(),
     };
+    // Mirror targets need clusters too (a mirror to an unresolvable backend is dropped).
+    for m in route.mirror_refs(&ns) {
+        permitted_backend(o, &m, snap, clusters);
+    }
     let mut out = Vec::new();
     for (i, (rule, ms)) in route.rules.iter().zip(matchers).enumerate() {
         let redirect = rule

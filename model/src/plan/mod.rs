@@ -8,6 +8,7 @@
 pub mod compile;
 pub mod decide;
 pub mod matcher;
+pub mod render;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,291 @@
+//! The Plan as Envoy v3 configuration: a static bootstrap real Envoy runs, so the same routes
+//! can be served by Envoy and by mesh-agent for differential tests and side-by-side benchmarks.
+//!
+//! Route entries keep their order (Envoy takes the first matching route, and the Plan is
+//! already in Gateway API precedence order); each route records the object and rule it came
+//! from in `metadata.filter_metadata["kubectl-mesh"]`.
+
+use serde_json::{json, Map, Value};
+
+use super::matcher::{PathMatch, ValueMatch};
+use super::{Action, HostMatch, Listener, Plan, Protocol, RouteEntry, VirtualHost, MESH_LISTENER};
+use crate::route::Filter;
+
+const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+/// A backend that cannot be resolved: a cluster name that does not exist, which Envoy answers
+/// with 500 (`cluster_not_found_response_code`; route validation is off for that), as the
+/// spec asks for an invalid backend's share of requests.
+const INVALID_BACKEND: &str = "kubectl-mesh/invalid-backend";
+
+/// Where the rendered listeners bind.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Address the Gateway listeners bind (their own ports).
+    pub gateway_address: String,
+    /// Port of the mesh (outbound) entry.
+    pub outbound_port: u16,
+    pub admin_port: u16,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            gateway_address: "127.0.0.1".into(),
+            outbound_port: 15001,
+            admin_port: 15000,
+        }
+    }
+}
+
+/// A static bootstrap: listeners, route configurations inline, STATIC clusters.
+pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
+    let listeners: Vec<Value> = plan
+        .listeners
+        .iter()
+        .filter(|l| l.protocol == Protocol::Http)
+        .map(|l| listener(l, plan, opts))
+        .collect();
+    let clusters: Vec<Value> = plan
+        .clusters
+        .values()
+        .map(|c| {
+            let lb: Vec<Value> = c.endpoints.iter().map(|e| json!({"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}})).collect();
+            json!({"name": c.name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": lb}]}})
+        })
+        .collect();
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": opts.admin_port}}},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    })
+}
+
+fn listener(l: &Listener, plan: &Plan, opts: &RenderOptions) -> Value {
+    let port = if l.name == MESH_LISTENER {
+        opts.outbound_port
+    } else {
+        l.port
+    };
+    let hosts: Vec<Value> = l
+        .virtual_hosts
+        .iter()
+        .map(|vh| virtual_host(vh, plan))
+        .collect();
+    json!({
+        "name": l.name,
+        "address": {"socket_address": {"address": opts.gateway_address, "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": HCM,
+                "stat_prefix": l.name.replace('/', "_"),
+                "strip_any_host_port": true,
+                "route_config": {"name": l.name, "virtual_hosts": hosts, "validate_clusters": false},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]
+            }
+        }]}]
+    })
+}
+
+fn virtual_host(vh: &VirtualHost, plan: &Plan) -> Value {
+    let domains = match &vh.host {
+        HostMatch::Any => vec!["*".to_string()],
+        other => vec![other.display()],
+    };
+    json!({"name": vh.host.display(), "domains": domains, "routes": vh.routes.iter().map(|e| route(e, plan)).collect::<Vec<_>>()})
+}
+
+fn string_match(v: &ValueMatch) -> Value {
+    match v {
+        ValueMatch::Exact(s) => json!({"exact": s}),
+        ValueMatch::Regex(r) => json!({"safe_regex": {"regex": r.0.as_str()}}),
+    }
+}
+
+fn route_match(e: &RouteEntry) -> Value {
+    let m = &e.matcher;
+    let mut out = match &m.path {
+        PathMatch::Exact(p) => json!({"path": p}),
+        PathMatch::Prefix(p) if p == "/" => json!({"prefix": "/"}),
+        PathMatch::Prefix(p) => json!({"path_separated_prefix": p}),
+        PathMatch::Regex(r) => json!({"safe_regex": {"regex": r.0.as_str()}}),
+    };
+    let mut headers: Vec<Value> = m
+        .headers
+        .iter()
+        .map(|h| json!({"name": h.name, "string_match": string_match(&h.value)}))
+        .collect();
+    if let Some(method) = &m.method {
+        headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+    }
+    if !headers.is_empty() {
+        out["headers"] = json!(headers);
+    }
+    if !m.query.is_empty() {
+        out["query_parameters"] = json!(m
+            .query
+            .iter()
+            .map(|q| json!({"name": q.name, "string_match": string_match(&q.value)}))
+            .collect::<Vec<_>>());
+    }
+    out
+}
+
+/// Header modifiers of a filter list, as Envoy route fields.
+fn header_modifiers(filters: &[Filter], out: &mut Map<String, Value>) {
+    for f in filters {
+        if let Some(m) = &f.request_header_modifier {
+            let mut add: Vec<Value> = m.set.iter().flatten().map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})).collect();
+            add.extend(m.add.iter().flatten().map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": "APPEND_IF_EXISTS_OR_ADD"})));
+            if !add.is_empty() {
+                out.insert("request_headers_to_add".into(), json!(add));
+            }
+            if let Some(r) = m.remove.as_ref().filter(|r| !r.is_empty()) {
+                out.insert("request_headers_to_remove".into(), json!(r));
+            }
+        }
+        if let Some(m) = &f.response_header_modifier {
+            let mut add: Vec<Value> = m.set.iter().flatten().map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})).collect();
+            add.extend(m.add.iter().flatten().map(|h| json!({"header": {"key": h.name, "value": h.value}, "append_action": "APPEND_IF_EXISTS_OR_ADD"})));
+            if !add.is_empty() {
+                out.insert("response_headers_to_add".into(), json!(add));
+            }
+            if let Some(r) = m.remove.as_ref().filter(|r| !r.is_empty()) {
+                out.insert("response_headers_to_remove".into(), json!(r));
+            }
+        }
+    }
+}
+
+fn redirect(e: &RouteEntry) -> Value {
+    let Some(r) = e.filters.iter().find_map(|f| f.request_redirect.as_ref()) else {
+        return json!({});
+    };
+    let mut out = Map::new();
+    if let Some(s) = &r.scheme {
+        out.insert(
+            "scheme_redirect".into(),
+            json!(format!("{s:?}").to_ascii_lowercase()),
+        );
+    }
+    if let Some(h) = &r.hostname {
+        out.insert("host_redirect".into(), json!(h));
+    }
+    if let Some(p) = r.port {
+        out.insert("port_redirect".into(), json!(p));
+    }
+    if let Some(p) = &r.path {
+        if let Some(full) = &p.replace_full_path {
+            out.insert("path_redirect".into(), json!(full));
+        }
+        if let Some(prefix) = &p.replace_prefix_match {
+            out.insert("prefix_rewrite".into(), json!(prefix));
+        }
+    }
+    let code = match r.status_code.unwrap_or(302) {
+        301 => "MOVED_PERMANENTLY",
+        303 => "SEE_OTHER",
+        307 => "TEMPORARY_REDIRECT",
+        308 => "PERMANENT_REDIRECT",
+        _ => "FOUND",
+    };
+    out.insert("response_code".into(), json!(code));
+    Value::Object(out)
+}
+
+fn route(e: &RouteEntry, plan: &Plan) -> Value {
+    let mut out = Map::new();
+    out.insert("match".into(), route_match(e));
+    out.insert(
+        "metadata".into(),
+        json!({"filter_metadata": {"kubectl-mesh": {"source": format!("{} {}/{}", e.source.kind, e.source.namespace, e.source.name), "rule": e.source.rule, "match": e.source.matched}}}),
+    );
+    header_modifiers(&e.filters, &mut out);
+    match &e.action {
+        Action::Redirect => {
+            out.insert("redirect".into(), redirect(e));
+        }
+        Action::Forward(backends) => {
+            let live: Vec<&super::WeightedBackend> =
+                backends.iter().filter(|b| b.weight > 0).collect();
+            if live.is_empty() {
+                out.insert("direct_response".into(), json!({"status": 500}));
+                return Value::Object(out);
+            }
+            let mut action = Map::new();
+            if live.len() == 1 {
+                action.insert(
+                    "cluster".into(),
+                    json!(live[0].cluster.as_deref().unwrap_or(INVALID_BACKEND)),
+                );
+            } else {
+                let clusters: Vec<Value> = live.iter().map(|b| json!({"name": b.cluster.as_deref().unwrap_or(INVALID_BACKEND), "weight": b.weight})).collect();
+                action.insert("weighted_clusters".into(), json!({"clusters": clusters}));
+            }
+            action.insert(
+                "cluster_not_found_response_code".into(),
+                json!("INTERNAL_SERVER_ERROR"),
+            );
+            if let Some(ms) = e.request_timeout_ms {
+                action.insert("timeout".into(), json!(format!("{}s", ms as f64 / 1000.0)));
+            }
+            for f in &e.filters {
+                if let Some(rw) = &f.url_rewrite {
+                    if let Some(h) = &rw.hostname {
+                        action.insert("host_rewrite_literal".into(), json!(h));
+                    }
+                    if let Some(p) = &rw.path {
+                        if let Some(prefix) = &p.replace_prefix_match {
+                            action.insert("prefix_rewrite".into(), json!(prefix));
+                        }
+                        if let Some(full) = &p.replace_full_path {
+                            action.insert(
+                                "regex_rewrite".into(),
+                                json!({"pattern": {"regex": "^.*$"}, "substitution": full}),
+                            );
+                        }
+                    }
+                }
+                if let Some(m) = &f.request_mirror {
+                    let cluster = format!(
+                        "{}/{}:{}",
+                        m.backend_ref
+                            .namespace
+                            .as_deref()
+                            .unwrap_or(&e.source.namespace),
+                        m.backend_ref.name,
+                        m.backend_ref.port.unwrap_or(0)
+                    );
+                    if !plan.clusters.contains_key(&cluster) {
+                        continue;
+                    }
+                    let mut policy = json!({"cluster": cluster});
+                    let share = match (m.percent, &m.fraction) {
+                        (Some(p), _) => Some((p as u64, 100u64)),
+                        (None, Some(fr)) => {
+                            Some((fr.numerator as u64, fr.denominator.unwrap_or(100) as u64))
+                        }
+                        _ => None,
+                    };
+                    if let Some((n, d)) = share {
+                        let denominator = if d == 100 { "HUNDRED" } else { "MILLION" };
+                        let numerator = if d == 100 {
+                            n
+                        } else {
+                            n * 1_000_000 / d.max(1)
+                        };
+                        policy["runtime_fraction"] = json!({"default_value": {"numerator": numerator, "denominator": denominator}});
+                    }
+                    action
+                        .entry("request_mirror_policies")
+                        .or_insert_with(|| json!([]))
+                        .as_array_mut()
+                        .expect("array")
+                        .push(policy);
+                }
+            }
+            out.insert("route".into(), Value::Object(action));
+        }
+    }
+    Value::Object(out)
+}
