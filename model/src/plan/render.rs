@@ -23,7 +23,8 @@ const INVALID_BACKEND: &str = "kubectl-mesh/invalid-backend";
 pub struct RenderOptions {
     /// Address the Gateway listeners bind (their own ports).
     pub gateway_address: String,
-    /// Port of the mesh (outbound) entry.
+    /// Address and port of the mesh (outbound) entry.
+    pub outbound_address: String,
     pub outbound_port: u16,
     pub admin_port: u16,
 }
@@ -32,6 +33,7 @@ impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
             gateway_address: "127.0.0.1".into(),
+            outbound_address: "127.0.0.1".into(),
             outbound_port: 15001,
             admin_port: 15000,
         }
@@ -61,10 +63,10 @@ pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
 }
 
 fn listener(l: &Listener, plan: &Plan, opts: &RenderOptions) -> Value {
-    let port = if l.name == MESH_LISTENER {
-        opts.outbound_port
+    let (address, port) = if l.name == MESH_LISTENER {
+        (&opts.outbound_address, opts.outbound_port)
     } else {
-        l.port
+        (&opts.gateway_address, l.port)
     };
     let hosts: Vec<Value> = l
         .virtual_hosts
@@ -73,7 +75,7 @@ fn listener(l: &Listener, plan: &Plan, opts: &RenderOptions) -> Value {
         .collect();
     json!({
         "name": l.name,
-        "address": {"socket_address": {"address": opts.gateway_address, "port_value": port}},
+        "address": {"socket_address": {"address": address, "port_value": port}},
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": {
