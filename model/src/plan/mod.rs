@@ -21,7 +21,8 @@ pub use matcher::{HeaderMatch, Matcher, PathMatch, QueryMatch};
 /// The listener that carries GAMMA (Service-parent) routes: traffic to a Service's name.
 pub const MESH_LISTENER: &str = "mesh/outbound";
 
-#[derive(Debug, Clone, PartialEq)]
+/// An empty Plan serves nothing (every request 404s): what runs before a configuration loads.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     pub listeners: Vec<Listener>,
     pub clusters: BTreeMap<String, Cluster>,

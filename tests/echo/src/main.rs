@@ -1,106 +1,19 @@
-//! `mesh-echo`: the test and demo backend. Answers every request with JSON describing it
-//! (`{path, host, method, proto, headers, namespace, pod}`, like the Gateway API conformance
-//! echo server), so a test can see which backend it reached and what that backend received.
-//! `?delay=<ms>` delays the answer (for timeout tests); every request is logged on stdout as
-//! one JSON line (mirror tests read it). HTTP/1.1 and h2c (prior knowledge) on one port.
+//! `mesh-echo`: the test and demo backend (see the library's documentation).
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::Request;
-use axum::response::{IntoResponse, Response};
 use clap::Parser;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use serde_json::json;
-use tower::ServiceExt;
-
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "mesh-echo",
-    about = "Answers with JSON describing the request it received"
-)]
-struct Args {
-    /// Address to listen on, e.g. 127.0.0.11:9080.
-    #[arg(long)]
-    listen: SocketAddr,
-    /// Pod name to report.
-    #[arg(long, default_value = "mesh-echo")]
-    pod: String,
-    /// Namespace to report.
-    #[arg(long, default_value = "default")]
-    namespace: String,
-}
-
-async fn echo(
-    State(args): State<Arc<Args>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<BTreeMap<String, String>>,
-    req: Request<Body>,
-) -> Response {
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in req.headers() {
-        headers
-            .entry(k.as_str().to_string())
-            .or_default()
-            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-    }
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    let body = json!({
-        "path": req.uri().path(),
-        "query": req.uri().query().unwrap_or(""),
-        "host": host,
-        "method": req.method().as_str(),
-        "proto": format!("{:?}", req.version()),
-        "headers": headers,
-        "namespace": args.namespace,
-        "pod": args.pod,
-        "peer": peer.to_string(),
-    });
-    println!("{body}");
-    if let Some(ms) = query.get("delay").and_then(|d| d.parse::<u64>().ok()) {
-        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
-    }
-    axum::Json(body).into_response()
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args = Arc::new(Args::parse());
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
+    let args = mesh_echo::Args::parse();
+    let (pod, listen) = (args.pod.clone(), args.listen);
+    match mesh_echo::serve(args).await {
+        Ok(run) => {
+            eprintln!("mesh-echo {pod} listening on {listen}");
+            run.await
+        }
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            eprintln!("error: cannot listen on {listen}: {e}");
             std::process::exit(1);
         }
-    };
-    eprintln!("mesh-echo {} listening on {}", args.pod, args.listen);
-    let app = axum::Router::new().fallback(echo).with_state(args);
-    loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
-        };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let service = TowerToHyperService::new(app.map_request(
-                move |mut r: Request<hyper::body::Incoming>| {
-                    r.extensions_mut().insert(ConnectInfo(peer));
-                    r
-                },
-            ));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
     }
 }

@@ -1,0 +1,218 @@
+//! `mesh-agent`: the node agent's L7 proxy, running the Plan compiled from Gateway API objects.
+//!
+//! Standalone mode (`--config-dir`): the YAML in a folder is loaded, checked with the rule
+//! catalog and compiled; a change is compiled and swapped in whole, and a change with Error
+//! findings (or unreadable YAML) keeps the last good Plan and says why in the log and in
+//! `/ready`. Gateway listeners bind `--gateway-addr` on their own ports; GAMMA traffic enters at
+//! `--outbound-addr`.
+
+mod proxy;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
+use mesh_model::plan::{compile, Plan, Protocol, MESH_LISTENER};
+use mesh_model::{rules, Level, Snapshot};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mesh-agent",
+    version,
+    about = "L7 proxy for Gateway API routes"
+)]
+struct Args {
+    /// Run on the YAML in this folder (watched for changes).
+    #[arg(long)]
+    config_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin_addr: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    outbound_addr: SocketAddr,
+    /// Address the Gateway listeners bind, each on its own port.
+    #[arg(long, default_value = "127.0.0.1")]
+    gateway_addr: std::net::IpAddr,
+}
+
+/// The outcome of the last load, for `/ready` and `/server_info`.
+#[derive(Default, Clone)]
+struct Status {
+    loaded: bool,
+    last_error: Option<String>,
+    reloads: u64,
+}
+
+/// Load, check and compile the folder. Error findings or unreadable files refuse the change.
+fn load(dir: &std::path::Path) -> Result<Plan, String> {
+    let source = FileSource {
+        inputs: vec![Input::Path(dir.to_path_buf())],
+    };
+    let (objects, errors) = source.objects(&LoadOptions::default());
+    if let Some(e) = errors.first() {
+        return Err(format!("{e}"));
+    }
+    let snap = Snapshot::new(objects);
+    let findings: Vec<String> = rules::check(&snap)
+        .into_iter()
+        .filter(|d| d.level == Level::Error)
+        .map(|d| d.to_string())
+        .collect();
+    if !findings.is_empty() {
+        return Err(findings.join("\n"));
+    }
+    Ok(compile(&snap))
+}
+
+/// Serve HTTP/1.1 and h2c on `addr` for the listener named `name`.
+async fn listen(addr: SocketAddr, name: String, proxy: Arc<proxy::Proxy>) {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, listener = %name, error = %e, "cannot listen");
+            return;
+        }
+    };
+    tracing::info!(%addr, listener = %name, "listening");
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let (proxy, name) = (proxy.clone(), name.clone());
+        tokio::spawn(async move {
+            let port = addr.port();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (proxy, name) = (proxy.clone(), name.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(proxy.handle(&name, port, peer, req).await)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+async fn admin(addr: SocketAddr, status: Arc<Mutex<Status>>, current: Arc<proxy::Current>) {
+    let Ok(listener) = tokio::net::TcpListener::bind(addr).await else {
+        tracing::error!(%addr, "cannot listen for the admin API");
+        return;
+    };
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (status, current) = (status.clone(), current.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+                let plan = current.plan();
+                async move {
+                    let (code, body) = match req.uri().path() {
+                        "/ready" if s.loaded => (200, format!("LIVE\n{}", s.last_error.map(|e| format!("last change rejected:\n{e}\n")).unwrap_or_default())),
+                        "/ready" => (503, format!("no configuration loaded\n{}\n", s.last_error.unwrap_or_default())),
+                        "/server_info" => (
+                            200,
+                            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": if s.loaded { "LIVE" } else { "INITIALIZING" }, "reloads": s.reloads, "last_reload_error": s.last_error}).to_string(),
+                        ),
+                        "/config_dump" => (200, mesh_model::plan::render::bootstrap(&plan, &Default::default()).to_string()),
+                        _ => (404, "not found\n".into()),
+                    };
+                    let mut r = hyper::Response::new(http_body_util::Full::new(
+                        hyper::body::Bytes::from(body),
+                    ));
+                    *r.status_mut() =
+                        hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let current = Arc::new(proxy::Current::default());
+    let status = Arc::new(Mutex::new(Status::default()));
+    let proxy = Arc::new(proxy::Proxy::new(current.clone()));
+    tokio::spawn(admin(args.admin_addr, status.clone(), current.clone()));
+
+    let mut bound: Vec<String> = Vec::new();
+    let mut seen: Option<Vec<u8>> = None;
+    loop {
+        // Reload when the folder's contents change (a fingerprint of every file's bytes).
+        let fingerprint = fingerprint(&args.config_dir);
+        if seen.as_ref() != Some(&fingerprint) {
+            seen = Some(fingerprint);
+            match load(&args.config_dir) {
+                Ok(plan) => {
+                    for l in &plan.listeners {
+                        if bound.contains(&l.name) || l.protocol != Protocol::Http {
+                            continue;
+                        }
+                        let addr = if l.name == MESH_LISTENER {
+                            args.outbound_addr
+                        } else {
+                            SocketAddr::new(args.gateway_addr, l.port)
+                        };
+                        tokio::spawn(listen(addr, l.name.clone(), proxy.clone()));
+                        bound.push(l.name.clone());
+                    }
+                    current.swap(plan);
+                    if let Ok(mut s) = status.lock() {
+                        s.loaded = true;
+                        s.last_error = None;
+                        s.reloads += 1;
+                    }
+                    tracing::info!("configuration loaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration rejected; keeping the last good one");
+                    if let Ok(mut s) = status.lock() {
+                        s.last_error = Some(e);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every file's path and bytes, in order: a change to any file changes it.
+fn fingerprint(dir: &std::path::Path) -> Vec<u8> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(f.display().to_string().into_bytes());
+        out.extend(std::fs::read(&f).unwrap_or_default());
+    }
+    out
+}

@@ -1,0 +1,452 @@
+//! The L7 proxy: one request, routed by `Plan::decide`, then redirected, refused or forwarded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use mesh_model::plan::{Action, Plan, Request as RouteRequest, RouteEntry};
+use mesh_model::route::Filter;
+
+pub type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
+/// The Plan in force, swapped whole on reload; requests keep the one they started with.
+#[derive(Default)]
+pub struct Current {
+    pub plan: RwLock<Arc<Plan>>,
+    /// Round-robin position per cluster.
+    next: RwLock<std::collections::HashMap<String, Arc<AtomicUsize>>>,
+}
+
+impl Current {
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    pub fn swap(&self, plan: Plan) {
+        if let Ok(mut p) = self.plan.write() {
+            *p = Arc::new(plan);
+        }
+    }
+
+    fn next_index(&self, cluster: &str, len: usize) -> usize {
+        if let Some(c) = self.next.read().ok().and_then(|m| m.get(cluster).cloned()) {
+            return c.fetch_add(1, Ordering::Relaxed) % len;
+        }
+        let counter = self
+            .next
+            .write()
+            .map(|mut m| m.entry(cluster.to_string()).or_default().clone())
+            .unwrap_or_default();
+        counter.fetch_add(1, Ordering::Relaxed) % len
+    }
+}
+
+pub struct Proxy {
+    pub current: Arc<Current>,
+    client: Client<HttpConnector, Body>,
+    requests: AtomicUsize,
+}
+
+fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn answer(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(full(text.to_string()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Pick a backend by weight (weight 0 never), deterministically spread by a counter.
+fn pick(
+    backends: &[mesh_model::plan::WeightedBackend],
+    n: usize,
+) -> Option<&mesh_model::plan::WeightedBackend> {
+    let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    // A multiplicative hash of the counter spreads consecutive requests across the weights.
+    let mut point = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % total;
+    for b in backends {
+        if point < u64::from(b.weight) {
+            return Some(b);
+        }
+        point -= u64::from(b.weight);
+    }
+    None
+}
+
+/// Apply a header modifier's set, add and remove to a header map.
+fn modify(
+    headers: &mut hyper::HeaderMap,
+    set: &[(String, String)],
+    add: &[(String, String)],
+    remove: &[String],
+) {
+    for (k, v) in set {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    for (k, v) in add {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            // `add` appends to an existing value with a comma, as the spec's example shows.
+            let joined = match headers.get(&k).and_then(|old| old.to_str().ok()) {
+                Some(old) => HeaderValue::try_from(format!("{old},{}", v.to_str().unwrap_or("")))
+                    .unwrap_or(v),
+                None => v,
+            };
+            headers.insert(k, joined);
+        }
+    }
+    for k in remove {
+        headers.remove(k.as_str());
+    }
+}
+
+fn pairs<T>(list: &Option<Vec<T>>, f: impl Fn(&T) -> (String, String)) -> Vec<(String, String)> {
+    list.iter().flatten().map(f).collect()
+}
+
+fn request_modifiers(filters: &[Filter], headers: &mut hyper::HeaderMap) {
+    for m in filters
+        .iter()
+        .filter_map(|f| f.request_header_modifier.as_ref())
+    {
+        modify(
+            headers,
+            &pairs(&m.set, |h| (h.name.clone(), h.value.clone())),
+            &pairs(&m.add, |h| (h.name.clone(), h.value.clone())),
+            m.remove.as_deref().unwrap_or(&[]),
+        );
+    }
+}
+
+fn response_modifiers(filters: &[Filter], headers: &mut hyper::HeaderMap) {
+    for m in filters
+        .iter()
+        .filter_map(|f| f.response_header_modifier.as_ref())
+    {
+        modify(
+            headers,
+            &pairs(&m.set, |h| (h.name.clone(), h.value.clone())),
+            &pairs(&m.add, |h| (h.name.clone(), h.value.clone())),
+            m.remove.as_deref().unwrap_or(&[]),
+        );
+    }
+}
+
+/// The path after a ReplacePrefixMatch: the matched prefix replaced, the rest kept, with the
+/// spec's table of cases (`/foo/bar` with `/foo` → `/xyz` is `/xyz/bar`; `/foo` → `/` is `/`).
+pub fn replace_prefix(path: &str, matched: &str, replacement: &str) -> String {
+    let rest = if matched == "/" {
+        path
+    } else {
+        path.get(matched.len()..).unwrap_or("")
+    };
+    let rest = rest.trim_start_matches('/');
+    let base = replacement.trim_end_matches('/');
+    match (base.is_empty(), rest.is_empty()) {
+        (true, true) => "/".to_string(),
+        (true, false) => format!("/{rest}"),
+        (false, true) => {
+            if path.ends_with('/') && path != matched.trim_end_matches('/') && replacement != "/" {
+                format!("{base}/")
+            } else {
+                base.to_string()
+            }
+        }
+        (false, false) => format!("{base}/{rest}"),
+    }
+}
+
+fn matched_prefix(e: &RouteEntry) -> &str {
+    match &e.matcher.path {
+        mesh_model::plan::PathMatch::Prefix(p) => p,
+        _ => "/",
+    }
+}
+
+/// The Location of a RequestRedirect: scheme, host and port from the filter or the request;
+/// the default port of the scheme is left out, as the spec says.
+fn location(
+    e: &RouteEntry,
+    scheme: &str,
+    host: &str,
+    port: u16,
+    path: &str,
+    query: Option<&str>,
+) -> (StatusCode, String) {
+    let Some(r) = e.filters.iter().find_map(|f| f.request_redirect.as_ref()) else {
+        return (StatusCode::FOUND, path.to_string());
+    };
+    let scheme = r
+        .scheme
+        .as_ref()
+        .map(|s| format!("{s:?}").to_ascii_lowercase())
+        .unwrap_or_else(|| scheme.to_string());
+    let host = r.hostname.clone().unwrap_or_else(|| host.to_string());
+    let port = match (r.port, &r.scheme) {
+        (Some(p), _) => p as u16,
+        (None, Some(_)) => {
+            if scheme == "https" {
+                443
+            } else {
+                80
+            }
+        }
+        (None, None) => port,
+    };
+    let path = match r.path.as_ref() {
+        Some(p) if p.replace_full_path.is_some() => p.replace_full_path.clone().unwrap_or_default(),
+        Some(p) => replace_prefix(
+            path,
+            matched_prefix(e),
+            p.replace_prefix_match.as_deref().unwrap_or("/"),
+        ),
+        None => path.to_string(),
+    };
+    let default_port = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
+    let authority = if default_port {
+        host
+    } else {
+        format!("{host}:{port}")
+    };
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    let code =
+        StatusCode::from_u16(r.status_code.unwrap_or(302) as u16).unwrap_or(StatusCode::FOUND);
+    (code, format!("{scheme}://{authority}{path}{query}"))
+}
+
+impl Proxy {
+    pub fn new(current: Arc<Current>) -> Proxy {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Proxy {
+            current,
+            client,
+            requests: AtomicUsize::new(0),
+        }
+    }
+
+    /// Serve one request arriving on `listener` (port `port`) from `peer`.
+    pub async fn handle(
+        &self,
+        listener: &str,
+        port: u16,
+        peer: std::net::SocketAddr,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let plan = self.current.plan();
+        let host_header = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let host = host_header
+            .rsplit_once(':')
+            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_else(|| host_header.clone());
+        let path = req.uri().path().to_string();
+        let query_text = req.uri().query().map(str::to_string);
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let query: Vec<(String, String)> = query_text
+            .iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .unwrap_or((p.to_string(), String::new()))
+            })
+            .collect();
+        let route_req = RouteRequest {
+            host: &host,
+            path: &path,
+            method: req.method().as_str(),
+            headers: &headers,
+            query: &query,
+        };
+        let Some(decision) = plan.decide(listener, &route_req) else {
+            return answer(StatusCode::NOT_FOUND, "no route\n");
+        };
+        let Some(entry) = decision.route else {
+            return answer(StatusCode::NOT_FOUND, "no route\n");
+        };
+        match &entry.action {
+            Action::Redirect => {
+                let (code, loc) =
+                    location(entry, "http", &host, port, &path, query_text.as_deref());
+                let mut r = answer(code, "");
+                if let Ok(v) = HeaderValue::try_from(loc) {
+                    r.headers_mut().insert(LOCATION, v);
+                }
+                r
+            }
+            Action::Forward(backends) => {
+                let n = self.requests.fetch_add(1, Ordering::Relaxed);
+                let Some(backend) = pick(backends, n) else {
+                    return answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "no backend with a positive weight\n",
+                    );
+                };
+                let Some(cluster) = backend.cluster.as_deref() else {
+                    return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n");
+                };
+                let Some(c) = plan.clusters.get(cluster) else {
+                    return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n");
+                };
+                if c.endpoints.is_empty() {
+                    return answer(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+                }
+                let ep = &c.endpoints[self.current.next_index(cluster, c.endpoints.len())];
+                let filters: Vec<Filter> = entry
+                    .filters
+                    .iter()
+                    .chain(&backend.filters)
+                    .cloned()
+                    .collect();
+                self.forward(
+                    req,
+                    entry,
+                    &filters,
+                    &ep.address,
+                    ep.port,
+                    peer,
+                    &path,
+                    query_text.as_deref(),
+                )
+                .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        entry: &RouteEntry,
+        filters: &[Filter],
+        address: &str,
+        port: u16,
+        peer: std::net::SocketAddr,
+        path: &str,
+        query: Option<&str>,
+    ) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        let mut new_path = path.to_string();
+        for rw in filters.iter().filter_map(|f| f.url_rewrite.as_ref()) {
+            if let Some(h) = &rw.hostname {
+                if let Ok(v) = HeaderValue::try_from(h.as_str()) {
+                    parts.headers.insert(HOST, v);
+                }
+            }
+            if let Some(p) = &rw.path {
+                new_path = match (&p.replace_full_path, &p.replace_prefix_match) {
+                    (Some(full), _) => full.clone(),
+                    (None, Some(prefix)) => replace_prefix(path, matched_prefix(entry), prefix),
+                    _ => new_path,
+                };
+            }
+        }
+        request_modifiers(filters, &mut parts.headers);
+        let xff = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(old) => format!("{old}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(v) = HeaderValue::try_from(xff) {
+            parts.headers.insert("x-forwarded-for", v);
+        }
+        parts
+            .headers
+            .entry("x-forwarded-proto")
+            .or_insert(HeaderValue::from_static("http"));
+        if !parts.headers.contains_key("x-request-id") {
+            let id = format!(
+                "{:016x}{:016x}",
+                std::process::id() as u64 ^ 0x5eed,
+                self.requests.load(Ordering::Relaxed) as u64
+            );
+            if let Ok(v) = HeaderValue::try_from(id) {
+                parts.headers.insert("x-request-id", v);
+            }
+        }
+        let uri = format!(
+            "http://{address}:{port}{new_path}{}",
+            query.map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        let Ok(uri) = uri.parse() else {
+            return answer(StatusCode::BAD_REQUEST, "bad request path\n");
+        };
+        parts.uri = uri;
+        parts.version = hyper::Version::HTTP_11;
+        let upstream = Request::from_parts(parts, body.boxed());
+        let call = self.client.request(upstream);
+        let result = match entry.request_timeout_ms.filter(|ms| *ms > 0) {
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), call).await {
+                Ok(r) => r,
+                Err(_) => return answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+            },
+            None => call.await,
+        };
+        match result {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                response_modifiers(filters, &mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "upstream request failed");
+                answer(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_prefix_follows_the_spec_table() {
+        assert_eq!(replace_prefix("/foo/bar", "/foo", "/xyz"), "/xyz/bar");
+        assert_eq!(replace_prefix("/foo", "/foo", "/xyz"), "/xyz");
+        assert_eq!(replace_prefix("/foo/", "/foo", "/xyz"), "/xyz/");
+        assert_eq!(replace_prefix("/foo/bar", "/foo", ""), "/bar");
+        assert_eq!(replace_prefix("/foo", "/foo", "/"), "/");
+        assert_eq!(replace_prefix("/prefix/one", "/prefix/one", "/one"), "/one");
+        assert_eq!(
+            replace_prefix("/prefix/one/two", "/prefix/one", "/one"),
+            "/one/two"
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! mesh-agent on the bundled examples, with the results the reference articles observed.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const GATEWAY: &str = "127.0.0.4";
+
+/// The scenarios share fixed addresses (the examples' EndpointSlices, the Gateways' ports), so
+/// they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Agent {
+    child: Child,
+    dir: PathBuf,
+    outbound: u16,
+    admin: u16,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Copy the clean examples, start a mesh-echo per endpoint (in this process) and the agent.
+async fn start() -> Agent {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dir = std::env::temp_dir().join(format!("mesh-agent-scenarios-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in [
+        "gatewayclass",
+        "bookinfo",
+        "tls",
+        "acme",
+        "gateway-api-lab",
+        "gamma",
+        "cilium",
+    ] {
+        copy_dir(&root.join(d), &dir.join(d));
+    }
+    let source = mesh_model::load::FileSource {
+        inputs: vec![mesh_model::load::Input::Path(dir.clone())],
+    };
+    let (objects, _) = mesh_model::load::ObjectSource::objects(&source, &Default::default());
+    let plan = mesh_model::plan::compile(&mesh_model::Snapshot::new(objects));
+    let mut started = BTreeSet::new();
+    for c in plan.clusters.values() {
+        let service = c
+            .name
+            .rsplit_once(':')
+            .map(|(s, _)| s)
+            .unwrap_or(&c.name)
+            .to_string();
+        for e in &c.endpoints {
+            if started.insert((e.address.clone(), e.port)) {
+                let args = mesh_echo::Args {
+                    listen: format!("{}:{}", e.address, e.port).parse().unwrap(),
+                    pod: service.clone(),
+                    namespace: "default".into(),
+                };
+                let run = mesh_echo::serve(args).await.expect("backend address free");
+                tokio::spawn(run);
+            }
+        }
+    }
+    let (outbound, admin) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_mesh-agent"))
+        .arg("--config-dir")
+        .arg(&dir)
+        .args([
+            "--gateway-addr",
+            GATEWAY,
+            "--outbound-addr",
+            &format!("127.0.0.1:{outbound}"),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent {
+        child,
+        dir,
+        outbound,
+        admin,
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("http://127.0.0.1:{admin}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            // Listeners bind right after the first load.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return agent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("mesh-agent never became ready");
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+async fn get(
+    c: &reqwest::Client,
+    url: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut r = c.get(url).header("host", host);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let resp = r.send().await.unwrap();
+    let (status, h) = (resp.status().as_u16(), resp.headers().clone());
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        h,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_articles_scenarios_through_the_agent() {
+    let _serial = SERIAL.lock().await;
+    let a = start().await;
+    let c = client();
+    let gw = |port: u16, path: &str| format!("http://{GATEWAY}:{port}{path}");
+
+    // Bookinfo: path, header + query + method routing; 404 when nothing matches.
+    assert_eq!(
+        get(&c, &gw(8080, "/details/1"), "bookinfo", &[]).await.2["pod"],
+        "default/details"
+    );
+    assert_eq!(
+        get(
+            &c,
+            &gw(8080, "/?great=example"),
+            "bookinfo",
+            &[("magic", "foo")]
+        )
+        .await
+        .2["pod"],
+        "default/productpage"
+    );
+    assert_eq!(
+        get(&c, &gw(8080, "/"), "bookinfo", &[("magic", "foo")])
+            .await
+            .0,
+        404
+    );
+
+    // ACME: product and careers answer, hr is not attached.
+    assert_eq!(get(&c, &gw(8081, "/product"), "acme", &[]).await.0, 200);
+    assert_eq!(get(&c, &gw(8081, "/careers"), "acme", &[]).await.0, 200);
+    assert_eq!(get(&c, &gw(8081, "/hr"), "acme", &[]).await.0, 404);
+
+    // Header modifiers: the backend sees the added request header; the client the response ones.
+    let (_, _, body) = get(&c, &gw(8082, "/cilium-add-a-request-header"), "lab", &[]).await;
+    assert_eq!(
+        body["headers"]["my-cilium-header-name"][0],
+        "my-cilium-header-value"
+    );
+    let (_, headers, body) = get(&c, &gw(8082, "/multiple"), "lab", &[]).await;
+    for i in 1..=3 {
+        assert_eq!(
+            headers.get(format!("x-header-add-{i}")).unwrap(),
+            &format!("header-add-{i}")
+        );
+    }
+    assert!(
+        body["headers"].get("x-header-add-1").is_none(),
+        "a response modifier does not touch the request"
+    );
+    assert!(
+        body["headers"]["x-forwarded-for"][0].is_string()
+            && body["headers"]["x-request-id"][0].is_string()
+    );
+
+    // Rewrite: /prefix/one reaches the backend as /one.
+    assert_eq!(
+        get(&c, &gw(8082, "/prefix/one"), "lab", &[]).await.2["path"],
+        "/one"
+    );
+
+    // Redirects: status and Location. With neither scheme nor port the listener's port is kept
+    // (8082 here; the article's Gateway was on 80, which would be left out); a scheme change
+    // to https uses 443, which is left out.
+    for (path, code, location) in [
+        (
+            "/original-prefix",
+            302,
+            "http://lab:8082/replacement-prefix",
+        ),
+        (
+            "/path-and-host",
+            302,
+            "http://example.org:8082/replacement-prefix",
+        ),
+        (
+            "/path-and-status",
+            301,
+            "http://lab:8082/replacement-prefix",
+        ),
+        (
+            "/scheme-and-host",
+            302,
+            "https://example.org/scheme-and-host",
+        ),
+    ] {
+        let (status, headers, _) = get(&c, &gw(8082, path), "lab", &[]).await;
+        assert_eq!(status, code, "{path}");
+        assert_eq!(
+            headers.get("location").unwrap().to_str().unwrap(),
+            location,
+            "{path}"
+        );
+    }
+
+    // GAMMA through the outbound entry, and the /v1 timeout (500 ms) against a slow backend.
+    let out = |path: &str| format!("http://127.0.0.1:{}{path}", a.outbound);
+    assert_eq!(
+        get(&c, &out("/v1"), "echo", &[]).await.2["pod"],
+        "gamma/echo-v1"
+    );
+    assert_eq!(
+        get(&c, &out("/v2"), "echo.gamma.svc.cluster.local", &[])
+            .await
+            .2["pod"],
+        "gamma/echo-v2"
+    );
+    let (status, _, body) = get(&c, &out("/v1?delay=1500"), "echo", &[]).await;
+    assert_eq!(
+        (status, body),
+        (504, Value::String("upstream request timeout".into()))
+    );
+
+    // Weighted splits over 500 requests: 50/50 and 90/10 within 5 points.
+    for (path, v1_share) in [("/load-balancing", 0.5), ("/canary", 0.9)] {
+        let mut v1 = 0;
+        for _ in 0..500 {
+            if get(&c, &out(path), "echo", &[]).await.2["pod"] == "gamma/echo-v1" {
+                v1 += 1;
+            }
+        }
+        let share = v1 as f64 / 500.0;
+        assert!(
+            (share - v1_share).abs() <= 0.05,
+            "{path}: echo-v1 got {share}"
+        );
+    }
+
+    // gRPC: the exact method is routed, another method of the service is not.
+    let grpc = |m: &str| {
+        c.post(format!(
+            "http://{GATEWAY}:8083/hipstershop.CurrencyService/{m}"
+        ))
+        .header("host", "grpc")
+        .send()
+    };
+    assert_eq!(grpc("GetSupportedCurrencies").await.unwrap().status(), 200);
+    assert_eq!(grpc("Convert").await.unwrap().status(), 404);
+
+    // The admin API.
+    let info: Value = c
+        .get(format!("http://127.0.0.1:{}/server_info", a.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["state"], "LIVE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_change_keeps_the_last_good_plan() {
+    let _serial = SERIAL.lock().await;
+    let a = start().await;
+    let c = client();
+    let url = format!("http://{GATEWAY}:8080/details/1");
+    assert_eq!(get(&c, &url, "bookinfo", &[]).await.0, 200);
+    // A broken route: an Error finding, so the change is refused.
+    std::fs::write(a.dir.join("bookinfo/broken.yaml"), "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: broken}\nspec:\n  parentRefs: [{name: my-gateway}]\n  rules: [{matches: [{path: {type: PathPrefix, value: nope}}]}]\n").unwrap();
+    let ready = format!("http://127.0.0.1:{}/ready", a.admin);
+    let mut said = String::new();
+    for _ in 0..50 {
+        said = c.get(&ready).send().await.unwrap().text().await.unwrap();
+        if said.contains("rejected") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(said.contains("MESH2001"), "{said}");
+    assert_eq!(
+        get(&c, &url, "bookinfo", &[]).await.0,
+        200,
+        "still served by the last good Plan"
+    );
+}

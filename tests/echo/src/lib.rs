@@ -1,0 +1,103 @@
+//! `mesh-echo`: the test and demo backend. Answers every request with JSON describing it
+//! (`{path, host, method, proto, headers, namespace, pod}`, like the Gateway API conformance
+//! echo server), so a test can see which backend it reached and what that backend received.
+//! `?delay=<ms>` delays the answer (for timeout tests); every request is logged on stdout as
+//! one JSON line (mirror tests read it). HTTP/1.1 and h2c (prior knowledge) on one port.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::Request;
+use axum::response::{IntoResponse, Response};
+use clap::Parser;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tower::ServiceExt;
+
+/// Who the backend says it is, and where it listens.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "mesh-echo",
+    about = "Answers with JSON describing the request it received"
+)]
+pub struct Args {
+    /// Address to listen on, e.g. 127.0.0.11:9080.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Pod name to report.
+    #[arg(long, default_value = "mesh-echo")]
+    pub pod: String,
+    /// Namespace to report.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+}
+
+async fn echo(
+    State(args): State<Arc<Args>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<BTreeMap<String, String>>,
+    req: Request<Body>,
+) -> Response {
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in req.headers() {
+        headers
+            .entry(k.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let body = json!({
+        "path": req.uri().path(),
+        "query": req.uri().query().unwrap_or(""),
+        "host": host,
+        "method": req.method().as_str(),
+        "proto": format!("{:?}", req.version()),
+        "headers": headers,
+        "namespace": args.namespace,
+        "pod": args.pod,
+        "peer": peer.to_string(),
+    });
+    println!("{body}");
+    if let Some(ms) = query.get("delay").and_then(|d| d.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
+    axum::Json(body).into_response()
+}
+
+/// Serve until the task is dropped; the listener is bound before this returns.
+pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let app = axum::Router::new()
+        .fallback(echo)
+        .with_state(Arc::new(args));
+    Ok(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let app = app.clone();
+            tokio::spawn(async move {
+                let service = TowerToHyperService::new(app.map_request(
+                    move |mut r: Request<hyper::body::Incoming>| {
+                        r.extensions_mut().insert(ConnectInfo(peer));
+                        r
+                    },
+                ));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    })
+}
