@@ -235,6 +235,49 @@ fn location(
 }
 
 impl Proxy {
+    /// The endpoints that get a copy of this request: one per RequestMirror filter whose
+    /// backend resolves, sampled by its percent or fraction.
+    fn mirror_targets(
+        &self,
+        plan: &Plan,
+        entry: &RouteEntry,
+        filters: &[Filter],
+    ) -> Vec<(String, u16)> {
+        let n = self.requests.load(Ordering::Relaxed) as u64;
+        filters
+            .iter()
+            .filter_map(|f| f.request_mirror.as_ref())
+            .filter(|m| {
+                let (num, den) = match (m.percent, &m.fraction) {
+                    (Some(p), _) => (p.max(0) as u64, 100),
+                    (None, Some(fr)) => (
+                        fr.numerator.max(0) as u64,
+                        fr.denominator.unwrap_or(100).max(1) as u64,
+                    ),
+                    _ => return true,
+                };
+                // Spread the sampled requests evenly: this one is mirrored if the running
+                // share steps past an integer.
+                (n + 1) * num / den > n * num / den
+            })
+            .filter_map(|m| {
+                let b = &m.backend_ref;
+                let cluster = format!(
+                    "{}/{}:{}",
+                    b.namespace.as_deref().unwrap_or(&entry.source.namespace),
+                    b.name,
+                    b.port.unwrap_or(0)
+                );
+                let c = plan
+                    .clusters
+                    .get(&cluster)
+                    .filter(|c| !c.endpoints.is_empty())?;
+                let ep = &c.endpoints[self.current.next_index(&cluster, c.endpoints.len())];
+                Some((ep.address.clone(), ep.port))
+            })
+            .collect()
+    }
+
     pub fn new(current: Arc<Current>) -> Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -332,6 +375,7 @@ impl Proxy {
                     .cloned()
                     .collect();
                 self.forward(
+                    &plan,
                     req,
                     entry,
                     &filters,
@@ -349,6 +393,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
+        plan: &Plan,
         req: Request<Incoming>,
         entry: &RouteEntry,
         filters: &[Filter],
@@ -409,7 +454,37 @@ impl Proxy {
         };
         parts.uri = uri;
         parts.version = hyper::Version::HTTP_11;
-        let upstream = Request::from_parts(parts, body.boxed());
+        let mirrors = self.mirror_targets(plan, entry, filters);
+        let upstream = if mirrors.is_empty() {
+            Request::from_parts(parts, body.boxed())
+        } else {
+            // The body is read once and sent to the backend and to every mirror.
+            let bytes = match body.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return answer(StatusCode::BAD_REQUEST, "could not read the request body\n")
+                }
+            };
+            for (address, port) in mirrors {
+                let mut copy = Request::from_parts(parts.clone(), full(bytes.clone()));
+                let target = format!(
+                    "http://{address}:{port}{new_path}{}",
+                    query.map(|q| format!("?{q}")).unwrap_or_default()
+                );
+                if let Ok(uri) = target.parse() {
+                    *copy.uri_mut() = uri;
+                    let client = self.client.clone();
+                    // Fire and forget: the mirror's answer, latency or failure never reach
+                    // the client.
+                    tokio::spawn(async move {
+                        if let Ok(resp) = client.request(copy).await {
+                            let _ = resp.into_body().collect().await;
+                        }
+                    });
+                }
+            }
+            Request::from_parts(parts, full(bytes))
+        };
         let call = self.client.request(upstream);
         let result = match entry.request_timeout_ms.filter(|ms| *ms > 0) {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), call).await {

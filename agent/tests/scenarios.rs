@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,6 +20,8 @@ struct Agent {
     dir: PathBuf,
     outbound: u16,
     admin: u16,
+    /// Every request any backend received.
+    seen: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Drop for Agent {
@@ -65,6 +68,7 @@ async fn start() -> Agent {
     };
     let (objects, _) = mesh_model::load::ObjectSource::objects(&source, &Default::default());
     let plan = mesh_model::plan::compile(&mesh_model::Snapshot::new(objects));
+    let seen = Arc::new(Mutex::new(Vec::new()));
     let mut started = BTreeSet::new();
     for c in plan.clusters.values() {
         let service = c
@@ -79,6 +83,7 @@ async fn start() -> Agent {
                     listen: format!("{}:{}", e.address, e.port).parse().unwrap(),
                     pod: service.clone(),
                     namespace: "default".into(),
+                    seen: Some(seen.clone()),
                 };
                 let run = mesh_echo::serve(args).await.expect("backend address free");
                 tokio::spawn(run);
@@ -105,6 +110,7 @@ async fn start() -> Agent {
         dir,
         outbound,
         admin,
+        seen,
     };
     let client = reqwest::Client::new();
     for _ in 0..100 {
@@ -280,6 +286,36 @@ async fn the_articles_scenarios_through_the_agent() {
             "{path}: echo-v1 got {share}"
         );
     }
+
+    // Mirror: infra-backend-v2 receives a copy; the client gets infra-backend-v1's answer, and
+    // a slow mirror does not slow the client down.
+    let before = a.seen.lock().unwrap().len();
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(&c, &gw(8082, "/mirror"), "lab", &[]).await;
+    assert_eq!(
+        (status, body["pod"].as_str()),
+        (200, Some("default/infra-backend-v1"))
+    );
+    let (_, _, body) = get(
+        &c,
+        &gw(8082, "/mirror"),
+        "lab",
+        &[("x-echo-delay", "default/infra-backend-v2=1500")],
+    )
+    .await;
+    assert_eq!(body["pod"], "default/infra-backend-v1");
+    assert!(started.elapsed() < Duration::from_millis(900));
+    let mut mirrored = false;
+    for _ in 0..50 {
+        mirrored = a.seen.lock().unwrap()[before..]
+            .iter()
+            .any(|r| r["pod"] == "default/infra-backend-v2" && r["path"] == "/mirror");
+        if mirrored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mirrored, "the mirror received the request");
 
     // gRPC: the exact method is routed, another method of the service is not.
     let grpc = |m: &str| {

@@ -1,7 +1,8 @@
 //! `mesh-echo`: the test and demo backend. Answers every request with JSON describing it
 //! (`{path, host, method, proto, headers, namespace, pod}`, like the Gateway API conformance
 //! echo server), so a test can see which backend it reached and what that backend received.
-//! `?delay=<ms>` delays the answer (for timeout tests); every request is logged on stdout as
+//! `?delay=<ms>` delays the answer (for timeout tests), `x-echo-delay: <pod>=<ms>` delays only
+//! the backend of that pod name (a slow mirror); every request is logged on stdout as
 //! one JSON line (mirror tests read it). HTTP/1.1 and h2c (prior knowledge) on one port.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,9 @@ pub struct Args {
     /// Namespace to report.
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// Every request received, for tests that run the backend in-process.
+    #[arg(skip)]
+    pub seen: Option<Arc<std::sync::Mutex<Vec<serde_json::Value>>>>,
 }
 
 async fn echo(
@@ -43,6 +47,11 @@ async fn echo(
     Query(query): Query<BTreeMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
+    let req_delay = req
+        .headers()
+        .get("x-echo-delay")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
         headers
@@ -69,7 +78,22 @@ async fn echo(
         "peer": peer.to_string(),
     });
     println!("{body}");
-    if let Some(ms) = query.get("delay").and_then(|d| d.parse::<u64>().ok()) {
+    if let Some(seen) = &args.seen {
+        if let Ok(mut v) = seen.lock() {
+            v.push(body.clone());
+        }
+    }
+    // `x-echo-delay: <pod>=<ms>` delays only the named backend (a slow mirror, say).
+    let header_delay = req_delay.and_then(|d| {
+        d.split_once('=')
+            .filter(|(pod, _)| *pod == args.pod)
+            .and_then(|(_, ms)| ms.parse::<u64>().ok())
+    });
+    if let Some(ms) = query
+        .get("delay")
+        .and_then(|d| d.parse::<u64>().ok())
+        .or(header_delay)
+    {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     }
     axum::Json(body).into_response()
