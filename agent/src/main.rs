@@ -38,6 +38,9 @@ struct Args {
     /// Address the Gateway listeners bind, each on its own port.
     #[arg(long, default_value = "127.0.0.1")]
     gateway_addr: std::net::IpAddr,
+    /// How often to look at the config dir for changes, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    reload_interval_ms: u64,
 }
 
 /// The outcome of the last load, for `/ready` and `/server_info`.
@@ -190,7 +193,7 @@ async fn main() {
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(args.reload_interval_ms)).await;
     }
 }
 

@@ -101,6 +101,8 @@ async fn start() -> Agent {
             &format!("127.0.0.1:{outbound}"),
             "--admin-addr",
             &format!("127.0.0.1:{admin}"),
+            "--reload-interval-ms",
+            "20",
         ])
         .stderr(Stdio::null())
         .spawn()
@@ -364,4 +366,80 @@ async fn an_invalid_change_keeps_the_last_good_plan() {
         200,
         "still served by the last good Plan"
     );
+}
+
+/// 100 configuration changes while requests flow: every request is answered by a whole Plan
+/// (the old or the new), none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_load_loses_no_request() {
+    let _serial = SERIAL.lock().await;
+    let a = start().await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let c = client();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match c
+                    .get(format!("http://{GATEWAY}:8080/details/1"))
+                    .header("host", "bookinfo")
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let info = format!("http://127.0.0.1:{}/server_info", a.admin);
+    let c = client();
+    let reloads = |v: Value| v["reloads"].as_u64().unwrap_or(0);
+    let mut count = reloads(c.get(&info).send().await.unwrap().json().await.unwrap());
+    let route = a.dir.join("bookinfo/changing.yaml");
+    for i in 0..100 {
+        // A change that matters: a route whose header value moves on every step.
+        std::fs::write(&route, format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: changing}}\nspec:\n  parentRefs: [{{name: my-gateway}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: /changing}}}}]\n    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: x-step, value: '{i}'}}]}}}}]\n    backendRefs: [{{name: details, port: 9080}}]\n")).unwrap();
+        let mut waited = 0;
+        loop {
+            let now = reloads(c.get(&info).send().await.unwrap().json().await.unwrap());
+            if now > count {
+                count = now;
+                break;
+            }
+            waited += 1;
+            assert!(waited < 500, "change {i} was never loaded");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let (_, _, body) = get(
+        &c,
+        &format!("http://{GATEWAY}:8080/changing"),
+        "bookinfo",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        body["headers"]["x-step"][0], "99",
+        "the last change is in force"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for l in load {
+        let (o, f) = l.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 100, "only {ok} requests were sent");
 }
