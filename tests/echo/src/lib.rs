@@ -125,3 +125,57 @@ pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Outpu
         }
     })
 }
+
+/// One backend per ready endpoint of the EndpointSlices in `dir` (and below): the address and
+/// port of the slice, the pod of its targetRef (or `<service>-<n>`), the slice's namespace.
+pub fn endpoints_from(dir: &std::path::Path) -> Vec<Args> {
+    use mesh_model::load::{FileSource, Input, ObjectSource};
+    use mesh_model::resource::Resource;
+    let source = FileSource {
+        inputs: vec![Input::Path(dir.to_path_buf())],
+    };
+    let (objects, _) = source.objects(&Default::default());
+    let mut out: Vec<Args> = Vec::new();
+    for o in objects {
+        let Resource::EndpointSlice(es) = &o.resource else {
+            continue;
+        };
+        let service = es
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+            .cloned()
+            .unwrap_or_else(|| o.name.clone());
+        let ns = o.namespace.clone().unwrap_or_else(|| "default".into());
+        for port in es.ports.iter().flatten().filter_map(|p| p.port) {
+            for (i, ep) in es
+                .endpoints
+                .iter()
+                .flatten()
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+                .enumerate()
+            {
+                let pod = ep
+                    .target_ref
+                    .as_ref()
+                    .and_then(|t| t.name.clone())
+                    .unwrap_or_else(|| format!("{service}-{i}"));
+                for addr in &ep.addresses {
+                    let Ok(listen) = format!("{addr}:{port}").parse() else {
+                        continue;
+                    };
+                    if !out.iter().any(|a| a.listen == listen) {
+                        out.push(Args {
+                            listen,
+                            pod: pod.clone(),
+                            namespace: ns.clone(),
+                            seen: None,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
