@@ -7,6 +7,7 @@
 //! `--outbound-addr`.
 
 mod proxy;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,7 +74,14 @@ fn load(dir: &std::path::Path) -> Result<Plan, String> {
 }
 
 /// Serve HTTP/1.1 and h2c on `addr` for the listener named `name`.
-async fn listen(addr: SocketAddr, name: String, proxy: Arc<proxy::Proxy>) {
+/// Serve HTTP/1.1 and h2c on `addr` for the listener named `name`; with `tls`, terminate TLS
+/// first (HTTPS listeners).
+async fn listen(
+    addr: SocketAddr,
+    name: String,
+    proxy: Arc<proxy::Proxy>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -81,23 +89,38 @@ async fn listen(addr: SocketAddr, name: String, proxy: Arc<proxy::Proxy>) {
             return;
         }
     };
-    tracing::info!(%addr, listener = %name, "listening");
+    tracing::info!(%addr, listener = %name, tls = tls.is_some(), "listening");
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
         };
-        let (proxy, name) = (proxy.clone(), name.clone());
+        let (proxy, acceptor) = (proxy.clone(), acceptor.clone());
+        let inbound = Arc::new(proxy::Inbound {
+            listener: name.clone(),
+            port: addr.port(),
+            scheme: if acceptor.is_some() { "https" } else { "http" },
+            peer,
+        });
         tokio::spawn(async move {
-            let port = addr.port();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (proxy, name) = (proxy.clone(), name.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(proxy.handle(&name, port, peer, req).await)
-                }
+                let (proxy, inbound) = (proxy.clone(), inbound.clone());
+                async move { Ok::<_, std::convert::Infallible>(proxy.handle(&inbound, req).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                }
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                },
+            }
         });
     }
 }
@@ -154,6 +177,7 @@ async fn main() {
     let current = Arc::new(proxy::Current::default());
     let status = Arc::new(Mutex::new(Status::default()));
     let proxy = Arc::new(proxy::Proxy::new(current.clone()));
+    let certificates = Arc::new(tls::Certificates::default());
     tokio::spawn(admin(args.admin_addr, status.clone(), current.clone()));
 
     let mut bound: Vec<String> = Vec::new();
@@ -166,7 +190,7 @@ async fn main() {
             match load(&args.config_dir) {
                 Ok(plan) => {
                     for l in &plan.listeners {
-                        if bound.contains(&l.name) || l.protocol != Protocol::Http {
+                        if bound.contains(&l.name) || l.protocol == Protocol::Tls {
                             continue;
                         }
                         let addr = if l.name == MESH_LISTENER {
@@ -174,9 +198,12 @@ async fn main() {
                         } else {
                             SocketAddr::new(args.gateway_addr, l.port)
                         };
-                        tokio::spawn(listen(addr, l.name.clone(), proxy.clone()));
+                        let tls = (l.protocol == Protocol::Https)
+                            .then(|| Arc::new(tls::server_config(certificates.clone(), &l.name)));
+                        tokio::spawn(listen(addr, l.name.clone(), proxy.clone(), tls));
                         bound.push(l.name.clone());
                     }
+                    certificates.update(&plan);
                     current.swap(plan);
                     if let Ok(mut s) = status.lock() {
                         s.loaded = true;

@@ -48,6 +48,14 @@ impl Current {
     }
 }
 
+/// Where a request came in: the listener (by Plan name), its port and scheme, the client.
+pub struct Inbound {
+    pub listener: String,
+    pub port: u16,
+    pub scheme: &'static str,
+    pub peer: std::net::SocketAddr,
+}
+
 pub struct Proxy {
     pub current: Arc<Current>,
     client: Client<HttpConnector, Body>,
@@ -289,14 +297,9 @@ impl Proxy {
         }
     }
 
-    /// Serve one request arriving on `listener` (port `port`) from `peer`.
-    pub async fn handle(
-        &self,
-        listener: &str,
-        port: u16,
-        peer: std::net::SocketAddr,
-        req: Request<Incoming>,
-    ) -> Response<Body> {
+    /// Serve one request arriving on a listener.
+    pub async fn handle(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
+        let (listener, port) = (inbound.listener.as_str(), inbound.port);
         let plan = self.current.plan();
         let host_header = req
             .headers()
@@ -342,8 +345,14 @@ impl Proxy {
         };
         match &entry.action {
             Action::Redirect => {
-                let (code, loc) =
-                    location(entry, "http", &host, port, &path, query_text.as_deref());
+                let (code, loc) = location(
+                    entry,
+                    inbound.scheme,
+                    &host,
+                    port,
+                    &path,
+                    query_text.as_deref(),
+                );
                 let mut r = answer(code, "");
                 if let Ok(v) = HeaderValue::try_from(loc) {
                     r.headers_mut().insert(LOCATION, v);
@@ -381,7 +390,7 @@ impl Proxy {
                     &filters,
                     &ep.address,
                     ep.port,
-                    peer,
+                    inbound,
                     &path,
                     query_text.as_deref(),
                 )
@@ -399,7 +408,7 @@ impl Proxy {
         filters: &[Filter],
         address: &str,
         port: u16,
-        peer: std::net::SocketAddr,
+        inbound: &Inbound,
         path: &str,
         query: Option<&str>,
     ) -> Response<Body> {
@@ -425,8 +434,8 @@ impl Proxy {
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
         {
-            Some(old) => format!("{old}, {}", peer.ip()),
-            None => peer.ip().to_string(),
+            Some(old) => format!("{old}, {}", inbound.peer.ip()),
+            None => inbound.peer.ip().to_string(),
         };
         if let Ok(v) = HeaderValue::try_from(xff) {
             parts.headers.insert("x-forwarded-for", v);
@@ -434,7 +443,7 @@ impl Proxy {
         parts
             .headers
             .entry("x-forwarded-proto")
-            .or_insert(HeaderValue::from_static("http"));
+            .or_insert(HeaderValue::from_static(inbound.scheme));
         if !parts.headers.contains_key("x-request-id") {
             let id = format!(
                 "{:016x}{:016x}",

@@ -330,6 +330,52 @@ async fn the_articles_scenarios_through_the_agent() {
     assert_eq!(grpc("GetSupportedCurrencies").await.unwrap().status(), 200);
     assert_eq!(grpc("Convert").await.unwrap().status(), 404);
 
+    // HTTPS terminated by the agent with the Secret's certificate, chosen by SNI.
+    let secret = std::fs::read_to_string(a.dir.join("tls/https.yaml")).unwrap();
+    let crt_b64 = secret
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tls.crt: "))
+        .unwrap();
+    let crt = mesh_model::load::load_str(&format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: x}}\ntype: kubernetes.io/tls\ndata: {{tls.crt: {crt_b64}}}\n"), mesh_model::Source::Stdin, &Default::default()).unwrap();
+    let mesh_model::resource::Resource::Secret(sec) = &crt[0].resource else {
+        panic!()
+    };
+    let pem = sec.data.as_ref().unwrap()["tls.crt"].0.clone();
+    // The example certificate is a self-signed CA, which webpki refuses as a leaf: accept it,
+    // and check that the agent presented exactly the Secret's certificate.
+    let tls = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .resolve(
+            "bookinfo.cilium.rocks",
+            format!("{GATEWAY}:8443").parse().unwrap(),
+        )
+        .build()
+        .unwrap();
+    let resp = tls
+        .get("https://bookinfo.cilium.rocks:8443/details/1")
+        .send()
+        .await
+        .unwrap();
+    let presented = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .map(|d| d.to_vec())
+        .unwrap();
+    let expected: Vec<u8> = rustls_pemfile::certs(&mut &pem[..])
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        presented, expected,
+        "the Secret's certificate, chosen by SNI"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["pod"], "default/details");
+    assert_eq!(body["headers"]["x-forwarded-proto"][0], "https");
+
     // The admin API.
     let info: Value = c
         .get(format!("http://127.0.0.1:{}/server_info", a.admin))

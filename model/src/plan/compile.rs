@@ -101,12 +101,14 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     hosts.entry(h).or_default().extend(es.iter().cloned());
                 }
             }
-            listeners.push(listener(
+            let mut built = listener(
                 format!("{ns}/{}/{}", gw.name, l.name),
                 l.port as u16,
                 protocol,
                 hosts,
-            ));
+            );
+            built.certificates = certificates(gw, l, snap);
+            listeners.push(built);
         }
     }
     // Every Service is reachable through the mesh entry; one without routes as it is.
@@ -208,8 +210,77 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         port,
         protocol,
         virtual_hosts,
+        certificates: Vec::new(),
         index,
     }
+}
+
+/// The usable certificates of a listener: core Secrets of type kubernetes.io/tls that exist,
+/// may be referenced (ReferenceGrant across namespaces) and parse.
+fn certificates(
+    gw: &Object,
+    l: &gateway_api::apis::standard::gateways::GatewayListeners,
+    snap: &Snapshot,
+) -> Vec<super::Certificate> {
+    let gw_ns = gw.namespace.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for c in l
+        .tls
+        .iter()
+        .flat_map(|t| t.certificate_refs.iter().flatten())
+    {
+        let ns = c.namespace.clone().unwrap_or_else(|| gw_ns.clone());
+        let from = grants::From {
+            group: GATEWAY_GROUP,
+            kind: "Gateway",
+            namespace: &gw_ns,
+        };
+        let to = grants::To {
+            group: "",
+            kind: "Secret",
+            namespace: &ns,
+            name: &c.name,
+        };
+        if !c.group.as_deref().unwrap_or("").is_empty()
+            || c.kind.as_deref().unwrap_or("Secret") != "Secret"
+            || !grants::permitted(snap, &from, &to)
+        {
+            continue;
+        }
+        let Some(Object {
+            resource: Resource::Secret(secret),
+            ..
+        }) = snap.get(Kind::Secret, Some(&ns), &c.name)
+        else {
+            continue;
+        };
+        let Ok(material) = crate::cert::read(secret) else {
+            continue;
+        };
+        let field = |k: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .map(|b| b.0.clone())
+                .or_else(|| {
+                    secret
+                        .string_data
+                        .as_ref()
+                        .and_then(|d| d.get(k))
+                        .map(|s| s.clone().into_bytes())
+                })
+        };
+        if let (Some(cert_pem), Some(key_pem)) = (field("tls.crt"), field("tls.key")) {
+            out.push(super::Certificate {
+                secret: format!("{ns}/{}", c.name),
+                names: material.names,
+                cert_pem,
+                key_pem,
+            });
+        }
+    }
+    out
 }
 
 /// Route precedence between routes: the oldest creationTimestamp, then namespace/name (as in

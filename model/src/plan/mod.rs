@@ -42,7 +42,27 @@ pub struct Listener {
     pub port: u16,
     pub protocol: Protocol,
     pub virtual_hosts: Vec<VirtualHost>,
+    /// HTTPS: the certificates to terminate with, chosen by SNI.
+    pub certificates: Vec<Certificate>,
     pub(crate) index: decide::ListenerIndex,
+}
+
+/// A serving certificate of an HTTPS listener, from a `kubernetes.io/tls` Secret. The key is
+/// held for the datapath only: renderings and dumps never include it.
+#[derive(Clone, PartialEq)]
+pub struct Certificate {
+    /// `namespace/name` of the Secret.
+    pub secret: String,
+    /// DNS names the certificate covers (SANs, or the CN).
+    pub names: Vec<String>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Certificate({} for {:?})", self.secret, self.names)
+    }
 }
 
 /// Which request hosts a virtual host serves.
