@@ -10,10 +10,13 @@ use rustls::crypto::ring::sign::any_supported_type;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+/// A certificate with the DNS names it covers.
+type Named = (Vec<String>, Arc<CertifiedKey>);
+
 /// Certificates per listener, as rustls keys, built when a Plan is swapped in.
 #[derive(Debug, Default)]
 pub struct Certificates {
-    by_listener: RwLock<HashMap<String, Vec<(Vec<String>, Arc<CertifiedKey>)>>>,
+    by_listener: RwLock<HashMap<String, Vec<Named>>>,
 }
 
 fn key(cert_pem: &[u8], key_pem: &[u8]) -> Option<CertifiedKey> {
