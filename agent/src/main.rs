@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
-use mesh_model::plan::{compile, Plan, Protocol, MESH_LISTENER};
+use mesh_model::plan::{compile, render, Plan, Protocol, MESH_LISTENER};
 use mesh_model::{rules, Level, Snapshot};
 
 #[derive(Parser, Debug)]
@@ -50,6 +50,8 @@ struct Status {
     loaded: bool,
     last_error: Option<String>,
     reloads: u64,
+    /// When the Plan in force was loaded (RFC 3339), for the config dump.
+    last_updated: String,
 }
 
 /// Load, check and compile the folder. Error findings or unreadable files refuse the change.
@@ -125,7 +127,13 @@ async fn listen(
     }
 }
 
-async fn admin(addr: SocketAddr, status: Arc<Mutex<Status>>, current: Arc<proxy::Current>) {
+async fn admin(
+    addr: SocketAddr,
+    status: Arc<Mutex<Status>>,
+    current: Arc<proxy::Current>,
+    render: render::RenderOptions,
+) {
+    let render = Arc::new(render);
     let Ok(listener) = tokio::net::TcpListener::bind(addr).await else {
         tracing::error!(%addr, "cannot listen for the admin API");
         return;
@@ -134,11 +142,12 @@ async fn admin(addr: SocketAddr, status: Arc<Mutex<Status>>, current: Arc<proxy:
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let (status, current) = (status.clone(), current.clone());
+        let (status, current, render) = (status.clone(), current.clone(), render.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let s = status.lock().map(|s| s.clone()).unwrap_or_default();
                 let plan = current.plan();
+                let render = render.clone();
                 async move {
                     let (code, body) = match req.uri().path() {
                         "/ready" if s.loaded => (200, format!("LIVE\n{}", s.last_error.map(|e| format!("last change rejected:\n{e}\n")).unwrap_or_default())),
@@ -147,7 +156,9 @@ async fn admin(addr: SocketAddr, status: Arc<Mutex<Status>>, current: Arc<proxy:
                             200,
                             serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": if s.loaded { "LIVE" } else { "INITIALIZING" }, "reloads": s.reloads, "last_reload_error": s.last_error}).to_string(),
                         ),
-                        "/config_dump" => (200, mesh_model::plan::render::bootstrap(&plan, &Default::default()).to_string()),
+                        "/config_dump" => (200, render::config_dump(&plan, &render, &s.last_updated).to_string()),
+                        "/clusters" if req.uri().query() == Some("format=json") => (200, render::clusters_json(&plan).to_string()),
+                        "/clusters" => (200, clusters_text(&plan)),
                         _ => (404, "not found\n".into()),
                     };
                     let mut r = hyper::Response::new(http_body_util::Full::new(
@@ -178,7 +189,18 @@ async fn main() {
     let status = Arc::new(Mutex::new(Status::default()));
     let proxy = Arc::new(proxy::Proxy::new(current.clone()));
     let certificates = Arc::new(tls::Certificates::default());
-    tokio::spawn(admin(args.admin_addr, status.clone(), current.clone()));
+    let render = render::RenderOptions {
+        gateway_address: args.gateway_addr.to_string(),
+        outbound_address: args.outbound_addr.ip().to_string(),
+        outbound_port: args.outbound_addr.port(),
+        admin_port: args.admin_addr.port(),
+    };
+    tokio::spawn(admin(
+        args.admin_addr,
+        status.clone(),
+        current.clone(),
+        render,
+    ));
 
     let mut bound: Vec<String> = Vec::new();
     let mut seen: Option<Vec<u8>> = None;
@@ -209,6 +231,7 @@ async fn main() {
                         s.loaded = true;
                         s.last_error = None;
                         s.reloads += 1;
+                        s.last_updated = jiff::Timestamp::now().to_string();
                     }
                     tracing::info!("configuration loaded");
                 }
@@ -243,6 +266,20 @@ fn fingerprint(dir: &std::path::Path) -> Vec<u8> {
     for f in files {
         out.extend(f.display().to_string().into_bytes());
         out.extend(std::fs::read(&f).unwrap_or_default());
+    }
+    out
+}
+
+/// `/clusters` as Envoy prints it: `cluster::address:port::field::value` lines.
+fn clusters_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for c in plan.clusters.values() {
+        for e in &c.endpoints {
+            out.push_str(&format!(
+                "{}::{}:{}::health_flags::healthy\n{}::{}:{}::weight::1\n",
+                c.name, e.address, e.port, c.name, e.address, e.port
+            ));
+        }
     }
     out
 }

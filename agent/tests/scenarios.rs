@@ -386,6 +386,32 @@ async fn the_articles_scenarios_through_the_agent() {
         .await
         .unwrap();
     assert_eq!(info["state"], "LIVE");
+    let dump: Value = c
+        .get(format!("http://127.0.0.1:{}/config_dump", a.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dump["configs"][0]["@type"],
+        "type.googleapis.com/envoy.admin.v3.ListenersConfigDump"
+    );
+    assert!(!dump.to_string().contains("PRIVATE KEY"));
+    let clusters: Value = c
+        .get(format!("http://127.0.0.1:{}/clusters?format=json", a.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(clusters["cluster_statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "default/details:9080"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
