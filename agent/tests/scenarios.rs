@@ -159,6 +159,14 @@ async fn get(
     )
 }
 
+/// GETs a JSON document from the agent's admin API.
+async fn admin_json(c: &reqwest::Client, admin: u16, path: &str) -> Value {
+    let url = format!("http://127.0.0.1:{admin}{path}");
+    let resp = c.get(&url).send().await.unwrap();
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_articles_scenarios_through_the_agent() {
     let _serial = SERIAL.lock().await;
@@ -377,36 +385,15 @@ async fn the_articles_scenarios_through_the_agent() {
     assert_eq!(body["headers"]["x-forwarded-proto"][0], "https");
 
     // The admin API.
-    let info: Value = c
-        .get(format!("http://127.0.0.1:{}/server_info", a.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = admin_json(&c, a.admin, "/server_info").await;
     assert_eq!(info["state"], "LIVE");
-    let dump: Value = c
-        .get(format!("http://127.0.0.1:{}/config_dump", a.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dump = admin_json(&c, a.admin, "/config_dump").await;
     assert_eq!(
         dump["configs"][0]["@type"],
         "type.googleapis.com/envoy.admin.v3.ListenersConfigDump"
     );
     assert!(!dump.to_string().contains("PRIVATE KEY"));
-    let clusters: Value = c
-        .get(format!("http://127.0.0.1:{}/clusters?format=json", a.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let clusters = admin_json(&c, a.admin, "/clusters?format=json").await;
     assert!(clusters["cluster_statuses"]
         .as_array()
         .unwrap()

@@ -297,6 +297,23 @@ const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfigu
 const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const ENDPOINTS_TYPE: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
+/// Wraps each resource as a config-dump entry: `{<key>: {"@type": .., ..}, "last_updated": ..}`,
+/// the shape Envoy's admin API gives static resources.
+fn dump_entries(
+    items: impl IntoIterator<Item = Value>,
+    type_url: &str,
+    key: &str,
+    last_updated: &str,
+) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|mut item| {
+            item["@type"] = json!(type_url);
+            json!({key: item, "last_updated": last_updated})
+        })
+        .collect()
+}
+
 /// `/config_dump` in Envoy's v3 admin shape: ListenersConfigDump, RoutesConfigDump (each
 /// route's source object in its metadata), ClustersConfigDump and EndpointsConfigDump, so
 /// tools written for Envoy (`kubectl mesh proxy-config`, istioctl, jq scripts) read the agent
@@ -307,43 +324,29 @@ pub fn config_dump(plan: &Plan, opts: &RenderOptions, last_updated: &str) -> Val
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let routes: Vec<Value> = listeners
-        .iter()
-        .filter_map(|l| {
+    let routes = dump_entries(
+        listeners.iter().filter_map(|l| {
             l.pointer("/filter_chains/0/filters/0/typed_config/route_config")
                 .cloned()
-        })
-        .map(|mut rc| {
-            rc["@type"] = json!(ROUTE_TYPE);
-            json!({"route_config": rc, "last_updated": last_updated})
-        })
-        .collect();
-    let static_listeners: Vec<Value> = listeners
-        .into_iter()
-        .map(|mut l| {
-            l["@type"] = json!(LISTENER_TYPE);
-            json!({"listener": l, "last_updated": last_updated})
-        })
-        .collect();
+        }),
+        ROUTE_TYPE,
+        "route_config",
+        last_updated,
+    );
     let clusters: Vec<Value> = boot["static_resources"]["clusters"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let endpoints: Vec<Value> = clusters
-        .iter()
-        .filter_map(|c| c.get("load_assignment").cloned())
-        .map(|mut la| {
-            la["@type"] = json!(ENDPOINTS_TYPE);
-            json!({"endpoint_config": la, "last_updated": last_updated})
-        })
-        .collect();
-    let static_clusters: Vec<Value> = clusters
-        .into_iter()
-        .map(|mut c| {
-            c["@type"] = json!(CLUSTER_TYPE);
-            json!({"cluster": c, "last_updated": last_updated})
-        })
-        .collect();
+    let endpoints = dump_entries(
+        clusters
+            .iter()
+            .filter_map(|c| c.get("load_assignment").cloned()),
+        ENDPOINTS_TYPE,
+        "endpoint_config",
+        last_updated,
+    );
+    let static_listeners = dump_entries(listeners, LISTENER_TYPE, "listener", last_updated);
+    let static_clusters = dump_entries(clusters, CLUSTER_TYPE, "cluster", last_updated);
     json!({"configs": [
         {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "static_listeners": static_listeners},
         {"@type": "type.googleapis.com/envoy.admin.v3.RoutesConfigDump", "static_route_configs": routes},
