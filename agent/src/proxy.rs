@@ -495,7 +495,7 @@ impl Proxy {
             Request::from_parts(parts, full(bytes))
         };
         let call = self.client.request(upstream);
-        let result = match entry.request_timeout_ms.filter(|ms| *ms > 0) {
+        let result = match entry.deadline_ms() {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), call).await {
                 Ok(r) => r,
                 Err(_) => return answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),

@@ -264,7 +264,7 @@ async fn the_articles_scenarios_through_the_agent() {
         );
     }
 
-    // GAMMA through the outbound entry, and the /v1 timeout (500 ms) against a slow backend.
+    // GAMMA through the outbound entry, and its timeouts against a slow backend.
     let out = |path: &str| format!("http://127.0.0.1:{}{path}", a.outbound);
     assert_eq!(
         get(&c, &out("/v1"), "echo", &[]).await.2["pod"],
@@ -277,6 +277,12 @@ async fn the_articles_scenarios_through_the_agent() {
         "gamma/echo-v2"
     );
     let (status, _, body) = get(&c, &out("/v1?delay=1500"), "echo", &[]).await;
+    assert_eq!(
+        (status, body),
+        (504, Value::String("upstream request timeout".into()))
+    );
+    // /v2's backendRequest (300 ms) is tighter than its request timeout (2 s).
+    let (status, _, body) = get(&c, &out("/v2?delay=1000"), "echo", &[]).await;
     assert_eq!(
         (status, body),
         (504, Value::String("upstream request timeout".into()))

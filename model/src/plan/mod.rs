@@ -126,6 +126,21 @@ pub struct RouteEntry {
     pub(crate) age: (Option<String>, String, String),
 }
 
+impl RouteEntry {
+    /// How long the proxy waits for the backend's answer before replying 504, if at all.
+    ///
+    /// `timeouts.request` bounds the whole exchange and `timeouts.backendRequest` each attempt
+    /// at the backend; with one attempt per request the tighter of the two is the deadline.
+    /// Zero disables a timeout, as the spec says.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        [self.request_timeout_ms, self.backend_timeout_ms]
+            .into_iter()
+            .flatten()
+            .filter(|ms| *ms > 0)
+            .min()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Forward to one of the backends, by weight.

@@ -229,7 +229,15 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
                 json!("INTERNAL_SERVER_ERROR"),
             );
             if let Some(ms) = e.request_timeout_ms {
-                action.insert("timeout".into(), json!(format!("{}s", ms as f64 / 1000.0)));
+                action.insert("timeout".into(), json!(duration(ms)));
+            }
+            // Envoy's per-try timeout is the backendRequest timeout; it applies to the first
+            // attempt too, and retrying nothing keeps the single-attempt semantics.
+            if let Some(ms) = e.backend_timeout_ms.filter(|ms| *ms > 0) {
+                action.insert(
+                    "retry_policy".into(),
+                    json!({"retry_on": "", "num_retries": 0, "per_try_timeout": duration(ms)}),
+                );
             }
             for f in &e.filters {
                 if let Some(rw) = &f.url_rewrite {
@@ -370,6 +378,11 @@ pub fn clusters_json(plan: &Plan) -> Value {
         })
         .collect();
     json!({"cluster_statuses": statuses})
+}
+
+/// A protobuf JSON Duration (`"0.5s"`) from milliseconds.
+fn duration(ms: u64) -> String {
+    format!("{}s", ms as f64 / 1000.0)
 }
 
 #[cfg(test)]

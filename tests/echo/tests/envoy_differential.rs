@@ -416,5 +416,21 @@ fn envoy_routes_every_request_where_decide_says() {
         checked += 1;
     }
     assert_eq!(checked, cases.len());
+
+    // Timeouts: /v1's request timeout (500 ms) and /v2's backendRequest (300 ms) against a
+    // backend that takes 1 s; Envoy answers 504 as the agent does, with the same body.
+    for path in ["/v1?delay=1000", "/v2?delay=1000"] {
+        let resp = client
+            .get(format!("http://127.0.0.1:{}{path}", opts.outbound_port))
+            .header("host", "echo.gamma")
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert_eq!(
+            (status, resp.text().unwrap()),
+            (504, "upstream request timeout".to_string()),
+            "{path} through Envoy"
+        );
+    }
     let _ = std::fs::remove_file(file);
 }

@@ -383,3 +383,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_tighter_timeout_is_the_deadline() {
+    let plan = examples();
+    let deadline = |name: &str, rule: usize| {
+        plan.listeners
+            .iter()
+            .flat_map(|l| &l.virtual_hosts)
+            .flat_map(|v| &v.routes)
+            .find(|e| e.source.name == name && e.source.rule == rule)
+            .map(|e| e.deadline_ms())
+    };
+    assert_eq!(deadline("gamma-route", 0), Some(Some(500)));
+    assert_eq!(
+        deadline("gamma-route", 1),
+        Some(Some(300)),
+        "backendRequest"
+    );
+    assert_eq!(deadline("load-balancing-route", 1), Some(None));
+}
