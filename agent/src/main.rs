@@ -7,6 +7,7 @@
 //! `--outbound-addr`.
 
 mod proxy;
+mod stats;
 mod tls;
 
 use std::net::SocketAddr;
@@ -97,6 +98,7 @@ async fn listen(
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
         };
+        proxy.stats.connection(&name);
         let (proxy, acceptor) = (proxy.clone(), acceptor.clone());
         let inbound = Arc::new(proxy::Inbound {
             listener: name.clone(),
@@ -130,7 +132,7 @@ async fn listen(
 async fn admin(
     addr: SocketAddr,
     status: Arc<Mutex<Status>>,
-    current: Arc<proxy::Current>,
+    proxy: Arc<proxy::Proxy>,
     render: render::RenderOptions,
 ) {
     let render = Arc::new(render);
@@ -142,11 +144,12 @@ async fn admin(
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let (status, current, render) = (status.clone(), current.clone(), render.clone());
+        let (status, proxy, render) = (status.clone(), proxy.clone(), render.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let s = status.lock().map(|s| s.clone()).unwrap_or_default();
-                let plan = current.plan();
+                let plan = proxy.current.plan();
+                let proxy = proxy.clone();
                 let render = render.clone();
                 async move {
                     let (code, body) = match req.uri().path() {
@@ -159,6 +162,7 @@ async fn admin(
                         "/config_dump" => (200, render::config_dump(&plan, &render, &s.last_updated).to_string()),
                         "/clusters" if req.uri().query() == Some("format=json") => (200, render::clusters_json(&plan).to_string()),
                         "/clusters" => (200, clusters_text(&plan)),
+                        "/stats/prometheus" => (200, proxy.stats.prometheus()),
                         _ => (404, "not found\n".into()),
                     };
                     let mut r = hyper::Response::new(http_body_util::Full::new(
@@ -198,7 +202,7 @@ async fn main() {
     tokio::spawn(admin(
         args.admin_addr,
         status.clone(),
-        current.clone(),
+        proxy.clone(),
         render,
     ));
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -14,6 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use mesh_model::plan::{Action, Plan, Request as RouteRequest, RouteEntry};
 use mesh_model::route::Filter;
 
+use crate::stats::{Keyed, Stats};
+
 pub type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
 /// The Plan in force, swapped whole on reload; requests keep the one they started with.
@@ -21,7 +23,7 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 pub struct Current {
     pub plan: RwLock<Arc<Plan>>,
     /// Round-robin position per cluster.
-    next: RwLock<std::collections::HashMap<String, Arc<AtomicUsize>>>,
+    next: Keyed<AtomicUsize>,
 }
 
 impl Current {
@@ -36,15 +38,7 @@ impl Current {
     }
 
     fn next_index(&self, cluster: &str, len: usize) -> usize {
-        if let Some(c) = self.next.read().ok().and_then(|m| m.get(cluster).cloned()) {
-            return c.fetch_add(1, Ordering::Relaxed) % len;
-        }
-        let counter = self
-            .next
-            .write()
-            .map(|mut m| m.entry(cluster.to_string()).or_default().clone())
-            .unwrap_or_default();
-        counter.fetch_add(1, Ordering::Relaxed) % len
+        self.next.get(cluster).fetch_add(1, Ordering::Relaxed) % len
     }
 }
 
@@ -60,6 +54,7 @@ pub struct Proxy {
     pub current: Arc<Current>,
     client: Client<HttpConnector, Body>,
     requests: AtomicUsize,
+    pub stats: Stats,
 }
 
 fn full(text: impl Into<Bytes>) -> Body {
@@ -294,11 +289,21 @@ impl Proxy {
             current,
             client,
             requests: AtomicUsize::new(0),
+            stats: Stats::default(),
         }
     }
 
-    /// Serve one request arriving on a listener.
+    /// Serve one request arriving on a listener, counted in the listener's statistics.
     pub async fn handle(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let resp = self.route(inbound, req).await;
+        let status = resp.status().as_u16();
+        self.stats
+            .downstream(&inbound.listener, status, started.elapsed());
+        resp
+    }
+
+    async fn route(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
         let (listener, port) = (inbound.listener.as_str(), inbound.port);
         let plan = self.current.plan();
         let host_header = req
@@ -373,7 +378,9 @@ impl Proxy {
                 let Some(c) = plan.clusters.get(cluster) else {
                     return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n");
                 };
+                let started = Instant::now();
                 if c.endpoints.is_empty() {
+                    self.stats.upstream(cluster, 503, started.elapsed());
                     return answer(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
                 }
                 let ep = &c.endpoints[self.current.next_index(cluster, c.endpoints.len())];
@@ -383,18 +390,22 @@ impl Proxy {
                     .chain(&backend.filters)
                     .cloned()
                     .collect();
-                self.forward(
-                    &plan,
-                    req,
-                    entry,
-                    &filters,
-                    &ep.address,
-                    ep.port,
-                    inbound,
-                    &path,
-                    query_text.as_deref(),
-                )
-                .await
+                let resp = self
+                    .forward(
+                        &plan,
+                        req,
+                        entry,
+                        &filters,
+                        &ep.address,
+                        ep.port,
+                        inbound,
+                        &path,
+                        query_text.as_deref(),
+                    )
+                    .await;
+                let status = resp.status().as_u16();
+                self.stats.upstream(cluster, status, started.elapsed());
+                resp
             }
         }
     }

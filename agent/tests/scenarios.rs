@@ -159,12 +159,17 @@ async fn get(
     )
 }
 
-/// GETs a JSON document from the agent's admin API.
-async fn admin_json(c: &reqwest::Client, admin: u16, path: &str) -> Value {
+/// GETs a page of the agent's admin API.
+async fn admin_text(c: &reqwest::Client, admin: u16, path: &str) -> String {
     let url = format!("http://127.0.0.1:{admin}{path}");
     let resp = c.get(&url).send().await.unwrap();
     assert!(resp.status().is_success(), "{url}: {}", resp.status());
-    resp.json().await.unwrap()
+    resp.text().await.unwrap()
+}
+
+/// GETs a JSON document from the agent's admin API.
+async fn admin_json(c: &reqwest::Client, admin: u16, path: &str) -> Value {
+    serde_json::from_str(&admin_text(c, admin, path).await).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,6 +410,30 @@ async fn the_articles_scenarios_through_the_agent() {
         .unwrap()
         .iter()
         .any(|c| c["name"] == "default/details:9080"));
+
+    // Statistics under Envoy's Prometheus names: the timeouts above were counted as 504s of
+    // their cluster, and every request was counted on its listener.
+    let stats = admin_text(&c, a.admin, "/stats/prometheus").await;
+    let value = |series: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{stats}"))
+    };
+    assert!(
+        value("envoy_cluster_upstream_rq{envoy_response_code=\"504\",envoy_cluster_name=\"gamma/echo-v1:80\"}") >= 1
+    );
+    assert!(
+        value("envoy_cluster_upstream_rq_total{envoy_cluster_name=\"gamma/echo-v1:80\"}") >= 500
+    );
+    assert!(
+        value("envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"gamma/echo-v1:80\"}")
+            >= 500
+    );
+    assert!(
+        value("envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix=\"mesh_outbound\"}")
+            >= 1000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
