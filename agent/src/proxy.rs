@@ -63,10 +63,64 @@ fn full(text: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// Marks a response the proxy made itself (not a backend's), so gRPC callers get it in gRPC form.
+#[derive(Clone, Copy)]
+struct LocalReply;
+
 fn answer(status: StatusCode, text: &str) -> Response<Body> {
     let mut r = Response::new(full(text.to_string()));
     *r.status_mut() = status;
+    r.extensions_mut().insert(LocalReply);
     r
+}
+
+/// A gRPC request: its answer must carry a `grpc-status`, not just an HTTP status.
+fn is_grpc(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// The gRPC status for an HTTP status, as gRPC's HTTP mapping (and Envoy) define it: a route
+/// that does not exist is UNIMPLEMENTED, an unreachable or slow backend UNAVAILABLE.
+fn grpc_status(http: StatusCode) -> u16 {
+    match http.as_u16() {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+/// Rewrites a local reply to a gRPC request as a trailers-only gRPC response: HTTP 200 with
+/// `grpc-status` and `grpc-message` and no body, the form gRPC clients read (and Envoy sends).
+fn grpc_local_reply(http: StatusCode, message: &str) -> Response<Body> {
+    let status = grpc_status(http);
+    let mut r = Response::new(full(Bytes::new()));
+    let headers = r.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from(status));
+    let encoded = percent_encode(message.trim_end());
+    if let Ok(v) = HeaderValue::try_from(encoded) {
+        headers.insert("grpc-message", v);
+    }
+    r
+}
+
+/// gRPC's percent-encoding of `grpc-message`: printable ASCII except `%` stays as is.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b' '..=b'~' if b != b'%' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Pick a backend by weight (weight 0 never), deterministically spread by a counter.
@@ -296,7 +350,18 @@ impl Proxy {
     /// Serve one request arriving on a listener, counted in the listener's statistics.
     pub async fn handle(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let resp = self.route(inbound, req).await;
+        let grpc = is_grpc(req.headers());
+        let mut resp = self.route(inbound, req).await;
+        if grpc && resp.extensions().get::<LocalReply>().is_some() {
+            let http = resp.status();
+            let message = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            resp = grpc_local_reply(http, &message);
+        }
         let status = resp.status().as_u16();
         self.stats
             .downstream(&inbound.listener, status, started.elapsed());
@@ -530,6 +595,14 @@ impl Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_messages_are_percent_encoded() {
+        assert_eq!(percent_encode("no route"), "no route");
+        assert_eq!(percent_encode("100% é"), "100%25 %C3%A9");
+        assert_eq!(grpc_status(StatusCode::NOT_FOUND), 12);
+        assert_eq!(grpc_status(StatusCode::GATEWAY_TIMEOUT), 14);
+    }
 
     #[test]
     fn replace_prefix_follows_the_spec_table() {

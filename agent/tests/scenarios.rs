@@ -348,6 +348,19 @@ async fn the_articles_scenarios_through_the_agent() {
     };
     assert_eq!(grpc("GetSupportedCurrencies").await.unwrap().status(), 200);
     assert_eq!(grpc("Convert").await.unwrap().status(), 404);
+    // A gRPC caller of the unrouted method gets gRPC's UNIMPLEMENTED, trailers-only.
+    let unrouted = c
+        .post(format!(
+            "http://{GATEWAY}:8083/hipstershop.CurrencyService/Convert"
+        ))
+        .header("host", "grpc")
+        .header("content-type", "application/grpc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unrouted.status(), 200);
+    assert_eq!(unrouted.headers()["grpc-status"], "12");
+    assert_eq!(unrouted.headers()["content-type"], "application/grpc");
 
     // HTTPS terminated by the agent with the Secret's certificate, chosen by SNI.
     let secret = std::fs::read_to_string(a.dir.join("tls/https.yaml")).unwrap();

@@ -432,5 +432,17 @@ fn envoy_routes_every_request_where_decide_says() {
             "{path} through Envoy"
         );
     }
+    // A gRPC request no route matches: Envoy answers UNIMPLEMENTED in gRPC form, as the agent does.
+    let resp = client
+        .post(format!(
+            "http://127.0.0.3:{}/hipstershop.CurrencyService/Convert",
+            gw("default/grpc-gw/grpc")
+        ))
+        .header("host", "grpc")
+        .header("content-type", "application/grpc")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "12");
     let _ = std::fs::remove_file(file);
 }
