@@ -53,6 +53,18 @@ struct Status {
     reloads: u64,
     /// When the Plan in force was loaded (RFC 3339), for the config dump.
     last_updated: String,
+    /// SHA-256 of the Plan in force, rendered: equal hashes mean agents run the same config.
+    plan_hash: String,
+}
+
+/// The Plan's identity: the SHA-256 of its Envoy rendering, which holds every routing decision.
+fn plan_hash(plan: &Plan, opts: &render::RenderOptions) -> String {
+    let rendered = render::bootstrap(plan, opts).to_string();
+    ring::digest::digest(&ring::digest::SHA256, rendered.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Load, check and compile the folder. Error findings or unreadable files refuse the change.
@@ -157,7 +169,7 @@ async fn admin(
                         "/ready" => (503, format!("no configuration loaded\n{}\n", s.last_error.unwrap_or_default())),
                         "/server_info" => (
                             200,
-                            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": if s.loaded { "LIVE" } else { "INITIALIZING" }, "reloads": s.reloads, "last_reload_error": s.last_error}).to_string(),
+                            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": if s.loaded { "LIVE" } else { "INITIALIZING" }, "reloads": s.reloads, "plan_hash": s.plan_hash, "last_reload_error": s.last_error}).to_string(),
                         ),
                         "/config_dump" => (200, render::config_dump(&plan, &render, &s.last_updated).to_string()),
                         "/clusters" if req.uri().query() == Some("format=json") => (200, render::clusters_json(&plan).to_string()),
@@ -203,7 +215,7 @@ async fn main() {
         args.admin_addr,
         status.clone(),
         proxy.clone(),
-        render,
+        render.clone(),
     ));
 
     let mut bound: Vec<String> = Vec::new();
@@ -230,12 +242,14 @@ async fn main() {
                         bound.push(l.name.clone());
                     }
                     certificates.update(&plan);
+                    let hash = plan_hash(&plan, &render);
                     current.swap(plan);
                     if let Ok(mut s) = status.lock() {
                         s.loaded = true;
                         s.last_error = None;
                         s.reloads += 1;
                         s.last_updated = jiff::Timestamp::now().to_string();
+                        s.plan_hash = hash;
                     }
                     tracing::info!("configuration loaded");
                 }

@@ -456,6 +456,8 @@ async fn an_invalid_change_keeps_the_last_good_plan() {
     let c = client();
     let url = format!("http://{GATEWAY}:8080/details/1");
     assert_eq!(get(&c, &url, "bookinfo", &[]).await.0, 200);
+    let hash = admin_json(&c, a.admin, "/server_info").await["plan_hash"].clone();
+    assert_eq!(hash.as_str().map(str::len), Some(64), "a SHA-256: {hash}");
     // A broken route: an Error finding, so the change is refused.
     std::fs::write(a.dir.join("bookinfo/broken.yaml"), "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: broken}\nspec:\n  parentRefs: [{name: my-gateway}]\n  rules: [{matches: [{path: {type: PathPrefix, value: nope}}]}]\n").unwrap();
     let ready = format!("http://127.0.0.1:{}/ready", a.admin);
@@ -473,6 +475,12 @@ async fn an_invalid_change_keeps_the_last_good_plan() {
         200,
         "still served by the last good Plan"
     );
+    let info = admin_json(&c, a.admin, "/server_info").await;
+    assert_eq!(info["plan_hash"], hash, "the same Plan in force");
+    assert!(info["last_reload_error"]
+        .as_str()
+        .unwrap()
+        .contains("MESH2001"));
 }
 
 /// 100 configuration changes while requests flow: every request is answered by a whole Plan
