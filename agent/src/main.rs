@@ -6,6 +6,7 @@
 //! `/ready`. Gateway listeners bind `--gateway-addr` on their own ports; GAMMA traffic enters at
 //! `--outbound-addr`.
 
+mod passthrough;
 mod proxy;
 mod stats;
 mod tls;
@@ -228,7 +229,7 @@ async fn main() {
             match load(&args.config_dir) {
                 Ok(plan) => {
                     for l in &plan.listeners {
-                        if bound.contains(&l.name) || l.protocol == Protocol::Tls {
+                        if bound.contains(&l.name) {
                             continue;
                         }
                         let addr = if l.name == MESH_LISTENER {
@@ -236,9 +237,24 @@ async fn main() {
                         } else {
                             SocketAddr::new(args.gateway_addr, l.port)
                         };
-                        let tls = (l.protocol == Protocol::Https)
-                            .then(|| Arc::new(tls::server_config(certificates.clone(), &l.name)));
-                        tokio::spawn(listen(addr, l.name.clone(), proxy.clone(), tls));
+                        let name = l.name.clone();
+                        match l.protocol {
+                            Protocol::Tls => {
+                                tokio::spawn(passthrough::listen(addr, name, proxy.clone()));
+                            }
+                            Protocol::Https => {
+                                let tls = tls::server_config(certificates.clone(), &l.name);
+                                tokio::spawn(listen(
+                                    addr,
+                                    name,
+                                    proxy.clone(),
+                                    Some(Arc::new(tls)),
+                                ));
+                            }
+                            Protocol::Http => {
+                                tokio::spawn(listen(addr, name, proxy.clone(), None));
+                            }
+                        }
                         bound.push(l.name.clone());
                     }
                     certificates.update(&plan);

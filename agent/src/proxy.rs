@@ -11,7 +11,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use mesh_model::plan::{Action, Plan, Request as RouteRequest, RouteEntry};
+use mesh_model::plan::{
+    Action, Endpoint, Plan, Request as RouteRequest, RouteEntry, WeightedBackend,
+};
 use mesh_model::route::Filter;
 
 use crate::stats::{Keyed, Stats};
@@ -123,11 +125,18 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// Why no endpoint could be chosen: 500 for the first two, 503 for the last (as the spec says).
+pub enum Refusal<'p> {
+    /// Every backend has weight 0.
+    NoWeight,
+    /// The chosen backend could not be resolved (its share of requests fails).
+    Invalid,
+    /// The cluster has no ready endpoint.
+    NoEndpoints(&'p str),
+}
+
 /// Pick a backend by weight (weight 0 never), deterministically spread by a counter.
-fn pick(
-    backends: &[mesh_model::plan::WeightedBackend],
-    n: usize,
-) -> Option<&mesh_model::plan::WeightedBackend> {
+fn pick(backends: &[WeightedBackend], n: usize) -> Option<&WeightedBackend> {
     let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
     if total == 0 {
         return None;
@@ -335,6 +344,24 @@ impl Proxy {
             .collect()
     }
 
+    /// The backend (by weight), its cluster and an endpoint (round robin) for a request or a
+    /// connection: the load-balancing decision HTTP and TLS passthrough share.
+    pub fn choose<'p>(
+        &self,
+        plan: &'p Plan,
+        backends: &'p [WeightedBackend],
+    ) -> Result<(&'p WeightedBackend, &'p str, &'p Endpoint), Refusal<'p>> {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let backend = pick(backends, n).ok_or(Refusal::NoWeight)?;
+        let cluster = backend.cluster.as_deref().ok_or(Refusal::Invalid)?;
+        let c = plan.clusters.get(cluster).ok_or(Refusal::Invalid)?;
+        if c.endpoints.is_empty() {
+            return Err(Refusal::NoEndpoints(cluster));
+        }
+        let ep = &c.endpoints[self.current.next_index(cluster, c.endpoints.len())];
+        Ok((backend, cluster, ep))
+    }
+
     pub fn new(current: Arc<Current>) -> Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -430,25 +457,23 @@ impl Proxy {
                 r
             }
             Action::Forward(backends) => {
-                let n = self.requests.fetch_add(1, Ordering::Relaxed);
-                let Some(backend) = pick(backends, n) else {
-                    return answer(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "no backend with a positive weight\n",
-                    );
-                };
-                let Some(cluster) = backend.cluster.as_deref() else {
-                    return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n");
-                };
-                let Some(c) = plan.clusters.get(cluster) else {
-                    return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n");
-                };
                 let started = Instant::now();
-                if c.endpoints.is_empty() {
-                    self.stats.upstream(cluster, 503, started.elapsed());
-                    return answer(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
-                }
-                let ep = &c.endpoints[self.current.next_index(cluster, c.endpoints.len())];
+                let (backend, cluster, ep) = match self.choose(&plan, backends) {
+                    Ok(chosen) => chosen,
+                    Err(Refusal::NoEndpoints(cluster)) => {
+                        self.stats.upstream(cluster, 503, started.elapsed());
+                        return answer(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+                    }
+                    Err(Refusal::NoWeight) => {
+                        return answer(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "no backend with a positive weight\n",
+                        )
+                    }
+                    Err(Refusal::Invalid) => {
+                        return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n")
+                    }
+                };
                 let filters: Vec<Filter> = entry
                     .filters
                     .iter()

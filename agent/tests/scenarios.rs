@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 const GATEWAY: &str = "127.0.0.4";
+/// examples/tls/passthrough.yaml: the TLSRoute's backend, which terminates TLS itself.
+const PASSTHROUGH_CLUSTER: &str = "default/my-nginx:443";
+const PASSTHROUGH_BACKEND: &str = "127.0.0.15:8443";
 
 /// The scenarios share fixed addresses (the examples' EndpointSlices, the Gateways' ports), so
 /// they run one at a time.
@@ -70,7 +73,12 @@ async fn start() -> Agent {
     let plan = mesh_model::plan::compile(&mesh_model::Snapshot::new(objects));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut started = BTreeSet::new();
-    for c in plan.clusters.values() {
+    // The passthrough backend terminates TLS itself: the passthrough test runs it.
+    for c in plan
+        .clusters
+        .values()
+        .filter(|c| c.name != PASSTHROUGH_CLUSTER)
+    {
         let service = c
             .name
             .rsplit_once(':')
@@ -157,6 +165,14 @@ async fn get(
         h,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// The DER certificate the server presented (the client was built with `tls_info`).
+fn peer_certificate(resp: &reqwest::Response) -> Option<Vec<u8>> {
+    resp.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .map(|d| d.to_vec())
 }
 
 /// GETs a page of the agent's admin API.
@@ -389,12 +405,7 @@ async fn the_articles_scenarios_through_the_agent() {
         .send()
         .await
         .unwrap();
-    let presented = resp
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|i| i.peer_certificate())
-        .map(|d| d.to_vec())
-        .unwrap();
+    let presented = peer_certificate(&resp).unwrap();
     let expected: Vec<u8> = rustls_pemfile::certs(&mut &pem[..])
         .next()
         .unwrap()
@@ -557,4 +568,76 @@ async fn reload_under_load_loses_no_request() {
         &failed[..failed.len().min(5)]
     );
     assert!(ok > 100, "only {ok} requests were sent");
+}
+
+/// A backend that terminates TLS itself with its own certificate and answers one HTTP request.
+async fn tls_backend(cert: rcgen::CertifiedKey<rcgen::KeyPair>) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(PASSTHROUGH_BACKEND)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\npassthrough")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_passthrough_reaches_the_backend_unterminated() {
+    let _serial = SERIAL.lock().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["nginx.cilium.rocks".into()]).unwrap();
+    let der = cert.cert.der().to_vec();
+    let backend = tls_backend(cert).await;
+    let a = start().await;
+    let client = |host: &str| {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .tls_info(true)
+            .timeout(Duration::from_secs(5))
+            .resolve(host, format!("{GATEWAY}:9443").parse().unwrap())
+            .build()
+            .unwrap()
+    };
+    let resp = client("nginx.cilium.rocks")
+        .get("https://nginx.cilium.rocks:9443/")
+        .send()
+        .await
+        .unwrap();
+    let presented = peer_certificate(&resp);
+    assert_eq!(
+        presented,
+        Some(der),
+        "the backend's own certificate: not terminated"
+    );
+    assert_eq!(resp.text().await.unwrap(), "passthrough");
+    // An SNI no TLSRoute names: the connection is closed, as Envoy does.
+    let other = client("other.cilium.rocks")
+        .get("https://other.cilium.rocks:9443/")
+        .send()
+        .await;
+    assert!(other.is_err(), "{other:?}");
+    backend.abort();
+    drop(a);
 }

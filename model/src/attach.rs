@@ -60,9 +60,9 @@ impl Parent<'_> {
     }
 }
 
-/// The route kinds a listener accepts by default, from its protocol.
-pub fn default_kinds(listener: &GatewayListeners) -> &'static [&'static str] {
-    let passthrough = listener
+/// Whether the listener hands TLS connections to the backend unterminated (`tls.mode: Passthrough`).
+pub fn is_passthrough(listener: &GatewayListeners) -> bool {
+    listener
         .tls
         .as_ref()
         .and_then(|t| t.mode.as_ref())
@@ -71,7 +71,12 @@ pub fn default_kinds(listener: &GatewayListeners) -> &'static [&'static str] {
                 m,
                 gateway_api::apis::standard::gateways::GatewayListenersTlsMode::Passthrough
             )
-        });
+        })
+}
+
+/// The route kinds a listener accepts by default, from its protocol.
+pub fn default_kinds(listener: &GatewayListeners) -> &'static [&'static str] {
+    let passthrough = is_passthrough(listener);
     match listener.protocol.as_str() {
         "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         "TLS" if passthrough => &["TLSRoute"],

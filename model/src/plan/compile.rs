@@ -35,7 +35,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
     // Routes per Gateway listener, found once through the shared attachment logic.
     let mut attached: BTreeMap<(String, String, String), Vec<&Object>> = BTreeMap::new();
     let mut mesh: Hosts = BTreeMap::new();
-    for kind in [Kind::HttpRoute, Kind::GrpcRoute] {
+    for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
         for o in snap.of_kind(kind) {
             let Some(route) = o.resource.route() else {
                 continue;
@@ -62,7 +62,10 @@ pub fn compile(snap: &Snapshot) -> Plan {
                         }
                     }
                     // GAMMA: producer routes only (the route lives in the Service's namespace).
-                    Parent::Service(svc) if svc.namespace == o.namespace => {
+                    // (TLSRoutes in the mesh would need an SNI-aware outbound entry; not yet.)
+                    Parent::Service(svc)
+                        if svc.namespace == o.namespace && kind != Kind::TlsRoute =>
+                    {
                         let names =
                             service_names(&svc.name, svc.namespace.as_deref().unwrap_or(""));
                         for e in entries(o, snap, &mut clusters) {
@@ -87,6 +90,8 @@ pub fn compile(snap: &Snapshot) -> Plan {
             let protocol = match l.protocol.as_str() {
                 "HTTP" => Protocol::Http,
                 "HTTPS" => Protocol::Https,
+                // TLS Terminate would end in TCPRoutes, which the agent does not carry yet.
+                "TLS" if crate::attach::is_passthrough(l) => Protocol::Tls,
                 _ => continue,
             };
             let mut hosts: Hosts = BTreeMap::new();
@@ -350,6 +355,12 @@ fn entries(
                 Some(ms) if !ms.is_empty() => ms.iter().map(grpc_matcher).collect(),
                 _ => vec![grpc_matcher(&GrpcRouteRulesMatches::default())],
             })
+            .collect(),
+        // TLSRoutes match by SNI only: the virtual host has chosen, every rule takes it all.
+        Resource::TlsRoute(..) => route
+            .rules
+            .iter()
+            .map(|_| vec![http_matcher(&HttpRouteRulesMatches::default())])
             .collect(),
         _ => return Vec::new(),
     };

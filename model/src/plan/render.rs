@@ -13,6 +13,10 @@ use crate::route::Filter;
 
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const TCP_PROXY: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const TLS_INSPECTOR: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 /// A backend that cannot be resolved: a cluster name that does not exist, which Envoy answers
 /// with 500 (`cluster_not_found_response_code`; route validation is off for that), as the
 /// spec asks for an invalid backend's share of requests.
@@ -45,8 +49,12 @@ pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
     let listeners: Vec<Value> = plan
         .listeners
         .iter()
-        .filter(|l| l.protocol == Protocol::Http)
-        .map(|l| listener(l, plan, opts))
+        .filter_map(|l| match l.protocol {
+            Protocol::Http => Some(listener(l, plan, opts)),
+            Protocol::Tls => passthrough_listener(l, opts),
+            // Terminating listeners would need the private keys, which renderings never hold.
+            Protocol::Https => None,
+        })
         .collect();
     let clusters: Vec<Value> = plan
         .clusters
@@ -87,6 +95,55 @@ fn listener(l: &Listener, plan: &Plan, opts: &RenderOptions) -> Value {
             }
         }]}]
     })
+}
+
+/// A TLS passthrough listener: the TLS inspector reads the SNI and a filter chain per hostname
+/// proxies the still-encrypted bytes to the TLSRoute's backends. None without any route: Envoy
+/// refuses a listener with no filter chain.
+fn passthrough_listener(l: &Listener, opts: &RenderOptions) -> Option<Value> {
+    let chains: Vec<Value> = l
+        .virtual_hosts
+        .iter()
+        .filter_map(|vh| {
+            let Action::Forward(backends) = &vh.routes.first()?.action else {
+                return None;
+            };
+            let live: Vec<&super::WeightedBackend> =
+                backends.iter().filter(|b| b.weight > 0).collect();
+            if live.is_empty() {
+                return None;
+            }
+            let mut proxy = Map::new();
+            proxy.insert("@type".into(), json!(TCP_PROXY));
+            proxy.insert("stat_prefix".into(), json!(l.name.replace('/', "_")));
+            let (key, value) = cluster_choice(&live);
+            proxy.insert(key.into(), value);
+            let mut chain = json!({"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": proxy}]});
+            if vh.host != HostMatch::Any {
+                chain["filter_chain_match"] = json!({"server_names": [vh.host.display()]});
+            }
+            Some(chain)
+        })
+        .collect();
+    (!chains.is_empty()).then(|| json!({
+        "name": l.name,
+        "address": {"socket_address": {"address": opts.gateway_address, "port_value": l.port}},
+        "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": TLS_INSPECTOR}}],
+        "filter_chains": chains,
+    }))
+}
+
+/// The `cluster` or `weighted_clusters` field, as route actions and TCP proxies both spell it.
+fn cluster_choice(live: &[&super::WeightedBackend]) -> (&'static str, Value) {
+    let name = |b: &super::WeightedBackend| b.cluster.clone().unwrap_or(INVALID_BACKEND.into());
+    if let [one] = live {
+        return ("cluster", json!(name(one)));
+    }
+    let clusters: Vec<Value> = live
+        .iter()
+        .map(|b| json!({"name": name(b), "weight": b.weight}))
+        .collect();
+    ("weighted_clusters", json!({"clusters": clusters}))
 }
 
 fn virtual_host(vh: &VirtualHost, plan: &Plan) -> Value {
@@ -215,15 +272,8 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
                 return Value::Object(out);
             }
             let mut action = Map::new();
-            if live.len() == 1 {
-                action.insert(
-                    "cluster".into(),
-                    json!(live[0].cluster.as_deref().unwrap_or(INVALID_BACKEND)),
-                );
-            } else {
-                let clusters: Vec<Value> = live.iter().map(|b| json!({"name": b.cluster.as_deref().unwrap_or(INVALID_BACKEND), "weight": b.weight})).collect();
-                action.insert("weighted_clusters".into(), json!({"clusters": clusters}));
-            }
+            let (key, value) = cluster_choice(&live);
+            action.insert(key.into(), value);
             action.insert(
                 "cluster_not_found_response_code".into(),
                 json!("INTERNAL_SERVER_ERROR"),
