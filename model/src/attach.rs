@@ -28,6 +28,17 @@ pub enum Rejection {
     Hostname,
 }
 
+impl Rejection {
+    /// The route's `Accepted=False` reason, as the spec names it.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Rejection::NotSelected => "NoMatchingParent",
+            Rejection::Kind | Rejection::Namespace => "NotAllowedByListeners",
+            Rejection::Hostname => "NoMatchingListenerHostname",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Parent<'a> {
     /// No such Gateway or Service (or an unknown parent kind).

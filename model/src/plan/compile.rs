@@ -175,6 +175,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
     Plan {
         listeners,
         clusters,
+        route_status: super::status::routes(snap),
     }
 }
 
@@ -439,8 +440,20 @@ fn permitted_backend(
     snap: &Snapshot,
     clusters: &mut BTreeMap<String, Cluster>,
 ) -> Option<String> {
+    let svc = backend_service(route, b, snap).ok()?;
+    resolve_backend(b, svc, snap, clusters)
+}
+
+/// The Service a backendRef names, or the route's `ResolvedRefs=False` reason: InvalidKind for
+/// anything but a core Service, RefNotPermitted across namespaces without a ReferenceGrant,
+/// BackendNotFound for a missing Service or a port it does not have.
+pub(crate) fn backend_service<'s>(
+    route: &Object,
+    b: &BackendRef,
+    snap: &'s Snapshot,
+) -> Result<&'s Object, &'static str> {
     if !b.is_service() {
-        return None;
+        return Err("InvalidKind");
     }
     let from = grants::From {
         group: GATEWAY_GROUP,
@@ -454,10 +467,27 @@ fn permitted_backend(
         name: &b.name,
     };
     if !grants::permitted(snap, &from, &to) {
-        return None;
+        return Err("RefNotPermitted");
     }
-    let svc = snap.get(Kind::Service, Some(&b.namespace), &b.name)?;
-    resolve_backend(b, svc, snap, clusters)
+    let svc = snap
+        .get(Kind::Service, Some(&b.namespace), &b.name)
+        .ok_or("BackendNotFound")?;
+    let Resource::Service(s) = &svc.resource else {
+        return Err("BackendNotFound");
+    };
+    let has_port = s
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.ports.as_ref())
+        .is_some_and(|ports| {
+            b.port
+                .is_some_and(|port| ports.iter().any(|p| p.port == port))
+        });
+    if has_port {
+        Ok(svc)
+    } else {
+        Err("BackendNotFound")
+    }
 }
 
 /// Make (or reuse) the cluster `namespace/name:port` with the Service's ready endpoints.

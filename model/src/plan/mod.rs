@@ -9,6 +9,7 @@ pub mod compile;
 pub mod decide;
 pub mod matcher;
 pub mod render;
+pub mod status;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,8 @@ pub const MESH_LISTENER: &str = "mesh/outbound";
 pub struct Plan {
     pub listeners: Vec<Listener>,
     pub clusters: BTreeMap<String, Cluster>,
+    /// The status each route would get (Accepted, ResolvedRefs), consistent with what is served.
+    pub route_status: Vec<status::RouteStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -403,3 +403,46 @@ fn the_tighter_timeout_is_the_deadline() {
     );
     assert_eq!(deadline("load-balancing-route", 1), Some(None));
 }
+
+#[test]
+fn route_status_agrees_with_what_is_served() {
+    let plan = examples();
+    let status = |ns: &str, name: &str| {
+        plan.route_status
+            .iter()
+            .find(|s| s.namespace == ns && s.name == name)
+            .unwrap_or_else(|| panic!("no status for {ns}/{name}"))
+    };
+    let gw = "Gateway infra-ns/shared-gateway";
+    let product = status("product", "cross-namespace");
+    assert!(product.condition(gw, "Accepted").unwrap().status);
+    assert!(product.condition(gw, "ResolvedRefs").unwrap().status);
+    let tls = status("default", "nginx");
+    assert_eq!(
+        tls.condition("Gateway default/cilium-tls-gateway", "Accepted")
+            .map(|c| c.reason),
+        Some("Accepted")
+    );
+
+    let hr = plan_of(include_str!(
+        "../../../../examples/broken/acme-hr-not-allowed.yaml"
+    ));
+    let hr = hr.route_status[0].condition(gw, "Accepted").unwrap();
+    assert_eq!((hr.status, hr.reason), (false, "NotAllowedByListeners"));
+
+    let broken =
+        include_str!("../../../../examples/broken/cross-namespace-backend-without-grant.yaml");
+    let plan = plan_of(&format!(
+        "{}---\n{broken}",
+        GW.replace("{name: gw}", "{name: my-gateway}")
+    ));
+    let refs = plan.route_status[0]
+        .condition("Gateway default/my-gateway", "ResolvedRefs")
+        .unwrap();
+    assert_eq!((refs.status, refs.reason), (false, "RefNotPermitted"));
+    assert!(
+        refs.message.contains("backends/details"),
+        "{}",
+        refs.message
+    );
+}
