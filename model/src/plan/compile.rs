@@ -113,6 +113,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                 hosts,
             );
             built.certificates = certificates(gw, l, snap);
+            built.hostname = HostMatch::parse(l.hostname.as_deref());
             listeners.push(built);
         }
     }
@@ -217,6 +218,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         protocol,
         virtual_hosts,
         certificates: Vec::new(),
+        hostname: HostMatch::Any,
         index,
     }
 }

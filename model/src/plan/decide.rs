@@ -193,6 +193,22 @@ impl Plan {
     /// The one routing function: the listener by name, then the virtual host by Host, then the
     /// route entry by precedence. `None` when the listener does not exist or no virtual host
     /// serves the host.
+    /// The Gateway listener on `port` that takes a request (or TLS connection) for `host`.
+    ///
+    /// Listeners may share a port when their hostnames differ; the spec sends a request to the
+    /// one whose hostname matches most specifically (exact, then the longest wildcard, then a
+    /// listener without hostname), and only that listener's routes apply. On a tie the earlier
+    /// listener wins. None when no listener's hostname matches.
+    pub fn listener_for(&self, port: u16, host: &str) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .rev()
+            .filter(|l| l.port == port && l.name != super::MESH_LISTENER)
+            .filter_map(|l| Some((specificity(&l.hostname, host)?, l)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, l)| l)
+    }
+
     pub fn decide<'p>(&'p self, listener: &str, req: &Request<'_>) -> Option<Decision<'p>> {
         let listener = self.listeners.iter().find(|l| l.name == listener)?;
         let vh = &listener.virtual_hosts[listener.index.host(req.host)?];
@@ -201,6 +217,18 @@ impl Plan {
             virtual_host: vh,
             route: vh.index.decide(&vh.routes, req),
         })
+    }
+}
+
+/// How specifically a listener hostname matches a host: None if not at all.
+fn specificity(h: &HostMatch, host: &str) -> Option<(u8, usize)> {
+    match h {
+        HostMatch::Exact(e) if e.eq_ignore_ascii_case(host) => Some((2, e.len())),
+        HostMatch::Wildcard(suffix) if crate::hostname::matches(&h.display(), host) => {
+            Some((1, suffix.len()))
+        }
+        HostMatch::Any => Some((0, 0)),
+        _ => None,
     }
 }
 

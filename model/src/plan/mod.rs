@@ -47,6 +47,9 @@ pub struct Listener {
     pub virtual_hosts: Vec<VirtualHost>,
     /// HTTPS: the certificates to terminate with, chosen by SNI.
     pub certificates: Vec<Certificate>,
+    /// The Gateway listener's own hostname (Any when unset, and for the mesh entry): how a
+    /// request picks among listeners that share a port.
+    pub hostname: HostMatch,
     pub(crate) index: decide::ListenerIndex,
 }
 

@@ -446,3 +446,24 @@ fn route_status_agrees_with_what_is_served() {
         refs.message
     );
 }
+
+#[test]
+fn listeners_sharing_a_port_are_chosen_by_hostname() {
+    let plan = plan_of(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: c\n  listeners:\n  - {name: any, protocol: HTTP, port: 80}\n  - {name: wild, protocol: HTTP, port: 80, hostname: '*.example.com'}\n  - {name: foo, protocol: HTTP, port: 80, hostname: foo.example.com}\n  - {name: other, protocol: HTTP, port: 81, hostname: foo.example.com}\n",
+    );
+    let on = |port: u16, host: &str| plan.listener_for(port, host).map(|l| l.name.clone());
+    assert_eq!(on(80, "foo.example.com").as_deref(), Some("default/gw/foo"));
+    assert_eq!(on(80, "FOO.example.com").as_deref(), Some("default/gw/foo"));
+    assert_eq!(
+        on(80, "bar.example.com").as_deref(),
+        Some("default/gw/wild")
+    );
+    assert_eq!(on(80, "example.org").as_deref(), Some("default/gw/any"));
+    assert_eq!(
+        on(81, "bar.example.com"),
+        None,
+        "no listener on 81 takes it"
+    );
+    assert_eq!(on(82, "foo.example.com"), None);
+}
