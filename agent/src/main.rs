@@ -114,7 +114,8 @@ async fn listen(
         proxy.stats.connection(&name);
         let (proxy, acceptor) = (proxy.clone(), acceptor.clone());
         let inbound = Arc::new(proxy::Inbound {
-            listener: name.clone(),
+            mesh: name == MESH_LISTENER,
+            socket: name.clone(),
             port: addr.port(),
             scheme: if acceptor.is_some() { "https" } else { "http" },
             peer,
@@ -219,7 +220,9 @@ async fn main() {
         render.clone(),
     ));
 
-    let mut bound: Vec<String> = Vec::new();
+    // One socket per address: listeners sharing a port share it (the proxy tells them apart by
+    // hostname per request, TLS by SNI). Sockets stay bound across reloads.
+    let mut bound: Vec<SocketAddr> = Vec::new();
     let mut seen: Option<Vec<u8>> = None;
     loop {
         // Reload when the folder's contents change (a fingerprint of every file's bytes).
@@ -229,21 +232,21 @@ async fn main() {
             match load(&args.config_dir) {
                 Ok(plan) => {
                     for l in &plan.listeners {
-                        if bound.contains(&l.name) {
-                            continue;
-                        }
                         let addr = if l.name == MESH_LISTENER {
                             args.outbound_addr
                         } else {
                             SocketAddr::new(args.gateway_addr, l.port)
                         };
+                        if bound.contains(&addr) {
+                            continue;
+                        }
                         let name = l.name.clone();
                         match l.protocol {
                             Protocol::Tls => {
                                 tokio::spawn(passthrough::listen(addr, name, proxy.clone()));
                             }
                             Protocol::Https => {
-                                let tls = tls::server_config(certificates.clone(), &l.name);
+                                let tls = tls::server_config(certificates.clone(), l.port);
                                 tokio::spawn(listen(
                                     addr,
                                     name,
@@ -255,7 +258,7 @@ async fn main() {
                                 tokio::spawn(listen(addr, name, proxy.clone(), None));
                             }
                         }
-                        bound.push(l.name.clone());
+                        bound.push(addr);
                     }
                     certificates.update(&plan);
                     let hash = plan_hash(&plan, &render);

@@ -33,7 +33,7 @@ pub async fn listen(addr: SocketAddr, name: String, proxy: Arc<Proxy>) {
         proxy.stats.connection(&name);
         let (proxy, name) = (proxy.clone(), name.clone());
         tokio::spawn(async move {
-            if let Err(why) = relay(tcp, &name, &proxy).await {
+            if let Err(why) = relay(tcp, addr.port(), &proxy).await {
                 tracing::debug!(%peer, listener = %name, %why, "passthrough connection closed");
             }
         });
@@ -69,7 +69,7 @@ async fn client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, Option<String>), 
     }
 }
 
-async fn relay(mut tcp: TcpStream, listener: &str, proxy: &Proxy) -> Result<(), String> {
+async fn relay(mut tcp: TcpStream, port: u16, proxy: &Proxy) -> Result<(), String> {
     let (hello, sni) = tokio::time::timeout(HELLO_TIMEOUT, client_hello(&mut tcp))
         .await
         .map_err(|_| "no ClientHello in time".to_string())??;
@@ -82,9 +82,12 @@ async fn relay(mut tcp: TcpStream, listener: &str, proxy: &Proxy) -> Result<(), 
         headers: &[],
         query: &[],
     };
-    // No route for the SNI: close, as Envoy does when no filter chain matches.
+    // No listener or route for the SNI: close, as Envoy does when no filter chain matches.
+    let listener = plan
+        .listener_for(port, &host)
+        .ok_or_else(|| format!("no listener for SNI {host:?}"))?;
     let entry = plan
-        .decide(listener, &request)
+        .decide(&listener.name, &request)
         .and_then(|d| d.route)
         .ok_or_else(|| format!("no TLSRoute for SNI {host:?}"))?;
     let Action::Forward(backends) = &entry.action else {

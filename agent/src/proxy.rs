@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mesh_model::plan::{
-    Action, Endpoint, Plan, Request as RouteRequest, RouteEntry, WeightedBackend,
+    Action, Endpoint, Plan, Request as RouteRequest, RouteEntry, WeightedBackend, MESH_LISTENER,
 };
 use mesh_model::route::Filter;
 
@@ -45,8 +45,13 @@ impl Current {
 }
 
 /// Where a request came in: the listener (by Plan name), its port and scheme, the client.
+/// Where a request came in: the socket (the mesh entry, or a Gateway port whose listeners are
+/// told apart per request by hostname), its scheme, the client.
 pub struct Inbound {
-    pub listener: String,
+    /// The outbound entry for GAMMA routes rather than a Gateway port.
+    pub mesh: bool,
+    /// The name statistics use when no listener of the port takes the request.
+    pub socket: String,
     pub port: u16,
     pub scheme: &'static str,
     pub peer: std::net::SocketAddr,
@@ -63,6 +68,21 @@ fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into())
         .map_err(|never| match never {})
         .boxed()
+}
+
+/// The request's host without port: the Host header, else the absolute-form URI's authority.
+fn request_host(req: &Request<Incoming>) -> String {
+    let header = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    match header.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
+        _ => header,
+    }
 }
 
 /// Marks a response the proxy made itself (not a backend's), so gRPC callers get it in gRPC form.
@@ -378,7 +398,18 @@ impl Proxy {
     pub async fn handle(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let grpc = is_grpc(req.headers());
-        let mut resp = self.route(inbound, req).await;
+        let host = request_host(&req);
+        let plan = self.current.plan();
+        let listener = if inbound.mesh {
+            Some(MESH_LISTENER)
+        } else {
+            plan.listener_for(inbound.port, &host)
+                .map(|l| l.name.as_str())
+        };
+        let mut resp = match listener {
+            Some(listener) => self.route(&plan, listener, inbound, &host, req).await,
+            None => answer(StatusCode::NOT_FOUND, "no listener for this hostname\n"),
+        };
         if grpc && resp.extensions().get::<LocalReply>().is_some() {
             let http = resp.status();
             let message = resp
@@ -390,26 +421,20 @@ impl Proxy {
             resp = grpc_local_reply(http, &message);
         }
         let status = resp.status().as_u16();
-        self.stats
-            .downstream(&inbound.listener, status, started.elapsed());
+        let name = listener.unwrap_or(&inbound.socket);
+        self.stats.downstream(name, status, started.elapsed());
         resp
     }
 
-    async fn route(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
-        let (listener, port) = (inbound.listener.as_str(), inbound.port);
-        let plan = self.current.plan();
-        let host_header = req
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let host = host_header
-            .rsplit_once(':')
-            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-            .map(|(h, _)| h.to_string())
-            .unwrap_or_else(|| host_header.clone());
+    async fn route(
+        &self,
+        plan: &Arc<Plan>,
+        listener: &str,
+        inbound: &Inbound,
+        host: &str,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let port = inbound.port;
         let path = req.uri().path().to_string();
         let query_text = req.uri().query().map(str::to_string);
         let headers: Vec<(String, String)> = req
@@ -428,7 +453,7 @@ impl Proxy {
             })
             .collect();
         let route_req = RouteRequest {
-            host: &host,
+            host,
             path: &path,
             method: req.method().as_str(),
             headers: &headers,
@@ -445,7 +470,7 @@ impl Proxy {
                 let (code, loc) = location(
                     entry,
                     inbound.scheme,
-                    &host,
+                    host,
                     port,
                     &path,
                     query_text.as_deref(),
@@ -458,7 +483,7 @@ impl Proxy {
             }
             Action::Forward(backends) => {
                 let started = Instant::now();
-                let (backend, cluster, ep) = match self.choose(&plan, backends) {
+                let (backend, cluster, ep) = match self.choose(plan, backends) {
                     Ok(chosen) => chosen,
                     Err(Refusal::NoEndpoints(cluster)) => {
                         self.stats.upstream(cluster, 503, started.elapsed());
@@ -482,7 +507,7 @@ impl Proxy {
                     .collect();
                 let resp = self
                     .forward(
-                        &plan,
+                        plan,
                         req,
                         entry,
                         &filters,

@@ -1,5 +1,5 @@
 //! TLS termination for HTTPS listeners: the certificate is chosen per handshake by SNI among
-//! the listener's certificates of the Plan in force (exact name, then wildcard), so a reload
+//! the certificates of the port's listeners of the Plan in force (exact name, then wildcard), so a reload
 //! with a renewed Secret takes effect on the next handshake.
 
 use std::collections::HashMap;
@@ -13,10 +13,10 @@ use rustls::sign::CertifiedKey;
 /// A certificate with the DNS names it covers.
 type Named = (Vec<String>, Arc<CertifiedKey>);
 
-/// Certificates per listener, as rustls keys, built when a Plan is swapped in.
+/// Certificates per port (listeners sharing a port share a socket), as rustls keys, built when a Plan is swapped in.
 #[derive(Debug, Default)]
 pub struct Certificates {
-    by_listener: RwLock<HashMap<String, Vec<Named>>>,
+    by_port: RwLock<HashMap<u16, Vec<Named>>>,
 }
 
 fn key(cert_pem: &[u8], key_pem: &[u8]) -> Option<CertifiedKey> {
@@ -28,31 +28,26 @@ fn key(cert_pem: &[u8], key_pem: &[u8]) -> Option<CertifiedKey> {
 }
 
 impl Certificates {
+    /// HTTPS listeners sharing a port share one socket, so their certificates are pooled per
+    /// port; SNI picks among them.
     pub fn update(&self, plan: &Plan) {
-        let map = plan
-            .listeners
-            .iter()
-            .map(|l| {
-                (
-                    l.name.clone(),
-                    l.certificates
-                        .iter()
-                        .filter_map(|c| {
-                            Some((c.names.clone(), Arc::new(key(&c.cert_pem, &c.key_pem)?)))
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
-        if let Ok(mut m) = self.by_listener.write() {
+        let mut map: HashMap<u16, Vec<Named>> = HashMap::new();
+        for l in &plan.listeners {
+            map.entry(l.port).or_default().extend(
+                l.certificates.iter().filter_map(|c| {
+                    Some((c.names.clone(), Arc::new(key(&c.cert_pem, &c.key_pem)?)))
+                }),
+            );
+        }
+        if let Ok(mut m) = self.by_port.write() {
             *m = map;
         }
     }
 
-    /// The certificate for `sni` on `listener`: an exact name, then a wildcard, then the first.
-    fn choose(&self, listener: &str, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let map = self.by_listener.read().ok()?;
-        let certs = map.get(listener)?;
+    /// The certificate for `sni` on `port`: an exact name, then a wildcard, then the first.
+    fn choose(&self, port: u16, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let map = self.by_port.read().ok()?;
+        let certs = map.get(&port)?;
         let by = |exact: bool| {
             certs.iter().find(|(names, _)| {
                 sni.is_some_and(|s| {
@@ -76,27 +71,23 @@ impl Certificates {
 #[derive(Debug)]
 struct Resolver {
     certificates: Arc<Certificates>,
-    listener: String,
+    port: u16,
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.certificates
-            .choose(&self.listener, hello.server_name())
+        self.certificates.choose(self.port, hello.server_name())
     }
 }
 
-/// A server config for one HTTPS listener (TLS 1.2 and 1.3; h2 and http/1.1 by ALPN).
-pub fn server_config(certificates: Arc<Certificates>, listener: &str) -> rustls::ServerConfig {
+/// A server config for the HTTPS listeners of a port (TLS 1.2 and 1.3; h2 and http/1.1 by ALPN).
+pub fn server_config(certificates: Arc<Certificates>, port: u16) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .expect("ring supports TLS 1.2 and 1.3")
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver {
-            certificates,
-            listener: listener.to_string(),
-        }));
+        .with_cert_resolver(Arc::new(Resolver { certificates, port }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config
 }

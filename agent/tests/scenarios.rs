@@ -641,3 +641,58 @@ async fn tls_passthrough_reaches_the_backend_unterminated() {
     backend.abort();
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_sharing_a_port_are_told_apart_by_hostname() {
+    let _serial = SERIAL.lock().await;
+    let a = start().await;
+    let c = client();
+    // Added while running: the new port is bound on reload, one socket for both listeners.
+    std::fs::write(
+        a.dir.join("bookinfo/shared-port.yaml"),
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: shared, namespace: default}
+spec:
+  gatewayClassName: cilium
+  listeners:
+  - {name: foo, protocol: HTTP, port: 8090, hostname: foo.example.com}
+  - {name: wild, protocol: HTTP, port: 8090, hostname: "*.example.com"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-foo, namespace: default}
+spec:
+  parentRefs: [{name: shared, sectionName: foo}]
+  rules: [{backendRefs: [{name: details, port: 9080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-wild, namespace: default}
+spec:
+  parentRefs: [{name: shared, sectionName: wild}]
+  rules: [{backendRefs: [{name: productpage, port: 9080}]}]
+"#,
+    )
+    .unwrap();
+    let url = format!("http://{GATEWAY}:8090/");
+    let mut first = None;
+    for _ in 0..50 {
+        if let Ok(r) = c.get(&url).header("host", "foo.example.com").send().await {
+            first = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        first.expect("the new port is served")["pod"],
+        "default/details",
+        "foo.example.com: the exact listener wins"
+    );
+    let (status, _, body) = get(&c, &url, "bar.example.com", &[]).await;
+    assert_eq!(
+        (status, &body["pod"]),
+        (200, &Value::from("default/productpage"))
+    );
+    assert_eq!(get(&c, &url, "example.org", &[]).await.0, 404);
+}
