@@ -52,18 +52,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Copy the clean examples, start a mesh-echo per endpoint (in this process) and the agent.
 async fn start() -> Agent {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let root = mesh_model::testing::examples_dir();
     let dir = std::env::temp_dir().join(format!("mesh-agent-scenarios-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    for d in [
-        "gatewayclass",
-        "bookinfo",
-        "tls",
-        "acme",
-        "gateway-api-lab",
-        "gamma",
-        "cilium",
-    ] {
+    for d in mesh_model::testing::CLEAN_EXAMPLES {
         copy_dir(&root.join(d), &dir.join(d));
     }
     let source = mesh_model::load::FileSource {

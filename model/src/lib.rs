@@ -21,7 +21,7 @@ pub mod route;
 pub mod rules;
 pub mod selector;
 pub mod snapshot;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod text;
 pub mod validate;

@@ -1,8 +1,41 @@
-//! Proptest strategies for random Kubernetes-shaped documents, shared by the robustness tests
-//! of the model and of the webhook (feature `testing`).
+//! Test support shared by the crates' tests (feature `testing`): proptest strategies for
+//! random Kubernetes-shaped documents, and the bundled examples as one cluster.
+
+use std::path::PathBuf;
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
+
+/// The example folders that together form one consistent cluster (all but `examples/broken`):
+/// what the agent, Envoy and webhook tests run on.
+pub const CLEAN_EXAMPLES: &[&str] = &[
+    "gatewayclass",
+    "bookinfo",
+    "tls",
+    "acme",
+    "gateway-api-lab",
+    "gamma",
+    "cilium",
+];
+
+/// The repository's `examples/` folder.
+pub fn examples_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
+}
+
+/// The Plan compiled from every clean example; they load without error.
+pub fn clean_examples_plan() -> crate::plan::Plan {
+    use crate::load::{FileSource, Input, LoadOptions, ObjectSource};
+    let source = FileSource {
+        inputs: CLEAN_EXAMPLES
+            .iter()
+            .map(|d| Input::Path(examples_dir().join(d)))
+            .collect(),
+    };
+    let (objects, errors) = source.objects(&LoadOptions::default());
+    assert!(errors.is_empty(), "{errors:?}");
+    crate::plan::compile(&crate::Snapshot::new(objects))
+}
 
 /// Field names the rules look at, so random documents reach deep into them.
 const KEYS: &[&str] = &[

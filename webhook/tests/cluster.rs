@@ -302,15 +302,7 @@ async fn every_broken_example_is_denied_or_warned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_examples_are_allowed_against_the_cluster() {
     let mut objects = Vec::new();
-    for dir in [
-        "gatewayclass",
-        "bookinfo",
-        "tls",
-        "acme",
-        "gateway-api-lab",
-        "gamma",
-        "cilium",
-    ] {
+    for dir in mesh_model::testing::CLEAN_EXAMPLES {
         for entry in std::fs::read_dir(root().join("examples").join(dir)).unwrap() {
             objects.extend(objects_of(&entry.unwrap().path()));
         }

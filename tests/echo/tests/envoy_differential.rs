@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
-use mesh_model::plan::{compile, render, Action, Plan, Request, MESH_LISTENER};
-use mesh_model::Snapshot;
+use mesh_model::plan::{render, Action, Plan, Request, MESH_LISTENER};
 use serde_json::Value;
 
 fn envoy() -> Option<PathBuf> {
@@ -48,22 +46,7 @@ fn free_port() -> u16 {
 }
 
 fn plan() -> Plan {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let dirs = [
-        "gatewayclass",
-        "bookinfo",
-        "tls",
-        "acme",
-        "gateway-api-lab",
-        "gamma",
-        "cilium",
-    ];
-    let source = FileSource {
-        inputs: dirs.iter().map(|d| Input::Path(root.join(d))).collect(),
-    };
-    let (objects, errors) = source.objects(&LoadOptions::default());
-    assert!(errors.is_empty());
-    compile(&Snapshot::new(objects))
+    mesh_model::testing::clean_examples_plan()
 }
 
 /// One request of the scenario list: listener, host, method, path, headers.

@@ -1,29 +1,11 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::load::{load_str, FileSource, Input, LoadOptions, ObjectSource};
+use crate::load::{load_str, LoadOptions};
 use crate::plan::Request;
 
 fn examples() -> Plan {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-    let dirs = [
-        "gatewayclass",
-        "bookinfo",
-        "tls",
-        "acme",
-        "gateway-api-lab",
-        "gamma",
-        "cilium",
-    ];
-    let source = FileSource {
-        inputs: dirs
-            .iter()
-            .map(|d| Input::Path(format!("{root}/{d}").into()))
-            .collect(),
-    };
-    let (objects, errors) = source.objects(&LoadOptions::default());
-    assert!(errors.is_empty());
-    compile(&Snapshot::new(objects))
+    crate::testing::clean_examples_plan()
 }
 
 fn req<'a>(
