@@ -44,6 +44,10 @@ struct Args {
     /// How often to look at the config dir for changes, in milliseconds.
     #[arg(long, default_value_t = 500)]
     reload_interval_ms: u64,
+    /// Worker threads, like Envoy's `--concurrency` (default: one per CPU the process may use).
+    /// With 1 everything runs on one thread, without cross-thread hand-offs.
+    #[arg(long)]
+    concurrency: Option<usize>,
 }
 
 /// The outcome of the last load, for `/ready` and `/server_info`.
@@ -89,7 +93,6 @@ fn load(dir: &std::path::Path) -> Result<Plan, String> {
     Ok(compile(&snap))
 }
 
-/// Serve HTTP/1.1 and h2c on `addr` for the listener named `name`.
 /// Serve HTTP/1.1 and h2c on `addr` for the listener named `name`; with `tls`, terminate TLS
 /// first (HTTPS listeners).
 async fn listen(
@@ -194,15 +197,39 @@ async fn admin(
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let args = Args::parse();
+    let workers = args
+        .concurrency
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1);
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(rt) => rt.block_on(run(args)),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(args: Args) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
     let current = Arc::new(proxy::Current::default());
     let status = Arc::new(Mutex::new(Status::default()));
     let proxy = Arc::new(proxy::Proxy::new(current.clone()));
@@ -271,6 +298,7 @@ async fn main() {
                         s.plan_hash = hash;
                     }
                     tracing::info!("configuration loaded");
+                    release_free_memory();
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "configuration rejected; keeping the last good one");
@@ -281,6 +309,17 @@ async fn main() {
             }
         }
         tokio::time::sleep(Duration::from_millis(args.reload_interval_ms)).await;
+    }
+}
+
+/// Give the heap's free pages back to the system. Loading parses every object with its lines
+/// for the checks, several times the size of the Plan that is kept; glibc keeps freed memory
+/// for reuse, so without this the agent would hold its load-time peak for good.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

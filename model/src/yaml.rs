@@ -179,20 +179,30 @@ impl Builder {
                 lines: Vec::new(),
             }),
             Event::MappingEnd | Event::SequenceEnd => {
+                // Finished nodes are trimmed to their size: every object of a load is kept
+                // whole (for findings), so growth slack would be paid per node.
                 let (value, lines, anchor, start) = match self.stack.pop() {
                     Some(Frame::Map {
                         line,
                         anchor,
                         map,
-                        lines,
+                        mut lines,
                         ..
-                    }) => (Value::Object(map), Lines::Map(line, lines), anchor, line),
+                    }) => {
+                        lines.shrink_to_fit();
+                        let map: Map<String, Value> = map.into_iter().collect();
+                        (Value::Object(map), Lines::Map(line, lines), anchor, line)
+                    }
                     Some(Frame::Seq {
                         line,
                         anchor,
-                        items,
-                        lines,
-                    }) => (Value::Array(items), Lines::Seq(line, lines), anchor, line),
+                        mut items,
+                        mut lines,
+                    }) => {
+                        items.shrink_to_fit();
+                        lines.shrink_to_fit();
+                        (Value::Array(items), Lines::Seq(line, lines), anchor, line)
+                    }
                     None => return Ok(None),
                 };
                 self.value(value, lines, anchor, start)?;

@@ -65,8 +65,8 @@ fn main() {
         .map(|v| v.routes.len())
         .sum();
 
-    let headers = [("x-version".to_string(), "v2".to_string())];
-    let none: [(String, String); 0] = [];
+    let headers = [("x-version", "v2")];
+    let none: [(&str, &str); 0] = [];
     // Requests derived from the routes: exact hits, deeper prefix hits, and misses.
     let mut reqs: Vec<(String, String)> = Vec::new();
     for k in (0..routes).step_by((routes / 512).max(1)) {

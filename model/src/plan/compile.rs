@@ -16,7 +16,7 @@ use gateway_api::apis::standard::httproutes::{
 use super::matcher::{HeaderMatch, Matcher, PathMatch, Pattern, QueryMatch, ValueMatch};
 use super::{
     Action, Cluster, Endpoint, HostMatch, Listener, Plan, Protocol, RouteEntry, Source,
-    VirtualHost, WeightedBackend, MESH_LISTENER,
+    UpstreamProtocol, VirtualHost, WeightedBackend, MESH_LISTENER,
 };
 use crate::attach::{self, Parent};
 use crate::grants;
@@ -443,7 +443,13 @@ fn permitted_backend(
     clusters: &mut BTreeMap<String, Cluster>,
 ) -> Option<String> {
     let svc = backend_service(route, b, snap).ok()?;
-    resolve_backend(b, svc, snap, clusters)
+    let name = resolve_backend(b, svc, snap, clusters)?;
+    if route.kind == "GRPCRoute" {
+        if let Some(c) = clusters.get_mut(&name) {
+            c.protocol = UpstreamProtocol::H2c;
+        }
+    }
+    Some(name)
 }
 
 /// The Service a backendRef names, or the route's `ResolvedRefs=False` reason: InvalidKind for
@@ -562,6 +568,11 @@ fn resolve_backend(
             Cluster {
                 name: name.clone(),
                 endpoints,
+                protocol: UpstreamProtocol::of_port(
+                    sp.app_protocol.as_deref(),
+                    sp.name.as_deref(),
+                    false,
+                ),
             },
         );
     }

@@ -24,8 +24,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub method: &'a str,
     /// Header names lower-cased.
-    pub headers: &'a [(String, String)],
-    pub query: &'a [(String, String)],
+    pub headers: &'a [(&'a str, &'a str)],
+    pub query: &'a [(&'a str, &'a str)],
 }
 
 impl Request<'_> {
@@ -35,8 +35,8 @@ impl Request<'_> {
         let mut values = self
             .headers
             .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| *v);
         let first = values.next()?;
         match values.next() {
             None => Some(Cow::Borrowed(first)),
@@ -53,11 +53,18 @@ impl Request<'_> {
 
     /// The first value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
+}
+
+/// A query string's `name=value` pairs as route matching reads them: split on `&`, not
+/// decoded (the Gateway API matches the value as sent); a bare `name` has an empty value.
+pub fn query_pairs(query: &str) -> Vec<(&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect()
 }
 
 /// What `decide` chose.

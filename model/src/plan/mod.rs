@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use crate::route::Filter;
 
 pub use compile::compile;
-pub use decide::{Decision, Request};
+pub use decide::{query_pairs, Decision, Request};
 pub use matcher::{HeaderMatch, Matcher, PathMatch, QueryMatch};
 
 /// The listener that carries GAMMA (Service-parent) routes: traffic to a Service's name.
@@ -168,6 +168,43 @@ pub struct WeightedBackend {
 pub struct Cluster {
     pub name: String,
     pub endpoints: Vec<Endpoint>,
+    /// How the proxy talks to the endpoints.
+    pub protocol: UpstreamProtocol,
+}
+
+/// The upstream protocol of a cluster: HTTP/1.1 unless the backend is known to speak HTTP/2
+/// in cleartext (see `UpstreamProtocol::of_port`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c), as gRPC backends serve it.
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// The protocol of a Service port: its `appProtocol` (`kubernetes.io/h2c` of GEP-1911, and
+    /// the `grpc`/`http2`/`h2c` values Istio and Cilium also read), else Istio's port-name
+    /// prefixes (`grpc-..`, `http2-..`); HTTP/1.1 when nothing says otherwise. A backend of a
+    /// GRPCRoute is HTTP/2 whatever its port says (gRPC runs on nothing else).
+    pub fn of_port(app_protocol: Option<&str>, port_name: Option<&str>, grpc_route: bool) -> Self {
+        let h2 = |v: &str| {
+            let v = v.to_ascii_lowercase();
+            matches!(
+                v.as_str(),
+                "kubernetes.io/h2c" | "h2c" | "http2" | "grpc" | "grpc-web"
+            ) || v.starts_with("grpc-")
+                || v.starts_with("http2-")
+        };
+        if grpc_route
+            || app_protocol.is_some_and(h2)
+            || (app_protocol.is_none() && port_name.is_some_and(h2))
+        {
+            UpstreamProtocol::H2c
+        } else {
+            UpstreamProtocol::Http1
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

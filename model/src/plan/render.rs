@@ -8,7 +8,10 @@
 use serde_json::{json, Map, Value};
 
 use super::matcher::{PathMatch, ValueMatch};
-use super::{Action, HostMatch, Listener, Plan, Protocol, RouteEntry, VirtualHost, MESH_LISTENER};
+use super::{
+    Action, HostMatch, Listener, Plan, Protocol, RouteEntry, UpstreamProtocol, VirtualHost,
+    MESH_LISTENER,
+};
 use crate::route::Filter;
 
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -61,7 +64,16 @@ pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
         .values()
         .map(|c| {
             let lb: Vec<Value> = c.endpoints.iter().map(|e| json!({"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}})).collect();
-            json!({"name": c.name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": lb}]}})
+            let mut cluster = json!({"name": c.name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": lb}]}});
+            if c.protocol == UpstreamProtocol::H2c {
+                cluster["typed_extension_protocol_options"] = json!({
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": {"http2_protocol_options": {}},
+                    }
+                });
+            }
+            cluster
         })
         .collect();
     json!({

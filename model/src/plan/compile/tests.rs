@@ -11,8 +11,8 @@ fn examples() -> Plan {
 fn req<'a>(
     host: &'a str,
     path: &'a str,
-    headers: &'a [(String, String)],
-    query: &'a [(String, String)],
+    headers: &'a [(&'a str, &'a str)],
+    query: &'a [(&'a str, &'a str)],
 ) -> Request<'a> {
     Request {
         host,
@@ -42,8 +42,8 @@ fn bookinfo_path_header_query_routing() {
         chosen(&plan, l, &req("x", "/details/1", &[], &[])),
         Some(("http-app-1".into(), 0, Some("default/details:9080".into())))
     );
-    let h = [("magic".to_string(), "foo".to_string())];
-    let q = [("great".to_string(), "example".to_string())];
+    let h = [("magic", "foo")];
+    let q = [("great", "example")];
     assert_eq!(
         chosen(&plan, l, &req("x", "/", &h, &q)),
         Some((
@@ -205,7 +205,7 @@ fn spec_precedence() {
     .concat();
     let plan = plan_of(&yaml);
     let l = "default/gw/web";
-    let name = |host: &str, path: &str, headers: &[(String, String)]| {
+    let name = |host: &str, path: &str, headers: &[(&str, &str)]| {
         plan.decide(l, &req(host, path, headers, &[]))
             .and_then(|d| d.route)
             .map(|r| r.source.name.clone())
@@ -226,7 +226,7 @@ fn spec_precedence() {
         "method match over none"
     );
     assert_eq!(
-        name("x", "/foo/x", &[("x".into(), "1".into())]).as_deref(),
+        name("x", "/foo/x", &[("x", "1")]).as_deref(),
         Some("e-header"),
         "more header matches"
     );
@@ -314,7 +314,12 @@ fn random_route() -> impl Strategy<Value = String> {
 }
 
 /// A request: path, method, headers, query parameters.
-type RandomRequest = (String, String, Vec<(String, String)>, Vec<(String, String)>);
+type RandomRequest = (
+    String,
+    String,
+    Vec<(&'static str, &'static str)>,
+    Vec<(&'static str, &'static str)>,
+);
 
 fn random_request() -> impl Strategy<Value = RandomRequest> {
     (
@@ -330,12 +335,8 @@ fn random_request() -> impl Strategy<Value = RandomRequest> {
             (
                 p.to_string(),
                 m.to_string(),
-                h.into_iter()
-                    .map(|n| (n.to_string(), "1".to_string()))
-                    .collect(),
-                q.into_iter()
-                    .map(|n| (n.to_string(), "1".to_string()))
-                    .collect(),
+                h.into_iter().map(|n| (n, "1")).collect(),
+                q.into_iter().map(|n| (n, "1")).collect(),
             )
         })
 }
