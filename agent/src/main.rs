@@ -20,9 +20,9 @@ use clap::Parser;
 use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
+use mesh_model::load::{FileSource, Input, LoadOptions};
 use mesh_model::plan::{compile, render, Plan, Protocol, MESH_LISTENER};
-use mesh_model::{rules, Level, Snapshot};
+use mesh_model::{rules, Level};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,27 +62,16 @@ struct Status {
     plan_hash: String,
 }
 
-/// The Plan's identity: the SHA-256 of its Envoy rendering, which holds every routing decision.
-fn plan_hash(plan: &Plan, opts: &render::RenderOptions) -> String {
-    let rendered = render::bootstrap(plan, opts).to_string();
-    ring::digest::digest(&ring::digest::SHA256, rendered.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Load, check and compile the folder. Error findings or unreadable files refuse the change.
 fn load(dir: &std::path::Path) -> Result<Plan, String> {
     let source = FileSource {
         inputs: vec![Input::Path(dir.to_path_buf())],
     };
-    let (objects, errors) = source.objects(&LoadOptions::default());
+    let (snap, findings, errors) = rules::check_slim(&source, &LoadOptions::default());
     if let Some(e) = errors.first() {
         return Err(format!("{e}"));
     }
-    let snap = Snapshot::new(objects);
-    let findings: Vec<String> = rules::check(&snap)
+    let findings: Vec<String> = findings
         .into_iter()
         .filter(|d| d.level == Level::Error)
         .map(|d| d.to_string())
@@ -288,7 +277,7 @@ async fn run(args: Args) {
                         bound.push(addr);
                     }
                     certificates.update(&plan);
-                    let hash = plan_hash(&plan, &render);
+                    let hash = render::plan_hash(&plan);
                     current.swap(plan);
                     if let Ok(mut s) = status.lock() {
                         s.loaded = true;

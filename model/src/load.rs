@@ -79,6 +79,28 @@ pub struct FileSource {
 
 impl ObjectSource for FileSource {
     fn objects(&self, opts: &LoadOptions) -> (Vec<Object>, Vec<LoadError>) {
+        self.objects_with(opts, |_| {})
+    }
+}
+
+impl FileSource {
+    /// Every object, each file's objects handed to `each` as soon as the file is read, before
+    /// the next is parsed: a caller can check and slim them so that the whole input is never
+    /// held at full size (see `rules::check_slim`).
+    pub fn objects_with(
+        &self,
+        opts: &LoadOptions,
+        mut each: impl FnMut(&mut [Object]),
+    ) -> (Vec<Object>, Vec<LoadError>) {
+        let mut collect = |result: Result<Vec<Object>, LoadError>,
+                           objects: &mut Vec<Object>,
+                           errors: &mut Vec<LoadError>| match result {
+            Ok(mut o) => {
+                each(&mut o);
+                objects.append(&mut o);
+            }
+            Err(e) => errors.push(e),
+        };
         let mut objects = Vec::new();
         let mut errors = Vec::new();
         for input in &self.inputs {
@@ -119,17 +141,6 @@ impl ObjectSource for FileSource {
             }
         }
         (objects, errors)
-    }
-}
-
-fn collect(
-    result: Result<Vec<Object>, LoadError>,
-    objects: &mut Vec<Object>,
-    errors: &mut Vec<LoadError>,
-) {
-    match result {
-        Ok(mut o) => objects.append(&mut o),
-        Err(e) => errors.push(e),
     }
 }
 

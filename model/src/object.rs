@@ -133,6 +133,26 @@ impl Object {
             .as_str()
     }
 
+    /// Drop the document tree except what is read once object-scope rules have run:
+    /// `metadata.annotations` (suppressions) and `metadata.creationTimestamp` (precedence).
+    /// Cross-object rules and the compiler read the typed resource. For processes that keep
+    /// many objects (mesh-agent); the field lines stay, so findings still point at lines.
+    pub fn slim(&mut self) {
+        let mut metadata = serde_json::Map::new();
+        for key in ["annotations", "creationTimestamp"] {
+            if let Some(v) = self.raw.pointer_mut(&format!("/metadata/{key}")) {
+                metadata.insert(key.to_string(), v.take());
+            }
+        }
+        self.raw = serde_json::json!({ "metadata": metadata });
+    }
+
+    /// Drop the field lines (keeping where the document starts): once findings are made,
+    /// nothing else reads them.
+    pub fn forget_lines(&mut self) {
+        self.lines = crate::yaml::Lines::Leaf(self.lines.line());
+    }
+
     /// `metadata.creationTimestamp`, which decides route precedence (oldest first). Files
     /// rarely carry it; then the tie goes to namespace/name, as the spec says.
     pub fn creation_timestamp(&self) -> Option<&str> {

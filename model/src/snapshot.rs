@@ -55,6 +55,11 @@ impl Snapshot {
         }
     }
 
+    /// The objects, in input order, for a new snapshot of changed objects.
+    pub fn into_objects(self) -> Vec<Object> {
+        self.objects
+    }
+
     /// A snapshot whose source holds every object of `kinds` (a cluster cache, or a part of
     /// one chosen to contain every object a check can look at).
     pub fn complete(objects: Vec<Object>, kinds: &[Kind]) -> Snapshot {

@@ -49,37 +49,69 @@ impl Default for RenderOptions {
 
 /// A static bootstrap: listeners, route configurations inline, STATIC clusters.
 pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
-    let listeners: Vec<Value> = plan
-        .listeners
-        .iter()
-        .filter_map(|l| match l.protocol {
-            Protocol::Http => Some(listener(l, plan, opts)),
-            Protocol::Tls => passthrough_listener(l, opts),
-            // Terminating listeners would need the private keys, which renderings never hold.
-            Protocol::Https => None,
-        })
-        .collect();
-    let clusters: Vec<Value> = plan
-        .clusters
-        .values()
-        .map(|c| {
-            let lb: Vec<Value> = c.endpoints.iter().map(|e| json!({"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}})).collect();
-            let mut cluster = json!({"name": c.name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": lb}]}});
-            if c.protocol == UpstreamProtocol::H2c {
-                cluster["typed_extension_protocol_options"] = json!({
-                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "explicit_http_config": {"http2_protocol_options": {}},
-                    }
-                });
-            }
-            cluster
-        })
-        .collect();
+    let listeners: Vec<Value> = listeners(plan, opts).collect();
+    let clusters: Vec<Value> = clusters(plan).collect();
     json!({
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": opts.admin_port}}},
         "static_resources": {"listeners": listeners, "clusters": clusters},
     })
+}
+
+/// The Envoy listeners of the Plan, one at a time.
+pub fn listeners<'p>(plan: &'p Plan, opts: &'p RenderOptions) -> impl Iterator<Item = Value> + 'p {
+    plan.listeners.iter().filter_map(|l| match l.protocol {
+        Protocol::Http => Some(listener(l, plan, opts)),
+        Protocol::Tls => passthrough_listener(l, opts),
+        // Terminating listeners would need the private keys, which renderings never hold.
+        Protocol::Https => None,
+    })
+}
+
+/// The Envoy clusters of the Plan (STATIC, endpoints inline), one at a time.
+pub fn clusters(plan: &Plan) -> impl Iterator<Item = Value> + '_ {
+    plan.clusters.values().map(|c| {
+        let lb: Vec<Value> = c.endpoints.iter().map(|e| json!({"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}})).collect();
+        let mut cluster = json!({"name": c.name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": lb}]}});
+        if c.protocol == UpstreamProtocol::H2c {
+            cluster["typed_extension_protocol_options"] = json!({
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            });
+        }
+        cluster
+    })
+}
+
+/// The Plan's identity: SHA-256 over its Envoy rendering with the default addresses, so it
+/// names what the Plan routes, not where an agent binds. Agents with equal hashes route alike,
+/// and a Plan compiled from files can be compared with a running agent's. Streamed one
+/// resource at a time: the rendering of a large Plan is never held whole.
+pub fn plan_hash(plan: &Plan) -> String {
+    struct Digest(ring::digest::Context);
+    impl std::io::Write for Digest {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let opts = RenderOptions::default();
+    let mut digest = Digest(ring::digest::Context::new(&ring::digest::SHA256));
+    for resource in listeners(plan, &opts).chain(clusters(plan)) {
+        // Writing to a digest cannot fail.
+        let _ = serde_json::to_writer(&mut digest, &resource);
+    }
+    digest
+        .0
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn listener(l: &Listener, plan: &Plan, opts: &RenderOptions) -> Value {

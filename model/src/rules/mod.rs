@@ -169,13 +169,59 @@ pub fn check(snap: &Snapshot) -> Vec<Diagnostic> {
         }
         check_object_with(object, snap, rules, &mut out);
     }
-    out.sort_by(|a, b| {
+    sort(&mut out);
+    out
+}
+
+fn sort(findings: &mut [Diagnostic]) {
+    findings.sort_by(|a, b| {
         a.origin
             .cmp(&b.origin)
             .then_with(|| a.code.cmp(b.code))
             .then_with(|| a.field.cmp(&b.field))
     });
-    out
+}
+
+/// Load files and find what `check` finds, without holding every object's document tree at
+/// once: object-scope rules run on each file's objects as it is read, the objects are then
+/// slimmed (`Object::slim`), and cross-object rules run on the snapshot of slim objects. The
+/// snapshot returned is for compiling: its objects no longer carry field lines. For the agent,
+/// which reloads whole folders in a long-running process; analyze keeps `check`.
+pub fn check_slim(
+    source: &crate::load::FileSource,
+    opts: &crate::load::LoadOptions,
+) -> (Snapshot, Vec<Diagnostic>, Vec<crate::load::LoadError>) {
+    let (object_rules, cluster_rules): (Vec<&'static Rule>, Vec<&'static Rule>) = catalog()
+        .iter()
+        .copied()
+        .partition(|r| r.scope == Scope::Object);
+    let alone = Snapshot::new(Vec::new());
+    // Findings per object, by position, so that superseded duplicates can be left out below.
+    let mut per_object: Vec<Vec<Diagnostic>> = Vec::new();
+    let (objects, errors) = source.objects_with(opts, |objects| {
+        for o in objects {
+            let mut found = Vec::new();
+            check_object_with(o, &alone, &object_rules, &mut found);
+            per_object.push(found);
+            o.slim();
+        }
+    });
+    let snap = Snapshot::new(objects);
+    let mut out = Vec::new();
+    for (i, (object, found)) in snap.objects().iter().zip(per_object).enumerate() {
+        if !snap.is_current(i) {
+            continue;
+        }
+        out.extend(found);
+        check_object_with(object, &snap, &cluster_rules, &mut out);
+    }
+    sort(&mut out);
+    // The findings are made: the field lines and the rules' cross-object index can go.
+    let mut objects = snap.into_objects();
+    for o in &mut objects {
+        o.forget_lines();
+    }
+    (Snapshot::new(objects), out, errors)
 }
 
 /// Run every rule over one object (the webhook's entry point).
