@@ -688,3 +688,51 @@ spec:
     );
     assert_eq!(get(&c, &url, "example.org", &[]).await.0, 404);
 }
+
+/// A gRPC call end to end over HTTP/2: the client speaks h2c to the agent, the GRPCRoute's
+/// backend is reached over h2c too (gRPC runs on nothing else), and the backend's message and
+/// trailers come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_cross_the_agent_over_h2c() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+
+    let _serial = SERIAL.lock().await;
+    let _agent = start().await;
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let call = |method: &str| {
+        let req = hyper::Request::post(format!(
+            "http://{GATEWAY}:8083/hipstershop.CurrencyService/{method}"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from(mesh_echo::grpc::frame(b""))))
+        .unwrap();
+        client.request(req)
+    };
+
+    let resp = call("GetSupportedCurrencies").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    let body = resp.into_body().collect().await.unwrap();
+    let trailers = body.trailers().cloned().expect("gRPC status in trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+    let messages = mesh_echo::grpc::messages(&body.to_bytes()).unwrap();
+    // Field 1 of the answer: the backend's JSON description, after its tag and length.
+    let json = &messages[0][messages[0].iter().position(|b| *b == b'{').unwrap()..];
+    let seen: Value = serde_json::from_slice(json).unwrap();
+    assert_eq!(seen["pod"], "default/currencyservice");
+    assert_eq!(
+        seen["path"],
+        "/hipstershop.CurrencyService/GetSupportedCurrencies"
+    );
+    assert_eq!(seen["proto"], "HTTP/2.0", "the backend is reached over h2c");
+
+    // The method the GRPCRoute does not name: UNIMPLEMENTED from the agent, trailers-only.
+    let resp = call("Convert").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "12");
+}

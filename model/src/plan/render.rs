@@ -496,6 +496,53 @@ mod tests {
         crate::plan::compile(&crate::Snapshot::new(objects))
     }
 
+    /// gRPC backends (GRPCRoute, or a Service port with `appProtocol: kubernetes.io/h2c`) are
+    /// HTTP/2 upstream, in the agent and in the rendering; everything else HTTP/1.1.
+    #[test]
+    fn grpc_and_h2c_backends_are_http2_upstream() {
+        let plan = crate::testing::clean_examples_plan();
+        let grpc = &plan.clusters["default/currencyservice:7000"];
+        assert_eq!(grpc.protocol, UpstreamProtocol::H2c);
+        assert_eq!(
+            plan.clusters["default/details:9080"].protocol,
+            UpstreamProtocol::Http1
+        );
+        let rendered: Vec<Value> = clusters(&plan).collect();
+        let options = |name: &str| {
+            rendered.iter().find(|c| c["name"] == name).unwrap()["typed_extension_protocol_options"]
+                .clone()
+        };
+        assert!(options("default/currencyservice:7000")
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+            .get("http2_protocol_options")
+            .is_some());
+        assert!(options("default/details:9080").is_null());
+        for (app, name, grpc_route, want) in [
+            (
+                Some("kubernetes.io/h2c"),
+                None,
+                false,
+                UpstreamProtocol::H2c,
+            ),
+            (Some("grpc"), None, false, UpstreamProtocol::H2c),
+            (
+                Some("http"),
+                Some("grpc-web"),
+                false,
+                UpstreamProtocol::Http1,
+            ),
+            (None, Some("grpc-api"), false, UpstreamProtocol::H2c),
+            (None, Some("http"), false, UpstreamProtocol::Http1),
+            (None, None, true, UpstreamProtocol::H2c),
+        ] {
+            assert_eq!(
+                UpstreamProtocol::of_port(app, name, grpc_route),
+                want,
+                "{app:?} {name:?}"
+            );
+        }
+    }
+
     #[test]
     fn config_dump_has_envoys_admin_shape_and_no_keys() {
         let plan = plan();

@@ -4,6 +4,10 @@
 //! `?delay=<ms>` delays the answer (for timeout tests), `x-echo-delay: <pod>=<ms>` delays only
 //! the backend of that pod name (a slow mirror); every request is logged on stdout as
 //! one JSON line (mirror tests read it). HTTP/1.1 and h2c (prior knowledge) on one port.
+//!
+//! gRPC (`content-type: application/grpc`): `grpc.health.v1.Health/Check` answers SERVING, and
+//! every other method answers OK with one message whose field 1 (a string) is the same JSON
+//! description, so GRPCRoute tests see which backend got which method (see `grpc`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tower::ServiceExt;
+
+pub mod grpc;
 
 /// Who the backend says it is, and where it listens.
 #[derive(Parser, Debug, Clone)]
@@ -82,6 +88,9 @@ async fn echo(
         if let Ok(mut v) = seen.lock() {
             v.push(body.clone());
         }
+    }
+    if grpc::is_grpc(&req) {
+        return grpc::answer(req.uri().path(), &body);
     }
     // `x-echo-delay: <pod>=<ms>` delays only the named backend (a slow mirror, say).
     let header_delay = req_delay.and_then(|d| {

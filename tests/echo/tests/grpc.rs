@@ -1,0 +1,62 @@
+//! mesh-echo's gRPC side over h2c: the health check answers SERVING, other methods echo.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use mesh_echo::grpc;
+
+#[tokio::test]
+async fn health_check_and_echo_over_h2c() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let run = mesh_echo::serve(mesh_echo::Args {
+        listen: addr,
+        pod: "echo-0".into(),
+        namespace: "ns".into(),
+        seen: None,
+    })
+    .await
+    .unwrap();
+    let server = tokio::spawn(run);
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let call = |path: &str, message: &[u8]| {
+        client.request(
+            hyper::Request::post(format!("http://{addr}{path}"))
+                .header("content-type", "application/grpc")
+                .body(Full::new(Bytes::from(grpc::frame(message))))
+                .unwrap(),
+        )
+    };
+
+    let body = call(grpc::HEALTH_CHECK, b"")
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    // HealthCheckResponse{status: SERVING}.
+    assert_eq!(
+        grpc::messages(&body.to_bytes()).unwrap(),
+        vec![vec![0x08, 0x01]]
+    );
+
+    let body = call("/pkg.Svc/Method", b"")
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    let message = &grpc::messages(&body.to_bytes()).unwrap()[0];
+    let json: serde_json::Value = serde_json::from_slice(&message[3..]).unwrap();
+    assert_eq!(json["pod"], "echo-0");
+    assert_eq!(json["namespace"], "ns");
+    assert_eq!(json["path"], "/pkg.Svc/Method");
+    server.abort();
+}
