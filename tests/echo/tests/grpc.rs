@@ -22,39 +22,28 @@ async fn health_check_and_echo_over_h2c() {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .http2_only(true)
             .build_http();
-    let call = |path: &str, message: &[u8]| {
-        client.request(
-            hyper::Request::post(format!("http://{addr}{path}"))
-                .header("content-type", "application/grpc")
-                .body(Full::new(Bytes::from(grpc::frame(message))))
-                .unwrap(),
-        )
+    let call = |path: &str| {
+        let req = hyper::Request::post(format!("http://{addr}{path}"))
+            .header("content-type", "application/grpc")
+            .body(Full::new(Bytes::from(grpc::frame(b""))))
+            .unwrap();
+        let client = client.clone();
+        async move {
+            let body = client.request(req).await.unwrap().into_body();
+            let body = body.collect().await.unwrap();
+            let status = body.trailers().unwrap()["grpc-status"].clone();
+            (status, grpc::messages(&body.to_bytes()).unwrap())
+        }
     };
 
-    let body = call(grpc::HEALTH_CHECK, b"")
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap();
-    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    let (status, messages) = call(grpc::HEALTH_CHECK).await;
+    assert_eq!(status, "0");
     // HealthCheckResponse{status: SERVING}.
-    assert_eq!(
-        grpc::messages(&body.to_bytes()).unwrap(),
-        vec![vec![0x08, 0x01]]
-    );
+    assert_eq!(messages, vec![vec![0x08, 0x01]]);
 
-    let body = call("/pkg.Svc/Method", b"")
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap();
-    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
-    let message = &grpc::messages(&body.to_bytes()).unwrap()[0];
-    let json: serde_json::Value = serde_json::from_slice(&message[3..]).unwrap();
+    let (status, messages) = call("/pkg.Svc/Method").await;
+    assert_eq!(status, "0");
+    let json: serde_json::Value = serde_json::from_slice(&messages[0][3..]).unwrap();
     assert_eq!(json["pod"], "echo-0");
     assert_eq!(json["namespace"], "ns");
     assert_eq!(json["path"], "/pkg.Svc/Method");
