@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use gateway_api::apis::standard::gateways::GatewayListeners;
 use gateway_api::apis::standard::grpcroutes::{
     GrpcRouteRulesMatches, GrpcRouteRulesMatchesMethodType,
 };
@@ -28,6 +29,17 @@ use crate::snapshot::Snapshot;
 
 /// Virtual hosts under construction: host -> entries.
 type Hosts = BTreeMap<HostMatch, Vec<RouteEntry>>;
+
+/// How the agent serves a Gateway listener, or `None` when it does not (TCP, UDP, TLS
+/// Terminate, which would end in TCPRoutes the agent does not carry yet).
+pub fn served_protocol(l: &GatewayListeners) -> Option<Protocol> {
+    match l.protocol.as_str() {
+        "HTTP" => Some(Protocol::Http),
+        "HTTPS" => Some(Protocol::Https),
+        "TLS" if crate::attach::is_passthrough(l) => Some(Protocol::Tls),
+        _ => None,
+    }
+}
 
 pub fn compile(snap: &Snapshot) -> Plan {
     let mut clusters = BTreeMap::new();
@@ -87,12 +99,8 @@ pub fn compile(snap: &Snapshot) -> Plan {
         };
         let ns = gw.namespace.clone().unwrap_or_default();
         for l in &spec.listeners {
-            let protocol = match l.protocol.as_str() {
-                "HTTP" => Protocol::Http,
-                "HTTPS" => Protocol::Https,
-                // TLS Terminate would end in TCPRoutes, which the agent does not carry yet.
-                "TLS" if crate::attach::is_passthrough(l) => Protocol::Tls,
-                _ => continue,
+            let Some(protocol) = served_protocol(l) else {
+                continue;
             };
             let mut hosts: Hosts = BTreeMap::new();
             for o in attached
@@ -177,6 +185,11 @@ pub fn compile(snap: &Snapshot) -> Plan {
         listeners,
         clusters,
         route_status: super::status::routes(snap),
+        gateway_status: super::status::gateways(snap, |ns, gw, l| {
+            attached
+                .get(&(ns.to_string(), gw.to_string(), l.to_string()))
+                .map_or(0, Vec::len)
+        }),
     }
 }
 

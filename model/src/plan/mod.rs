@@ -29,6 +29,9 @@ pub struct Plan {
     pub clusters: BTreeMap<String, Cluster>,
     /// The status each route would get (Accepted, ResolvedRefs), consistent with what is served.
     pub route_status: Vec<status::RouteStatus>,
+    /// The status each Gateway and its listeners would get (Accepted, Programmed, Conflicted,
+    /// ResolvedRefs, attachedRoutes).
+    pub gateway_status: Vec<status::GatewayStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

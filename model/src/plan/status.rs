@@ -1,11 +1,13 @@
-//! The status a controller would write on each route: per parentRef, `Accepted` and
-//! `ResolvedRefs` with the spec's standard reasons.
+//! The status a controller would write on each route (per parentRef, `Accepted` and
+//! `ResolvedRefs`) and on each Gateway (`Accepted`, `Programmed`; per listener `Accepted`,
+//! `Conflicted`, `ResolvedRefs`, `Programmed` and `attachedRoutes`), with the spec's standard
+//! reasons.
 //!
 //! The reasons come from the same functions the datapath and the analyze rules use
 //! (`attach::resolve`, `Rejection::reason`, `compile::backend_service`), so what the status says
 //! is what the agent serves: a route reported `NotAllowedByListeners` gets 404 from the agent.
 
-use super::compile::backend_service;
+use super::compile::{backend_service, served_protocol};
 use crate::attach::{self, Parent};
 use crate::kind::Kind;
 use crate::snapshot::Snapshot;
@@ -125,4 +127,183 @@ fn condition(kind: &'static str, outcome: Result<&'static str, &'static str>) ->
         reason,
         message: String::new(),
     }
+}
+
+/// The status of one Gateway listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerStatus {
+    pub name: String,
+    /// Routes the listener accepts, of every kind.
+    pub attached_routes: usize,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayStatus {
+    pub namespace: String,
+    pub name: String,
+    pub conditions: Vec<Condition>,
+    pub listeners: Vec<ListenerStatus>,
+}
+
+impl GatewayStatus {
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    pub fn listener(&self, name: &str) -> Option<&ListenerStatus> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+impl ListenerStatus {
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+}
+
+/// The listener a finding's field is about (`spec.listeners[2].tls...` is listener 2).
+fn listener_index(field: &str) -> Option<usize> {
+    field
+        .strip_prefix("spec.listeners[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Every Gateway's status; `attached(namespace, gateway, listener)` counts the routes a
+/// listener accepts (the compiler's attachment, so the count is what is served).
+pub fn gateways(
+    snap: &Snapshot,
+    attached: impl Fn(&str, &str, &str) -> usize,
+) -> Vec<GatewayStatus> {
+    let mut out = Vec::new();
+    for gw in snap.of_kind(Kind::Gateway) {
+        let crate::resource::Resource::Gateway(spec) = &gw.resource else {
+            continue;
+        };
+        let ns = gw.namespace.clone().unwrap_or_default();
+        let findings = crate::rules::check_object_where(gw, snap, |r| {
+            r.reason.is_some() && r.kinds.contains(&Kind::Gateway)
+        });
+        let mut gateway_problem: Option<Condition> = None;
+        let mut per_listener: Vec<Vec<&crate::Diagnostic>> = vec![Vec::new(); spec.listeners.len()];
+        for d in &findings {
+            match listener_index(&d.field) {
+                Some(i) if i < per_listener.len() => per_listener[i].push(d),
+                _ => {
+                    if let Some(reason) = d.reason {
+                        gateway_problem.get_or_insert(Condition {
+                            message: d.message.clone(),
+                            ..condition("Accepted", Err(reason))
+                        });
+                    }
+                }
+            }
+        }
+        let listeners: Vec<ListenerStatus> = spec
+            .listeners
+            .iter()
+            .zip(&per_listener)
+            .map(|(l, found)| {
+                let with = |reasons: &[&str]| {
+                    found
+                        .iter()
+                        .find(|d| d.reason.is_some_and(|r| reasons.contains(&r)))
+                };
+                let accepted = match (with(&["UnsupportedProtocol"]), served_protocol(l)) {
+                    (Some(d), _) => Condition {
+                        message: d.message.clone(),
+                        ..condition("Accepted", Err("UnsupportedProtocol"))
+                    },
+                    (None, None) => Condition {
+                        message: format!(
+                            "mesh-agent does not serve {} listeners{}",
+                            l.protocol,
+                            if l.protocol == "TLS" {
+                                " in Terminate mode"
+                            } else {
+                                ""
+                            }
+                        ),
+                        ..condition("Accepted", Err("UnsupportedProtocol"))
+                    },
+                    (None, Some(_)) => condition("Accepted", Ok("Accepted")),
+                };
+                let conflicted = match with(&["ProtocolConflict", "HostnameConflict"]) {
+                    // Conflicted is the one condition whose healthy state is False.
+                    Some(d) => Condition {
+                        status: true,
+                        message: d.message.clone(),
+                        ..condition("Conflicted", Err(d.reason.unwrap_or("ProtocolConflict")))
+                    },
+                    None => condition("Conflicted", Err("NoConflicts")),
+                };
+                let resolved = match with(&[
+                    "InvalidCertificateRef",
+                    "RefNotPermitted",
+                    "InvalidRouteKinds",
+                ]) {
+                    Some(d) => Condition {
+                        message: d.message.clone(),
+                        ..condition(
+                            "ResolvedRefs",
+                            Err(d.reason.unwrap_or("InvalidCertificateRef")),
+                        )
+                    },
+                    None => condition("ResolvedRefs", Ok("ResolvedRefs")),
+                };
+                // Served unless refused, conflicted, or without a usable certificate (a wrong
+                // route kind alone leaves the listener serving the kinds it can).
+                let programmed = if accepted.status
+                    && !conflicted.status
+                    && (resolved.status || resolved.reason == "InvalidRouteKinds")
+                {
+                    condition("Programmed", Ok("Programmed"))
+                } else {
+                    condition("Programmed", Err("Invalid"))
+                };
+                ListenerStatus {
+                    name: l.name.clone(),
+                    attached_routes: attached(&ns, &gw.name, &l.name),
+                    conditions: vec![accepted, conflicted, resolved, programmed],
+                }
+            })
+            .collect();
+        let programmed = listeners
+            .iter()
+            .filter(|l| l.condition("Programmed").is_some_and(|c| c.status))
+            .count();
+        let accepted = match gateway_problem {
+            Some(problem) => problem,
+            None if programmed == 0 => Condition {
+                message: "no listener can be served".into(),
+                ..condition("Accepted", Err("ListenersNotValid"))
+            },
+            // Some listeners are invalid: the Gateway is accepted and says which.
+            None if programmed < listeners.len() => Condition {
+                status: true,
+                message: format!(
+                    "{} of {} listeners are not valid",
+                    listeners.len() - programmed,
+                    listeners.len()
+                ),
+                ..condition("Accepted", Err("ListenersNotValid"))
+            },
+            None => condition("Accepted", Ok("Accepted")),
+        };
+        let gateway_programmed = if accepted.status && programmed > 0 {
+            condition("Programmed", Ok("Programmed"))
+        } else {
+            condition("Programmed", Err("Invalid"))
+        };
+        out.push(GatewayStatus {
+            namespace: ns,
+            name: gw.name.clone(),
+            conditions: vec![accepted, gateway_programmed],
+            listeners,
+        });
+    }
+    out
 }

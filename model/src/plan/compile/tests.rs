@@ -450,3 +450,65 @@ fn listeners_sharing_a_port_are_chosen_by_hostname() {
     );
     assert_eq!(on(82, "foo.example.com"), None);
 }
+
+#[test]
+fn gateway_status_names_listener_problems_with_the_spec_reasons() {
+    let plan = examples();
+    let acme = plan
+        .gateway_status
+        .iter()
+        .find(|g| g.name == "shared-gateway")
+        .unwrap();
+    assert!(acme.condition("Accepted").unwrap().status);
+    assert!(acme.condition("Programmed").unwrap().status);
+    let l = &acme.listeners[0];
+    // product and careers attach; hr's namespace is not selected.
+    assert_eq!(l.attached_routes, 2, "{l:?}");
+    for (kind, status) in [
+        ("Accepted", true),
+        ("Conflicted", false),
+        ("ResolvedRefs", true),
+        ("Programmed", true),
+    ] {
+        assert_eq!(l.condition(kind).unwrap().status, status, "{kind}: {l:?}");
+    }
+
+    let gw = |listeners: &str| {
+        plan_of(&format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\nspec:\n  gatewayClassName: c\n  listeners: {listeners}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: other, namespace: default}}\ntype: Opaque\n"
+        ))
+        .gateway_status
+        .remove(0)
+    };
+    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: TCP, port: 5432}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
+    let reason = |l: &str, kind: &str| {
+        let c = status.listener(l).unwrap().condition(kind).unwrap();
+        (c.status, c.reason)
+    };
+    assert_eq!(reason("web", "Programmed"), (true, "Programmed"));
+    assert_eq!(reason("db", "Accepted"), (false, "UnsupportedProtocol"));
+    assert_eq!(reason("db", "Programmed"), (false, "Invalid"));
+    assert_eq!(reason("b", "Conflicted"), (true, "HostnameConflict"));
+    assert_eq!(reason("b", "Programmed"), (false, "Invalid"));
+    assert_eq!(reason("web", "Conflicted"), (false, "NoConflicts"));
+    assert_eq!(
+        reason("tls", "ResolvedRefs"),
+        (false, "InvalidCertificateRef")
+    );
+    assert_eq!(reason("tls", "Programmed"), (false, "Invalid"));
+    // Some listeners cannot be served: the Gateway is accepted and says so.
+    let accepted = status.condition("Accepted").unwrap();
+    assert_eq!(
+        (accepted.status, accepted.reason),
+        (true, "ListenersNotValid")
+    );
+    assert!(status.condition("Programmed").unwrap().status);
+
+    let none = gw("[{name: db, protocol: UDP, port: 53}]");
+    let accepted = none.condition("Accepted").unwrap();
+    assert_eq!(
+        (accepted.status, accepted.reason),
+        (false, "ListenersNotValid")
+    );
+    assert_eq!(none.condition("Programmed").unwrap().reason, "Invalid");
+}
