@@ -57,14 +57,56 @@ pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
     })
 }
 
-/// The Envoy listeners of the Plan, one at a time.
+/// The Envoy listeners of the Plan, one per address. Gateway listeners sharing a port become
+/// one Envoy listener (Envoy binds an address once), to which each contributes the virtual
+/// hosts (or SNI filter chains) of the hostnames it owns (see `owned`).
 pub fn listeners<'p>(plan: &'p Plan, opts: &'p RenderOptions) -> impl Iterator<Item = Value> + 'p {
-    plan.listeners.iter().filter_map(|l| match l.protocol {
-        Protocol::Http => Some(listener(l, plan, opts)),
-        Protocol::Tls => passthrough_listener(l, opts),
+    let mut ports: Vec<Vec<&Listener>> = Vec::new();
+    for l in &plan.listeners {
+        let shared = ports
+            .iter_mut()
+            .find(|g| l.name != MESH_LISTENER && g[0].name != MESH_LISTENER && g[0].port == l.port);
+        match shared {
+            Some(group) => group.push(l),
+            None => ports.push(vec![l]),
+        }
+    }
+    ports.into_iter().filter_map(move |group| {
         // Terminating listeners would need the private keys, which renderings never hold.
-        Protocol::Https => None,
+        // The others on a port share one protocol (a conflict is an Error, never compiled).
+        let served: Vec<&Listener> = group
+            .into_iter()
+            .filter(|l| l.protocol != Protocol::Https)
+            .collect();
+        match served.first()?.protocol {
+            Protocol::Http => Some(listener(&served, plan, opts)),
+            Protocol::Tls => passthrough_listener(&served, plan, opts),
+            Protocol::Https => None,
+        }
     })
+}
+
+/// For listeners sharing a port, the virtual hosts each one owns: those whose hostname the
+/// agent would send to that listener (`Plan::listener_for`, most specific listener hostname
+/// first). Another listener's vhost for the same name never reaches Envoy, where domains must
+/// be unique and would be matched across listeners.
+fn owned<'l>(group: &[&'l Listener], plan: &Plan) -> Vec<(&'l Listener, Vec<&'l VirtualHost>)> {
+    group
+        .iter()
+        .map(|l| {
+            let hosts = l
+                .virtual_hosts
+                .iter()
+                .filter(|vh| {
+                    group.len() == 1
+                        || plan
+                            .listener_for(l.port, &vh.host.display())
+                            .is_some_and(|owner| owner.name == l.name)
+                })
+                .collect();
+            (*l, hosts)
+        })
+        .collect()
 }
 
 /// The Envoy clusters of the Plan (STATIC, endpoints inline), one at a time.
@@ -114,41 +156,61 @@ pub fn plan_hash(plan: &Plan) -> String {
         .collect()
 }
 
-fn listener(l: &Listener, plan: &Plan, opts: &RenderOptions) -> Value {
-    let (address, port) = if l.name == MESH_LISTENER {
+/// The Envoy listener of an address's HTTP listeners (usually one).
+fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
+    let first = group[0];
+    let (address, port) = if first.name == MESH_LISTENER {
         (&opts.outbound_address, opts.outbound_port)
     } else {
-        (&opts.gateway_address, l.port)
+        (&opts.gateway_address, first.port)
     };
-    let hosts: Vec<Value> = l
-        .virtual_hosts
-        .iter()
-        .map(|vh| virtual_host(vh, plan))
-        .collect();
+    let mut hosts: Vec<Value> = Vec::new();
+    for (l, owned) in owned(group, plan) {
+        hosts.extend(owned.iter().map(|vh| virtual_host(vh, plan)));
+        // A listener's own hostname answers 404 when it has no route for it, rather than
+        // falling to a less specific listener's wildcard vhost (as the agent does).
+        if group.len() > 1
+            && l.hostname != HostMatch::Any
+            && !owned.iter().any(|vh| vh.host == l.hostname)
+        {
+            let name = l.hostname.display();
+            hosts.push(json!({"name": name, "domains": [name], "routes": []}));
+        }
+    }
+    let name = listener_name(group);
     json!({
-        "name": l.name,
+        "name": name,
         "address": {"socket_address": {"address": address, "port_value": port}},
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": {
                 "@type": HCM,
-                "stat_prefix": l.name.replace('/', "_"),
+                "stat_prefix": name.replace('/', "_"),
                 "strip_any_host_port": true,
-                "route_config": {"name": l.name, "virtual_hosts": hosts, "validate_clusters": false},
+                "route_config": {"name": name, "virtual_hosts": hosts, "validate_clusters": false},
                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]
             }
         }]}]
     })
 }
 
+/// The Plan listener's name, or the names of the listeners sharing the port, joined by `,`.
+fn listener_name(group: &[&Listener]) -> String {
+    group
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A TLS passthrough listener: the TLS inspector reads the SNI and a filter chain per hostname
 /// proxies the still-encrypted bytes to the TLSRoute's backends. None without any route: Envoy
 /// refuses a listener with no filter chain.
-fn passthrough_listener(l: &Listener, opts: &RenderOptions) -> Option<Value> {
-    let chains: Vec<Value> = l
-        .virtual_hosts
-        .iter()
-        .filter_map(|vh| {
+fn passthrough_listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Option<Value> {
+    let name = listener_name(group);
+    let mut chains: Vec<Value> = Vec::new();
+    for (_, owned) in owned(group, plan) {
+        chains.extend(owned.into_iter().filter_map(|vh| {
             let Action::Forward(backends) = &vh.routes.first()?.action else {
                 return None;
             };
@@ -159,7 +221,7 @@ fn passthrough_listener(l: &Listener, opts: &RenderOptions) -> Option<Value> {
             }
             let mut proxy = Map::new();
             proxy.insert("@type".into(), json!(TCP_PROXY));
-            proxy.insert("stat_prefix".into(), json!(l.name.replace('/', "_")));
+            proxy.insert("stat_prefix".into(), json!(name.replace('/', "_")));
             let (key, value) = cluster_choice(&live);
             proxy.insert(key.into(), value);
             let mut chain = json!({"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": proxy}]});
@@ -167,11 +229,11 @@ fn passthrough_listener(l: &Listener, opts: &RenderOptions) -> Option<Value> {
                 chain["filter_chain_match"] = json!({"server_names": [vh.host.display()]});
             }
             Some(chain)
-        })
-        .collect();
+        }));
+    }
     (!chains.is_empty()).then(|| json!({
-        "name": l.name,
-        "address": {"socket_address": {"address": opts.gateway_address, "port_value": l.port}},
+        "name": name,
+        "address": {"socket_address": {"address": opts.gateway_address, "port_value": group[0].port}},
         "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": TLS_INSPECTOR}}],
         "filter_chains": chains,
     }))

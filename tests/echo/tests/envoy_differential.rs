@@ -253,6 +253,29 @@ fn envoy_routes_every_request_where_decide_says() {
             "/hipstershop.CurrencyService/Convert",
             &[],
         ),
+        // Listeners sharing port 8091, merged into one Envoy listener.
+        case(
+            "default/shared-port/foo",
+            "foo.example.com",
+            "GET",
+            "/",
+            &[],
+        ),
+        case(
+            "default/shared-port/foo",
+            "bar.example.com",
+            "GET",
+            "/",
+            &[],
+        ),
+        case(
+            "default/shared-port/foo",
+            "quiet.example.com",
+            "GET",
+            "/",
+            &[],
+        ),
+        case("default/shared-port/foo", "example.org", "GET", "/", &[]),
         case(MESH_LISTENER, "echo.gamma", "GET", "/v1", &[]),
         case(
             MESH_LISTENER,
@@ -275,14 +298,20 @@ fn envoy_routes_every_request_where_decide_says() {
             headers: &c.headers,
             query: &query,
         };
-        let decision = plan
-            .decide(c.listener, &req)
-            .expect("listener and host exist");
         let port = if c.listener == MESH_LISTENER {
             opts.outbound_port
         } else {
             gw(c.listener)
         };
+        // As the agent does: the listener of the port whose hostname fits best, then its routes.
+        let listener = if c.listener == MESH_LISTENER {
+            Some(MESH_LISTENER)
+        } else {
+            plan.listener_for(port, c.host).map(|l| l.name.as_str())
+        };
+        let route = listener
+            .and_then(|l| plan.decide(l, &req))
+            .and_then(|d| d.route);
         let mut r = client
             .request(
                 c.method.parse().unwrap(),
@@ -304,7 +333,7 @@ fn envoy_routes_every_request_where_decide_says() {
         let status = resp.status().as_u16();
         let response_headers = resp.headers().clone();
         let what = format!("{} {} {}{}", c.listener, c.method, c.host, c.path);
-        match decision.route.map(|e| (&e.action, e)) {
+        match route.map(|e| (&e.action, e)) {
             None => assert_eq!(status, 404, "{what}: decide found no route"),
             Some((Action::Redirect, e)) => {
                 let code = e
