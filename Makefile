@@ -7,7 +7,7 @@ CARGO ?= cargo
 BIN := target/release/kubectl-mesh
 CLEAN_EXAMPLES := $(filter-out examples/broken/,$(sort $(dir $(wildcard examples/*/))))
 
-.PHONY: all deps build demo test lint docs bench clean
+.PHONY: all deps build demo test lint docs bench bench-deps clean
 
 all: build
 
@@ -58,11 +58,20 @@ lint:
 docs:
 	UPDATE_DOCS=1 $(CARGO) test -p mesh-model docs_rules_md_is_current
 
-bench: build
+# proxy-bench needs the load generators: wrk (Debian) and oha (crates.io).
+bench-deps: deps
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || \
+		echo "warning: could not install wrk; run: apt-get install wrk"
+	@command -v oha >/dev/null || $(CARGO) install oha --locked --version 1.16.0 || \
+		echo "warning: could not install oha; run: cargo install oha"
+
+bench: build bench-deps
 	$(CARGO) build --release --locked -p mesh-bench -p mesh-webhook
 	target/release/mesh-bench --sizes 1000,10000,50000
 	target/release/mesh-bench --shape contended --sizes 1000,10000,50000
 	target/release/webhook-bench --sizes 1000,10000 --requests 5000
+	target/release/decide-bench --routes 10000
+	PATH="$$HOME/.cargo/bin:$$PATH" target/release/proxy-bench --rounds 3 --seconds 10
 
 clean:
 	$(CARGO) clean
