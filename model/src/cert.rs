@@ -10,6 +10,8 @@ pub struct TlsMaterial {
     /// Expiry, seconds since the Unix epoch.
     pub not_after: i64,
     pub not_before: i64,
+    /// The serial number, in hex.
+    pub serial: String,
 }
 
 fn field(secret: &Secret, key: &str) -> Option<Vec<u8>> {
@@ -33,7 +35,13 @@ pub fn read(secret: &Secret) -> Result<TlsMaterial, String> {
         Ok(None) => return Err("tls.key holds no PEM private key".into()),
         Err(e) => return Err(format!("tls.key is not valid PEM: {e}")),
     }
-    let mut reader = &crt[..];
+    certificate(&crt)
+}
+
+/// Parse the first certificate of a PEM chain (a Secret's `tls.crt`, or an Envoy secret's
+/// `certificate_chain`).
+pub fn certificate(pem: &[u8]) -> Result<TlsMaterial, String> {
+    let mut reader = pem;
     let der = match rustls_pemfile::certs(&mut reader).next() {
         Some(Ok(der)) => der,
         Some(Err(e)) => return Err(format!("tls.crt is not valid PEM: {e}")),
@@ -67,5 +75,6 @@ pub fn read(secret: &Secret) -> Result<TlsMaterial, String> {
         names,
         not_after: cert.validity().not_after.timestamp(),
         not_before: cert.validity().not_before.timestamp(),
+        serial: cert.raw_serial_as_string().replace(':', ""),
     })
 }

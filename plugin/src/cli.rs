@@ -43,6 +43,12 @@ pub enum Command {
     /// Find what the API server would reject and what would silently break traffic.
     #[command(after_long_help = ANALYZE_HELP)]
     Analyze(AnalyzeArgs),
+    /// Show what a proxy is running: listeners, routes, clusters, endpoints, secrets.
+    #[command(name = "proxy-config", after_long_help = PROXY_CONFIG_HELP)]
+    ProxyConfig {
+        #[command(subcommand)]
+        section: ProxyConfigSection,
+    },
     /// Print the plugin's version.
     Version,
     /// Print a shell completion script.
@@ -91,4 +97,71 @@ pub enum Format {
     Json,
     Yaml,
     Sarif,
+}
+
+const PROXY_CONFIG_HELP: &str = "Examples:
+  kubectl mesh proxy-config routes --admin http://127.0.0.1:15000      # mesh-agent or any Envoy
+  kubectl mesh proxy-config clusters --file dump.json                   # a saved /config_dump?include_eds
+  kubectl mesh proxy-config routes --admin localhost:15000 --domain bookinfo -o json | jq .
+  kubectl mesh proxy-config diff before.json --admin http://127.0.0.1:15000
+
+Exit codes: 0 shown, 65 the proxy or file could not be read, 64 usage error.";
+
+#[derive(Subcommand, Debug)]
+pub enum ProxyConfigSection {
+    /// Listeners, one row per filter chain: address, port, protocol and match, destination.
+    Listeners(ProxyConfigArgs),
+    /// Routes: route config, virtual host, domains, every match condition, action, source.
+    Routes(ProxyConfigArgs),
+    /// Clusters: type, load-balancing policy, endpoints, circuit breakers, outlier detection.
+    Clusters(ProxyConfigArgs),
+    /// Endpoints: address, health, outlier check (live proxies), weight, cluster.
+    Endpoints(ProxyConfigArgs),
+    /// Secrets: type, status, certificate validity, serial and dates.
+    Secrets(ProxyConfigArgs),
+    /// Every section.
+    All(ProxyConfigArgs),
+    /// What changed between two configurations, section by section (each an admin URL or a
+    /// dump file).
+    Diff {
+        /// The configuration before: an admin URL (http://host:port) or a dump file.
+        before: String,
+        /// The configuration after.
+        after: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProxyConfigArgs {
+    /// `pod/NAME` or `node/NAME`: the mesh-agent there (needs cluster access).
+    pub target: Option<String>,
+    /// An Envoy-compatible admin API: mesh-agent, or Envoy as run by Cilium, Istio or Envoy Gateway.
+    #[arg(long, conflicts_with_all = ["file", "target"])]
+    pub admin: Option<String>,
+    /// A saved `/config_dump` (take it with `?include_eds` to have endpoints).
+    #[arg(long, conflicts_with = "target")]
+    pub file: Option<String>,
+    /// Output format: a table, names only, or the raw sections.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
+    /// Only the listener, route configuration, cluster or secret of this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only listeners on this port (and the routes they serve).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Only virtual hosts whose domains cover this host.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only this cluster (its endpoints, and the routes that send to it).
+    #[arg(long)]
+    pub cluster: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Table,
+    Short,
+    Json,
+    Yaml,
 }

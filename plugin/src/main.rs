@@ -6,8 +6,11 @@
 
 mod analyze;
 mod cli;
+mod dump;
+mod proxy_config;
 mod report;
 mod suppress;
+mod table;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         cli::Command::Analyze(args) => analyze::run(&cli.global, &args),
+        cli::Command::ProxyConfig { section } => proxy_config::run(&cli.global, &section),
         cli::Command::Version => print(&format!("kubectl-mesh {}\n", env!("CARGO_PKG_VERSION"))),
         cli::Command::Completion { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
