@@ -169,6 +169,7 @@ async fn admin(
                         "/clusters" if req.uri().query() == Some("format=json") => (200, render::clusters_json(&plan).to_string()),
                         "/clusters" => (200, clusters_text(&plan)),
                         "/stats/prometheus" => (200, proxy.stats.prometheus()),
+                        "/explain" => explain(&plan, req.uri().query().unwrap_or(""), render.outbound_port),
                         _ => (404, "not found\n".into()),
                     };
                     let mut r = hyper::Response::new(http_body_util::Full::new(
@@ -333,6 +334,45 @@ fn fingerprint(dir: &std::path::Path) -> Vec<u8> {
         out.extend(std::fs::read(&f).unwrap_or_default());
     }
     out
+}
+
+/// `/explain?url=URL[&method=M][&header=Name:%20value]...[&sni=NAME]`: why the agent would
+/// send that request where it does (JSON; `kubectl mesh explain --admin` prints it). The
+/// listener is picked as for a real request: the outbound entry on its port, else the Gateway
+/// listener of the port whose hostname fits best.
+fn explain(plan: &Plan, query: &str, outbound_port: u16) -> (u16, String) {
+    let mut url = None;
+    let mut method = "GET".to_string();
+    let mut headers = Vec::new();
+    let mut sni = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "url" => url = Some(v.into_owned()),
+            "method" => method = v.into_owned(),
+            "header" => headers.push(v.into_owned()),
+            "sni" => sni = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let Some(url) = url else {
+        return (
+            400,
+            "give the request as ?url=http://HOST:PORT/PATH[&method=GET][&header=Name:%20value]\n"
+                .into(),
+        );
+    };
+    match mesh_model::plan::explain::Question::parse(&url, &method, &headers, sni.as_deref()) {
+        Ok(q) => {
+            let listener = if q.port == outbound_port {
+                Some(MESH_LISTENER)
+            } else {
+                plan.listener_for(q.port, &q.host).map(|l| l.name.as_str())
+            };
+            let e = mesh_model::plan::explain::explain(plan, listener, &q);
+            (200, serde_json::to_string(&e).unwrap_or_default())
+        }
+        Err(e) => (400, format!("{e}\n")),
+    }
 }
 
 /// `/clusters` as Envoy prints it: `cluster::address:port::field::value` lines.

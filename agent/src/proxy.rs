@@ -11,6 +11,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use mesh_model::plan::rewrite;
 use mesh_model::plan::{
     query_pairs, Action, Cluster, Endpoint, Plan, Request as RouteRequest, RouteEntry,
     UpstreamProtocol, WeightedBackend, MESH_LISTENER,
@@ -234,88 +235,6 @@ fn response_modifiers(filters: &[&Filter], headers: &mut hyper::HeaderMap) {
     }
 }
 
-/// The path after a ReplacePrefixMatch: the matched prefix replaced, the rest kept, with the
-/// spec's table of cases (`/foo/bar` with `/foo` → `/xyz` is `/xyz/bar`; `/foo` → `/` is `/`).
-pub fn replace_prefix(path: &str, matched: &str, replacement: &str) -> String {
-    let rest = if matched == "/" {
-        path
-    } else {
-        path.get(matched.len()..).unwrap_or("")
-    };
-    let rest = rest.trim_start_matches('/');
-    let base = replacement.trim_end_matches('/');
-    match (base.is_empty(), rest.is_empty()) {
-        (true, true) => "/".to_string(),
-        (true, false) => format!("/{rest}"),
-        (false, true) => {
-            if path.ends_with('/') && path != matched.trim_end_matches('/') && replacement != "/" {
-                format!("{base}/")
-            } else {
-                base.to_string()
-            }
-        }
-        (false, false) => format!("{base}/{rest}"),
-    }
-}
-
-fn matched_prefix(e: &RouteEntry) -> &str {
-    match &e.matcher.path {
-        mesh_model::plan::PathMatch::Prefix(p) => p,
-        _ => "/",
-    }
-}
-
-/// The Location of a RequestRedirect: scheme, host and port from the filter or the request;
-/// the default port of the scheme is left out, as the spec says.
-fn location(
-    e: &RouteEntry,
-    scheme: &str,
-    host: &str,
-    port: u16,
-    path: &str,
-    query: Option<&str>,
-) -> (StatusCode, String) {
-    let Some(r) = e.filters.iter().find_map(|f| f.request_redirect.as_ref()) else {
-        return (StatusCode::FOUND, path.to_string());
-    };
-    let scheme = r
-        .scheme
-        .as_ref()
-        .map(|s| format!("{s:?}").to_ascii_lowercase())
-        .unwrap_or_else(|| scheme.to_string());
-    let host = r.hostname.clone().unwrap_or_else(|| host.to_string());
-    let port = match (r.port, &r.scheme) {
-        (Some(p), _) => p as u16,
-        (None, Some(_)) => {
-            if scheme == "https" {
-                443
-            } else {
-                80
-            }
-        }
-        (None, None) => port,
-    };
-    let path = match r.path.as_ref() {
-        Some(p) if p.replace_full_path.is_some() => p.replace_full_path.clone().unwrap_or_default(),
-        Some(p) => replace_prefix(
-            path,
-            matched_prefix(e),
-            p.replace_prefix_match.as_deref().unwrap_or("/"),
-        ),
-        None => path.to_string(),
-    };
-    let default_port = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
-    let authority = if default_port {
-        host
-    } else {
-        format!("{host}:{port}")
-    };
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    let code =
-        StatusCode::from_u16(r.status_code.unwrap_or(302) as u16).unwrap_or(StatusCode::FOUND);
-    (code, format!("{scheme}://{authority}{path}{query}"))
-}
-
 impl Proxy {
     /// The endpoints that get a copy of this request: one per RequestMirror filter whose
     /// backend resolves, sampled by its percent or fraction.
@@ -471,7 +390,9 @@ impl Proxy {
         };
         match &entry.action {
             Action::Redirect => {
-                let (code, loc) = location(entry, inbound.scheme, host, port, path, query_text);
+                let (code, loc) =
+                    rewrite::location(entry, inbound.scheme, host, port, path, query_text);
+                let code = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
                 let mut r = answer(code, "");
                 if let Ok(v) = HeaderValue::try_from(loc) {
                     r.headers_mut().insert(LOCATION, v);
@@ -532,20 +453,9 @@ impl Proxy {
         query: Option<&str>,
     ) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
-        let mut new_path = path.to_string();
-        for rw in filters.iter().filter_map(|f| f.url_rewrite.as_ref()) {
-            if let Some(h) = &rw.hostname {
-                if let Ok(v) = HeaderValue::try_from(h.as_str()) {
-                    parts.headers.insert(HOST, v);
-                }
-            }
-            if let Some(p) = &rw.path {
-                new_path = match (&p.replace_full_path, &p.replace_prefix_match) {
-                    (Some(full), _) => full.clone(),
-                    (None, Some(prefix)) => replace_prefix(path, matched_prefix(entry), prefix),
-                    _ => new_path,
-                };
-            }
+        let (new_path, new_host) = rewrite::rewritten(entry, filters.iter().copied(), path);
+        if let Some(v) = new_host.and_then(|h| HeaderValue::try_from(h).ok()) {
+            parts.headers.insert(HOST, v);
         }
         request_modifiers(filters, &mut parts.headers);
         let xff = match parts
@@ -652,19 +562,5 @@ mod tests {
         assert_eq!(percent_encode("100% é"), "100%25 %C3%A9");
         assert_eq!(grpc_status(StatusCode::NOT_FOUND), 12);
         assert_eq!(grpc_status(StatusCode::GATEWAY_TIMEOUT), 14);
-    }
-
-    #[test]
-    fn replace_prefix_follows_the_spec_table() {
-        assert_eq!(replace_prefix("/foo/bar", "/foo", "/xyz"), "/xyz/bar");
-        assert_eq!(replace_prefix("/foo", "/foo", "/xyz"), "/xyz");
-        assert_eq!(replace_prefix("/foo/", "/foo", "/xyz"), "/xyz/");
-        assert_eq!(replace_prefix("/foo/bar", "/foo", ""), "/bar");
-        assert_eq!(replace_prefix("/foo", "/foo", "/"), "/");
-        assert_eq!(replace_prefix("/prefix/one", "/prefix/one", "/one"), "/one");
-        assert_eq!(
-            replace_prefix("/prefix/one/two", "/prefix/one", "/one"),
-            "/one/two"
-        );
     }
 }

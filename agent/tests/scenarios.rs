@@ -25,6 +25,8 @@ struct Agent {
     admin: u16,
     /// Every request any backend received.
     seen: Arc<Mutex<Vec<Value>>>,
+    /// The backend (its `pod` name) listening at each endpoint `address:port`.
+    pods: std::collections::BTreeMap<String, String>,
 }
 
 impl Drop for Agent {
@@ -65,6 +67,7 @@ async fn start() -> Agent {
     let plan = mesh_model::plan::compile(&mesh_model::Snapshot::new(objects));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut started = BTreeSet::new();
+    let mut pods = std::collections::BTreeMap::new();
     // The passthrough backend terminates TLS itself: the passthrough test runs it.
     for c in plan
         .clusters
@@ -79,6 +82,7 @@ async fn start() -> Agent {
             .to_string();
         for e in &c.endpoints {
             if started.insert((e.address.clone(), e.port)) {
+                pods.insert(format!("{}:{}", e.address, e.port), service.clone());
                 let args = mesh_echo::Args {
                     listen: format!("{}:{}", e.address, e.port).parse().unwrap(),
                     pod: service.clone(),
@@ -113,6 +117,7 @@ async fn start() -> Agent {
         outbound,
         admin,
         seen,
+        pods,
     };
     let client = reqwest::Client::new();
     for _ in 0..100 {
@@ -735,4 +740,125 @@ async fn grpc_calls_cross_the_agent_over_h2c() {
     let resp = call("Convert").await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["grpc-status"], "12");
+}
+
+/// `explain` cannot disagree with the proxy: for a pseudo-random set of requests over the
+/// examples' listeners, the agent's `/explain` predicts what the same request then gets (the
+/// backend that answers, the redirect, or the local answer's status).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_agrees_with_the_proxy() {
+    use mesh_model::plan::explain::Explanation;
+
+    let _serial = SERIAL.lock().await;
+    let a = start().await;
+    let c = client();
+    let targets: Vec<(u16, &str)> = vec![
+        (8080, "bookinfo"),
+        (8081, "acme"),
+        (8082, "lab"),
+        (8082, "lab.example"),
+        (8083, "grpc"),
+        (8091, "foo.example.com"),
+        (8091, "bar.example.com"),
+        (8091, "quiet.example.com"),
+        (a.outbound, "echo.gamma"),
+        (a.outbound, "echo"),
+        (a.outbound, "details.default"),
+        (a.outbound, "nowhere.example"),
+    ];
+    let paths = [
+        "/",
+        "/details/1",
+        "/detailsx",
+        "/product",
+        "/careers/jobs",
+        "/hr",
+        "/echo",
+        "/cilium-add-a-request-header",
+        "/multiple",
+        "/prefix/one",
+        "/original-prefix",
+        "/path-and-status",
+        "/scheme-and-host",
+        "/v1",
+        "/v2",
+        "/v1/x",
+        "/load-balancing",
+        "/canary",
+        "/?great=example",
+        "/nothing",
+    ];
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n
+    };
+    let mut outcomes = BTreeSet::new();
+    for _ in 0..200 {
+        let (port, host) = targets[next(targets.len())];
+        let path = paths[next(paths.len())];
+        let header = (next(2) == 0).then_some(("magic", "foo"));
+        let url = format!("http://{host}:{port}{path}");
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("url", &url);
+        if let Some((k, v)) = header {
+            q.append_pair("header", &format!("{k}: {v}"));
+        }
+        let e: Explanation = c
+            .get(format!(
+                "http://127.0.0.1:{}/explain?{}",
+                a.admin,
+                q.finish()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let addr = if port == a.outbound {
+            "127.0.0.1"
+        } else {
+            GATEWAY
+        };
+        let headers: Vec<(&str, &str)> = header.into_iter().collect();
+        let (status, response_headers, body) =
+            get(&c, &format!("http://{addr}:{port}{path}"), host, &headers).await;
+        let what = format!("{url} {header:?}: explained {e:?}");
+        match e.outcome.as_str() {
+            "forward" => {
+                let pods: BTreeSet<&String> = e
+                    .backends
+                    .iter()
+                    .filter(|b| b.weight > 0)
+                    .flat_map(|b| &b.endpoints)
+                    .filter_map(|ep| a.pods.get(ep))
+                    .collect();
+                assert_eq!(status, 200, "{what}");
+                let pod = body["pod"].as_str().unwrap().to_string();
+                assert!(pods.contains(&pod), "{what}: answered by {pod}");
+            }
+            "redirect" => {
+                assert_eq!(Some(status), e.redirect_status, "{what}");
+                assert_eq!(
+                    response_headers
+                        .get("location")
+                        .and_then(|v| v.to_str().ok()),
+                    e.location.as_deref(),
+                    "{what}"
+                );
+            }
+            other => {
+                let code: u16 = other[..3].parse().unwrap();
+                assert_eq!(status, code, "{what}");
+            }
+        }
+        outcomes.insert(e.outcome[..3].to_string());
+    }
+    assert!(
+        ["for", "red", "404"].iter().all(|o| outcomes.contains(*o)),
+        "the requests cover forwards, redirects and misses: {outcomes:?}"
+    );
 }

@@ -49,6 +49,9 @@ pub enum Command {
         #[command(subcommand)]
         section: ProxyConfigSection,
     },
+    /// Why a request goes where it goes: listener, route, filters, backends, or why not.
+    #[command(after_long_help = EXPLAIN_HELP)]
+    Explain(ExplainArgs),
     /// Print the plugin's version.
     Version,
     /// Print a shell completion script.
@@ -162,6 +165,47 @@ pub struct ProxyConfigArgs {
 pub enum TableFormat {
     Table,
     Short,
+    Json,
+    Yaml,
+}
+
+const EXPLAIN_HELP: &str = "Examples:
+  kubectl mesh explain http://bookinfo:8080/details/1 -f examples/          # compiled from files
+  kubectl mesh explain 'http://x:8080/?great=example' -H 'magic: foo' -f examples/
+  kubectl mesh explain http://echo.gamma/v2 --admin http://127.0.0.1:15000   # a running mesh-agent
+  kubectl mesh explain https://any:443/ --sni nginx.example.com -f examples/tls
+
+The URL's port picks the Gateway listener (the outbound entry for a mesh Service name); the
+Host header, if given, replaces the URL's host. Exit codes: 0 explained, 65 unreadable input or
+agent, 64 usage error.";
+
+#[derive(Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// The request's URL, as curl takes it.
+    pub url: String,
+    /// Method.
+    #[arg(short = 'X', long = "request", default_value = "GET")]
+    pub method: String,
+    /// A header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// TLS server name, for TLS passthrough listeners.
+    #[arg(long)]
+    pub sni: Option<String>,
+    /// Files and directories of Gateway API objects to compile.
+    #[arg(short = 'f', long = "filename", conflicts_with = "admin")]
+    pub files: Vec<String>,
+    /// A running mesh-agent's admin API.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ExplainFormat::Text)]
+    pub output: ExplainFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainFormat {
+    Text,
     Json,
     Yaml,
 }

@@ -7,6 +7,7 @@
 mod analyze;
 mod cli;
 mod dump;
+mod explain;
 mod proxy_config;
 mod report;
 mod suppress;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
     ExitCode::from(match cli.command {
         cli::Command::Analyze(args) => analyze::run(&cli.global, &args),
         cli::Command::ProxyConfig { section } => proxy_config::run(&cli.global, &section),
+        cli::Command::Explain(args) => explain::run(&cli.global, &args),
         cli::Command::Version => print(&format!("kubectl-mesh {}\n", env!("CARGO_PKG_VERSION"))),
         cli::Command::Completion { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();

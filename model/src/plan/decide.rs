@@ -102,7 +102,7 @@ impl ListenerIndex {
     }
 
     /// Exact name first, then the longest wildcard, then the catch-all.
-    fn host(&self, host: &str) -> Option<usize> {
+    pub(crate) fn host(&self, host: &str) -> Option<usize> {
         let host: Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(host.to_ascii_lowercase())
         } else {

@@ -23,6 +23,14 @@ impl Pattern {
     fn matches(&self, value: &str) -> bool {
         self.0.is_match(value)
     }
+
+    /// The pattern as written in the route (without the anchors added here).
+    pub fn source(&self) -> &str {
+        let s = self.0.as_str();
+        s.strip_prefix("^(?:")
+            .and_then(|s| s.strip_suffix(")$"))
+            .unwrap_or(s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +83,42 @@ impl ValueMatch {
     }
 }
 
+impl std::fmt::Display for PathMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathMatch::Exact(p) => write!(f, "Exact {p}"),
+            PathMatch::Prefix(p) => write!(f, "PathPrefix {p}"),
+            PathMatch::Regex(r) => write!(f, "RegularExpression {}", r.source()),
+        }
+    }
+}
+
+impl std::fmt::Display for ValueMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueMatch::Exact(v) => write!(f, "= {v:?}"),
+            ValueMatch::Regex(r) => write!(f, "~ {}", r.source()),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    /// `PathPrefix /a, method GET, header x = "1", query v ~ 2.*`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path)?;
+        if let Some(m) = &self.method {
+            write!(f, ", method {m}")?;
+        }
+        for h in &self.headers {
+            write!(f, ", header {} {}", h.name, h.value)?;
+        }
+        for q in &self.query {
+            write!(f, ", query {} {}", q.name, q.value)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeaderMatch {
     /// Lower-cased: header names are case-insensitive.
@@ -113,6 +157,36 @@ impl Matcher {
 
     pub fn accepts(&self, req: &super::Request<'_>) -> bool {
         self.path.matches(req.path) && self.accepts_rest(req)
+    }
+
+    /// Why the match does not take a request: its first condition that fails, in the order
+    /// path, method, headers, query (`kubectl mesh explain`). `None` when it accepts.
+    pub fn mismatch(&self, req: &super::Request<'_>) -> Option<String> {
+        if !self.path.matches(req.path) {
+            return Some(format!("path: {} does not match {:?}", self.path, req.path));
+        }
+        if let Some(m) = self.method.as_deref().filter(|m| *m != req.method) {
+            return Some(format!("method: wants {m}, got {}", req.method));
+        }
+        for h in &self.headers {
+            match req.header(&h.name) {
+                None => return Some(format!("header: {} {} is missing", h.name, h.value)),
+                Some(v) if !h.value.matches(&v) => {
+                    return Some(format!("header: {} {}, got {v:?}", h.name, h.value))
+                }
+                Some(_) => {}
+            }
+        }
+        for q in &self.query {
+            match req.query_param(&q.name) {
+                None => return Some(format!("query: {} {} is missing", q.name, q.value)),
+                Some(v) if !q.value.matches(v) => {
+                    return Some(format!("query: {} {}, got {v:?}", q.name, q.value))
+                }
+                Some(_) => {}
+            }
+        }
+        None
     }
 
     /// The spec's precedence between matches of one hostname, most specific first: Exact

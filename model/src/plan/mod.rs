@@ -7,8 +7,10 @@
 
 pub mod compile;
 pub mod decide;
+pub mod explain;
 pub mod matcher;
 pub mod render;
+pub mod rewrite;
 pub mod status;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,351 @@
+//! Why a request goes where it goes: the listener, virtual host and route `Plan::decide`
+//! picks (the datapath's own function, so the explanation cannot disagree with the proxy), the
+//! filters in order, the request the backend sees, the backends with their weights and
+//! endpoints or the redirect, and for every other route the first reason it did not match.
+
+use serde::{Deserialize, Serialize};
+
+use super::{rewrite, Action, Plan, Protocol, Request, MESH_LISTENER};
+
+/// The request to explain.
+#[derive(Debug, Clone, Default)]
+pub struct Question {
+    pub method: String,
+    pub scheme: String,
+    /// Host without port (the Host header, or the TLS SNI).
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: Option<String>,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Question {
+    /// The request `curl -X METHOD -H 'Name: value' URL` would send; with `sni`, the TLS
+    /// server name a passthrough listener routes by (and the host matched).
+    pub fn parse(
+        url: &str,
+        method: &str,
+        headers: &[String],
+        sni: Option<&str>,
+    ) -> Result<Question, String> {
+        let u = url::Url::parse(url).map_err(|e| {
+            format!("{url:?} is not a URL ({e}): give it as http://HOST[:PORT]/PATH")
+        })?;
+        let mut parsed = Vec::new();
+        for h in headers {
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| format!("header {h:?}: write it as 'Name: value'"))?;
+            parsed.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let host = match sni {
+            Some(s) => s.to_string(),
+            None => parsed
+                .iter()
+                .find(|(k, _)| k == "host")
+                .map(|(_, v)| {
+                    v.rsplit_once(':')
+                        .map_or(v.as_str(), |(h, _)| h)
+                        .to_string()
+                })
+                .or_else(|| u.host_str().map(str::to_string))
+                .ok_or_else(|| format!("{url:?} has no host"))?,
+        };
+        Ok(Question {
+            method: method.to_ascii_uppercase(),
+            scheme: u.scheme().to_string(),
+            host,
+            port: u.port_or_known_default().unwrap_or(80),
+            path: u.path().to_string(),
+            query: u.query().map(str::to_string),
+            headers: parsed,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Route {
+    /// `HTTPRoute namespace/name`.
+    pub source: String,
+    pub rule: usize,
+    #[serde(rename = "match")]
+    pub matched: usize,
+    pub matcher: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Backend {
+    /// `namespace/name:port`, or `None` for a reference that does not resolve (its share
+    /// gets 500).
+    pub cluster: Option<String>,
+    pub weight: u32,
+    /// Share of requests, in percent.
+    pub share: f64,
+    pub endpoints: Vec<String>,
+    /// The backendRef's own filters, applied after the rule's.
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Miss {
+    pub source: String,
+    pub rule: usize,
+    #[serde(rename = "match")]
+    pub matched: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Explanation {
+    pub request: String,
+    pub listener: Option<String>,
+    pub virtual_host: Option<String>,
+    pub route: Option<Route>,
+    /// The rule's filters, in order.
+    pub filters: Vec<String>,
+    /// What happens: `forward`, `redirect`, or the local answer (`404 ...`, `500 ...`).
+    pub outcome: String,
+    /// The path and Host the backend sees (after URLRewrite).
+    pub forwarded_path: Option<String>,
+    pub forwarded_host: Option<String>,
+    pub backends: Vec<Backend>,
+    pub redirect_status: Option<u16>,
+    pub location: Option<String>,
+    pub timeout_ms: Option<u64>,
+    /// Routes that did not take the request, and why.
+    pub not_matched: Vec<Miss>,
+}
+
+/// A filter as `Type: {fields}`.
+fn describe(f: &crate::route::Filter) -> String {
+    let mut v = serde_json::to_value(f).unwrap_or_default();
+    let ty = v
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .to_string();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("type");
+    }
+    let body = v
+        .as_object()
+        .and_then(|m| m.values().next())
+        .map(|x| x.to_string())
+        .unwrap_or_default();
+    format!("{ty}: {body}")
+}
+
+fn source(s: &super::Source) -> String {
+    format!("{} {}/{}", s.kind, s.namespace, s.name)
+}
+
+impl Plan {
+    /// The listener a request reaches offline: a Gateway listener on its port whose hostname
+    /// fits, else the mesh entry when a Service of that name is in the mesh.
+    pub fn entry_for(&self, port: u16, host: &str) -> Option<&super::Listener> {
+        self.listener_for(port, host).or_else(|| {
+            self.listeners
+                .iter()
+                .find(|l| l.name == MESH_LISTENER && l.index.host(host).is_some())
+        })
+    }
+}
+
+/// Explain `q` on `listener` (as the proxy would pick it; `None`: no listener takes it).
+pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation {
+    let query = q
+        .query
+        .as_deref()
+        .map(super::query_pairs)
+        .unwrap_or_default();
+    let headers: Vec<(&str, &str)> = q
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let req = Request {
+        host: &q.host,
+        path: &q.path,
+        method: &q.method,
+        headers: &headers,
+        query: &query,
+    };
+    let mut out = Explanation {
+        request: format!(
+            "{} {}://{}:{}{}{}",
+            q.method,
+            q.scheme,
+            q.host,
+            q.port,
+            q.path,
+            q.query
+                .as_deref()
+                .map(|x| format!("?{x}"))
+                .unwrap_or_default()
+        ),
+        listener: listener.map(str::to_string),
+        virtual_host: None,
+        route: None,
+        filters: Vec::new(),
+        outcome: String::new(),
+        forwarded_path: None,
+        forwarded_host: None,
+        backends: Vec::new(),
+        redirect_status: None,
+        location: None,
+        timeout_ms: None,
+        not_matched: Vec::new(),
+    };
+    let Some(l) = listener.and_then(|name| plan.listeners.iter().find(|l| l.name == name)) else {
+        out.outcome = format!("404 no listener on port {} takes host {:?}", q.port, q.host);
+        return out;
+    };
+    let decision = plan.decide(&l.name, &req);
+    let chosen = decision.as_ref().and_then(|d| d.route);
+    out.virtual_host = decision.as_ref().map(|d| d.virtual_host.host.display());
+    // Every other route of the listener, with the first reason it did not take the request
+    // (a Service's own catch-all entry in the mesh is not a route, and is left out).
+    let mut other_hosts: Vec<(&super::Source, Vec<String>)> = Vec::new();
+    for vh in &l.virtual_hosts {
+        let here = decision
+            .as_ref()
+            .is_some_and(|d| std::ptr::eq(d.virtual_host, vh));
+        for e in vh.routes.iter().filter(|e| e.source.kind != "Service") {
+            if chosen.is_some_and(|c| std::ptr::eq(c, e)) || (here && l.protocol == Protocol::Tls) {
+                continue;
+            }
+            if !here {
+                match other_hosts.iter_mut().find(|(s, _)| *s == &e.source) {
+                    Some((_, hosts)) => hosts.push(vh.host.display()),
+                    None => other_hosts.push((&e.source, vec![vh.host.display()])),
+                }
+                continue;
+            }
+            let reason = match e.matcher.mismatch(&req) {
+                Some(r) => r,
+                None => format!(
+                    "matches too, but {} takes precedence",
+                    chosen.map(|c| source(&c.source)).unwrap_or_default()
+                ),
+            };
+            out.not_matched.push(Miss {
+                source: source(&e.source),
+                rule: e.source.rule,
+                matched: e.source.matched,
+                reason,
+            });
+        }
+    }
+    // A route seen in the chosen virtual host is not "elsewhere" (GAMMA repeats each route
+    // under every name of its Service).
+    let seen_here = |s: &super::Source| {
+        decision
+            .as_ref()
+            .is_some_and(|d| d.virtual_host.routes.iter().any(|e| e.source == *s))
+    };
+    for (s, hosts) in other_hosts.into_iter().filter(|(s, _)| !seen_here(s)) {
+        out.not_matched.push(Miss {
+            source: source(s),
+            rule: s.rule,
+            matched: s.matched,
+            reason: format!("hostname: {} does not cover {:?}", hosts.join(", "), q.host),
+        });
+    }
+    // Routes meant for this Gateway (or the mesh) that are not attached, and why.
+    let parent = match l.name.rsplit_once('/') {
+        _ if l.name == MESH_LISTENER => "Service ".to_string(),
+        Some((gateway, _)) => format!("Gateway {gateway}"),
+        None => l.name.clone(),
+    };
+    for r in &plan.route_status {
+        for p in r.parents.iter().filter(|p| p.parent.starts_with(&parent)) {
+            if let Some(c) = p
+                .conditions
+                .iter()
+                .find(|c| c.kind == "Accepted" && !c.status)
+            {
+                out.not_matched.push(Miss {
+                    source: format!("{} {}/{}", r.kind, r.namespace, r.name),
+                    rule: 0,
+                    matched: 0,
+                    reason: format!("not attached to {}: {} ({})", p.parent, c.reason, c.message),
+                });
+            }
+        }
+    }
+    let Some(e) = chosen else {
+        out.outcome = "404 no route matches".into();
+        return out;
+    };
+    out.route = Some(Route {
+        source: source(&e.source),
+        rule: e.source.rule,
+        matched: e.source.matched,
+        matcher: e.matcher.to_string(),
+    });
+    out.filters = e.filters.iter().map(describe).collect();
+    out.timeout_ms = e.deadline_ms();
+    match &e.action {
+        Action::Redirect => {
+            let (status, location) =
+                rewrite::location(e, &q.scheme, &q.host, q.port, &q.path, q.query.as_deref());
+            out.outcome = "redirect".into();
+            out.redirect_status = Some(status);
+            out.location = Some(location);
+        }
+        Action::Forward(backends) => {
+            // A passthrough connection is forwarded as is: no path, no Host.
+            if l.protocol != Protocol::Tls {
+                let (path, host) = rewrite::rewritten(e, &e.filters, &q.path);
+                out.forwarded_path = Some(path);
+                out.forwarded_host = host;
+            }
+            let total: u32 = backends.iter().map(|b| b.weight).sum();
+            out.backends = backends
+                .iter()
+                .map(|b| Backend {
+                    cluster: b.cluster.clone(),
+                    weight: b.weight,
+                    share: if total == 0 {
+                        0.0
+                    } else {
+                        f64::from(b.weight) * 100.0 / f64::from(total)
+                    },
+                    endpoints: b
+                        .cluster
+                        .as_ref()
+                        .and_then(|c| plan.clusters.get(c))
+                        .map(|c| {
+                            c.endpoints
+                                .iter()
+                                .map(|ep| format!("{}:{}", ep.address, ep.port))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    filters: b.filters.iter().map(describe).collect(),
+                })
+                .collect();
+            out.outcome = if total == 0 {
+                "500 no backend with a positive weight".into()
+            } else if backends
+                .iter()
+                .all(|b| b.weight == 0 || b.cluster.is_none())
+            {
+                "500 invalid backend".into()
+            } else if backends.iter().filter(|b| b.weight > 0).all(|b| {
+                b.cluster
+                    .as_ref()
+                    .and_then(|c| plan.clusters.get(c))
+                    .is_none_or(|c| c.endpoints.is_empty())
+            }) {
+                "503 no ready endpoints".into()
+            } else {
+                "forward".into()
+            };
+        }
+    }
+    out
+}
