@@ -58,6 +58,8 @@ struct Status {
     reloads: u64,
     /// When the Plan in force was loaded (RFC 3339), for the config dump.
     last_updated: String,
+    /// When the folder was last loaded, successfully or not (RFC 3339).
+    last_reload: String,
     /// SHA-256 of the Plan in force, rendered: equal hashes mean agents run the same config.
     plan_hash: String,
 }
@@ -163,7 +165,7 @@ async fn admin(
                         "/ready" => (503, format!("no configuration loaded\n{}\n", s.last_error.unwrap_or_default())),
                         "/server_info" => (
                             200,
-                            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": if s.loaded { "LIVE" } else { "INITIALIZING" }, "reloads": s.reloads, "plan_hash": s.plan_hash, "last_reload_error": s.last_error}).to_string(),
+                            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "state": if s.loaded { "LIVE" } else { "INITIALIZING" }, "reloads": s.reloads, "plan_hash": s.plan_hash, "plan_loaded": s.last_updated, "last_reload": s.last_reload, "last_reload_error": s.last_error}).to_string(),
                         ),
                         "/config_dump" => (200, render::config_dump(&plan, &render, &s.last_updated).to_string()),
                         "/clusters" if req.uri().query() == Some("format=json") => (200, render::clusters_json(&plan).to_string()),
@@ -285,6 +287,7 @@ async fn run(args: Args) {
                         s.last_error = None;
                         s.reloads += 1;
                         s.last_updated = jiff::Timestamp::now().to_string();
+                        s.last_reload = s.last_updated.clone();
                         s.plan_hash = hash;
                     }
                     tracing::info!("configuration loaded");
@@ -294,6 +297,7 @@ async fn run(args: Args) {
                     tracing::error!(error = %e, "configuration rejected; keeping the last good one");
                     if let Ok(mut s) = status.lock() {
                         s.last_error = Some(e);
+                        s.last_reload = jiff::Timestamp::now().to_string();
                     }
                 }
             }

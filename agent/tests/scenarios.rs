@@ -862,3 +862,24 @@ async fn explain_agrees_with_the_proxy() {
         "the requests cover forwards, redirects and misses: {outcomes:?}"
     );
 }
+
+/// `kubectl mesh proxy-status` compares an agent's Plan hash with the Plan compiled from files:
+/// the agent's (loaded through the slim check) equals the full compile's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_info_hash_is_the_hash_of_the_files_plan() {
+    let _serial = SERIAL.lock().await;
+    let a = start().await;
+    let info = admin_json(&client(), a.admin, "/server_info").await;
+    let source = mesh_model::load::FileSource {
+        inputs: vec![mesh_model::load::Input::Path(a.dir.clone())],
+    };
+    let (objects, _) = mesh_model::load::ObjectSource::objects(&source, &Default::default());
+    let plan = mesh_model::plan::compile(&mesh_model::Snapshot::new(objects));
+    assert_eq!(
+        info["plan_hash"],
+        mesh_model::plan::render::plan_hash(&plan)
+    );
+    assert!(info["last_reload"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("20")));
+}

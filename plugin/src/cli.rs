@@ -52,6 +52,9 @@ pub enum Command {
     /// Why a request goes where it goes: listener, route, filters, backends, or why not.
     #[command(after_long_help = EXPLAIN_HELP)]
     Explain(ExplainArgs),
+    /// Whether each mesh-agent runs the configuration it should: SYNCED, STALE or ERROR.
+    #[command(name = "proxy-status", after_long_help = PROXY_STATUS_HELP)]
+    ProxyStatus(ProxyStatusArgs),
     /// Print the plugin's version.
     Version,
     /// Print a shell completion script.
@@ -208,4 +211,26 @@ pub enum ExplainFormat {
     Text,
     Json,
     Yaml,
+}
+
+const PROXY_STATUS_HELP: &str = "Examples:
+  kubectl mesh proxy-status --admin http://127.0.0.1:15000 -f examples/     # standalone agent vs files
+  kubectl mesh proxy-status --admin node-a:15000 --admin node-b:15000 -f ./config
+
+STATUS is SYNCED when the agent's Plan hash equals the hash of the Plan compiled from -f, STALE
+when it differs, ERROR when the agent cannot be reached or its last reload was refused. Without
+-f the agents' own state is shown. Exit codes: 0 all SYNCED (or no -f), 79 some STALE or ERROR,
+65 unreadable files, 64 usage error.";
+
+#[derive(Args, Debug, Clone)]
+pub struct ProxyStatusArgs {
+    /// A mesh-agent admin API (repeatable). Without it, every node's agent (needs cluster access).
+    #[arg(long)]
+    pub admin: Vec<String>,
+    /// The configuration the agents should run: files and directories of Gateway API YAML.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ExplainFormat::Text)]
+    pub output: ExplainFormat,
 }

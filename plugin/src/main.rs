@@ -9,6 +9,7 @@ mod cli;
 mod dump;
 mod explain;
 mod proxy_config;
+mod proxy_status;
 mod report;
 mod suppress;
 mod table;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         cli::Command::Analyze(args) => analyze::run(&cli.global, &args),
         cli::Command::ProxyConfig { section } => proxy_config::run(&cli.global, &section),
         cli::Command::Explain(args) => explain::run(&cli.global, &args),
+        cli::Command::ProxyStatus(args) => proxy_status::run(&cli.global, &args),
         cli::Command::Version => print(&format!("kubectl-mesh {}\n", env!("CARGO_PKG_VERSION"))),
         cli::Command::Completion { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();

@@ -4,8 +4,8 @@
 /// A status word in color: good (green), bad (red), or in between (yellow).
 fn paint(cell: &str) -> String {
     let code = match cell {
-        "HEALTHY" | "ACTIVE" | "OK" | "true" => "32",
-        "UNHEALTHY" | "FAILED" | "false" | "EXPIRED" => "31;1",
+        "HEALTHY" | "ACTIVE" | "OK" | "true" | "SYNCED" => "32",
+        "UNHEALTHY" | "FAILED" | "false" | "EXPIRED" | "ERROR" => "31;1",
         "-" => return cell.to_string(),
         _ => "33",
     };
