@@ -50,3 +50,12 @@ for split in load-balancing canary; do
 done
 echo
 echo "(mesh-agent admin: http://127.0.0.1:15000/server_info -> $(curl -s http://127.0.0.1:15000/server_info))"
+
+echo
+echo "== What the agent runs, and why a request goes where it goes (kubectl mesh)"
+echo "\$ kubectl mesh proxy-config routes --admin http://127.0.0.1:15000 --port 8080"
+"$BIN/kubectl-mesh" proxy-config routes --admin http://127.0.0.1:15000 --port 8080
+echo "\$ kubectl mesh explain http://echo:15001/canary --admin http://127.0.0.1:15000"
+"$BIN/kubectl-mesh" explain http://echo:15001/canary --admin http://127.0.0.1:15000 | head -n 8
+echo "\$ kubectl mesh proxy-status --admin http://127.0.0.1:15000 -f <the examples>"
+"$BIN/kubectl-mesh" proxy-status --admin http://127.0.0.1:15000 -f "$CONFIG" || true
