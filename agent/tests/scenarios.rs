@@ -11,7 +11,6 @@ use serde_json::Value;
 
 const GATEWAY: &str = "127.0.0.4";
 /// examples/tls/passthrough.yaml: the TLSRoute's backend, which terminates TLS itself.
-const PASSTHROUGH_CLUSTER: &str = "default/my-nginx:443";
 const PASSTHROUGH_BACKEND: &str = "127.0.0.15:8443";
 
 /// The scenarios share fixed addresses (the examples' EndpointSlices, the Gateways' ports), so
@@ -60,39 +59,17 @@ async fn start() -> Agent {
     for d in mesh_model::testing::CLEAN_EXAMPLES {
         copy_dir(&root.join(d), &dir.join(d));
     }
-    let source = mesh_model::load::FileSource {
-        inputs: vec![mesh_model::load::Input::Path(dir.clone())],
-    };
-    let (objects, _) = mesh_model::load::ObjectSource::objects(&source, &Default::default());
-    let plan = mesh_model::plan::compile(&mesh_model::Snapshot::new(objects));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut started = BTreeSet::new();
     let mut pods = std::collections::BTreeMap::new();
     // The passthrough backend terminates TLS itself: the passthrough test runs it.
-    for c in plan
-        .clusters
-        .values()
-        .filter(|c| c.name != PASSTHROUGH_CLUSTER)
+    for mut args in mesh_echo::backends_for(&mesh_model::testing::clean_examples_plan())
+        .into_iter()
+        .filter(|a| a.listen.to_string() != PASSTHROUGH_BACKEND)
     {
-        let service = c
-            .name
-            .rsplit_once(':')
-            .map(|(s, _)| s)
-            .unwrap_or(&c.name)
-            .to_string();
-        for e in &c.endpoints {
-            if started.insert((e.address.clone(), e.port)) {
-                pods.insert(format!("{}:{}", e.address, e.port), service.clone());
-                let args = mesh_echo::Args {
-                    listen: format!("{}:{}", e.address, e.port).parse().unwrap(),
-                    pod: service.clone(),
-                    namespace: "default".into(),
-                    seen: Some(seen.clone()),
-                };
-                let run = mesh_echo::serve(args).await.expect("backend address free");
-                tokio::spawn(run);
-            }
-        }
+        pods.insert(args.listen.to_string(), args.pod.clone());
+        args.seen = Some(seen.clone());
+        let run = mesh_echo::serve(args).await.expect("backend address free");
+        tokio::spawn(run);
     }
     let (outbound, admin) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_mesh-agent"))

@@ -135,6 +135,30 @@ pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Outpu
     })
 }
 
+/// One backend per endpoint of a compiled Plan, each address once, its pod name the Service its
+/// cluster stands for (`namespace/name`): a test reads from an answer's `pod` which cluster the
+/// proxy chose.
+pub fn backends_for(plan: &mesh_model::plan::Plan) -> Vec<Args> {
+    let mut out: Vec<Args> = Vec::new();
+    for c in plan.clusters.values() {
+        let service = c.name.rsplit_once(':').map_or(c.name.as_str(), |(s, _)| s);
+        for e in &c.endpoints {
+            let Ok(listen) = format!("{}:{}", e.address, e.port).parse() else {
+                continue;
+            };
+            if !out.iter().any(|a| a.listen == listen) {
+                out.push(Args {
+                    listen,
+                    pod: service.to_string(),
+                    namespace: "default".into(),
+                    seen: None,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// One backend per ready endpoint of the EndpointSlices in `dir` (and below): the address and
 /// port of the slice, the pod of its targetRef (or `<service>-<n>`), the slice's namespace.
 pub fn endpoints_from(dir: &std::path::Path) -> Vec<Args> {

@@ -3,7 +3,6 @@
 //! and every request must reach the backend `Plan::decide` predicts (or get the 404 or redirect
 //! it predicts). What the backend received (rewritten path, added headers) is checked too.
 
-use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -73,31 +72,15 @@ fn envoy_routes_every_request_where_decide_says() {
     let mut children = Killed(Vec::new());
 
     // A backend per endpoint; it reports the Service it stands for as its pod name.
-    let mut started = BTreeSet::new();
-    for c in plan.clusters.values() {
-        let service = c
-            .name
-            .rsplit_once(':')
-            .map(|(s, _)| s)
-            .unwrap_or(&c.name)
-            .to_string();
-        for e in &c.endpoints {
-            if started.insert((e.address.clone(), e.port)) {
-                children.0.push(
-                    Command::new(env!("CARGO_BIN_EXE_mesh-echo"))
-                        .args([
-                            "--listen",
-                            &format!("{}:{}", e.address, e.port),
-                            "--pod",
-                            &service,
-                        ])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap(),
-                );
-            }
-        }
+    for b in mesh_echo::backends_for(&plan) {
+        children.0.push(
+            Command::new(env!("CARGO_BIN_EXE_mesh-echo"))
+                .args(["--listen", &b.listen.to_string(), "--pod", &b.pod])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
     }
 
     // Envoy on the rendered bootstrap; Gateway listeners on 127.0.0.3 to stay clear of others.
