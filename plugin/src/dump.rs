@@ -28,17 +28,25 @@ impl std::fmt::Display for Source {
 }
 
 impl Source {
+    /// An `--admin` argument as a base URL: `http://` is added to a bare `host:port`.
+    pub fn admin_url(arg: &str) -> String {
+        let arg = arg.trim_end_matches('/');
+        if arg.starts_with("http://") || arg.starts_with("https://") {
+            arg.to_string()
+        } else {
+            format!("http://{arg}")
+        }
+    }
+
     /// `--admin URL`, `--file PATH`, or a `pod/NAME` / `node/NAME` argument; a bare word
     /// that exists as a file is a file, else an admin address.
     pub fn parse(arg: &str) -> Source {
         if arg.starts_with("pod/") || arg.starts_with("node/") {
             Source::Target(arg.to_string())
-        } else if arg.starts_with("http://") || arg.starts_with("https://") {
-            Source::Admin(arg.trim_end_matches('/').to_string())
-        } else if std::path::Path::new(arg).exists() {
+        } else if !arg.contains("://") && std::path::Path::new(arg).exists() {
             Source::File(arg.to_string())
         } else {
-            Source::Admin(format!("http://{}", arg.trim_end_matches('/')))
+            Source::Admin(Source::admin_url(arg))
         }
     }
 }

@@ -2,8 +2,8 @@
 //! running mesh-agent (`/explain`). Both use `Plan::decide`, the datapath's own function.
 
 use mesh_model::load::{FileSource, Input, ObjectSource};
-use mesh_model::plan::compile;
 use mesh_model::plan::explain::{explain, Explanation, Question};
+use mesh_model::plan::{compile, Plan};
 use mesh_model::Snapshot;
 
 use crate::cli::{ExplainArgs, ExplainFormat, Global};
@@ -83,10 +83,7 @@ pub fn text(e: &Explanation) -> String {
 }
 
 fn from_agent(admin: &str, args: &ExplainArgs) -> Result<Explanation, String> {
-    let base = match crate::dump::Source::parse(admin) {
-        crate::dump::Source::Admin(url) => url,
-        _ => format!("http://{admin}"),
-    };
+    let base = crate::dump::Source::admin_url(admin);
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("url", &args.url);
     query.append_pair("method", &args.method);
@@ -107,20 +104,26 @@ fn from_agent(admin: &str, args: &ExplainArgs) -> Result<Explanation, String> {
     serde_json::from_str(&body).map_err(|e| format!("{base}/explain: not an explanation: {e}"))
 }
 
-fn from_files(args: &ExplainArgs, global: &Global) -> Result<Explanation, (u8, String)> {
-    let q = Question::parse(&args.url, &args.method, &args.headers, args.sni.as_deref())
-        .map_err(|e| (exit::USAGE, e))?;
+/// The Plan of Gateway API files, as the agent would compile them (unreadable input is an
+/// error naming the file); `explain` and `proxy-status` read files through this.
+pub fn plan_from_files(files: &[String], global: &Global) -> Result<Plan, String> {
     let source = FileSource {
-        inputs: args.files.iter().map(|f| Input::parse(f)).collect(),
+        inputs: files.iter().map(|f| Input::parse(f)).collect(),
     };
     let opts = mesh_model::LoadOptions {
         default_namespace: global.namespace.clone(),
     };
     let (objects, errors) = source.objects(&opts);
     if let Some(e) = errors.first() {
-        return Err((exit::BAD_INPUT, format!("{e}")));
+        return Err(format!("{e}"));
     }
-    let plan = compile(&Snapshot::new(objects));
+    Ok(compile(&Snapshot::new(objects)))
+}
+
+fn from_files(args: &ExplainArgs, global: &Global) -> Result<Explanation, (u8, String)> {
+    let q = Question::parse(&args.url, &args.method, &args.headers, args.sni.as_deref())
+        .map_err(|e| (exit::USAGE, e))?;
+    let plan = plan_from_files(&args.files, global).map_err(|e| (exit::BAD_INPUT, e))?;
     let listener = plan.entry_for(q.port, &q.host).map(|l| l.name.clone());
     Ok(explain(&plan, listener.as_deref(), &q))
 }

@@ -812,10 +812,7 @@ fn source_of(args: &crate::cli::ProxyConfigArgs) -> Result<dump::Source, String>
     match (&args.target, &args.admin, &args.file) {
         (Some(t), _, _) if t.starts_with("pod/") || t.starts_with("node/") => Ok(dump::Source::Target(t.clone())),
         (Some(t), _, _) => Err(format!("{t:?}: a target is pod/NAME or node/NAME; for an admin API use --admin URL, for a saved dump --file PATH")),
-        (None, Some(a), _) => Ok(dump::Source::Admin(match dump::Source::parse(a) {
-            dump::Source::Admin(url) => url,
-            _ => format!("http://{a}"),
-        })),
+        (None, Some(a), _) => Ok(dump::Source::Admin(dump::Source::admin_url(a))),
         (None, None, Some(f)) => Ok(dump::Source::File(f.clone())),
         (None, None, None) => Err("say which proxy: --admin URL (mesh-agent or any Envoy admin API), --file DUMP.json, or pod/NAME".into()),
     }

@@ -4,9 +4,7 @@
 //! here from the same files has the same hash when, and only when, it routes the same way
 //! (`plan::render::plan_hash` hashes the Envoy rendering, independent of bind addresses).
 
-use mesh_model::load::{FileSource, Input, ObjectSource};
-use mesh_model::plan::{compile, render};
-use mesh_model::Snapshot;
+use mesh_model::plan::render;
 use serde_json::{json, Value};
 
 use crate::cli::{ExplainFormat, Global, ProxyStatusArgs};
@@ -16,10 +14,7 @@ use crate::{exit, print};
 
 /// One agent's state, and its verdict against the expected Plan.
 fn status(admin: &str, expected: Option<&str>) -> Value {
-    let base = match Source::parse(admin) {
-        Source::Admin(url) => url,
-        _ => format!("http://{admin}"),
-    };
+    let base = Source::admin_url(admin);
     let info: Result<Value, String> = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()
@@ -59,17 +54,8 @@ fn expected_hash(files: &[String], global: &Global) -> Result<Option<String>, St
     if files.is_empty() {
         return Ok(None);
     }
-    let source = FileSource {
-        inputs: files.iter().map(|f| Input::parse(f)).collect(),
-    };
-    let opts = mesh_model::LoadOptions {
-        default_namespace: global.namespace.clone(),
-    };
-    let (objects, errors) = source.objects(&opts);
-    if let Some(e) = errors.first() {
-        return Err(format!("{e}"));
-    }
-    Ok(Some(render::plan_hash(&compile(&Snapshot::new(objects)))))
+    let plan = crate::explain::plan_from_files(files, global)?;
+    Ok(Some(render::plan_hash(&plan)))
 }
 
 fn short(hash: &str) -> String {
