@@ -1,7 +1,6 @@
 //! mesh-agent on the bundled examples, with the results the reference articles observed.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -36,14 +35,6 @@ impl Drop for Agent {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -71,7 +62,10 @@ async fn start() -> Agent {
         let run = mesh_echo::serve(args).await.expect("backend address free");
         tokio::spawn(run);
     }
-    let (outbound, admin) = (free_port(), free_port());
+    let (outbound, admin) = (
+        mesh_model::testing::free_port(),
+        mesh_model::testing::free_port(),
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_mesh-agent"))
         .arg("--config-dir")
         .arg(&dir)

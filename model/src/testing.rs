@@ -38,6 +38,14 @@ pub fn envoy_binary() -> Option<PathBuf> {
     })
 }
 
+/// A loopback port free right now, for a process the test starts next.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 pub fn examples_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
 }

@@ -3,7 +3,6 @@
 //! and every request must reach the backend `Plan::decide` predicts (or get the 404 or redirect
 //! it predicts). What the backend received (rewritten path, added headers) is checked too.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,14 +18,6 @@ impl Drop for Killed {
             let _ = c.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn plan() -> Plan {
@@ -87,8 +78,8 @@ fn envoy_routes_every_request_where_decide_says() {
     let opts = render::RenderOptions {
         gateway_address: "127.0.0.3".into(),
         outbound_address: "127.0.0.1".into(),
-        outbound_port: free_port(),
-        admin_port: free_port(),
+        outbound_port: mesh_model::testing::free_port(),
+        admin_port: mesh_model::testing::free_port(),
     };
     let config = render::bootstrap(&plan, &opts);
     let file = std::env::temp_dir().join(format!("mesh-differential-{}.json", std::process::id()));

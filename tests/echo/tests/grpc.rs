@@ -6,9 +6,9 @@ use mesh_echo::grpc;
 
 #[tokio::test]
 async fn health_check_and_echo_over_h2c() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", mesh_model::testing::free_port())
+        .parse()
+        .unwrap();
     let run = mesh_echo::serve(mesh_echo::Args {
         listen: addr,
         pod: "echo-0".into(),
