@@ -2,41 +2,22 @@
 //! TLSRoute's backend and relay the bytes untouched. The agent never terminates: the backend
 //! presents its own certificate, as `tls.mode: Passthrough` promises.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mesh_model::plan::{Action, Request as RouteRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::proxy::Proxy;
+use crate::proxy::{Inbound, Proxy};
+use crate::serve::Limits;
 
 /// A ClientHello larger than this is refused rather than buffered without end.
 const MAX_HELLO: usize = 64 * 1024;
-/// A client that has not sent its ClientHello by then is dropped.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn listen(addr: SocketAddr, name: String, proxy: Arc<Proxy>) {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%addr, listener = %name, error = %e, "cannot listen");
-            return;
-        }
-    };
-    tracing::info!(%addr, listener = %name, "listening (TLS passthrough)");
-    loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
-        };
-        proxy.stats.connection(&name);
-        let (proxy, name) = (proxy.clone(), name.clone());
-        tokio::spawn(async move {
-            if let Err(why) = relay(tcp, addr.port(), &proxy).await {
-                tracing::debug!(%peer, listener = %name, %why, "passthrough connection closed");
-            }
-        });
+/// Route one passthrough connection and relay it until either side closes.
+pub async fn relay(tcp: TcpStream, inbound: Arc<Inbound>, proxy: &Proxy, limits: &Limits) {
+    if let Err(why) = route(tcp, inbound.port, proxy, limits).await {
+        tracing::debug!(peer = %inbound.peer, listener = %inbound.socket, %why, "passthrough connection closed");
     }
 }
 
@@ -69,8 +50,13 @@ async fn client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, Option<String>), 
     }
 }
 
-async fn relay(mut tcp: TcpStream, port: u16, proxy: &Proxy) -> Result<(), String> {
-    let (hello, sni) = tokio::time::timeout(HELLO_TIMEOUT, client_hello(&mut tcp))
+async fn route(
+    mut tcp: TcpStream,
+    port: u16,
+    proxy: &Proxy,
+    limits: &Limits,
+) -> Result<(), String> {
+    let (hello, sni) = tokio::time::timeout(limits.tls_handshake_timeout, client_hello(&mut tcp))
         .await
         .map_err(|_| "no ClientHello in time".to_string())??;
     let host = sni.unwrap_or_default();
@@ -96,8 +82,10 @@ async fn relay(mut tcp: TcpStream, port: u16, proxy: &Proxy) -> Result<(), Strin
     let (_, _, ep) = proxy
         .choose(&plan, backends)
         .map_err(|_| format!("no endpoint for SNI {host:?}"))?;
-    let mut upstream = TcpStream::connect((ep.address.as_str(), ep.port))
+    let connect = TcpStream::connect((ep.address.as_str(), ep.port));
+    let mut upstream = tokio::time::timeout(proxy.upstream.connect_timeout, connect)
         .await
+        .map_err(|_| format!("connect {}:{}: timed out", ep.address, ep.port))?
         .map_err(|e| format!("connect {}:{}: {e}", ep.address, ep.port))?;
     upstream
         .write_all(&hello)

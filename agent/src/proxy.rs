@@ -58,8 +58,18 @@ pub struct Inbound {
     pub peer: std::net::SocketAddr,
 }
 
+/// How the proxy treats upstreams, from the flags.
+#[derive(Debug, Clone)]
+pub struct UpstreamLimits {
+    /// Time to connect to an endpoint.
+    pub connect_timeout: Duration,
+    /// The deadline of routes that set no timeout.
+    pub default_route_timeout: Option<Duration>,
+}
+
 pub struct Proxy {
     pub current: Arc<Current>,
+    pub upstream: UpstreamLimits,
     /// Upstream connection pools (per endpoint, inside the client): HTTP/1.1 and h2c.
     http1: Client<HttpConnector, Body>,
     h2c: Client<HttpConnector, Body>,
@@ -305,10 +315,12 @@ impl Proxy {
         }
     }
 
-    pub fn new(current: Arc<Current>) -> Proxy {
+    pub fn new(current: Arc<Current>, upstream: UpstreamLimits) -> Proxy {
+        let connect_timeout = upstream.connect_timeout;
         let pool = |h2: bool| {
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(connect_timeout));
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .http2_only(h2)
@@ -317,6 +329,7 @@ impl Proxy {
         Proxy {
             current,
             http1: pool(false),
+            upstream,
             h2c: pool(true),
             requests: AtomicUsize::new(0),
             stats: Stats::default(),
@@ -531,7 +544,11 @@ impl Proxy {
             Request::from_parts(parts, full(bytes))
         };
         let call = client.request(upstream);
-        let result = match entry.deadline_ms() {
+        let default_ms = self
+            .upstream
+            .default_route_timeout
+            .map(|d| d.as_millis() as u64);
+        let result = match entry.deadline_or(default_ms) {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), call).await {
                 Ok(r) => r,
                 Err(_) => return answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),

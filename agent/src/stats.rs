@@ -110,6 +110,8 @@ impl Codes {
 #[derive(Default)]
 pub struct Listener {
     cx_total: AtomicU64,
+    /// Connections closed at once because the connection budget was spent.
+    cx_overflow: Arc<AtomicU64>,
     rq: Codes,
 }
 
@@ -128,6 +130,11 @@ impl Stats {
     /// A request answered on a listener, whatever answered it.
     pub fn downstream(&self, listener: &str, status: u16, elapsed: Duration) {
         self.listeners.get(listener).rq.record(status, elapsed);
+    }
+
+    /// The counter of connections a listener refused over budget (the acceptor adds to it).
+    pub fn overflow(&self, listener: &str) -> Arc<AtomicU64> {
+        self.listeners.get(listener).cx_overflow.clone()
     }
 
     pub fn connection(&self, listener: &str) {
@@ -159,6 +166,15 @@ impl Stats {
             let _ = writeln!(
                 out,
                 "envoy_http_downstream_cx_total{{{}}} {n}",
+                prefix(name)
+            );
+        }
+        let _ = writeln!(out, "# TYPE envoy_listener_downstream_cx_overflow counter");
+        for (name, l) in &listeners {
+            let n = l.cx_overflow.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "envoy_listener_downstream_cx_overflow{{{}}} {n}",
                 prefix(name)
             );
         }

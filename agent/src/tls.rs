@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use mesh_model::plan::Plan;
-use rustls::crypto::ring::sign::any_supported_type;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -19,25 +18,18 @@ pub struct Certificates {
     by_port: RwLock<HashMap<u16, Vec<Named>>>,
 }
 
-fn key(cert_pem: &[u8], key_pem: &[u8]) -> Option<CertifiedKey> {
-    let chain: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let der = rustls_pemfile::private_key(&mut &key_pem[..]).ok()??;
-    Some(CertifiedKey::new(chain, any_supported_type(&der).ok()?))
-}
-
 impl Certificates {
     /// HTTPS listeners sharing a port share one socket, so their certificates are pooled per
     /// port; SNI picks among them.
     pub fn update(&self, plan: &Plan) {
         let mut map: HashMap<u16, Vec<Named>> = HashMap::new();
         for l in &plan.listeners {
-            map.entry(l.port).or_default().extend(
-                l.certificates.iter().filter_map(|c| {
-                    Some((c.names.clone(), Arc::new(key(&c.cert_pem, &c.key_pem)?)))
-                }),
-            );
+            map.entry(l.port)
+                .or_default()
+                .extend(l.certificates.iter().filter_map(|c| {
+                    let pair = mesh_model::cert::key_pair(&c.cert_pem, &c.key_pem).ok()?;
+                    Some((c.names.clone(), Arc::new(pair)))
+                }));
         }
         if let Ok(mut m) = self.by_port.write() {
             *m = map;

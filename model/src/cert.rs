@@ -25,17 +25,44 @@ fn field(secret: &Secret, key: &str) -> Option<Vec<u8>> {
         .map(|b| b.0.clone())
 }
 
-/// Parse `tls.crt` and `tls.key`; the error says which one is wrong and how.
+/// Parse `tls.crt` and `tls.key` and check that they make a serving key pair; the error says
+/// which one is wrong and how.
 pub fn read(secret: &Secret) -> Result<TlsMaterial, String> {
     let crt = field(secret, "tls.crt").ok_or("has no tls.crt")?;
     let key = field(secret, "tls.key").ok_or("has no tls.key")?;
-    let mut reader = &key[..];
-    match rustls_pemfile::private_key(&mut reader) {
-        Ok(Some(_)) => {}
+    let material = certificate(&crt)?;
+    key_pair(&crt, &key)?;
+    Ok(material)
+}
+
+/// The key as the proxy will use it: parsed by the same TLS library (rustls), and matching the
+/// leaf certificate's public key. A key that is garbage, zeroed, of an unsupported type, or
+/// of another certificate would otherwise be swapped in and fail every handshake.
+pub fn key_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::sign::CertifiedKey, String> {
+    let chain = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls.crt is not valid PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("tls.crt holds no PEM certificate".into());
+    }
+    let der = match rustls_pemfile::private_key(&mut &key_pem[..]) {
+        Ok(Some(der)) => der,
         Ok(None) => return Err("tls.key holds no PEM private key".into()),
         Err(e) => return Err(format!("tls.key is not valid PEM: {e}")),
+    };
+    let signing = rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| {
+        format!("tls.key is not a usable private key (RSA, ECDSA P-256/P-384 or Ed25519): {e}")
+    })?;
+    let pair = rustls::sign::CertifiedKey::new(chain, signing);
+    match pair.keys_match() {
+        Ok(()) => Ok(pair),
+        // Keys whose public half cannot be derived cannot be compared; rustls serves them.
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(pair),
+        Err(_) => Err(
+            "tls.key does not belong to the certificate in tls.crt (their public keys differ)"
+                .into(),
+        ),
     }
-    certificate(&crt)
 }
 
 /// Parse the first certificate of a PEM chain (a Secret's `tls.crt`, or an Envoy secret's

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod hostname;
 pub mod index;
 pub mod kind;
+pub mod lastgood;
 pub mod load;
 pub mod object;
 pub mod path;

@@ -45,12 +45,45 @@ pub trait ObjectSource {
 pub struct LoadOptions {
     /// Namespace given to namespaced objects that do not name one (kubectl's `-n`).
     pub default_namespace: String,
+    /// Files (and stdin) larger than this are refused unread past the limit: a manifest is
+    /// text, and the API server takes objects of at most 3 MiB.
+    pub max_file_bytes: u64,
+}
+
+/// The default per-file limit: 64 MiB, room for a rendered chart of thousands of objects.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// A size as the flags take it: bytes, or a number with `Ki`, `Mi` or `Gi` (Kubernetes'
+/// quantity suffixes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size: use bytes or a number with Ki, Mi or Gi"
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size: use bytes or a number with Ki, Mi or Gi"))
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             default_namespace: "default".into(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
         }
     }
 }
@@ -105,36 +138,25 @@ impl FileSource {
         let mut errors = Vec::new();
         for input in &self.inputs {
             match input {
-                Input::Stdin => {
-                    let mut text = String::new();
-                    match std::io::stdin().read_to_string(&mut text) {
-                        Ok(_) => collect(
-                            load_str(&text, Source::Stdin, opts),
-                            &mut objects,
-                            &mut errors,
-                        ),
-                        Err(e) => errors.push(io_error(Source::Stdin, e)),
-                    }
-                }
+                Input::Stdin => match read_text(std::io::stdin(), &Source::Stdin, opts) {
+                    Ok(text) => collect(
+                        load_str(&text, Source::Stdin, opts),
+                        &mut objects,
+                        &mut errors,
+                    ),
+                    Err(e) => errors.push(e),
+                },
                 Input::Path(p) => {
                     for file in expand(p, &mut errors) {
                         let source = Source::File(Arc::from(file.display().to_string()));
-                        match std::fs::read(&file) {
-                            Ok(bytes) => match String::from_utf8(bytes) {
-                                Ok(text) => collect(
-                                    load_str(&text, source, opts),
-                                    &mut objects,
-                                    &mut errors,
-                                ),
-                                Err(_) => errors.push(LoadError {
-                                    origin: source,
-                                    line: None,
-                                    column: None,
-                                    message: "not UTF-8 text: YAML and JSON files must be UTF-8"
-                                        .into(),
-                                }),
-                            },
-                            Err(e) => errors.push(io_error(source, e)),
+                        let text = std::fs::File::open(&file)
+                            .map_err(|e| io_error(source.clone(), e))
+                            .and_then(|f| read_text(f, &source, opts));
+                        match text {
+                            Ok(text) => {
+                                collect(load_str(&text, source, opts), &mut objects, &mut errors)
+                            }
+                            Err(e) => errors.push(e),
                         }
                     }
                 }
@@ -153,8 +175,47 @@ fn io_error(origin: Source, e: std::io::Error) -> LoadError {
     }
 }
 
-/// A file is itself; a directory is every `.yaml`, `.yml` and `.json` file below it, sorted so
-/// reports are stable.
+/// Read at most `opts.max_file_bytes` of UTF-8 text: a larger input is refused (named, with
+/// the limit) without reading the rest, so `/dev/zero` or a stray dump costs nothing.
+fn read_text(input: impl Read, source: &Source, opts: &LoadOptions) -> Result<String, LoadError> {
+    let error = |message: String| LoadError {
+        origin: source.clone(),
+        line: None,
+        column: None,
+        message,
+    };
+    let mut bytes = Vec::new();
+    input
+        .take(opts.max_file_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(source.clone(), e))?;
+    if bytes.len() as u64 > opts.max_file_bytes {
+        return Err(error(format!(
+            "larger than {} bytes: not read (raise the limit with --max-file-size if it really \
+             is a manifest)",
+            opts.max_file_bytes
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| error("not UTF-8 text: YAML and JSON files must be UTF-8".into()))
+}
+
+/// Whether a directory entry's name makes it a manifest: `.yaml`, `.yml` or `.json`.
+fn is_manifest(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// A file is itself (whatever it is: the user named it, e.g. `<(helm template ...)`); a
+/// directory is every regular `.yaml`, `.yml` and `.json` file below it, sorted so reports are
+/// stable.
+///
+/// The walk follows symbolic links (a ConfigMap volume is made of them) but visits each
+/// directory once, so link loops end; it skips hidden entries (`.git`, and the `..data`
+/// copies of a ConfigMap volume, which would load every object twice) and anything that is not
+/// a regular file (FIFOs, devices, sockets would block or never end).
 fn expand(path: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
     if !path.is_dir() {
         if !path.exists() {
@@ -169,8 +230,16 @@ fn expand(path: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
         return vec![path.to_path_buf()];
     }
     let mut out = Vec::new();
+    let mut visited = std::collections::HashSet::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
+        // A directory is known by its device and inode, whichever link led to it.
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            use std::os::unix::fs::MetadataExt;
+            if !visited.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+        }
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
@@ -182,13 +251,17 @@ fn expand(path: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
             }
         };
         for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let p = entry.path();
-            if p.is_dir() {
+            // The link's target decides: a dangling link is neither and is skipped.
+            let Ok(meta) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
                 stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
+            } else if meta.is_file() && is_manifest(&p) {
                 out.push(p);
             }
         }

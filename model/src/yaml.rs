@@ -86,6 +86,19 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// How deep mappings and sequences may nest. Kubernetes objects nest a few dozen levels at
+/// most; a limit keeps hostile input (`[[[[...`) from exhausting the stack when values are
+/// checked or dropped.
+pub const MAX_DEPTH: usize = 256;
+
+/// Nodes that aliases may add to one document, beyond [`ALIAS_RATIO`] per node written: a
+/// 600-byte "billion laughs" document would otherwise expand to billions of nodes. Like the
+/// Kubernetes YAML library's "excessive aliasing" check, ordinary anchors and merge keys stay
+/// far below it.
+pub const ALIAS_BUDGET: u64 = 100_000;
+/// Nodes aliases may add per node written in the document.
+pub const ALIAS_RATIO: u64 = 10;
+
 /// Parse every document of a YAML stream. Empty documents (a lone `---`, comments only) are
 /// dropped, as kubectl drops them.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
@@ -112,6 +125,8 @@ enum Frame {
     Map {
         line: u32,
         anchor: usize,
+        /// Nodes in this subtree so far, aliases expanded.
+        size: u64,
         map: Map<String, Value>,
         lines: Vec<(String, Lines)>,
         key: Option<(String, u32)>,
@@ -121,6 +136,7 @@ enum Frame {
     Seq {
         line: u32,
         anchor: usize,
+        size: u64,
         items: Vec<Value>,
         lines: Vec<Lines>,
     },
@@ -129,9 +145,13 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Value, Lines)>,
+    /// Anchored nodes with their size in nodes.
+    anchors: HashMap<usize, (Value, Lines, u64)>,
     root: Option<(Value, Lines)>,
     duplicate_keys: Vec<(String, u32)>,
+    /// Nodes written in the document, and nodes its aliases added.
+    written: u64,
+    expanded: u64,
 }
 
 impl Builder {
@@ -142,6 +162,8 @@ impl Builder {
                 self.root = None;
                 self.anchors.clear();
                 self.duplicate_keys.clear();
+                self.written = 0;
+                self.expanded = 0;
             }
             Event::DocumentEnd => {
                 let (value, lines) = self.root.take().unwrap_or((Value::Null, Lines::Leaf(line)));
@@ -154,19 +176,48 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix.clone());
                 let value = resolve_scalar(&text, style, tag.as_deref());
-                self.value(value, Lines::Leaf(line), anchor, line)?;
+                self.written += 1;
+                self.value(value, Lines::Leaf(line), anchor, line, 1)?;
             }
             Event::Alias(id) => {
-                let (value, lines) = self.anchors.get(&id).cloned().ok_or(SyntaxError {
+                let error = |message: String| SyntaxError {
                     line,
                     column: span.start.col() as u32 + 1,
-                    message: "alias to an unknown anchor".into(),
-                })?;
-                self.value(value, lines, 0, line)?;
+                    message,
+                };
+                let size = self
+                    .anchors
+                    .get(&id)
+                    .map(|(_, _, size)| *size)
+                    .ok_or_else(|| error("alias to an unknown anchor".into()))?;
+                // Counted before the copy is made: the budget bounds the work, not just the
+                // result.
+                self.expanded += size;
+                let allowed = ALIAS_BUDGET + ALIAS_RATIO * self.written;
+                if self.expanded > allowed {
+                    return Err(error(format!(
+                        "excessive aliasing: aliases expand to more than {allowed} nodes \
+                         (a YAML alias bomb?); write the repeated parts out or use fewer aliases"
+                    )));
+                }
+                let (value, lines, _) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| error("alias to an unknown anchor".into()))?;
+                self.value(value, lines, 0, line, size)?;
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) if self.stack.len() >= MAX_DEPTH => {
+                return Err(SyntaxError {
+                    line,
+                    column: span.start.col() as u32 + 1,
+                    message: format!("nested deeper than {MAX_DEPTH} levels"),
+                });
             }
             Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
                 line,
                 anchor,
+                size: 1,
                 map: Map::new(),
                 lines: Vec::new(),
                 key: None,
@@ -175,37 +226,53 @@ impl Builder {
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
                 line,
                 anchor,
+                size: 1,
                 items: Vec::new(),
                 lines: Vec::new(),
             }),
             Event::MappingEnd | Event::SequenceEnd => {
                 // Finished nodes are trimmed to their size: every object of a load is kept
                 // whole (for findings), so growth slack would be paid per node.
-                let (value, lines, anchor, start) = match self.stack.pop() {
+                self.written += 1;
+                let (value, lines, anchor, start, size) = match self.stack.pop() {
                     Some(Frame::Map {
                         line,
                         anchor,
+                        size,
                         map,
                         mut lines,
                         ..
                     }) => {
                         lines.shrink_to_fit();
                         let map: Map<String, Value> = map.into_iter().collect();
-                        (Value::Object(map), Lines::Map(line, lines), anchor, line)
+                        (
+                            Value::Object(map),
+                            Lines::Map(line, lines),
+                            anchor,
+                            line,
+                            size,
+                        )
                     }
                     Some(Frame::Seq {
                         line,
                         anchor,
+                        size,
                         mut items,
                         mut lines,
                     }) => {
                         items.shrink_to_fit();
                         lines.shrink_to_fit();
-                        (Value::Array(items), Lines::Seq(line, lines), anchor, line)
+                        (
+                            Value::Array(items),
+                            Lines::Seq(line, lines),
+                            anchor,
+                            line,
+                            size,
+                        )
                     }
                     None => return Ok(None),
                 };
-                self.value(value, lines, anchor, start)?;
+                self.value(value, lines, anchor, start, size)?;
             }
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
@@ -219,9 +286,15 @@ impl Builder {
         lines: Lines,
         anchor: usize,
         line: u32,
+        size: u64,
     ) -> Result<(), SyntaxError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, (value.clone(), lines.clone()));
+            self.anchors
+                .insert(anchor, (value.clone(), lines.clone(), size));
+        }
+        match self.stack.last_mut() {
+            Some(Frame::Map { size: s, .. } | Frame::Seq { size: s, .. }) => *s += size,
+            None => {}
         }
         let parent_path = if matches!(self.stack.last(), Some(Frame::Map { key: Some((k, _)), map, .. }) if map.contains_key(k))
         {
@@ -431,5 +504,60 @@ mod tests {
         assert_eq!(d.value["use"]["x"], 1);
         assert_eq!(d.value["k"], 2);
         assert_eq!(d.duplicate_keys, vec![("k".to_string(), 6)]);
+    }
+
+    /// "Billion laughs": nine levels of ten aliases each would be 10^9 nodes.
+    fn laughs(merge: bool) -> String {
+        let mut text = String::from("a0: &a0 [lol]\n");
+        for i in 1..10 {
+            let refs: Vec<String> = (0..10).map(|_| format!("*a{}", i - 1)).collect();
+            if merge {
+                // Merge keys take mappings: each level merges the one below ten times over.
+                text = "m0: &a0 {x: lol}\n".to_string();
+                for j in 1..10 {
+                    let merges: Vec<String> = (0..10)
+                        .map(|k| format!("k{k}: {{<<: *a{}}}", j - 1))
+                        .collect();
+                    text.push_str(&format!("m{j}: &a{j} {{{}}}\n", merges.join(", ")));
+                }
+                return text;
+            }
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", refs.join(", ")));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_without_expanding() {
+        for merge in [false, true] {
+            let text = laughs(merge);
+            assert!(text.len() < 1500, "{}", text.len());
+            let e = parse_documents(&text).unwrap_err();
+            assert!(e.message.contains("excessive aliasing"), "{e}");
+        }
+    }
+
+    #[test]
+    fn ordinary_anchors_are_within_budget() {
+        // A base mapping merged into 50 routes: what real manifests do.
+        let mut text = String::from("base: &b {a: 1, b: 2, c: {d: [1, 2, 3]}}\nitems:\n");
+        for i in 0..50 {
+            text.push_str(&format!("- {{<<: *b, name: r{i}}}\n"));
+        }
+        let d = &parse_documents(&text).unwrap()[0];
+        assert_eq!(d.value["items"][49]["c"]["d"][2], 3);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse_documents(&text).unwrap_err();
+        // The parser's own recursion limit may be the one that stops it.
+        assert!(
+            e.message.contains("nested deeper") || e.message.contains("recursion limit"),
+            "{e}"
+        );
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse_documents(&ok).is_ok());
     }
 }

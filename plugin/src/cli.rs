@@ -29,6 +29,9 @@ pub struct Global {
     /// Color: auto (only on a terminal, never with NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
     pub color: ColorMode,
+    /// Refuse input files larger than this (bytes, or with Ki/Mi/Gi), unread past the limit.
+    #[arg(long, global = true, default_value = "64Mi", value_parser = mesh_model::load::parse_size)]
+    pub max_file_size: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -112,6 +112,7 @@ pub fn plan_from_files(files: &[String], global: &Global) -> Result<Plan, String
     };
     let opts = mesh_model::LoadOptions {
         default_namespace: global.namespace.clone(),
+        max_file_bytes: global.max_file_size,
     };
     let (objects, errors) = source.objects(&opts);
     if let Some(e) = errors.first() {

@@ -149,6 +149,7 @@ fn known_kind(gvk: &GroupVersionKind) -> Option<Kind> {
 fn object_of(req: &AdmissionRequest, raw: Value) -> mesh_model::Object {
     let opts = LoadOptions {
         default_namespace: req.namespace.clone().unwrap_or_else(|| "default".into()),
+        ..Default::default()
     };
     build(
         raw,

@@ -93,6 +93,22 @@ pub fn compile(snap: &Snapshot) -> Plan {
             }
         }
     }
+    // A listener is served when its status says Programmed: not when it conflicts with
+    // another or has no usable certificate (partial validity: its Gateway's other listeners
+    // serve on).
+    let gateway_status = super::status::gateways(snap, |ns, gw, l| {
+        attached
+            .get(&(ns.to_string(), gw.to_string(), l.to_string()))
+            .map_or(0, Vec::len)
+    });
+    let programmed = |ns: &str, gw: &str, l: &str| {
+        gateway_status
+            .iter()
+            .find(|g| g.namespace == ns && g.name == gw)
+            .and_then(|g| g.listener(l))
+            .and_then(|l| l.condition("Programmed"))
+            .is_some_and(|c| c.status)
+    };
     for gw in snap.of_kind(Kind::Gateway) {
         let Resource::Gateway(spec) = &gw.resource else {
             continue;
@@ -102,6 +118,9 @@ pub fn compile(snap: &Snapshot) -> Plan {
             let Some(protocol) = served_protocol(l) else {
                 continue;
             };
+            if !programmed(&ns, &gw.name, &l.name) {
+                continue;
+            }
             let mut hosts: Hosts = BTreeMap::new();
             for o in attached
                 .get(&(ns.clone(), gw.name.clone(), l.name.clone()))
@@ -185,11 +204,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
         listeners,
         clusters,
         route_status: super::status::routes(snap),
-        gateway_status: super::status::gateways(snap, |ns, gw, l| {
-            attached
-                .get(&(ns.to_string(), gw.to_string(), l.to_string()))
-                .map_or(0, Vec::len)
-        }),
+        gateway_status,
     }
 }
 

@@ -150,6 +150,17 @@ impl RouteEntry {
             .filter(|ms| *ms > 0)
             .min()
     }
+
+    /// The deadline with a proxy-wide default for routes that set none (Envoy's route timeout
+    /// defaults to 15 s): a route whose `timeouts.request` is `0s` has asked for no deadline,
+    /// and keeps none.
+    pub fn deadline_or(&self, default_ms: Option<u64>) -> Option<u64> {
+        match (self.deadline_ms(), self.request_timeout_ms) {
+            (Some(ms), _) => Some(ms),
+            (None, Some(0)) => None,
+            (None, _) => default_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

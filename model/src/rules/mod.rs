@@ -20,6 +20,7 @@
 
 use crate::diagnostic::{Diagnostic, Level};
 use crate::kind::Kind;
+use crate::lastgood::{LastGood, LeftOut};
 use crate::object::Object;
 use crate::snapshot::Snapshot;
 
@@ -191,6 +192,31 @@ pub fn check_slim(
     source: &crate::load::FileSource,
     opts: &crate::load::LoadOptions,
 ) -> (Snapshot, Vec<Diagnostic>, Vec<crate::load::LoadError>) {
+    let c = check_partial(source, opts, None);
+    (c.snapshot, c.findings, c.errors)
+}
+
+/// What a load hands the compiler: the snapshot, every finding, unreadable input, and what was
+/// refused (see [`check_partial`]).
+pub struct Checked {
+    pub snapshot: Snapshot,
+    pub findings: Vec<Diagnostic>,
+    pub errors: Vec<crate::load::LoadError>,
+    pub left_out: Vec<LeftOut>,
+}
+
+/// [`check_slim`] with partial validity, for a folder that changes under a running agent.
+///
+/// With `last_good`, an object whose own (object-scope) rules find an Error, which admission
+/// would refuse, is left out of the snapshot and its last good version takes its place; so do
+/// the objects of a file that can no longer be read or parsed. Cross-object rules then run on
+/// what will be served. The caller remembers the snapshot's objects as the next last good
+/// ones once it takes them. Without `last_good`, nothing is refused (what analyze reports).
+pub fn check_partial(
+    source: &crate::load::FileSource,
+    opts: &crate::load::LoadOptions,
+    last_good: Option<&LastGood>,
+) -> Checked {
     let (object_rules, cluster_rules): (Vec<&'static Rule>, Vec<&'static Rule>) = catalog()
         .iter()
         .copied()
@@ -206,8 +232,51 @@ pub fn check_slim(
             o.slim();
         }
     });
-    let snap = Snapshot::new(objects);
     let mut out = Vec::new();
+    let mut left_out = Vec::new();
+    let (objects, per_object) = match last_good {
+        None => (objects, per_object),
+        Some(last) => {
+            let mut kept = Vec::with_capacity(objects.len());
+            let mut kept_findings = Vec::with_capacity(objects.len());
+            for (o, found) in objects.into_iter().zip(per_object) {
+                let Some(first) = found.iter().find(|d| d.level == Level::Error) else {
+                    kept.push(o);
+                    kept_findings.push(found);
+                    continue;
+                };
+                let previous = last.get(&o.reference()).cloned();
+                let reason = format!("[{}] {}: {}", first.code, first.field, first.message);
+                left_out.push(crate::lastgood::refused(&o, reason, previous.is_some()));
+                // The refused version's findings are why: they stay in the report.
+                out.extend(found);
+                if let Some(p) = previous {
+                    kept.push(p);
+                    kept_findings.push(Vec::new());
+                }
+            }
+            for e in &errors {
+                let file = &e.origin;
+                let previous = last.from_file(file);
+                let origin = crate::object::Origin {
+                    source: file.clone(),
+                    line: e.line,
+                };
+                left_out.push(crate::lastgood::unreadable(
+                    file,
+                    &origin,
+                    e.message.clone(),
+                    previous.len(),
+                ));
+                for p in previous {
+                    kept.push(p);
+                    kept_findings.push(Vec::new());
+                }
+            }
+            (kept, kept_findings)
+        }
+    };
+    let snap = Snapshot::new(objects);
     for (i, (object, found)) in snap.objects().iter().zip(per_object).enumerate() {
         if !snap.is_current(i) {
             continue;
@@ -221,7 +290,12 @@ pub fn check_slim(
     for o in &mut objects {
         o.forget_lines();
     }
-    (Snapshot::new(objects), out, errors)
+    Checked {
+        snapshot: Snapshot::new(objects),
+        findings: out,
+        errors,
+        left_out,
+    }
 }
 
 /// Run every rule over one object (the webhook's entry point).

@@ -1,0 +1,164 @@
+//! Running mesh-agent on a folder for a test: start, wait, ask, stop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A running mesh-agent on its own folder; killed (and the folder removed) when dropped.
+pub struct Agent {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub admin: u16,
+    pub outbound: u16,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("MESH_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A fresh, empty folder for a test's configuration.
+pub fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mesh-agent-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Start mesh-agent on `dir` with `args` (Gateway address, timeouts, ...). Returns once its
+/// admin API answers (ready or not).
+pub async fn spawn(dir: &Path, args: &[&str]) -> Agent {
+    let (outbound, admin) = (
+        mesh_model::testing::free_port(),
+        mesh_model::testing::free_port(),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_mesh-agent"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args([
+            "--outbound-addr",
+            &format!("127.0.0.1:{outbound}"),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+            "--reload-delay-ms",
+            "20",
+        ])
+        .args(args)
+        .stderr(if std::env::var_os("MESH_TEST_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap();
+    let agent = Agent {
+        child,
+        dir: dir.to_path_buf(),
+        admin,
+        outbound,
+    };
+    let c = client();
+    for _ in 0..100 {
+        if c.get(agent.url("/server_info")).send().await.is_ok() {
+            return agent;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("mesh-agent's admin API never answered");
+}
+
+impl Agent {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin)
+    }
+
+    pub async fn server_info(&self) -> Value {
+        client()
+            .get(self.url("/server_info"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn ready(&self) -> (u16, String) {
+        let r = client().get(self.url("/ready")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Wait for a reload after the one counted in `before` (from `server_info()["reloads"]`
+    /// or `last_reload`); returns the new server_info.
+    pub async fn reloaded_after(&self, before: &Value) -> Value {
+        for _ in 0..200 {
+            let now = self.server_info().await;
+            if now["last_reload"] != before["last_reload"] {
+                // Listeners bind right after a load.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no reload after {before}");
+    }
+
+    /// Write a file of the folder and wait until the agent has loaded the change.
+    pub async fn write(&self, name: &str, text: &str) -> Value {
+        let before = self.server_info().await;
+        // Reload times have a resolution finer than this wait, so the change is seen.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        std::fs::write(self.dir.join(name), text).unwrap();
+        self.reloaded_after(&before).await
+    }
+
+    pub async fn remove(&self, name: &str) -> Value {
+        let before = self.server_info().await;
+        std::fs::remove_file(self.dir.join(name)).unwrap();
+        self.reloaded_after(&before).await
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// GET `url` with a Host header: status and body.
+pub async fn get(url: &str, host: &str) -> (u16, String) {
+    let r = client().get(url).header("host", host).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Start an in-process mesh-echo backend named `pod` on `addr`.
+pub async fn backend(addr: &str, pod: &str, namespace: &str) {
+    let run = mesh_echo::serve(mesh_echo::Args {
+        listen: addr.parse().unwrap(),
+        pod: pod.into(),
+        namespace: namespace.into(),
+        seen: None,
+    })
+    .await
+    .expect("backend address free");
+    tokio::spawn(run);
+}
+
+/// A Service with one port and its EndpointSlice with one ready endpoint.
+pub fn service(ns: &str, name: &str, port: u16, endpoint: &str, target: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports: [{{name: http, port: {port}, targetPort: {target}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-1\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nports: [{{name: http, port: {target}}}]\nendpoints: [{{addresses: ['{endpoint}'], conditions: {{ready: true}}}}]\n"
+    )
+}
