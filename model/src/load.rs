@@ -505,4 +505,92 @@ mod tests {
         assert!(e.line.is_some());
         assert!(e.to_string().starts_with("<stdin>:"), "{e}");
     }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mesh-load-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n";
+
+    #[test]
+    fn the_folder_walk_reads_regular_manifests_once_and_never_loops() {
+        use std::os::unix::fs::symlink;
+        let d = temp_dir("walk");
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/svc.yaml"), SERVICE).unwrap();
+        // Two loops back up the tree: without a visited set the walk is exponential.
+        symlink(d.join("a"), d.join("a/b/up")).unwrap();
+        symlink(&d, d.join("a/root")).unwrap();
+        // Not regular files: a FIFO would block the reader, /dev/zero never ends.
+        let fifo = std::ffi::CString::new(d.join("fifo.yaml").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo only reads the path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        symlink("/dev/zero", d.join("zero.yaml")).unwrap();
+        symlink(d.join("nowhere"), d.join("dangling.yaml")).unwrap();
+        // Hidden: a ConfigMap volume's `..data` copy would load every object twice.
+        std::fs::create_dir_all(d.join("..data")).unwrap();
+        std::fs::write(d.join("..data/svc.yaml"), SERVICE).unwrap();
+        // A symlinked manifest is read (ConfigMap volumes are made of them).
+        symlink(d.join("a/b/svc.yaml"), d.join("linked.yaml")).unwrap();
+        let mut errors = Vec::new();
+        let files = expand(&d, &mut errors);
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.strip_prefix(&d).unwrap().display().to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        // The file is reachable through the loops too, but each directory is read once.
+        assert!(
+            names.contains(&"a/b/svc.yaml".to_string())
+                || names.iter().any(|n| n.ends_with("b/svc.yaml")),
+            "{names:?}"
+        );
+        assert!(names.contains(&"linked.yaml".to_string()), "{names:?}");
+        assert!(
+            names.iter().all(|n| !n.contains("fifo")
+                && !n.contains("zero")
+                && !n.contains("..data")
+                && !n.contains("dangling")),
+            "{names:?}"
+        );
+        assert!(names.len() <= 3, "{names:?}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn files_over_the_size_limit_are_refused_unread() {
+        let d = temp_dir("size");
+        std::fs::write(d.join("big.yaml"), "x".repeat(4096)).unwrap();
+        std::fs::write(d.join("small.yaml"), SERVICE).unwrap();
+        let source = FileSource {
+            inputs: vec![Input::Path(d.clone()), Input::Path("/dev/zero".into())],
+        };
+        let opts = LoadOptions {
+            max_file_bytes: 1024,
+            ..LoadOptions::default()
+        };
+        let (objects, errors) = source.objects(&opts);
+        assert_eq!(objects.len(), 1, "the small file still loads");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.message.contains("larger than 1024 bytes")),
+            "{errors:?}"
+        );
+        assert!(errors[0].to_string().contains("big.yaml"), "{}", errors[0]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn sizes_parse_like_kubernetes_quantities() {
+        assert_eq!(parse_size("64Mi"), Ok(64 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2Gi"), Ok(2 << 30));
+        assert!(parse_size("12MB").is_err());
+        assert!(parse_size("99999999999999Gi").is_err());
+    }
 }

@@ -37,11 +37,33 @@ pub fn folder(name: &str) -> PathBuf {
 /// Start mesh-agent on `dir` with `args` (Gateway address, timeouts, ...). Returns once its
 /// admin API answers (ready or not).
 pub async fn spawn(dir: &Path, args: &[&str]) -> Agent {
+    spawn_limited(dir, args, None).await
+}
+
+/// [`spawn`] with the open-file limit (soft and hard) set to `nofile`.
+pub async fn spawn_limited(dir: &Path, args: &[&str], nofile: Option<u64>) -> Agent {
+    use std::os::unix::process::CommandExt;
     let (outbound, admin) = (
         mesh_model::testing::free_port(),
         mesh_model::testing::free_port(),
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_mesh-agent"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-agent"));
+    if let Some(n) = nofile {
+        // SAFETY: setrlimit is async-signal-safe and only changes the child's own limits.
+        unsafe {
+            command.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = command
         .arg("--config-dir")
         .arg(dir)
         .args([
@@ -161,4 +183,41 @@ pub fn service(ns: &str, name: &str, port: u16, endpoint: &str, target: u16) -> 
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports: [{{name: http, port: {port}, targetPort: {target}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-1\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nports: [{{name: http, port: {target}}}]\nendpoints: [{{addresses: ['{endpoint}'], conditions: {{ready: true}}}}]\n"
     )
+}
+
+/// A minimal Gateway setup: class, one HTTP listener on `port`, a route for `/` to `svc`.
+pub fn gateway_with_route(port: u16, endpoint: &str, target: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: mesh}}\nspec: {{controllerName: kubectl-mesh.io/gateway-controller}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: all, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]\n---\n{}",
+        service("default", "svc", 80, endpoint, target)
+    )
+}
+
+/// CPU time (user + system) the process has used, from /proc.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Whether the server closes `stream` within `within` (reads return 0 or an error).
+pub async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
 }

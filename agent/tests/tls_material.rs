@@ -1,0 +1,119 @@
+//! TLS material is checked when it is loaded: a Secret whose key is garbage, zeroed or of
+//! another certificate takes its listener out of service (ResolvedRefs False,
+//! InvalidCertificateRef), visibly, while the other listeners keep serving.
+
+mod support;
+
+use base64::Engine;
+use support::{backend, service, spawn};
+
+const GATEWAY: &str = "127.0.0.51";
+
+fn secret(name: &str, cert_pem: &str, key_pem: &[u8]) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(cert_pem.as_bytes()),
+        b64(key_pem)
+    )
+}
+
+fn config() -> String {
+    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: mesh}}\nspec: {{controllerName: kubectl-mesh.io/gateway-controller}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  listeners:\n  - {{name: good, port: 8443, protocol: HTTPS, hostname: good.example, tls: {{certificateRefs: [{{name: good}}]}}}}\n  - {{name: bad, port: 9443, protocol: HTTPS, hostname: bad.example, tls: {{certificateRefs: [{{name: bad}}]}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: all, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]\n---\n{}", service("default", "svc", 80, "127.0.1.51", 9000))
+}
+
+async fn https(port: u16, host: &str) -> Result<u16, String> {
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve(host, format!("{GATEWAY}:{port}").parse().unwrap())
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .unwrap();
+    c.get(format!("https://{host}:{port}/"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_takes_only_its_listener_out_and_says_so() {
+    backend("127.0.1.51:9000", "echo", "default").await;
+    let good = rcgen::generate_simple_self_signed(vec!["good.example".into()]).unwrap();
+    let bad = rcgen::generate_simple_self_signed(vec!["bad.example".into()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let dir = support::folder("tls-material");
+    std::fs::write(dir.join("config.yaml"), config()).unwrap();
+    std::fs::write(
+        dir.join("good.yaml"),
+        secret(
+            "good",
+            &good.cert.pem(),
+            good.signing_key.serialize_pem().as_bytes(),
+        ),
+    )
+    .unwrap();
+    // The bad listener's key belongs to another certificate.
+    std::fs::write(
+        dir.join("bad.yaml"),
+        secret("bad", &bad.cert.pem(), other.serialize_pem().as_bytes()),
+    )
+    .unwrap();
+    let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
+    let info = agent.reloaded_after(&serde_json::json!({})).await;
+    assert_eq!(https(8443, "good.example").await, Ok(200), "{info}");
+    assert!(
+        https(9443, "bad.example").await.is_err(),
+        "a listener with a mismatched key serves"
+    );
+    assert!(info["findings"]["errors"].as_u64().unwrap() >= 1, "{info}");
+
+    // Garbage and zeroed keys in the good Secret: that listener stops being programmed too,
+    // and the agent says why instead of failing every handshake silently.
+    for key in [
+        b"-----BEGIN PRIVATE KEY-----\nZ2FyYmFnZQ==\n-----END PRIVATE KEY-----\n".to_vec(),
+        vec![0u8; 241],
+    ] {
+        let info = agent
+            .write("good.yaml", &secret("good", &good.cert.pem(), &key))
+            .await;
+        assert!(https(8443, "good.example").await.is_err(), "{info}");
+        assert!(info["findings"]["errors"].as_u64().unwrap() >= 2, "{info}");
+    }
+    // Mended: served again.
+    agent
+        .write(
+            "good.yaml",
+            &secret(
+                "good",
+                &good.cert.pem(),
+                good.signing_key.serialize_pem().as_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(https(8443, "good.example").await, Ok(200));
+}
+
+#[test]
+fn analyze_reports_a_key_of_another_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["a.example".into()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let text = format!(
+        "{}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  listeners: [{{name: a, port: 443, protocol: HTTPS, hostname: a.example, tls: {{certificateRefs: [{{name: s}}]}}}}]\n",
+        secret("s", &cert.cert.pem(), other.serialize_pem().as_bytes())
+    );
+    let objects =
+        mesh_model::load::load_str(&text, mesh_model::Source::Stdin, &Default::default()).unwrap();
+    let snap = mesh_model::Snapshot::new(objects);
+    let findings = mesh_model::rules::check(&snap);
+    let f = findings
+        .iter()
+        .find(|d| d.code == "MESH1106")
+        .expect("MESH1106");
+    assert!(
+        f.message.contains("does not belong to the certificate"),
+        "{f}"
+    );
+    assert_eq!(f.reason, Some("InvalidCertificateRef"));
+}
