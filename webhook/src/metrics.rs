@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReviewLabels {
     pub endpoint: &'static str,
-    pub kind: String,
+    pub kind: &'static str,
     pub operation: String,
     pub verdict: &'static str,
 }

@@ -15,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +29,8 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a client to send a request head once its connection is ready for one.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct AppState {
     pub cluster: RwLock<ClusterView>,
@@ -136,7 +138,7 @@ fn handle(state: &AppState, endpoint: &'static str, body: &[u8]) -> Response {
         .reviews
         .get_or_create(&ReviewLabels {
             endpoint,
-            kind: answer.kind.clone(),
+            kind: answer.kind,
             operation: operation.clone(),
             verdict: answer.verdict.as_str(),
         })
@@ -204,10 +206,26 @@ pub async fn serve(
                 }
             };
             let service = TowerToHyperService::new(app);
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // A client trickling its request head (one byte a second) is cut off, as is one
+            // that sends nothing after the handshake.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)));
+            let first_bytes = tls.get_ref().0.readable();
+            if tokio::time::timeout(HEADER_TIMEOUT, first_bytes)
                 .await
+                .is_err()
             {
+                tracing::debug!(%peer, "no request after the handshake");
+                return;
+            }
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

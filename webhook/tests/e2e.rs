@@ -2,6 +2,7 @@
 //! from its own `certs` command, AdmissionReview v1 bodies shaped like the API server's.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -348,4 +349,72 @@ fn certificates_reload_without_restart_or_dropped_connections() {
         client(&old_ca).get(&health).send().is_err(),
         "a new connection trusting only the old CA is refused"
     );
+}
+
+#[test]
+fn metric_labels_come_only_from_known_kinds() {
+    let w = start("metric-labels");
+    let c = client(&w.dir.join("ca.crt"));
+    for i in 0..200 {
+        let object = json!({"apiVersion": "example.com/v1", "kind": format!("Made{i}"), "metadata": {"name": "x", "namespace": "default"}});
+        post(
+            &c,
+            &format!("{}/validate", w.url),
+            &admission(&format!("u{i}"), "CREATE", &object),
+        );
+    }
+    let metrics = c
+        .get(format!("{}/metrics", w.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !metrics.contains("Made1"),
+        "request kinds leaked into labels"
+    );
+    let other: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("kind=\"other\""))
+        .collect();
+    assert_eq!(other.len(), 1, "{metrics}");
+    assert!(other[0].ends_with(" 200"), "{}", other[0]);
+}
+
+#[test]
+fn a_client_trickling_its_request_head_is_cut_off() {
+    use std::io::{Read, Write};
+    let w = start("slowloris");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &std::fs::read(w.dir.join("ca.crt")).unwrap()[..]) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let addr = w.url.trim_start_matches("https://").to_string();
+    let tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let head = b"POST /validate HTTP/1.1\r\nHost: webhook\r\nX-Slow: ";
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for b in head.iter().cycle().take(60) {
+        if tls.write_all(&[*b]).and_then(|_| tls.flush()).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if !closed {
+        let mut buf = [0u8; 64];
+        closed = matches!(tls.read(&mut buf), Ok(0) | Err(_));
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
 }
