@@ -10,7 +10,7 @@ use mesh_model::lastgood::LeftOut;
 use mesh_model::plan::{render, Plan, MESH_LISTENER};
 use tokio::sync::Semaphore;
 
-use crate::proxy::Proxy;
+use crate::proxy::{OutboundPolicy, Proxy};
 use crate::serve::{Acceptor, Limits, ADMIN_CONNECTIONS};
 
 /// The outcome of the last load, for `/ready` and `/server_info`.
@@ -27,7 +27,8 @@ pub struct Status {
     pub reloads: u64,
     /// When the Plan in force was loaded (RFC 3339), for the config dump.
     pub last_updated: String,
-    /// When the folder was last loaded, successfully or not (RFC 3339).
+    /// When the last load began reading the folder (RFC 3339): a change written before it is
+    /// in it.
     pub last_reload: String,
     /// SHA-256 of the Plan in force, rendered: equal hashes mean agents run the same config.
     pub plan_hash: String,
@@ -115,9 +116,12 @@ pub async fn serve(
                         }
                         "/clusters" => (200, clusters_text(&plan)),
                         "/stats/prometheus" => (200, proxy.stats.prometheus()),
-                        "/explain" => {
-                            explain(&plan, req.uri().query().unwrap_or(""), render.outbound_port)
-                        }
+                        "/explain" => explain(
+                            &plan,
+                            req.uri().query().unwrap_or(""),
+                            render.outbound_port,
+                            proxy.settings.outbound_policy,
+                        ),
                         _ => (404, "not found\n".into()),
                     };
                     let mut r = hyper::Response::new(http_body_util::Full::new(
@@ -146,7 +150,7 @@ pub async fn serve(
 /// send that request where it does (JSON; `kubectl mesh explain --admin` prints it). The
 /// listener is picked as for a real request: the outbound entry on its port, else the Gateway
 /// listener of the port whose hostname fits best.
-fn explain(plan: &Plan, query: &str, outbound_port: u16) -> (u16, String) {
+fn explain(plan: &Plan, query: &str, outbound_port: u16, policy: OutboundPolicy) -> (u16, String) {
     let mut url = None;
     let mut method = "GET".to_string();
     let mut headers = Vec::new();
@@ -174,7 +178,13 @@ fn explain(plan: &Plan, query: &str, outbound_port: u16) -> (u16, String) {
             } else {
                 plan.listener_for(q.port, &q.host).map(|l| l.name.as_str())
             };
-            let e = mesh_model::plan::explain::explain(plan, listener, &q);
+            let mut e = mesh_model::plan::explain::explain(plan, listener, &q);
+            if policy == OutboundPolicy::RegistryOnly
+                && e.outcome
+                    .starts_with(mesh_model::plan::explain::PASSTHROUGH)
+            {
+                e.outcome = "502 not a Service of the mesh (outbound policy registry-only)".into();
+            }
             (200, serde_json::to_string(&e).unwrap_or_default())
         }
         Err(e) => (400, format!("{e}\n")),

@@ -50,14 +50,15 @@ pub fn load(dir: &Path, opts: &LoadOptions, last_good: &mut LastGood, allow_empt
     }
 }
 
-/// Watch `dir` and call `apply` with each load: one at start, then one per settled burst of
-/// file events. Runs until the process ends; meant for its own thread.
+/// Watch `dir` and call `apply` with each load and when it began reading the folder: one at
+/// start, then one per settled burst of file events. Runs until the process ends; meant for
+/// its own thread.
 pub fn watch(
     dir: PathBuf,
     opts: LoadOptions,
     settle: Duration,
     allow_empty: bool,
-    mut apply: impl FnMut(Loaded),
+    mut apply: impl FnMut(jiff::Timestamp, Loaded),
 ) {
     let (tx, rx) = mpsc::channel::<()>();
     let on_event = move |event: notify::Result<notify::Event>| {
@@ -91,7 +92,8 @@ pub fn watch(
     };
     let mut last_good = LastGood::default();
     loop {
-        apply(load(&dir, &opts, &mut last_good, allow_empty));
+        let started = jiff::Timestamp::now();
+        apply(started, load(&dir, &opts, &mut last_good, allow_empty));
         // Wait for a change, then for the burst to settle (an editor or `kubectl cp` writes
         // a file in several steps; a ConfigMap update swaps a symlink).
         if rx.recv().is_err() {

@@ -8,12 +8,18 @@
 //! `--outbound-addr`. Every limit and timeout is a flag (docs/operations.md).
 
 mod admin;
+mod body;
 mod config;
+mod filters;
+mod headers;
+mod local_reply;
 mod passthrough;
 mod proxy;
 mod serve;
 mod stats;
 mod tls;
+mod upgrade;
+mod upstream;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -94,6 +100,21 @@ struct Args {
     /// default); `0s` disables it.
     #[arg(long, default_value = "15s", value_parser = duration)]
     default_route_timeout: Duration,
+    /// Trusted proxies in front of the Gateway listeners (Envoy's xff_num_trusted_hops): with
+    /// 0, a client's X-Forwarded-Proto and X-Request-Id are replaced; with more, kept.
+    #[arg(long, default_value_t = 0)]
+    xff_num_trusted_hops: u32,
+    /// Merge runs of slashes in request paths before matching (Envoy's merge_slashes).
+    #[arg(long)]
+    merge_slashes: bool,
+    /// Largest request body held to copy to RequestMirror targets (bytes, or with Ki/Mi/Gi);
+    /// a larger request is forwarded without its copies.
+    #[arg(long, default_value = "1Mi", value_parser = mesh_model::load::parse_size)]
+    mirror_body_limit: u64,
+    /// What the outbound entry does with a destination that is no Service: forward it as
+    /// addressed (allow-any, Istio's ALLOW_ANY) or refuse it with 502 (registry-only).
+    #[arg(long, value_enum, default_value_t = proxy::OutboundPolicy::AllowAny)]
+    outbound_policy: proxy::OutboundPolicy,
 }
 
 fn main() {
@@ -181,10 +202,16 @@ impl Serving {
         }
     }
 
-    fn apply(&mut self, loaded: Loaded, runtime: &tokio::runtime::Handle) {
+    /// Take a load that began reading the folder at `read_at`.
+    fn apply(
+        &mut self,
+        read_at: jiff::Timestamp,
+        loaded: Loaded,
+        runtime: &tokio::runtime::Handle,
+    ) {
         let now = jiff::Timestamp::now().to_string();
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        status.last_reload = now.clone();
+        status.last_reload = read_at.to_string();
         match loaded {
             Loaded::Empty => {
                 let why = "the configuration folder holds no objects; the last good configuration \
@@ -199,10 +226,13 @@ impl Serving {
                 warnings,
             } => {
                 drop(status);
-                self.bind(&plan, runtime);
                 self.certificates.update(&plan);
                 let hash = render::plan_hash(&plan);
-                self.proxy.current.swap(*plan);
+                // Bound after the swap: a new port's first request must meet the Plan that
+                // has its listener.
+                let plan = Arc::new(*plan);
+                self.proxy.current.swap(plan.clone());
+                self.bind(&plan, runtime);
                 let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
                 status.loaded = true;
                 status.reloads += 1;
@@ -297,15 +327,19 @@ async fn run(args: Args) {
             .unwrap_or_else(|| serve::default_max_connections(fd_limit)),
     });
     tracing::info!(fd_limit, max_connections = limits.max_connections, "limits");
-    let upstream = proxy::UpstreamLimits {
+    let settings = proxy::Settings {
         connect_timeout: args.connect_timeout,
         default_route_timeout: (!args.default_route_timeout.is_zero())
             .then_some(args.default_route_timeout),
+        xff_num_trusted_hops: args.xff_num_trusted_hops,
+        merge_slashes: args.merge_slashes,
+        mirror_body_limit: usize::try_from(args.mirror_body_limit).unwrap_or(usize::MAX),
+        outbound_policy: args.outbound_policy,
     };
     let status = Arc::new(Mutex::new(Status::default()));
     let proxy = Arc::new(proxy::Proxy::new(
         Arc::new(proxy::Current::default()),
-        upstream,
+        settings,
     ));
     let render = render::RenderOptions {
         gateway_address: args.gateway_addr.to_string(),
@@ -344,8 +378,8 @@ async fn run(args: Args) {
     let loader = std::thread::Builder::new()
         .name("config-loader".into())
         .spawn(move || {
-            config::watch(dir, opts, settle, allow_empty, |loaded| {
-                serving.apply(loaded, &runtime)
+            config::watch(dir, opts, settle, allow_empty, |read_at, loaded| {
+                serving.apply(read_at, loaded, &runtime)
             })
         });
     if let Err(e) = loader {

@@ -83,7 +83,7 @@ async fn route(
         .choose(&plan, backends)
         .map_err(|_| format!("no endpoint for SNI {host:?}"))?;
     let connect = TcpStream::connect((ep.address.as_str(), ep.port));
-    let mut upstream = tokio::time::timeout(proxy.upstream.connect_timeout, connect)
+    let mut upstream = tokio::time::timeout(proxy.settings.connect_timeout, connect)
         .await
         .map_err(|_| format!("connect {}:{}: timed out", ep.address, ep.port))?
         .map_err(|e| format!("connect {}:{}: {e}", ep.address, ep.port))?;

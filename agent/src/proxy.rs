@@ -1,26 +1,29 @@
-//! The L7 proxy: one request, routed by `Plan::decide`, then redirected, refused or forwarded.
+//! The L7 proxy: one request, read as RFC 9110/9112 say (one valid Host, absolute-form by its
+//! authority, the path normalised), routed by `Plan::decide`, then redirected, refused or
+//! forwarded. Every decision comes from the Plan (listener, route, backend and its refusal,
+//! mirrors, redirect target); this module only carries it out.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use mesh_model::plan::rewrite;
+use mesh_model::plan::target::{self, Authority};
 use mesh_model::plan::{
-    query_pairs, Action, Cluster, Endpoint, Plan, Request as RouteRequest, RouteEntry,
-    UpstreamProtocol, WeightedBackend, MESH_LISTENER,
+    query_pairs, rewrite, Action, Cluster, Endpoint, Mirror, Plan, Refusal,
+    Request as RouteRequest, RouteEntry, UpstreamProtocol, WeightedBackend, MESH_LISTENER,
 };
 use mesh_model::route::Filter;
 
+pub use crate::body::Body;
+use crate::body::{buffer, full, Buffered, ClientBody, Deadline};
+use crate::filters::{request_modifiers, response_modifiers};
+use crate::headers::{forwarded, strip_hop_by_hop, wants_upgrade};
+use crate::local_reply::{answer, is_grpc, to_grpc, LocalReply};
 use crate::stats::{Keyed, Stats};
-
-pub type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+use crate::upstream::{UpstreamError, Upstreams};
 
 /// The Plan in force, swapped whole on reload; requests keep the one they started with.
 #[derive(Default)]
@@ -28,6 +31,8 @@ pub struct Current {
     pub plan: RwLock<Arc<Plan>>,
     /// Round-robin position per cluster.
     next: Keyed<AtomicUsize>,
+    /// Requests seen per mirror (by the Plan's mirror id), for sampling.
+    mirrored: RwLock<Arc<Vec<AtomicU64>>>,
 }
 
 impl Current {
@@ -35,14 +40,27 @@ impl Current {
         self.plan.read().map(|p| p.clone()).unwrap_or_default()
     }
 
-    pub fn swap(&self, plan: Plan) {
+    pub fn swap(&self, plan: Arc<Plan>) {
+        let counters: Vec<AtomicU64> = (0..plan.mirror_count).map(|_| AtomicU64::new(0)).collect();
+        if let Ok(mut m) = self.mirrored.write() {
+            *m = Arc::new(counters);
+        }
         if let Ok(mut p) = self.plan.write() {
-            *p = Arc::new(plan);
+            *p = plan;
         }
     }
 
     fn next_index(&self, cluster: &str, len: usize) -> usize {
         self.next.get(cluster).fetch_add(1, Ordering::Relaxed) % len
+    }
+
+    /// Whether this request is copied to `m`: each mirror samples its own requests.
+    fn sample(&self, m: &Mirror) -> bool {
+        let counters = self.mirrored.read().map(|c| c.clone()).unwrap_or_default();
+        let n = counters
+            .get(m.id)
+            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed));
+        m.samples(n)
     }
 }
 
@@ -58,235 +76,60 @@ pub struct Inbound {
     pub peer: std::net::SocketAddr,
 }
 
-/// How the proxy treats upstreams, from the flags.
+/// What the mesh entry does with a destination that is no Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutboundPolicy {
+    /// Forward it to the address it names, unchanged (Istio's ALLOW_ANY).
+    AllowAny,
+    /// Refuse it with 502 (Istio's REGISTRY_ONLY).
+    RegistryOnly,
+}
+
+/// How the proxy treats requests and upstreams, from the flags.
 #[derive(Debug, Clone)]
-pub struct UpstreamLimits {
+pub struct Settings {
     /// Time to connect to an endpoint.
     pub connect_timeout: Duration,
     /// The deadline of routes that set no timeout.
     pub default_route_timeout: Option<Duration>,
+    /// Trusted proxies in front of the Gateway listeners (Envoy's `xff_num_trusted_hops`):
+    /// with any, their X-Forwarded-Proto and X-Request-Id are kept.
+    pub xff_num_trusted_hops: u32,
+    /// Merge runs of `/` in paths (Envoy's `merge_slashes`).
+    pub merge_slashes: bool,
+    /// Largest request body held to copy to mirrors; a larger one is forwarded unmirrored.
+    pub mirror_body_limit: usize,
+    pub outbound_policy: OutboundPolicy,
 }
 
 pub struct Proxy {
     pub current: Arc<Current>,
-    pub upstream: UpstreamLimits,
-    /// Upstream connection pools (per endpoint, inside the client): HTTP/1.1 and h2c.
-    http1: Client<HttpConnector, Body>,
-    h2c: Client<HttpConnector, Body>,
-    requests: AtomicUsize,
+    pub settings: Settings,
+    upstreams: Arc<Upstreams>,
+    requests: AtomicU64,
     pub stats: Stats,
 }
 
-fn full(text: impl Into<Bytes>) -> Body {
-    Full::new(text.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
+/// The statistics name of traffic to destinations that are no Service (Istio's).
+const PASSTHROUGH: &str = "PassthroughCluster";
 
-/// The request's host without port: the Host header, else the absolute-form URI's authority.
-fn request_host(req: &Request<Incoming>) -> String {
-    let header = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    match header.rsplit_once(':') {
-        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
-        _ => header,
-    }
-}
-
-/// Marks a response the proxy made itself (not a backend's), so gRPC callers get it in gRPC form.
-#[derive(Clone, Copy)]
-struct LocalReply;
-
-fn answer(status: StatusCode, text: &str) -> Response<Body> {
-    let mut r = Response::new(full(text.to_string()));
-    *r.status_mut() = status;
-    r.extensions_mut().insert(LocalReply);
-    r
-}
-
-/// A gRPC request: its answer must carry a `grpc-status`, not just an HTTP status.
-fn is_grpc(headers: &hyper::HeaderMap) -> bool {
-    headers
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
-}
-
-/// The gRPC status for an HTTP status, as gRPC's HTTP mapping (and Envoy) define it: a route
-/// that does not exist is UNIMPLEMENTED, an unreachable or slow backend UNAVAILABLE.
-fn grpc_status(http: StatusCode) -> u16 {
-    match http.as_u16() {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502 | 503 | 504 => 14,
-        _ => 2,
-    }
-}
-
-/// Rewrites a local reply to a gRPC request as a trailers-only gRPC response: HTTP 200 with
-/// `grpc-status` and `grpc-message` and no body, the form gRPC clients read (and Envoy sends).
-fn grpc_local_reply(http: StatusCode, message: &str) -> Response<Body> {
-    let status = grpc_status(http);
-    let mut r = Response::new(full(Bytes::new()));
-    let headers = r.headers_mut();
-    headers.insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    headers.insert("grpc-status", HeaderValue::from(status));
-    let encoded = percent_encode(message.trim_end());
-    if let Ok(v) = HeaderValue::try_from(encoded) {
-        headers.insert("grpc-message", v);
-    }
-    r
-}
-
-/// gRPC's percent-encoding of `grpc-message`: printable ASCII except `%` stays as is.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b' '..=b'~' if b != b'%' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Why no endpoint could be chosen: 500 for the first two, 503 for the last (as the spec says).
-pub enum Refusal<'p> {
-    /// Every backend has weight 0.
-    NoWeight,
-    /// The chosen backend could not be resolved (its share of requests fails).
-    Invalid,
-    /// The cluster has no ready endpoint.
-    NoEndpoints(&'p str),
-}
-
-/// Pick a backend by weight (weight 0 never), deterministically spread by a counter.
-fn pick(backends: &[WeightedBackend], n: usize) -> Option<&WeightedBackend> {
-    let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
-    if total == 0 {
-        return None;
-    }
-    // A multiplicative hash of the counter spreads consecutive requests across the weights.
-    let mut point = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % total;
-    for b in backends {
-        if point < u64::from(b.weight) {
-            return Some(b);
-        }
-        point -= u64::from(b.weight);
-    }
-    None
-}
-
-/// Apply a header modifier's set, add and remove to a header map, as the spec defines them:
-/// `set` replaces, `add` appends to an existing value with a comma, `remove` deletes.
-fn modify<'f>(
-    headers: &mut hyper::HeaderMap,
-    set: impl Iterator<Item = (&'f str, &'f str)>,
-    add: impl Iterator<Item = (&'f str, &'f str)>,
-    remove: &[String],
-) {
-    for (k, v) in set {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-            headers.insert(k, v);
-        }
-    }
-    for (k, v) in add {
-        let Ok(k) = HeaderName::try_from(k) else {
-            continue;
-        };
-        let value = match headers.get(&k).and_then(|old| old.to_str().ok()) {
-            Some(old) => HeaderValue::try_from(format!("{old},{v}")),
-            None => HeaderValue::try_from(v),
-        };
-        if let Ok(v) = value {
-            headers.insert(k, v);
-        }
-    }
-    for k in remove {
-        headers.remove(k.as_str());
-    }
-}
-
-/// The generated types repeat per modifier, so each caller lists its pairs.
-macro_rules! pairs {
-    ($list:expr) => {
-        $list
-            .iter()
-            .flatten()
-            .map(|h| (h.name.as_str(), h.value.as_str()))
-    };
-}
-
-fn request_modifiers(filters: &[&Filter], headers: &mut hyper::HeaderMap) {
-    for m in filters
-        .iter()
-        .filter_map(|f| f.request_header_modifier.as_ref())
-    {
-        let remove = m.remove.as_deref().unwrap_or(&[]);
-        modify(headers, pairs!(m.set), pairs!(m.add), remove);
-    }
-}
-
-fn response_modifiers(filters: &[&Filter], headers: &mut hyper::HeaderMap) {
-    for m in filters
-        .iter()
-        .filter_map(|f| f.response_header_modifier.as_ref())
-    {
-        let remove = m.remove.as_deref().unwrap_or(&[]);
-        modify(headers, pairs!(m.set), pairs!(m.add), remove);
-    }
+/// A request, read and checked, with what routing needs.
+struct Checked {
+    req: Request<Incoming>,
+    authority: Authority,
+    /// The normalised path, what routes match and the backend receives.
+    path: String,
 }
 
 impl Proxy {
-    /// The endpoints that get a copy of this request: one per RequestMirror filter whose
-    /// backend resolves, sampled by its percent or fraction.
-    fn mirror_targets<'p>(
-        &self,
-        plan: &'p Plan,
-        entry: &RouteEntry,
-        filters: &[&Filter],
-    ) -> Vec<(&'p Endpoint, UpstreamProtocol)> {
-        let n = self.requests.load(Ordering::Relaxed) as u64;
-        filters
-            .iter()
-            .filter_map(|f| f.request_mirror.as_ref())
-            .filter(|m| {
-                let (num, den) = match (m.percent, &m.fraction) {
-                    (Some(p), _) => (p.max(0) as u64, 100),
-                    (None, Some(fr)) => (
-                        fr.numerator.max(0) as u64,
-                        fr.denominator.unwrap_or(100).max(1) as u64,
-                    ),
-                    _ => return true,
-                };
-                // Spread the sampled requests evenly: this one is mirrored if the running
-                // share steps past an integer.
-                (n + 1) * num / den > n * num / den
-            })
-            .filter_map(|m| {
-                let b = &m.backend_ref;
-                let cluster = format!(
-                    "{}/{}:{}",
-                    b.namespace.as_deref().unwrap_or(&entry.source.namespace),
-                    b.name,
-                    b.port.unwrap_or(0)
-                );
-                let c = plan
-                    .clusters
-                    .get(&cluster)
-                    .filter(|c| !c.endpoints.is_empty())?;
-                let ep = &c.endpoints[self.current.next_index(&cluster, c.endpoints.len())];
-                Some((ep, c.protocol))
-            })
-            .collect()
+    pub fn new(current: Arc<Current>, settings: Settings) -> Proxy {
+        Proxy {
+            current,
+            upstreams: Arc::new(Upstreams::new(settings.connect_timeout)),
+            settings,
+            requests: AtomicU64::new(0),
+            stats: Stats::default(),
+        }
     }
 
     /// The backend (by weight), its cluster and an endpoint (round robin) for a request or a
@@ -295,77 +138,66 @@ impl Proxy {
         &self,
         plan: &'p Plan,
         backends: &'p [WeightedBackend],
-    ) -> Result<(&'p WeightedBackend, &'p Cluster, &'p Endpoint), Refusal<'p>> {
+    ) -> Result<(&'p WeightedBackend, &'p Cluster, &'p Endpoint), (Refusal, Option<&'p str>)> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        let backend = pick(backends, n).ok_or(Refusal::NoWeight)?;
-        let cluster = backend.cluster.as_deref().ok_or(Refusal::Invalid)?;
-        let c = plan.clusters.get(cluster).ok_or(Refusal::Invalid)?;
-        if c.endpoints.is_empty() {
-            return Err(Refusal::NoEndpoints(cluster));
-        }
-        let ep = &c.endpoints[self.current.next_index(cluster, c.endpoints.len())];
+        let backend = Plan::pick(backends, n).map_err(|r| (r, None))?;
+        let c = plan
+            .backend_cluster(backend)
+            .map_err(|r| (r, backend.cluster.as_deref()))?;
+        let ep = &c.endpoints[self.current.next_index(&c.name, c.endpoints.len())];
         Ok((backend, c, ep))
-    }
-
-    /// The connection pool and HTTP version for a cluster's protocol.
-    fn pool(&self, protocol: UpstreamProtocol) -> (&Client<HttpConnector, Body>, hyper::Version) {
-        match protocol {
-            UpstreamProtocol::Http1 => (&self.http1, hyper::Version::HTTP_11),
-            UpstreamProtocol::H2c => (&self.h2c, hyper::Version::HTTP_2),
-        }
-    }
-
-    pub fn new(current: Arc<Current>, upstream: UpstreamLimits) -> Proxy {
-        let connect_timeout = upstream.connect_timeout;
-        let pool = |h2: bool| {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(connect_timeout));
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .http2_only(h2)
-                .build(connector)
-        };
-        Proxy {
-            current,
-            http1: pool(false),
-            upstream,
-            h2c: pool(true),
-            requests: AtomicUsize::new(0),
-            stats: Stats::default(),
-        }
     }
 
     /// Serve one request arriving on a listener, counted in the listener's statistics.
     pub async fn handle(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let grpc = is_grpc(req.headers());
-        let host = request_host(&req);
         let plan = self.current.plan();
-        let listener = if inbound.mesh {
-            Some(MESH_LISTENER)
-        } else {
-            plan.listener_for(inbound.port, &host)
-                .map(|l| l.name.as_str())
-        };
-        let mut resp = match listener {
-            Some(listener) => self.route(&plan, listener, inbound, &host, req).await,
-            None => answer(StatusCode::NOT_FOUND, "no listener for this hostname\n"),
+        let (mut resp, listener) = match self.read(req) {
+            Err(e) => (
+                answer(StatusCode::BAD_REQUEST, &format!("bad request: {e}\n")),
+                None,
+            ),
+            Ok(incoming) => {
+                let listener = if inbound.mesh {
+                    Some(MESH_LISTENER)
+                } else {
+                    plan.listener_for(inbound.port, &incoming.authority.host)
+                        .map(|l| l.name.as_str())
+                };
+                let resp = match listener {
+                    Some(listener) => self.route(&plan, listener, inbound, incoming).await,
+                    None => answer(StatusCode::NOT_FOUND, "no listener for this hostname\n"),
+                };
+                (resp, listener)
+            }
         };
         if grpc && resp.extensions().get::<LocalReply>().is_some() {
-            let http = resp.status();
-            let message = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_default();
-            resp = grpc_local_reply(http, &message);
+            resp = to_grpc(resp).await;
         }
         let status = resp.status().as_u16();
-        let name = listener.unwrap_or(&inbound.socket);
-        self.stats.downstream(name, status, started.elapsed());
+        self.stats.downstream(
+            listener.unwrap_or(&inbound.socket),
+            status,
+            started.elapsed(),
+        );
         resp
+    }
+
+    /// Check the request's target: exactly one valid authority (absolute-form first), and a
+    /// path that normalises.
+    fn read(&self, req: Request<Incoming>) -> Result<Checked, target::BadTarget> {
+        let authority = target::request_authority(
+            req.uri().authority().map(|a| a.as_str()),
+            req.headers().get_all(HOST).iter().map(|v| v.as_bytes()),
+        )?;
+        let path =
+            target::normalize_path(req.uri().path(), self.settings.merge_slashes)?.into_owned();
+        Ok(Checked {
+            req,
+            authority,
+            path,
+        })
     }
 
     async fn route(
@@ -373,38 +205,59 @@ impl Proxy {
         plan: &Arc<Plan>,
         listener: &str,
         inbound: &Inbound,
-        host: &str,
-        req: Request<Incoming>,
+        incoming: Checked,
     ) -> Response<Body> {
-        let port = inbound.port;
-        // The request's parts, borrowed for matching; copied only where the request is
-        // rebuilt for the backend.
-        let uri = req.uri().clone();
-        let path = uri.path();
-        let query_text = uri.query();
-        let headers: Vec<(&str, &str)> = req
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")))
-            .collect();
-        let query = query_text.map(query_pairs).unwrap_or_default();
-        let route_req = RouteRequest {
-            host,
+        let Checked {
+            req,
+            authority,
             path,
-            method: req.method().as_str(),
-            headers: &headers,
-            query: &query,
+        } = incoming;
+        let mesh = listener == MESH_LISTENER;
+        // The mesh routes by Service name and port; Gateway listeners by host. A redirect in
+        // the mesh keeps the Service port the client named.
+        let (routing_host, port) = if mesh {
+            let port = authority.port_or(80);
+            (target::mesh_host(&authority.host, port), port)
+        } else {
+            (
+                std::borrow::Cow::Borrowed(authority.host.as_str()),
+                inbound.port,
+            )
         };
-        let Some(decision) = plan.decide(listener, &route_req) else {
-            return answer(StatusCode::NOT_FOUND, "no route\n");
+        let query_text = req.uri().query().map(str::to_string);
+        let decision = {
+            let headers: Vec<(&str, &str)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")))
+                .collect();
+            let query = query_text.as_deref().map(query_pairs).unwrap_or_default();
+            let route_req = RouteRequest {
+                host: &routing_host,
+                path: &path,
+                method: req.method().as_str(),
+                headers: &headers,
+                query: &query,
+            };
+            plan.decide(listener, &route_req).map(|d| d.route)
         };
-        let Some(entry) = decision.route else {
-            return answer(StatusCode::NOT_FOUND, "no route\n");
+        let entry = match decision {
+            Some(Some(entry)) => entry,
+            Some(None) => return answer(StatusCode::NOT_FOUND, "no route\n"),
+            // No Service of that name and port: the destination is outside the mesh.
+            None if mesh => return self.passthrough(req, &authority, &path, inbound).await,
+            None => return answer(StatusCode::NOT_FOUND, "no route\n"),
         };
         match &entry.action {
             Action::Redirect => {
-                let (code, loc) =
-                    rewrite::location(entry, inbound.scheme, host, port, path, query_text);
+                let (code, loc) = rewrite::location(
+                    entry,
+                    inbound.scheme,
+                    &authority.host,
+                    port,
+                    &path,
+                    query_text.as_deref(),
+                );
                 let code = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
                 let mut r = answer(code, "");
                 if let Ok(v) = HeaderValue::try_from(loc) {
@@ -416,168 +269,283 @@ impl Proxy {
                 let started = Instant::now();
                 let (backend, cluster, ep) = match self.choose(plan, backends) {
                     Ok(chosen) => chosen,
-                    Err(Refusal::NoEndpoints(cluster)) => {
-                        self.stats.upstream(cluster, 503, started.elapsed());
-                        return answer(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
-                    }
-                    Err(Refusal::NoWeight) => {
-                        return answer(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "no backend with a positive weight\n",
-                        )
-                    }
-                    Err(Refusal::Invalid) => {
-                        return answer(StatusCode::INTERNAL_SERVER_ERROR, "invalid backend\n")
+                    Err((refusal, cluster)) => {
+                        if let (Refusal::NoEndpoints, Some(c)) = (refusal, cluster) {
+                            self.stats.upstream(c, refusal.status(), started.elapsed());
+                        }
+                        let status = StatusCode::from_u16(refusal.status())
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        return answer(status, &format!("{}\n", refusal.message()));
                     }
                 };
                 let filters: Vec<&Filter> = entry.filters.iter().chain(&backend.filters).collect();
-                let resp = self
-                    .forward(
-                        plan,
-                        req,
-                        entry,
-                        &filters,
-                        cluster.protocol,
-                        ep,
-                        inbound,
-                        path,
-                        query_text,
-                    )
-                    .await;
-                let status = resp.status().as_u16();
-                self.stats
-                    .upstream(&cluster.name, status, started.elapsed());
+                let mirrors: Vec<&Mirror> = entry.mirrors.iter().chain(&backend.mirrors).collect();
+                let call = Call {
+                    plan,
+                    entry,
+                    filters: &filters,
+                    mirrors: &mirrors,
+                    cluster,
+                    ep,
+                    inbound,
+                    trusted: mesh || self.settings.xff_num_trusted_hops > 0,
+                    authority: &authority,
+                    path: &path,
+                    query: query_text.as_deref(),
+                };
+                let (resp, counted) = self.forward(req, call).await;
+                if counted {
+                    self.stats
+                        .upstream(&cluster.name, resp.status().as_u16(), started.elapsed());
+                }
                 resp
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn forward(
+    /// Forward a request whose destination is no Service to the address it names, or refuse
+    /// it (`--outbound-policy registry-only`).
+    async fn passthrough(
         &self,
-        plan: &Plan,
-        req: Request<Incoming>,
-        entry: &RouteEntry,
-        filters: &[&Filter],
-        protocol: UpstreamProtocol,
-        ep: &Endpoint,
-        inbound: &Inbound,
+        mut req: Request<Incoming>,
+        authority: &Authority,
         path: &str,
-        query: Option<&str>,
+        inbound: &Inbound,
     ) -> Response<Body> {
+        if self.settings.outbound_policy == OutboundPolicy::RegistryOnly {
+            return answer(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "{} is not a Service of the mesh (outbound policy registry-only)\n",
+                    authority.host
+                ),
+            );
+        }
+        let started = Instant::now();
+        let host = authority_text(authority);
+        let port = authority.port_or(80);
+        let ep = Endpoint {
+            address: authority
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        };
+        let upgrade = wants_upgrade(req.headers());
+        strip_hop_by_hop(req.headers_mut(), upgrade);
+        forwarded(req.headers_mut(), inbound.peer.ip(), inbound.scheme, true);
+        if let Ok(v) = HeaderValue::try_from(host.as_str()) {
+            req.headers_mut().insert(HOST, v);
+        }
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
         let (mut parts, body) = req.into_parts();
-        let (new_path, new_host) = rewrite::rewritten(entry, filters.iter().copied(), path);
-        if let Some(v) = new_host.and_then(|h| HeaderValue::try_from(h).ok()) {
+        let client_upgrade = if upgrade {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        if let Ok(uri) = format!("{path}{query}").parse() {
+            parts.uri = uri;
+        }
+        let (body, client_failed) = ClientBody::new(body);
+        let upstream = Request::from_parts(parts, http_body_util::BodyExt::boxed(body));
+        let result = self
+            .upstreams
+            .send(upstream, &ep, UpstreamProtocol::Http1, &host)
+            .await;
+        let resp = self.respond(result, &[], client_upgrade, None, &client_failed);
+        self.stats
+            .upstream(PASSTHROUGH, resp.status().as_u16(), started.elapsed());
+        resp
+    }
+
+    /// Send the request to the chosen endpoint (and copies to the mirrors), and make the
+    /// client's response of the backend's. Returns whether the backend answered for the
+    /// status (a client body error is the client's, not counted against the cluster).
+    async fn forward(&self, req: Request<Incoming>, call: Call<'_>) -> (Response<Body>, bool) {
+        let (mut parts, body) = req.into_parts();
+        let upgrade = wants_upgrade(&parts.headers) && parts.version == hyper::Version::HTTP_11;
+        let client_upgrade = if upgrade {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        let (new_path, new_host) =
+            rewrite::rewritten(call.entry, call.filters.iter().copied(), call.path);
+        // Host is the client's (or the rewrite's), whatever the upstream address: an HTTP/2
+        // client's `:authority` becomes the upstream Host too.
+        let host = new_host.unwrap_or_else(|| authority_text(call.authority));
+        if let Ok(v) = HeaderValue::try_from(host.as_str()) {
             parts.headers.insert(HOST, v);
         }
-        request_modifiers(filters, &mut parts.headers);
-        let xff = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(old) => format!("{old}, {}", inbound.peer.ip()),
-            None => inbound.peer.ip().to_string(),
-        };
-        if let Ok(v) = HeaderValue::try_from(xff) {
-            parts.headers.insert("x-forwarded-for", v);
-        }
-        parts
-            .headers
-            .entry("x-forwarded-proto")
-            .or_insert(HeaderValue::from_static(inbound.scheme));
-        if !parts.headers.contains_key("x-request-id") {
-            let id = format!(
-                "{:016x}{:016x}",
-                std::process::id() as u64 ^ 0x5eed,
-                self.requests.load(Ordering::Relaxed) as u64
-            );
-            if let Ok(v) = HeaderValue::try_from(id) {
-                parts.headers.insert("x-request-id", v);
-            }
-        }
-        let uri = format!(
-            "http://{}:{}{new_path}{}",
-            ep.address,
-            ep.port,
-            query.map(|q| format!("?{q}")).unwrap_or_default()
+        request_modifiers(call.filters, &mut parts.headers);
+        forwarded(
+            &mut parts.headers,
+            call.inbound.peer.ip(),
+            call.inbound.scheme,
+            call.trusted,
         );
-        let Ok(uri) = uri.parse() else {
-            return answer(StatusCode::BAD_REQUEST, "bad request path\n");
-        };
-        parts.uri = uri;
-        let (client, version) = self.pool(protocol);
-        parts.version = version;
-        let mirrors = self.mirror_targets(plan, entry, filters);
-        let upstream = if mirrors.is_empty() {
-            Request::from_parts(parts, body.boxed())
+        let query = call.query.map(|q| format!("?{q}")).unwrap_or_default();
+        match format!("{new_path}{query}").parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return (answer(StatusCode::BAD_REQUEST, "bad request path\n"), false),
+        }
+        let (body, client_failed) = ClientBody::new(body);
+        let body = http_body_util::BodyExt::boxed(body);
+        let targets: Vec<(&Endpoint, UpstreamProtocol)> = call
+            .mirrors
+            .iter()
+            .filter(|m| self.current.sample(m))
+            .filter_map(|m| {
+                let c = call.plan.mirror_cluster(m)?;
+                let ep = &c.endpoints[self.current.next_index(&c.name, c.endpoints.len())];
+                Some((ep, c.protocol))
+            })
+            .collect();
+        let upstream = if targets.is_empty() {
+            Request::from_parts(parts, body)
         } else {
-            // The body is read once and sent to the backend and to every mirror.
-            let bytes = match body.collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return answer(StatusCode::BAD_REQUEST, "could not read the request body\n")
+            match buffer(body, self.settings.mirror_body_limit).await {
+                Ok(Buffered::Whole(bytes)) => {
+                    for (ep, protocol) in targets {
+                        self.mirror(
+                            Request::from_parts(parts.clone(), full(bytes.clone())),
+                            ep,
+                            protocol,
+                            &host,
+                        );
+                    }
+                    Request::from_parts(parts, full(bytes))
                 }
-            };
-            for (mirror, protocol) in mirrors {
-                let mut copy = Request::from_parts(parts.clone(), full(bytes.clone()));
-                let target = format!(
-                    "http://{}:{}{new_path}{}",
-                    mirror.address,
-                    mirror.port,
-                    query.map(|q| format!("?{q}")).unwrap_or_default()
-                );
-                if let Ok(uri) = target.parse() {
-                    *copy.uri_mut() = uri;
-                    let (client, version) = self.pool(protocol);
-                    let client = client.clone();
-                    *copy.version_mut() = version;
-                    // Fire and forget: the mirror's answer, latency or failure never reach
-                    // the client.
-                    tokio::spawn(async move {
-                        if let Ok(resp) = client.request(copy).await {
-                            let _ = resp.into_body().collect().await;
-                        }
-                    });
+                Ok(Buffered::Streaming(body)) => {
+                    tracing::debug!("request body over --mirror-body-limit: not mirrored");
+                    Request::from_parts(parts, body)
                 }
+                Err(e) => return (answer(StatusCode::BAD_REQUEST, &format!("{e}\n")), false),
             }
-            Request::from_parts(parts, full(bytes))
         };
-        let call = client.request(upstream);
         let default_ms = self
-            .upstream
+            .settings
             .default_route_timeout
             .map(|d| d.as_millis() as u64);
-        let result = match entry.deadline_or(default_ms) {
-            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), call).await {
+        let deadline = call
+            .entry
+            .deadline_or(default_ms)
+            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let send = self
+            .upstreams
+            .send(upstream, call.ep, call.cluster.protocol, &host);
+        let result = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, send).await {
                 Ok(r) => r,
-                Err(_) => return answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+                Err(_) => {
+                    return (
+                        answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+                        true,
+                    )
+                }
             },
-            None => call.await,
+            None => send.await,
         };
-        match result {
-            Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
-                response_modifiers(filters, &mut parts.headers);
-                Response::from_parts(parts, body.boxed())
+        let counted = !client_failed.load(Ordering::Relaxed);
+        (
+            self.respond(
+                result,
+                call.filters,
+                client_upgrade,
+                deadline,
+                &client_failed,
+            ),
+            counted,
+        )
+    }
+
+    /// The client's response of the backend's: hop-by-hop headers dropped, response filters
+    /// applied, the deadline over the body, an upgrade joined; or the local reply for why
+    /// there is none.
+    fn respond(
+        &self,
+        result: Result<Response<Incoming>, UpstreamError>,
+        filters: &[&Filter],
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        deadline: Option<tokio::time::Instant>,
+        client_failed: &std::sync::atomic::AtomicBool,
+    ) -> Response<Body> {
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(_) if client_failed.load(Ordering::Relaxed) => {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read\n",
+                )
             }
             Err(e) => {
                 tracing::debug!(error = %e, "upstream request failed");
-                answer(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n")
+                let text = match e {
+                    UpstreamError::ConnectTimeout | UpstreamError::Connect(_) => {
+                        "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n"
+                    }
+                    _ => "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+                };
+                return answer(StatusCode::SERVICE_UNAVAILABLE, text);
             }
+        };
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client)) = (switching, client_upgrade) {
+            let backend = hyper::upgrade::on(&mut resp);
+            crate::upgrade::tunnel(client, backend);
         }
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, switching);
+        response_modifiers(filters, &mut parts.headers);
+        let body = match deadline {
+            Some(at) if !switching => http_body_util::BodyExt::boxed(Deadline::new(body, at)),
+            _ => http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
+                body,
+                |e| -> crate::body::BoxError { e.into() },
+            )),
+        };
+        Response::from_parts(parts, body)
+    }
+
+    /// Send a copy; its answer, latency or failure never reach the client.
+    fn mirror(&self, req: Request<Body>, ep: &Endpoint, protocol: UpstreamProtocol, host: &str) {
+        let (ep, host) = (ep.clone(), host.to_string());
+        let upstreams = self.upstreams.clone();
+        tokio::spawn(async move {
+            if let Ok(resp) = upstreams.send(req, &ep, protocol, &host).await {
+                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            }
+        });
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_messages_are_percent_encoded() {
-        assert_eq!(percent_encode("no route"), "no route");
-        assert_eq!(percent_encode("100% é"), "100%25 %C3%A9");
-        assert_eq!(grpc_status(StatusCode::NOT_FOUND), 12);
-        assert_eq!(grpc_status(StatusCode::GATEWAY_TIMEOUT), 14);
+/// `host[:port]` as the client wrote it.
+fn authority_text(a: &Authority) -> String {
+    match a.port {
+        Some(p) => format!("{}:{p}", a.host),
+        None => a.host.clone(),
     }
+}
+
+/// One forwarded request's decisions, from the Plan.
+struct Call<'a> {
+    plan: &'a Plan,
+    entry: &'a RouteEntry,
+    filters: &'a [&'a Filter],
+    mirrors: &'a [&'a Mirror],
+    cluster: &'a Cluster,
+    ep: &'a Endpoint,
+    inbound: &'a Inbound,
+    /// Whether the peer's forwarding headers are kept (see `headers::forwarded`).
+    trusted: bool,
+    authority: &'a Authority,
+    path: &'a str,
+    query: Option<&'a str>,
 }

@@ -27,7 +27,7 @@ async fn agent_on(
     let mut args = vec!["--gateway-addr", ip];
     args.extend_from_slice(extra);
     let agent = spawn_limited(&dir, &args, nofile).await;
-    agent.reloaded_after(&serde_json::json!({})).await;
+    agent.loaded().await;
     agent
 }
 
@@ -123,7 +123,7 @@ async fn a_backend_that_never_answers_meets_the_default_route_timeout() {
         &["--gateway-addr", ip, "--default-route-timeout", "1s"],
     )
     .await;
-    agent.reloaded_after(&serde_json::json!({})).await;
+    agent.loaded().await;
     let (code, body) = get(&format!("http://{ip}:8080/"), "example.com").await;
     assert_eq!(code, 504, "{body}");
 }

@@ -53,7 +53,7 @@ async fn one_bad_object_leaves_the_rest_serving_and_revocations_apply_at_once() 
         std::fs::write(dir.join(name), text).unwrap();
     }
     let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
-    agent.reloaded_after(&serde_json::json!({})).await;
+    agent.loaded().await;
     for p in ["/local", "/cross", "/app"] {
         assert_eq!(status(p).await, 200, "{p}");
     }
@@ -156,10 +156,13 @@ async fn one_bad_object_leaves_the_rest_serving_and_revocations_apply_at_once() 
 
     // An emptied folder keeps the last good configuration and says so.
     let before = agent.server_info().await;
-    for e in std::fs::read_dir(&dir).unwrap().flatten() {
-        std::fs::remove_file(e.path()).unwrap();
-    }
-    let info = agent.reloaded_after(&before).await;
+    let info = agent
+        .change(|dir| {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        })
+        .await;
     assert!(
         info["last_reload_error"]
             .as_str()
@@ -175,7 +178,7 @@ async fn one_bad_object_leaves_the_rest_serving_and_revocations_apply_at_once() 
 async fn an_empty_folder_at_start_is_not_ready_unless_allowed() {
     let dir = support::folder("empty");
     let agent = spawn(&dir, &["--gateway-addr", "127.0.0.32"]).await;
-    agent.reloaded_after(&serde_json::json!({})).await;
+    agent.loaded().await;
     let (code, text) = agent.ready().await;
     assert_eq!(code, 503, "{text}");
     assert!(text.contains("no objects"), "{text}");
@@ -186,6 +189,6 @@ async fn an_empty_folder_at_start_is_not_ready_unless_allowed() {
         &["--gateway-addr", "127.0.0.32", "--allow-empty-config"],
     )
     .await;
-    agent.reloaded_after(&serde_json::json!({})).await;
+    agent.loaded().await;
     assert_eq!(agent.ready().await.0, 200);
 }

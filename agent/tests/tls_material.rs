@@ -61,7 +61,7 @@ async fn a_bad_key_takes_only_its_listener_out_and_says_so() {
     )
     .unwrap();
     let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
-    let info = agent.reloaded_after(&serde_json::json!({})).await;
+    let info = agent.loaded().await;
     assert_eq!(https(8443, "good.example").await, Ok(200), "{info}");
     assert!(
         https(9443, "bad.example").await.is_err(),

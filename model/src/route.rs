@@ -157,6 +157,16 @@ fn filters<T: serde::Serialize>(base: &str, list: &Option<Vec<T>>) -> Vec<(Strin
         .collect()
 }
 
+/// The backend a RequestMirror filter at `path` copies requests to (weight 0: a mirror never
+/// takes a share of the traffic).
+pub fn mirror_ref(path: &str, f: &Filter, ns: &str) -> Option<BackendRef> {
+    let b: httproutes::HttpRouteRulesBackendRefs = retype(&f.request_mirror.as_ref()?.backend_ref)?;
+    Some(BackendRef {
+        weight: 0,
+        ..backend(format!("{path}.requestMirror.backendRef"), ns, &b)
+    })
+}
+
 impl Route {
     /// Every mirror target of every rule: backends too, which must exist and be permitted.
     /// They carry weight 0 (a mirror never takes a share of the traffic).
@@ -164,14 +174,7 @@ impl Route {
         self.rules
             .iter()
             .flat_map(|r| r.all_filters())
-            .filter_map(|(p, f)| {
-                let b: httproutes::HttpRouteRulesBackendRefs =
-                    retype(&f.request_mirror.as_ref()?.backend_ref)?;
-                Some(BackendRef {
-                    weight: 0,
-                    ..backend(format!("{p}.requestMirror.backendRef"), ns, &b)
-                })
-            })
+            .filter_map(|(p, f)| mirror_ref(p, f, ns))
             .collect()
     }
 

@@ -51,12 +51,13 @@ pub fn text(e: &Explanation) -> String {
         field(
             "backend",
             format!(
-                "{}  weight {} ({:.0}%)  {endpoints}",
+                "{}  weight {} ({:.0}%)  {endpoints}  -> {}",
                 b.cluster
                     .as_deref()
                     .unwrap_or("(invalid reference: its share gets 500)"),
                 b.weight,
-                b.share
+                b.share,
+                b.outcome
             ),
         );
         for f in &b.filters {

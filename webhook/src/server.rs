@@ -213,18 +213,13 @@ pub async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Some(Duration::from_secs(30)));
-            let first_bytes = tls.get_ref().0.readable();
-            if tokio::time::timeout(HEADER_TIMEOUT, first_bytes)
-                .await
-                .is_err()
-            {
-                tracing::debug!(%peer, "no request after the handshake");
-                return;
-            }
+            // ALPN has said which protocol: no sniffing phase, so HTTP/1's header timer runs
+            // from the first moment.
+            let builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                builder.http2_only()
+            } else {
+                builder.http1_only()
+            };
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

@@ -304,7 +304,7 @@ fn malformed_input_gets_a_clear_400_or_413_never_a_500() {
         .unwrap()
         .text()
         .unwrap();
-    assert!(metrics.contains("mesh_webhook_reviews_total{endpoint=\"validate\",kind=\"Pod\",operation=\"CREATE\",verdict=\"warned\"} 1"), "{metrics}");
+    assert!(metrics.contains("mesh_webhook_reviews_total{endpoint=\"validate\",kind=\"other\",operation=\"CREATE\",verdict=\"warned\"} 1"), "{metrics}");
     assert!(
         metrics.contains("mesh_webhook_review_duration_seconds_bucket"),
         "{metrics}"

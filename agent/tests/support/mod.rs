@@ -119,34 +119,45 @@ impl Agent {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    /// Wait for a reload after the one counted in `before` (from `server_info()["reloads"]`
-    /// or `last_reload`); returns the new server_info.
-    pub async fn reloaded_after(&self, before: &Value) -> Value {
-        for _ in 0..200 {
+    /// Wait for a load that began reading the folder after `since`; returns the new
+    /// server_info.
+    pub async fn loaded_since(&self, since: jiff::Timestamp) -> Value {
+        for _ in 0..400 {
             let now = self.server_info().await;
-            if now["last_reload"] != before["last_reload"] {
+            let read_at = now["last_reload"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+            if read_at.is_some_and(|t| t >= since) {
                 // Listeners bind right after a load.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 return now;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("no reload after {before}");
+        panic!("no load since {since}");
+    }
+
+    /// Wait for the first load.
+    pub async fn loaded(&self) -> Value {
+        self.loaded_since(jiff::Timestamp::UNIX_EPOCH).await
+    }
+
+    /// Change the folder with `change` and wait until the agent has loaded it.
+    pub async fn change(&self, change: impl FnOnce(&Path)) -> Value {
+        let since = jiff::Timestamp::now();
+        change(&self.dir);
+        self.loaded_since(since).await
     }
 
     /// Write a file of the folder and wait until the agent has loaded the change.
     pub async fn write(&self, name: &str, text: &str) -> Value {
-        let before = self.server_info().await;
-        // Reload times have a resolution finer than this wait, so the change is seen.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        std::fs::write(self.dir.join(name), text).unwrap();
-        self.reloaded_after(&before).await
+        self.change(|dir| std::fs::write(dir.join(name), text).unwrap())
+            .await
     }
 
     pub async fn remove(&self, name: &str) -> Value {
-        let before = self.server_info().await;
-        std::fs::remove_file(self.dir.join(name)).unwrap();
-        self.reloaded_after(&before).await
+        self.change(|dir| std::fs::remove_file(dir.join(name)).unwrap())
+            .await
     }
 }
 

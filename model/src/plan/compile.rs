@@ -16,7 +16,7 @@ use gateway_api::apis::standard::httproutes::{
 
 use super::matcher::{HeaderMatch, Matcher, PathMatch, Pattern, QueryMatch, ValueMatch};
 use super::{
-    Action, Cluster, Endpoint, HostMatch, Listener, Plan, Protocol, RouteEntry, Source,
+    Action, Cluster, Endpoint, HostMatch, Listener, Mirror, Plan, Protocol, RouteEntry, Source,
     UpstreamProtocol, VirtualHost, WeightedBackend, MESH_LISTENER,
 };
 use crate::attach::{self, Parent};
@@ -47,6 +47,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
     // Routes per Gateway listener, found once through the shared attachment logic.
     let mut attached: BTreeMap<(String, String, String), Vec<&Object>> = BTreeMap::new();
     let mut mesh: Hosts = BTreeMap::new();
+    let mut mirrors = 0usize;
     for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
         for o in snap.of_kind(kind) {
             let Some(route) = o.resource.route() else {
@@ -78,9 +79,14 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     Parent::Service(svc)
                         if svc.namespace == o.namespace && kind != Kind::TlsRoute =>
                     {
-                        let names =
-                            service_names(&svc.name, svc.namespace.as_deref().unwrap_or(""));
-                        for e in entries(o, snap, &mut clusters) {
+                        // The route applies to the Service port its parentRef names, else to
+                        // every port of the Service.
+                        let names: Vec<String> = service_ports(svc)
+                            .into_iter()
+                            .filter(|port| p.port.is_none_or(|want| want == *port))
+                            .flat_map(|port| mesh_names(svc, port))
+                            .collect();
+                        for e in entries(o, snap, &mut clusters, &mut mirrors) {
                             for n in &names {
                                 mesh.entry(HostMatch::Exact(n.clone()))
                                     .or_default()
@@ -128,7 +134,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                 .flatten()
             {
                 let route = o.resource.route().expect("attached objects are routes");
-                let es = entries(o, snap, &mut clusters);
+                let es = entries(o, snap, &mut clusters, &mut mirrors);
                 for h in effective_hosts(l.hostname.as_deref(), &route.hostnames) {
                     hosts.entry(h).or_default().extend(es.iter().cloned());
                 }
@@ -144,58 +150,52 @@ pub fn compile(snap: &Snapshot) -> Plan {
             listeners.push(built);
         }
     }
-    // Every Service is reachable through the mesh entry; one without routes as it is.
+    // Every port of every Service is reachable through the mesh entry; one without routes
+    // as it is.
     for svc in snap.of_kind(Kind::Service) {
-        let Resource::Service(s) = &svc.resource else {
-            continue;
-        };
         let ns = svc.namespace.clone().unwrap_or_default();
-        let Some(port) = s
-            .spec
-            .as_ref()
-            .and_then(|sp| sp.ports.as_ref())
-            .and_then(|p| p.first())
-        else {
-            continue;
-        };
-        let backend = BackendRef {
-            field: String::new(),
-            group: String::new(),
-            kind: "Service".into(),
-            namespace: ns.clone(),
-            name: svc.name.clone(),
-            port: Some(port.port),
-            weight: 1,
-            filters: Vec::new(),
-        };
-        let cluster = resolve_backend(&backend, svc, snap, &mut clusters);
-        for n in service_names(&svc.name, &ns) {
-            let list = mesh.entry(HostMatch::Exact(n)).or_default();
-            if list.is_empty() {
-                list.push(RouteEntry {
-                    matcher: Matcher {
-                        path: PathMatch::prefix("/"),
-                        method: None,
-                        headers: Vec::new(),
-                        query: Vec::new(),
-                    },
-                    action: Action::Forward(vec![WeightedBackend {
-                        cluster: cluster.clone(),
-                        weight: 1,
+        for port in service_ports(svc) {
+            let backend = BackendRef {
+                field: String::new(),
+                group: String::new(),
+                kind: "Service".into(),
+                namespace: ns.clone(),
+                name: svc.name.clone(),
+                port: Some(port),
+                weight: 1,
+                filters: Vec::new(),
+            };
+            let cluster = resolve_backend(&backend, svc, snap, &mut clusters);
+            for n in mesh_names(svc, port) {
+                let list = mesh.entry(HostMatch::Exact(n)).or_default();
+                if list.is_empty() {
+                    list.push(RouteEntry {
+                        matcher: Matcher {
+                            path: PathMatch::prefix("/"),
+                            method: None,
+                            headers: Vec::new(),
+                            query: Vec::new(),
+                        },
+                        action: Action::Forward(vec![WeightedBackend {
+                            cluster: cluster.clone(),
+                            weight: 1,
+                            filters: Vec::new(),
+                            mirrors: Vec::new(),
+                        }]),
                         filters: Vec::new(),
-                    }]),
-                    filters: Vec::new(),
-                    source: Source {
-                        kind: "Service".into(),
-                        namespace: ns.clone(),
-                        name: svc.name.clone(),
-                        rule: 0,
-                        matched: 0,
-                    },
-                    request_timeout_ms: None,
-                    backend_timeout_ms: None,
-                    age: (None, ns.clone(), svc.name.clone()),
-                });
+                        mirrors: Vec::new(),
+                        source: Source {
+                            kind: "Service".into(),
+                            namespace: ns.clone(),
+                            name: svc.name.clone(),
+                            rule: 0,
+                            matched: 0,
+                        },
+                        request_timeout_ms: None,
+                        backend_timeout_ms: None,
+                        age: (None, ns.clone(), svc.name.clone()),
+                    });
+                }
             }
         }
     }
@@ -205,7 +205,30 @@ pub fn compile(snap: &Snapshot) -> Plan {
         clusters,
         route_status: super::status::routes(snap),
         gateway_status,
+        mirror_count: mirrors,
     }
+}
+
+/// The ports of a Service.
+fn service_ports(svc: &Object) -> Vec<i32> {
+    match &svc.resource {
+        Resource::Service(s) => s
+            .spec
+            .iter()
+            .flat_map(|sp| sp.ports.iter().flatten())
+            .map(|p| p.port)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The mesh virtual host names of one Service port (`target::mesh_host` of each name).
+fn mesh_names(svc: &Object, port: i32) -> Vec<String> {
+    let port = u16::try_from(port).unwrap_or(0);
+    service_names(&svc.name, svc.namespace.as_deref().unwrap_or(""))
+        .iter()
+        .map(|n| super::target::mesh_host(n, port).into_owned())
+        .collect()
 }
 
 /// The names a client may use for a Service: `svc`, `svc.ns`, `svc.ns.svc`,
@@ -358,6 +381,7 @@ fn entries(
     o: &Object,
     snap: &Snapshot,
     clusters: &mut BTreeMap<String, Cluster>,
+    mirror_ids: &mut usize,
 ) -> Vec<RouteEntry> {
     let ns = o.namespace.clone().unwrap_or_default();
     let age = (
@@ -411,33 +435,56 @@ fn entries(
             .collect(),
         _ => Vec::new(),
     };
-    // Mirror targets need clusters too (a mirror to an unresolvable backend is dropped).
-    for m in route.mirror_refs(&ns) {
-        permitted_backend(o, &m, snap, clusters);
-    }
+    // Mirror targets resolve like backends (exist, have the port, are permitted); one that
+    // does not is not copied to.
+    let mirrors_of = |filters: &[(String, Filter)],
+                      clusters: &mut BTreeMap<String, Cluster>,
+                      mirror_ids: &mut usize|
+     -> Vec<Mirror> {
+        filters
+            .iter()
+            .filter_map(|(path, f)| {
+                let m = f.request_mirror.as_ref()?;
+                let target = crate::route::mirror_ref(path, f, &ns)?;
+                let (numerator, denominator) = match (m.percent, &m.fraction) {
+                    (Some(p), _) => (p.clamp(0, 100) as u64, 100),
+                    (None, Some(fr)) => (
+                        fr.numerator.max(0) as u64,
+                        fr.denominator.unwrap_or(100).max(1) as u64,
+                    ),
+                    _ => (1, 1),
+                };
+                *mirror_ids += 1;
+                Some(Mirror {
+                    id: *mirror_ids - 1,
+                    cluster: permitted_backend(o, &target, snap, clusters),
+                    numerator,
+                    denominator,
+                })
+            })
+            .collect()
+    };
     let mut out = Vec::new();
     for (i, (rule, ms)) in route.rules.iter().zip(matchers).enumerate() {
         let redirect = rule
             .filters
             .iter()
             .any(|(_, f)| matches!(f.r#type, HttpRouteRulesFiltersType::RequestRedirect));
+        let rule_mirrors = mirrors_of(&rule.filters, clusters, mirror_ids);
         let action = if redirect {
             Action::Redirect
         } else {
-            Action::Forward(
-                rule.backend_refs
-                    .iter()
-                    .map(|b| WeightedBackend {
-                        cluster: permitted_backend(o, b, snap, clusters),
-                        weight: b.weight.max(0) as u32,
-                        filters: b
-                            .filters
-                            .iter()
-                            .map(|(_, f)| f.clone())
-                            .collect::<Vec<Filter>>(),
-                    })
-                    .collect(),
-            )
+            let mut backends = Vec::new();
+            for b in &rule.backend_refs {
+                let mirrors = mirrors_of(&b.filters, clusters, mirror_ids);
+                backends.push(WeightedBackend {
+                    cluster: permitted_backend(o, b, snap, clusters),
+                    weight: b.weight.max(0) as u32,
+                    filters: b.filters.iter().map(|(_, f)| f.clone()).collect(),
+                    mirrors,
+                });
+            }
+            Action::Forward(backends)
         };
         let (request_timeout_ms, backend_timeout_ms) =
             timeouts.get(i).copied().unwrap_or((None, None));
@@ -446,6 +493,7 @@ fn entries(
                 matcher: m,
                 action: action.clone(),
                 filters: rule.filters.iter().map(|(_, f)| f.clone()).collect(),
+                mirrors: rule_mirrors.clone(),
                 source: Source {
                     kind: o.kind.clone(),
                     namespace: ns.clone(),

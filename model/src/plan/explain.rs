@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{rewrite, Action, Plan, Protocol, Request, MESH_LISTENER};
 
+/// The outcome of a mesh request for a destination that is no Service: it leaves as
+/// addressed (or is refused, under the agent's `--outbound-policy registry-only`).
+pub const PASSTHROUGH: &str = "passthrough";
+
 /// The request to explain.
 #[derive(Debug, Clone, Default)]
 pub struct Question {
@@ -14,7 +18,11 @@ pub struct Question {
     pub scheme: String,
     /// Host without port (the Host header, or the TLS SNI).
     pub host: String,
+    /// The port the request is sent to (the URL's): which listener takes it.
     pub port: u16,
+    /// The port the request names (the Host header's, else the URL's): the Service port a
+    /// mesh request is for.
+    pub target_port: u16,
     pub path: String,
     /// The raw query string, without `?`.
     pub query: Option<String>,
@@ -41,24 +49,31 @@ impl Question {
                 .ok_or_else(|| format!("header {h:?}: write it as 'Name: value'"))?;
             parsed.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
-        let host = match sni {
-            Some(s) => s.to_string(),
-            None => parsed
-                .iter()
-                .find(|(k, _)| k == "host")
-                .map(|(_, v)| {
-                    v.rsplit_once(':')
-                        .map_or(v.as_str(), |(h, _)| h)
-                        .to_string()
-                })
-                .or_else(|| u.host_str().map(str::to_string))
+        let port = u.port_or_known_default().unwrap_or(80);
+        let header = parsed
+            .iter()
+            .find(|(k, _)| k == "host")
+            .map(|(_, v)| {
+                super::target::Authority::parse(v).map_err(|e| format!("header Host: {v:?}: {e}"))
+            })
+            .transpose()?;
+        // A Host without a port names the scheme's default port.
+        let scheme_port = if u.scheme() == "https" { 443 } else { 80 };
+        let target_port = header.as_ref().map_or(port, |a| a.port_or(scheme_port));
+        let host = match (sni, header) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(a)) => a.host,
+            (None, None) => u
+                .host_str()
+                .map(str::to_string)
                 .ok_or_else(|| format!("{url:?} has no host"))?,
         };
         Ok(Question {
             method: method.to_ascii_uppercase(),
             scheme: u.scheme().to_string(),
             host,
-            port: u.port_or_known_default().unwrap_or(80),
+            port,
+            target_port,
             path: u.path().to_string(),
             query: u.query().map(str::to_string),
             headers: parsed,
@@ -87,6 +102,10 @@ pub struct Backend {
     pub endpoints: Vec<String>,
     /// The backendRef's own filters, applied after the rule's.
     pub filters: Vec<String>,
+    /// What its share of requests gets: `forward`, or the local answer (`500 invalid
+    /// backend`, `503 no healthy upstream`).
+    #[serde(default)]
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,12 +163,13 @@ fn source(s: &super::Source) -> String {
 
 impl Plan {
     /// The listener a request reaches offline: a Gateway listener on its port whose hostname
-    /// fits, else the mesh entry when a Service of that name is in the mesh.
+    /// fits, else the mesh entry when a Service of that name and port is in the mesh.
     pub fn entry_for(&self, port: u16, host: &str) -> Option<&super::Listener> {
         self.listener_for(port, host).or_else(|| {
+            let name = super::target::mesh_host(host, port);
             self.listeners
                 .iter()
-                .find(|l| l.name == MESH_LISTENER && l.index.host(host).is_some())
+                .find(|l| l.name == MESH_LISTENER && l.index.host(&name).is_some())
         })
     }
 }
@@ -166,14 +186,40 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let is_mesh = listener == Some(MESH_LISTENER);
+    // The mesh routes by Service name and port; Gateway listeners by host.
+    let routing_host = if is_mesh {
+        super::target::mesh_host(&q.host, q.target_port)
+    } else {
+        std::borrow::Cow::Borrowed(q.host.as_str())
+    };
+    let path = match super::target::normalize_path(&q.path, false) {
+        Ok(p) => p,
+        Err(e) => {
+            return Explanation {
+                outcome: format!("400 {e}"),
+                ..empty(q, listener)
+            }
+        }
+    };
     let req = Request {
-        host: &q.host,
-        path: &q.path,
+        host: &routing_host,
+        path: &path,
         method: &q.method,
         headers: &headers,
         query: &query,
     };
-    let mut out = Explanation {
+    let mut out = empty(q, listener);
+    let Some(l) = listener.and_then(|name| plan.listeners.iter().find(|l| l.name == name)) else {
+        out.outcome = format!("404 no listener on port {} takes host {:?}", q.port, q.host);
+        return out;
+    };
+    explain_on(plan, l, q, &req, out)
+}
+
+/// An explanation of `q` with nothing decided yet.
+fn empty(q: &Question, listener: Option<&str>) -> Explanation {
+    Explanation {
         request: format!(
             "{} {}://{}:{}{}{}",
             q.method,
@@ -198,12 +244,17 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
         location: None,
         timeout_ms: None,
         not_matched: Vec::new(),
-    };
-    let Some(l) = listener.and_then(|name| plan.listeners.iter().find(|l| l.name == name)) else {
-        out.outcome = format!("404 no listener on port {} takes host {:?}", q.port, q.host);
-        return out;
-    };
-    let decision = plan.decide(&l.name, &req);
+    }
+}
+
+fn explain_on(
+    plan: &Plan,
+    l: &super::Listener,
+    q: &Question,
+    req: &Request<'_>,
+    mut out: Explanation,
+) -> Explanation {
+    let decision = plan.decide(&l.name, req);
     let chosen = decision.as_ref().and_then(|d| d.route);
     out.virtual_host = decision.as_ref().map(|d| d.virtual_host.host.display());
     // Every other route of the listener, with the first reason it did not take the request
@@ -224,7 +275,7 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
                 }
                 continue;
             }
-            let reason = match e.matcher.mismatch(&req) {
+            let reason = match e.matcher.mismatch(req) {
                 Some(r) => r,
                 None => format!(
                     "matches too, but {} takes precedence",
@@ -277,7 +328,14 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
         }
     }
     let Some(e) = chosen else {
-        out.outcome = "404 no route matches".into();
+        out.outcome = if l.name == MESH_LISTENER && decision.is_none() {
+            format!(
+                "{PASSTHROUGH}: no Service {:?} port {} in the mesh; forwarded as addressed",
+                q.host, q.target_port
+            )
+        } else {
+            "404 no route matches".into()
+        };
         return out;
     };
     out.route = Some(Route {
@@ -290,8 +348,14 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
     out.timeout_ms = e.deadline_ms();
     match &e.action {
         Action::Redirect => {
+            // In the mesh the port is the Service's the client named, not the entry's.
+            let port = if l.name == MESH_LISTENER {
+                q.target_port
+            } else {
+                q.port
+            };
             let (status, location) =
-                rewrite::location(e, &q.scheme, &q.host, q.port, &q.path, q.query.as_deref());
+                rewrite::location(e, &q.scheme, &q.host, port, req.path, q.query.as_deref());
             out.outcome = "redirect".into();
             out.redirect_status = Some(status);
             out.location = Some(location);
@@ -299,11 +363,15 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
         Action::Forward(backends) => {
             // A passthrough connection is forwarded as is: no path, no Host.
             if l.protocol != Protocol::Tls {
-                let (path, host) = rewrite::rewritten(e, &e.filters, &q.path);
+                let (path, host) = rewrite::rewritten(e, &e.filters, req.path);
                 out.forwarded_path = Some(path);
                 out.forwarded_host = host;
             }
             let total: u32 = backends.iter().map(|b| b.weight).sum();
+            let outcome = |b: &super::WeightedBackend| match plan.backend_cluster(b) {
+                Ok(_) => "forward".to_string(),
+                Err(r) => format!("{} {}", r.status(), r.message()),
+            };
             out.backends = backends
                 .iter()
                 .map(|b| Backend {
@@ -326,24 +394,28 @@ pub fn explain(plan: &Plan, listener: Option<&str>, q: &Question) -> Explanation
                         })
                         .unwrap_or_default(),
                     filters: b.filters.iter().map(describe).collect(),
+                    outcome: outcome(b),
                 })
                 .collect();
-            out.outcome = if total == 0 {
-                "500 no backend with a positive weight".into()
-            } else if backends
-                .iter()
-                .all(|b| b.weight == 0 || b.cluster.is_none())
-            {
-                "500 invalid backend".into()
-            } else if backends.iter().filter(|b| b.weight > 0).all(|b| {
-                b.cluster
-                    .as_ref()
-                    .and_then(|c| plan.clusters.get(c))
-                    .is_none_or(|c| c.endpoints.is_empty())
-            }) {
-                "503 no ready endpoints".into()
-            } else {
-                "forward".into()
+            // The outcome of every share, as the proxy's `Plan::pick` spreads requests.
+            let mut shares: Vec<(String, f64)> = Vec::new();
+            for b in out.backends.iter().filter(|b| b.weight > 0) {
+                match shares.iter_mut().find(|(o, _)| *o == b.outcome) {
+                    Some((_, s)) => *s += b.share,
+                    None => shares.push((b.outcome.clone(), b.share)),
+                }
+            }
+            out.outcome = match shares.as_slice() {
+                [] => {
+                    let r = super::Refusal::NoWeight;
+                    format!("{} {}", r.status(), r.message())
+                }
+                [(one, _)] => one.clone(),
+                many => many
+                    .iter()
+                    .map(|(o, s)| format!("{o} for {s:.0}%"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             };
         }
     }

@@ -12,6 +12,7 @@ pub mod matcher;
 pub mod render;
 pub mod rewrite;
 pub mod status;
+pub mod target;
 
 use std::collections::BTreeMap;
 
@@ -34,6 +35,8 @@ pub struct Plan {
     /// The status each Gateway and its listeners would get (Accepted, Programmed, Conflicted,
     /// ResolvedRefs, attachedRoutes).
     pub gateway_status: Vec<status::GatewayStatus>,
+    /// Mirrors in the Plan (ids run from 0).
+    pub mirror_count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -129,6 +132,8 @@ pub struct RouteEntry {
     pub action: Action,
     /// Rule-level filters, applied in order.
     pub filters: Vec<Filter>,
+    /// The rule's RequestMirror filters, resolved.
+    pub mirrors: Vec<Mirror>,
     pub source: Source,
     /// `timeouts.request` and `timeouts.backendRequest`, in milliseconds (0 disables).
     pub request_timeout_ms: Option<u64>,
@@ -178,6 +183,103 @@ pub struct WeightedBackend {
     pub cluster: Option<String>,
     pub weight: u32,
     pub filters: Vec<Filter>,
+    /// The backendRef's own RequestMirror filters.
+    pub mirrors: Vec<Mirror>,
+}
+
+/// A RequestMirror filter, resolved: where copies go and which share of requests is copied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// Unique in the Plan: the proxy keeps one sampling counter per mirror, so each route's
+    /// fraction holds whatever other routes see.
+    pub id: usize,
+    /// `namespace/name:port`, or `None` when the target does not resolve (nothing is copied).
+    pub cluster: Option<String>,
+    /// Copied share: `numerator / denominator` (`percent` is `n/100`; unset is all).
+    pub numerator: u64,
+    pub denominator: u64,
+}
+
+impl Mirror {
+    /// Whether the `n`-th request (from 0) through this mirror is copied: the copies are
+    /// spread evenly, one each time the running share steps past a whole number.
+    pub fn samples(&self, n: u64) -> bool {
+        let (num, den) = (
+            self.numerator.min(self.denominator),
+            self.denominator.max(1),
+        );
+        (n + 1) * num / den > n * num / den
+    }
+}
+
+/// Why a request cannot be forwarded, with the status Gateway API gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every backend has weight 0: 500.
+    NoWeight,
+    /// The chosen backend does not resolve (missing, not permitted, wrong kind): its share
+    /// of requests gets 500.
+    Invalid,
+    /// The backend has no ready endpoint: 503.
+    NoEndpoints,
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::NoWeight | Refusal::Invalid => 500,
+            Refusal::NoEndpoints => 503,
+        }
+    }
+
+    /// The local reply's text.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::NoWeight => "no backend with a positive weight",
+            Refusal::Invalid => "invalid backend",
+            Refusal::NoEndpoints => "no healthy upstream",
+        }
+    }
+}
+
+impl Plan {
+    /// The backend for the `n`-th request of a rule: by weight (weight 0 never), spread by a
+    /// multiplicative hash of `n` so consecutive requests alternate across the weights.
+    pub fn pick(backends: &[WeightedBackend], n: u64) -> Result<&WeightedBackend, Refusal> {
+        let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+        if total == 0 {
+            return Err(Refusal::NoWeight);
+        }
+        let mut point = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % total;
+        for b in backends {
+            if point < u64::from(b.weight) {
+                return Ok(b);
+            }
+            point -= u64::from(b.weight);
+        }
+        Err(Refusal::NoWeight)
+    }
+
+    /// Where a backend's share of requests goes: its cluster, or the refusal.
+    pub fn backend_cluster(&self, b: &WeightedBackend) -> Result<&Cluster, Refusal> {
+        let c = b
+            .cluster
+            .as_deref()
+            .and_then(|name| self.clusters.get(name))
+            .ok_or(Refusal::Invalid)?;
+        if c.endpoints.is_empty() {
+            return Err(Refusal::NoEndpoints);
+        }
+        Ok(c)
+    }
+
+    /// The cluster a mirror copies to, when it resolves and has endpoints.
+    pub fn mirror_cluster(&self, m: &Mirror) -> Option<&Cluster> {
+        m.cluster
+            .as_deref()
+            .and_then(|name| self.clusters.get(name))
+            .filter(|c| !c.endpoints.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -166,7 +166,11 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
     };
     let mut hosts: Vec<Value> = Vec::new();
     for (l, owned) in owned(group, plan) {
-        hosts.extend(owned.iter().map(|vh| virtual_host(vh, plan)));
+        hosts.extend(
+            owned
+                .iter()
+                .map(|vh| virtual_host(vh, plan, l.name == MESH_LISTENER)),
+        );
         // A listener's own hostname answers 404 when it has no route for it, rather than
         // falling to a less specific listener's wildcard vhost (as the agent does).
         if group.len() > 1
@@ -186,7 +190,11 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
             "typed_config": {
                 "@type": HCM,
                 "stat_prefix": name.replace('/', "_"),
-                "strip_any_host_port": true,
+                // Gateway listeners route by host alone; the mesh entry by host and Service
+                // port (`target::mesh_host`).
+                "strip_any_host_port": first.name != MESH_LISTENER,
+                // The agent routes by the normalised path (`target::normalize_path`).
+                "normalize_path": true,
                 "route_config": {"name": name, "virtual_hosts": hosts, "validate_clusters": false},
                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]
             }
@@ -252,9 +260,13 @@ fn cluster_choice(live: &[&super::WeightedBackend]) -> (&'static str, Value) {
     ("weighted_clusters", json!({"clusters": clusters}))
 }
 
-fn virtual_host(vh: &VirtualHost, plan: &Plan) -> Value {
+fn virtual_host(vh: &VirtualHost, plan: &Plan, mesh: bool) -> Value {
     let domains = match &vh.host {
         HostMatch::Any => vec!["*".to_string()],
+        // A mesh name without a port is the Service's port 80, which a client may also write.
+        HostMatch::Exact(name) if mesh && !name.contains(':') => {
+            vec![name.clone(), format!("{name}:80")]
+        }
         other => vec![other.display()],
     };
     json!({"name": vh.host.display(), "domains": domains, "routes": vh.routes.iter().map(|e| route(e, plan)).collect::<Vec<_>>()})
@@ -412,43 +424,31 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
                         }
                     }
                 }
-                if let Some(m) = &f.request_mirror {
-                    let cluster = format!(
-                        "{}/{}:{}",
-                        m.backend_ref
-                            .namespace
-                            .as_deref()
-                            .unwrap_or(&e.source.namespace),
-                        m.backend_ref.name,
-                        m.backend_ref.port.unwrap_or(0)
-                    );
-                    if !plan.clusters.contains_key(&cluster) {
-                        continue;
-                    }
-                    let mut policy = json!({"cluster": cluster});
-                    let share = match (m.percent, &m.fraction) {
-                        (Some(p), _) => Some((p as u64, 100u64)),
-                        (None, Some(fr)) => {
-                            Some((fr.numerator as u64, fr.denominator.unwrap_or(100) as u64))
-                        }
-                        _ => None,
+            }
+            // The mirrors the Plan resolved (a target that does not resolve copies nothing).
+            for m in &e.mirrors {
+                let Some(cluster) = m
+                    .cluster
+                    .as_deref()
+                    .filter(|c| plan.clusters.contains_key(*c))
+                else {
+                    continue;
+                };
+                let mut policy = json!({"cluster": cluster});
+                if m.numerator < m.denominator {
+                    let (numerator, denominator) = if m.denominator == 100 {
+                        (m.numerator, "HUNDRED")
+                    } else {
+                        (m.numerator * 1_000_000 / m.denominator.max(1), "MILLION")
                     };
-                    if let Some((n, d)) = share {
-                        let denominator = if d == 100 { "HUNDRED" } else { "MILLION" };
-                        let numerator = if d == 100 {
-                            n
-                        } else {
-                            n * 1_000_000 / d.max(1)
-                        };
-                        policy["runtime_fraction"] = json!({"default_value": {"numerator": numerator, "denominator": denominator}});
-                    }
-                    action
-                        .entry("request_mirror_policies")
-                        .or_insert_with(|| json!([]))
-                        .as_array_mut()
-                        .expect("array")
-                        .push(policy);
+                    policy["runtime_fraction"] = json!({"default_value": {"numerator": numerator, "denominator": denominator}});
                 }
+                action
+                    .entry("request_mirror_policies")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .expect("array")
+                    .push(policy);
             }
             out.insert("route".into(), Value::Object(action));
         }

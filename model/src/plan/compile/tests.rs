@@ -137,7 +137,7 @@ fn gamma_routes_on_the_mesh_entry() {
         chosen(
             &plan,
             MESH_LISTENER,
-            &req("details.default", "/any", &[], &[])
+            &req("details.default:9080", "/any", &[], &[])
         )
         .map(|c| c.2),
         Some(Some("default/details:9080".into()))

@@ -1,0 +1,22 @@
+//! HTTP/1.1 upgrades (WebSocket): once the backend answers `101 Switching Protocols`, the
+//! client's connection and the backend's are joined and bytes relayed both ways untouched.
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+/// Relay between the client's and the backend's upgraded connections until either closes.
+pub fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, backend) = match tokio::join!(client, backend) {
+            (Ok(c), Ok(b)) => (c, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+            tracing::debug!(error = %e, "upgraded connection ended");
+        }
+    });
+}

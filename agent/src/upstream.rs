@@ -1,0 +1,164 @@
+//! Connections to upstream endpoints: an HTTP/1.1 pool (hyper-util's, per endpoint) and an
+//! HTTP/2 (h2c) connection per endpoint, multiplexed, so a request carries its own
+//! `:authority` (the client's host) while it is sent to the endpoint's address.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use mesh_model::plan::{Endpoint, UpstreamProtocol};
+
+use crate::body::Body;
+use crate::stats::Keyed;
+
+/// Why a request got no response from upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream connect error: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("upstream connect timeout")]
+    ConnectTimeout,
+    #[error("upstream request failed: {0}")]
+    Http1(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream request failed: {0}")]
+    Http2(#[source] hyper::Error),
+    #[error("the endpoint address {0:?} is not a valid authority")]
+    BadAddress(String),
+}
+
+/// `address:port` as a URI authority: IPv6 addresses in brackets.
+pub fn authority(address: &str, port: u16) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{address}:{port}"),
+    }
+}
+
+/// An h2c connection to one endpoint, made on first use and again after it closes.
+type H2 = tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>;
+
+pub struct Upstreams {
+    http1: Client<HttpConnector, Body>,
+    h2: Keyed<H2>,
+    connect_timeout: Duration,
+}
+
+impl Upstreams {
+    pub fn new(connect_timeout: Duration) -> Upstreams {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        Upstreams {
+            http1: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_timer(TokioTimer::new())
+                // The proxy sets Host itself: the client's, never the endpoint's address.
+                .set_host(false)
+                .build(connector),
+            h2: Keyed::default(),
+            connect_timeout,
+        }
+    }
+
+    /// Send `req` (origin-form path in its URI, Host set) to `ep` over `protocol`.
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+        ep: &Endpoint,
+        protocol: UpstreamProtocol,
+        host: &str,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let target = authority(&ep.address, ep.port);
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        match protocol {
+            UpstreamProtocol::Http1 => {
+                *req.uri_mut() = format!("http://{target}{path}")
+                    .parse()
+                    .map_err(|_| UpstreamError::BadAddress(target.clone()))?;
+                *req.version_mut() = hyper::Version::HTTP_11;
+                self.http1.request(req).await.map_err(|e| {
+                    if e.is_connect() {
+                        connect_error(&e)
+                    } else {
+                        UpstreamError::Http1(e)
+                    }
+                })
+            }
+            UpstreamProtocol::H2c => {
+                // `:authority` is the client's host; the connection goes to the endpoint.
+                *req.uri_mut() = format!("http://{host}{path}")
+                    .parse()
+                    .or_else(|_| format!("http://{target}{path}").parse())
+                    .map_err(|_| UpstreamError::BadAddress(target.clone()))?;
+                *req.version_mut() = hyper::Version::HTTP_2;
+                req.headers_mut().remove(hyper::header::HOST);
+                let mut sender = self.h2_sender(&target).await?;
+                sender.ready().await.map_err(UpstreamError::Http2)?;
+                sender.send_request(req).await.map_err(UpstreamError::Http2)
+            }
+        }
+    }
+
+    async fn h2_sender(
+        &self,
+        target: &str,
+    ) -> Result<hyper::client::conn::http2::SendRequest<Body>, UpstreamError> {
+        let slot: Arc<H2> = self.h2.get(target);
+        let mut conn = slot.lock().await;
+        if let Some(s) = conn.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        let tcp =
+            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(target))
+                .await
+                .map_err(|_| UpstreamError::ConnectTimeout)?
+                .map_err(UpstreamError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, driver) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(UpstreamError::Http2)?;
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+            }
+        });
+        *conn = Some(sender.clone());
+        Ok(sender)
+    }
+}
+
+/// A connect failure of the HTTP/1.1 pool, typed by its cause.
+fn connect_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return UpstreamError::ConnectTimeout;
+            }
+            return UpstreamError::Connect(std::io::Error::new(io.kind(), io.to_string()));
+        }
+        source = s.source();
+    }
+    UpstreamError::Connect(std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv6_endpoints_get_brackets() {
+        assert_eq!(super::authority("::1", 8080), "[::1]:8080");
+        assert_eq!(super::authority("127.0.0.1", 80), "127.0.0.1:80");
+        assert_eq!(super::authority("backend.local", 80), "backend.local:80");
+    }
+}
