@@ -176,17 +176,32 @@ pub async fn get(url: &str, host: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// Start an in-process mesh-echo backend named `pod` on `addr`.
-pub async fn backend(addr: &str, pod: &str, namespace: &str) {
+/// Requests a backend received, as mesh-echo describes them.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// Start an in-process mesh-echo backend named `pod` on `addr`; returns what it receives.
+pub async fn backend(addr: &str, pod: &str, namespace: &str) -> Seen {
+    let seen = Seen::default();
     let run = mesh_echo::serve(mesh_echo::Args {
         listen: addr.parse().unwrap(),
         pod: pod.into(),
         namespace: namespace.into(),
-        seen: None,
+        seen: Some(seen.clone()),
     })
     .await
     .expect("backend address free");
     tokio::spawn(run);
+    seen
+}
+
+/// Send raw bytes to `addr` and read the answer until the server closes or `within` passes.
+pub async fn raw(addr: &str, request: &[u8], within: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A Service with one port and its EndpointSlice with one ready endpoint.

@@ -83,15 +83,25 @@ async fn echo(
         "pod": args.pod,
         "peer": peer.to_string(),
     });
-    println!("{body}");
-    if let Some(seen) = &args.seen {
-        if let Ok(mut v) = seen.lock() {
-            v.push(body.clone());
+    let record = |body: &serde_json::Value| {
+        println!("{body}");
+        if let Some(seen) = &args.seen {
+            if let Ok(mut v) = seen.lock() {
+                v.push(body.clone());
+            }
         }
-    }
+    };
     if grpc::is_grpc(&req) {
+        record(&body);
         return grpc::answer(req.uri().path(), &body);
     }
+    // The body's size (read to its end, bounded), for tests of what a proxy forwarded.
+    let body_bytes = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .map_or(-1, |b| b.len() as i64);
+    let mut body = body;
+    body["body_bytes"] = json!(body_bytes);
+    record(&body);
     // `x-echo-delay: <pod>=<ms>` delays only the named backend (a slow mirror, say).
     let header_delay = req_delay.and_then(|d| {
         d.split_once('=')
