@@ -379,10 +379,7 @@ async fn explain_agrees_on_a_split_with_an_invalid_backend() {
     let s = setup("split", &[]).await;
     let c = support::client();
     let e: Value = c
-        .get(
-            s.agent
-                .url(&format!("/explain?url=http://a.example:8080/split")),
-        )
+        .get(s.agent.url("/explain?url=http://a.example:8080/split"))
         .send()
         .await
         .unwrap()
