@@ -7,16 +7,12 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{backend, raw, service, spawn, Seen};
+use support::{backend, raw, route_yaml as route, service, spawn, Seen};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GATEWAY: &str = "127.0.0.71";
 
 const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: mesh}\nspec: {controllerName: kubectl-mesh.io/gateway-controller}\n";
-
-fn route(name: &str, path: &str, rest: &str) -> String {
-    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: '{path}'}}}}]\n{rest}")
-}
 
 fn gamma(name: &str, parent: &str, port: Option<u16>, path: &str, rest: &str) -> String {
     let port = port.map(|p| format!(", port: {p}")).unwrap_or_default();

@@ -1,10 +1,9 @@
 //! `kubectl mesh explain`: why a request goes where it goes, from files compiled here or from a
 //! running mesh-agent (`/explain`). Both use `Plan::decide`, the datapath's own function.
 
-use mesh_model::load::{FileSource, Input, ObjectSource};
+use mesh_model::load::{FileSource, Input};
 use mesh_model::plan::explain::{explain, Explanation, Question};
 use mesh_model::plan::{compile, Plan};
-use mesh_model::Snapshot;
 
 use crate::cli::{ExplainArgs, ExplainFormat, Global};
 use crate::{exit, print};
@@ -105,8 +104,9 @@ fn from_agent(admin: &str, args: &ExplainArgs) -> Result<Explanation, String> {
     serde_json::from_str(&body).map_err(|e| format!("{base}/explain: not an explanation: {e}"))
 }
 
-/// The Plan of Gateway API files, as the agent would compile them (unreadable input is an
-/// error naming the file); `explain` and `proxy-status` read files through this.
+/// The Plan of Gateway API files, as the agent compiles them (unreadable input is an error
+/// naming the file; objects admission would refuse are left out, as the agent leaves them
+/// out); `explain` and `proxy-status` read files through this.
 pub fn plan_from_files(files: &[String], global: &Global) -> Result<Plan, String> {
     let source = FileSource {
         inputs: files.iter().map(|f| Input::parse(f)).collect(),
@@ -115,11 +115,16 @@ pub fn plan_from_files(files: &[String], global: &Global) -> Result<Plan, String
         default_namespace: global.namespace.clone(),
         max_file_bytes: global.max_file_size,
     };
-    let (objects, errors) = source.objects(&opts);
-    if let Some(e) = errors.first() {
+    // As mesh-agent loads a folder: what admission would refuse is left out.
+    let checked = mesh_model::rules::check_partial(
+        &source,
+        &opts,
+        Some(&mesh_model::lastgood::LastGood::default()),
+    );
+    if let Some(e) = checked.errors.first() {
         return Err(format!("{e}"));
     }
-    Ok(compile(&Snapshot::new(objects)))
+    Ok(compile(&checked.snapshot))
 }
 
 fn from_files(args: &ExplainArgs, global: &Global) -> Result<Explanation, (u8, String)> {

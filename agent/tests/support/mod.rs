@@ -247,3 +247,19 @@ pub async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration)
         }
     }
 }
+
+/// An HTTPRoute `default/NAME` on the Gateway `edge` for paths under `path`; `rest` continues
+/// the rule (filters, backendRefs, more rules), indented as a rule's fields.
+pub fn route_yaml(name: &str, path: &str, rest: &str) -> String {
+    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: '{path}'}}}}]\n{rest}")
+}
+
+/// A child process killed when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -196,6 +196,22 @@ pub fn check_slim(
     (c.snapshot, c.findings, c.errors)
 }
 
+/// Object-scope Errors the API server accepts: Gateway API gives such an object an outcome
+/// instead (every weight 0 answers 500, an unsupported backend kind or an invalid regex makes
+/// its share or match fail, conflicting listeners are marked Conflicted, a Service parentRef
+/// without `group: ""` is a Gateway reference). The agent serves these objects with that
+/// outcome rather than refusing them; every other object-scope Error is what admission refuses.
+pub const SERVED_WITH_OUTCOME: &[&str] = &[
+    "MESH1102", "MESH1103", "MESH2017", "MESH2108", "MESH2110", "MESH2203",
+];
+
+/// Whether a finding makes admission refuse its object (see [`check_partial`]).
+pub fn refuses(d: &Diagnostic) -> bool {
+    d.level == Level::Error
+        && find(d.code).is_some_and(|r| r.scope == Scope::Object)
+        && !SERVED_WITH_OUTCOME.contains(&d.code)
+}
+
 /// What a load hands the compiler: the snapshot, every finding, unreadable input, and what was
 /// refused (see [`check_partial`]).
 pub struct Checked {
@@ -240,7 +256,7 @@ pub fn check_partial(
             let mut kept = Vec::with_capacity(objects.len());
             let mut kept_findings = Vec::with_capacity(objects.len());
             for (o, found) in objects.into_iter().zip(per_object) {
-                let Some(first) = found.iter().find(|d| d.level == Level::Error) else {
+                let Some(first) = found.iter().find(|d| refuses(d)) else {
                     kept.push(o);
                     kept_findings.push(found);
                     continue;

@@ -259,6 +259,14 @@ fn envoy_routes_every_request_where_decide_says() {
             &[],
         ),
         case(MESH_LISTENER, "echo", "GET", "/v1/x", &[]),
+        case(
+            MESH_LISTENER,
+            "details.default:9080",
+            "GET",
+            "/anything",
+            &[],
+        ),
+        // The Service has no port 80: no route, in Envoy as in the agent.
         case(MESH_LISTENER, "details.default", "GET", "/anything", &[]),
     ];
     let mut checked = 0;
