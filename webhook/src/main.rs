@@ -42,6 +42,19 @@ enum Command {
         /// How long to batch cluster changes before the cache is rebuilt.
         #[arg(long, default_value = "100ms", value_parser = parse_duration)]
         debounce: Duration,
+        /// Deadline for answering one review (the API server waits at most the webhook
+        /// configuration's timeoutSeconds, 5 s in manifests/webhook).
+        #[arg(long, default_value = "4s", value_parser = parse_duration)]
+        request_timeout: Duration,
+        /// Time for a client to finish the TLS handshake.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        tls_handshake_timeout: Duration,
+        /// Time for a client to send a complete request head (a trickling client is cut off).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        request_headers_timeout: Duration,
+        /// Largest request body, in bytes or with Ki/Mi/Gi (the API server's own limit is 3Mi).
+        #[arg(long, default_value = "3Mi", value_parser = mesh_model::load::parse_size)]
+        max_body_size: u64,
     },
     /// Create a CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle.
     Certs {
@@ -105,7 +118,17 @@ fn main() -> ExitCode {
             no_cluster,
             reload_interval,
             debounce,
+            request_timeout,
+            tls_handshake_timeout,
+            request_headers_timeout,
+            max_body_size,
         } => {
+            let limits = server::Limits {
+                max_body: usize::try_from(max_body_size).unwrap_or(usize::MAX),
+                request_timeout,
+                tls_handshake_timeout,
+                request_headers_timeout,
+            };
             tracing_subscriber::fmt()
                 .json()
                 .with_writer(std::io::stderr)
@@ -125,7 +148,14 @@ fn main() -> ExitCode {
                 }
             };
             let cluster = if no_cluster { None } else { Some(debounce) };
-            match runtime.block_on(run(tls_cert, tls_key, addr, reload_interval, cluster)) {
+            match runtime.block_on(run(
+                tls_cert,
+                tls_key,
+                addr,
+                reload_interval,
+                cluster,
+                limits,
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -144,6 +174,7 @@ async fn run(
     addr: String,
     reload: Duration,
     cluster: Option<Duration>,
+    limits: server::Limits,
 ) -> Result<(), String> {
     let pair = tls::load(&cert, &key).map_err(|e| e.to_string())?;
     let resolver = tls::Reloading::new(pair);
@@ -177,9 +208,10 @@ async fn run(
     server::serve(
         listener,
         tls::server_config(resolver),
-        server::router(state),
+        server::router(state, &limits),
         shutdown,
         Duration::from_secs(5),
+        limits,
     )
     .await
     .map_err(|e| e.to_string())

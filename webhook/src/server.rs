@@ -23,14 +23,29 @@ use tokio_rustls::TlsAcceptor;
 use crate::metrics::{EndpointLabels, Metrics, ReviewLabels};
 use crate::review::{self, Answer, ClusterView};
 
-/// The API server's own limit on request bodies.
-pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
-/// Per-request limit; the webhook configurations give the API server 5 s.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time for a client to send a request head once its connection is ready for one.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's limits and timeouts, from `serve`'s flags (docs/operations.md).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (the API server's own limit is 3 MiB).
+    pub max_body: usize,
+    /// Per-request deadline; the webhook configurations give the API server 5 s.
+    pub request_timeout: Duration,
+    /// Time for a client to finish the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Time for a client to send a request head once its connection is ready for one.
+    pub request_headers_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: 3 * 1024 * 1024,
+            request_timeout: Duration::from_secs(4),
+            tls_handshake_timeout: Duration::from_secs(10),
+            request_headers_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 pub struct AppState {
     pub cluster: RwLock<ClusterView>,
@@ -59,17 +74,17 @@ impl AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            limits.request_timeout,
         ))
         .with_state(state)
 }
@@ -172,6 +187,7 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
+    limits: Limits,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let open = Arc::new(());
@@ -191,10 +207,13 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let limits = limits.clone();
         let token = open.clone();
         tokio::spawn(async move {
             let _token = token;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp))
+                .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -212,7 +231,7 @@ pub async fn serve(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
+                .header_read_timeout(limits.request_headers_timeout);
             // ALPN has said which protocol: no sniffing phase, so HTTP/1's header timer runs
             // from the first moment.
             let builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
