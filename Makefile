@@ -7,7 +7,7 @@ CARGO ?= cargo
 BIN := target/release/kubectl-mesh
 CLEAN_EXAMPLES := $(filter-out examples/broken/,$(sort $(dir $(wildcard examples/*/))))
 
-.PHONY: all deps build demo test lint docs bench bench-deps clean
+.PHONY: all deps build demo test lint docs bench bench-deps fuzz clean
 
 all: build
 
@@ -49,6 +49,26 @@ test: deps
 	$(CARGO) test --locked --workspace
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(MAKE) fuzz
+
+# cargo-fuzz targets (fuzz/): the YAML loader with every rule, and a request head as the agent
+# reads it. Bounded: FUZZ_SECONDS each (libFuzzer also holds each input to 10 s and 2 GiB).
+# cargo-fuzz needs the nightly toolchain; without one this says how to get it and skips.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := yaml_loader request_head
+fuzz:
+	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
+		echo "note: fuzzing skipped: cargo-fuzz needs a nightly toolchain (rustup toolchain install nightly)"; \
+	else \
+		command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2 || exit 1; \
+		for t in $(FUZZ_TARGETS); do \
+			corpus=$$(mktemp -d); \
+			seeds=examples; [ $$t = request_head ] && seeds=fuzz/seeds/request_head; \
+			(cd fuzz && $(CARGO) +nightly fuzz run $$t $$corpus ../$$seeds -- \
+				-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) || exit 1; \
+			rm -rf $$corpus; \
+		done; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check
