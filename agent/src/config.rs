@@ -40,13 +40,15 @@ pub fn load(dir: &Path, opts: &LoadOptions, last_good: &mut LastGood, allow_empt
     if !has_objects && checked.errors.is_empty() && !allow_empty {
         return Loaded::Empty;
     }
-    last_good.remember(checked.snapshot.objects());
     let count = |level| checked.findings.iter().filter(|d| d.level == level).count();
+    let (errors, warnings) = (count(Level::Error), count(Level::Warning));
+    let plan = Box::new(compile(&checked.snapshot));
+    last_good.remember(checked.snapshot.into_objects());
     Loaded::Plan {
-        plan: Box::new(compile(&checked.snapshot)),
+        plan,
         left_out: checked.left_out,
-        errors: count(Level::Error),
-        warnings: count(Level::Warning),
+        errors,
+        warnings,
     }
 }
 

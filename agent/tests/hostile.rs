@@ -154,14 +154,7 @@ async fn over_the_connection_budget_clients_are_closed_and_the_admin_api_answers
         200,
         "the admin API has its own budget"
     );
-    let stats = support::client()
-        .get(agent.url("/stats/prometheus"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stats = agent.stats().await;
     assert!(
         stats
             .lines()

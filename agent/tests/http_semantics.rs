@@ -7,12 +7,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{backend, raw, route_yaml as route, service, spawn, Seen};
+use support::{backend, gateway_yaml, raw, route_yaml as route, service, spawn, Seen, CLASS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GATEWAY: &str = "127.0.0.71";
-
-const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: mesh}\nspec: {controllerName: kubectl-mesh.io/gateway-controller}\n";
 
 fn gamma(name: &str, parent: &str, port: Option<u16>, path: &str, rest: &str) -> String {
     let port = port.map(|p| format!(", port: {p}")).unwrap_or_default();
@@ -20,11 +18,10 @@ fn gamma(name: &str, parent: &str, port: Option<u16>, path: &str, rest: &str) ->
 }
 
 fn config() -> String {
-    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: default}\nspec:\n  gatewayClassName: mesh\n  listeners: [{name: http, port: 8080, protocol: HTTP}]\n";
     let multi = "apiVersion: v1\nkind: Service\nmetadata: {name: multi, namespace: default}\nspec:\n  ports: [{name: a, port: 80, targetPort: 9000}, {name: b, port: 8080, targetPort: 9000}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: multi-1, namespace: default, labels: {kubernetes.io/service-name: multi}}\naddressType: IPv4\nports: [{name: a, port: 9000}, {name: b, port: 9000}]\nendpoints: [{addresses: ['127.0.1.78']}]\n";
     [
         CLASS.to_string(),
-        gateway.to_string(),
+        gateway_yaml(8080),
         service("default", "main", 80, "127.0.1.71", 9000),
         service("default", "mirror", 80, "127.0.1.72", 9000),
         service("default", "stall", 80, "127.0.1.74", 9000),
@@ -236,14 +233,7 @@ async fn a_bad_client_body_is_the_clients_error_not_the_backends() {
     let _ = tokio::time::timeout(within, c.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out);
     assert!(status_of(&text) == 400 || out.is_empty(), "{text}");
-    let stats = support::client()
-        .get(s.agent.url("/stats/prometheus"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stats = s.agent.stats().await;
     assert!(
         !stats
             .lines()
@@ -473,7 +463,7 @@ async fn ipv6_listeners_and_endpoints() {
     let slice = format!("apiVersion: v1\nkind: Service\nmetadata: {{name: v6, namespace: default}}\nspec:\n  ports: [{{port: 80, targetPort: {port}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: v6-1, namespace: default, labels: {{kubernetes.io/service-name: v6}}}}\naddressType: IPv6\nports: [{{port: {port}}}]\nendpoints: [{{addresses: ['::1']}}]\n");
     let text = [
         CLASS.to_string(),
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: default}\nspec:\n  gatewayClassName: mesh\n  listeners: [{name: http, port: 8086, protocol: HTTP}]\n".to_string(),
+        gateway_yaml(8086),
         slice,
         route("all", "/", "    backendRefs: [{name: v6, port: 80}]\n"),
     ]

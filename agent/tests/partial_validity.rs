@@ -40,12 +40,23 @@ async fn one_bad_object_leaves_the_rest_serving_and_revocations_apply_at_once() 
     backend("127.0.1.33:9000", "c", "apps").await;
     let dir = support::folder("partial");
     let files = [
-        ("class.yaml", "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: mesh}\nspec: {controllerName: kubectl-mesh.io/gateway-controller}\n".to_string()),
+        ("class.yaml", support::CLASS.to_string()),
         ("namespaces.yaml", namespaces("yes")),
         ("gateway.yaml", gateway("Selector")),
-        ("services.yaml", [service("gw", "svc-a", 80, "127.0.1.31", 9000), service("backend-ns", "svc-b", 80, "127.0.1.32", 9000), service("apps", "svc-c", 80, "127.0.1.33", 9000)].join("---\n")),
+        (
+            "services.yaml",
+            [
+                service("gw", "svc-a", 80, "127.0.1.31", 9000),
+                service("backend-ns", "svc-b", 80, "127.0.1.32", 9000),
+                service("apps", "svc-c", 80, "127.0.1.33", 9000),
+            ]
+            .join("---\n"),
+        ),
         ("local.yaml", route("gw", "local", "/local", "gw", "svc-a")),
-        ("cross.yaml", route("gw", "cross", "/cross", "backend-ns", "svc-b")),
+        (
+            "cross.yaml",
+            route("gw", "cross", "/cross", "backend-ns", "svc-b"),
+        ),
         ("app.yaml", route("apps", "app", "/app", "apps", "svc-c")),
         ("grant.yaml", GRANT.to_string()),
     ];

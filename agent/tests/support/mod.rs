@@ -114,6 +114,18 @@ impl Agent {
             .unwrap()
     }
 
+    /// `/stats/prometheus`.
+    pub async fn stats(&self) -> String {
+        client()
+            .get(self.url("/stats/prometheus"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn ready(&self) -> (u16, String) {
         let r = client().get(self.url("/ready")).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
@@ -211,12 +223,23 @@ pub fn service(ns: &str, name: &str, port: u16, endpoint: &str, target: u16) -> 
     )
 }
 
+/// The GatewayClass `mesh`, of mesh-agent's controller.
+pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: mesh}\nspec: {controllerName: kubectl-mesh.io/gateway-controller}\n";
+
+/// The Gateway `default/edge` of class `mesh` with one HTTP listener on `port`.
+pub fn gateway_yaml(port: u16) -> String {
+    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n")
+}
+
 /// A minimal Gateway setup: class, one HTTP listener on `port`, a route for `/` to `svc`.
 pub fn gateway_with_route(port: u16, endpoint: &str, target: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: mesh}}\nspec: {{controllerName: kubectl-mesh.io/gateway-controller}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: all, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]\n---\n{}",
-        service("default", "svc", 80, endpoint, target)
-    )
+    [
+        CLASS.to_string(),
+        gateway_yaml(port),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: all, namespace: default}\nspec:\n  parentRefs: [{name: edge}]\n  rules: [{backendRefs: [{name: svc, port: 80}]}]\n".to_string(),
+        service("default", "svc", 80, endpoint, target),
+    ]
+    .join("---\n")
 }
 
 /// CPU time (user + system) the process has used, from /proc.
