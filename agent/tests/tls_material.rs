@@ -60,9 +60,21 @@ async fn a_bad_key_takes_only_its_listener_out_and_says_so() {
         secret("bad", &bad.cert.pem(), other.serialize_pem().as_bytes()),
     )
     .unwrap();
-    let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
+    let agent = spawn(
+        &dir,
+        &["--gateway-addr", GATEWAY, "--tls-handshake-timeout", "1s"],
+    )
+    .await;
     let info = agent.loaded().await;
     assert_eq!(https(8443, "good.example").await, Ok(200), "{info}");
+    // A client that never sends its ClientHello is closed by the handshake timeout.
+    let mut silent = tokio::net::TcpStream::connect((GATEWAY, 8443))
+        .await
+        .unwrap();
+    assert!(
+        support::closed_within(&mut silent, std::time::Duration::from_secs(15)).await,
+        "an HTTPS connection without a ClientHello stays open"
+    );
     assert!(
         https(9443, "bad.example").await.is_err(),
         "a listener with a mismatched key serves"
