@@ -301,6 +301,7 @@ async fn listen(
             port: addr.port(),
             scheme: if tls.is_some() { "https" } else { "http" },
             peer,
+            _permit: Some(permit),
         });
         let passthrough = protocol == Protocol::Tls;
         tokio::spawn(async move {
@@ -309,7 +310,6 @@ async fn listen(
             } else {
                 serve::http(tcp, inbound, proxy, tls, limits).await;
             }
-            drop(permit);
         });
     }
 }

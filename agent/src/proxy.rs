@@ -74,6 +74,9 @@ pub struct Inbound {
     pub port: u16,
     pub scheme: &'static str,
     pub peer: std::net::SocketAddr,
+    /// The connection's place in the connection budget: held while anything uses the
+    /// connection, an upgraded tunnel included.
+    pub _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What the mesh entry does with a destination that is no Service.
@@ -149,7 +152,7 @@ impl Proxy {
     }
 
     /// Serve one request arriving on a listener, counted in the listener's statistics.
-    pub async fn handle(&self, inbound: &Inbound, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, inbound: &Arc<Inbound>, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let grpc = is_grpc(req.headers());
         let plan = self.current.plan();
@@ -204,7 +207,7 @@ impl Proxy {
         &self,
         plan: &Arc<Plan>,
         listener: &str,
-        inbound: &Inbound,
+        inbound: &Arc<Inbound>,
         incoming: Checked,
     ) -> Response<Body> {
         let Checked {
@@ -310,7 +313,7 @@ impl Proxy {
         mut req: Request<Incoming>,
         authority: &Authority,
         path: &str,
-        inbound: &Inbound,
+        inbound: &Arc<Inbound>,
     ) -> Response<Body> {
         if self.settings.outbound_policy == OutboundPolicy::RegistryOnly {
             return answer(
@@ -358,7 +361,7 @@ impl Proxy {
             .upstreams
             .send(upstream, &ep, UpstreamProtocol::Http1, &host)
             .await;
-        let resp = self.respond(result, &[], client_upgrade, None, &client_failed);
+        let resp = self.respond(result, &[], client_upgrade, None, &client_failed, inbound);
         self.stats
             .upstream(PASSTHROUGH, resp.status().as_u16(), started.elapsed());
         resp
@@ -461,6 +464,7 @@ impl Proxy {
                 client_upgrade,
                 deadline,
                 &client_failed,
+                call.inbound,
             ),
             counted,
         )
@@ -476,6 +480,7 @@ impl Proxy {
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         deadline: Option<tokio::time::Instant>,
         client_failed: &std::sync::atomic::AtomicBool,
+        inbound: &Arc<Inbound>,
     ) -> Response<Body> {
         let mut resp = match result {
             Ok(resp) => resp,
@@ -499,7 +504,7 @@ impl Proxy {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client)) = (switching, client_upgrade) {
             let backend = hyper::upgrade::on(&mut resp);
-            crate::upgrade::tunnel(client, backend);
+            crate::upgrade::tunnel(client, backend, inbound.clone());
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers, switching);
@@ -542,7 +547,7 @@ struct Call<'a> {
     mirrors: &'a [&'a Mirror],
     cluster: &'a Cluster,
     ep: &'a Endpoint,
-    inbound: &'a Inbound,
+    inbound: &'a Arc<Inbound>,
     /// Whether the peer's forwarding headers are kept (see `headers::forwarded`).
     trusted: bool,
     authority: &'a Authority,

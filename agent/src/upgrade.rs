@@ -2,11 +2,17 @@
 //! client's connection and the backend's are joined and bytes relayed both ways untouched.
 
 use hyper::upgrade::OnUpgrade;
+use std::sync::Arc;
+
 use hyper_util::rt::TokioIo;
 
-/// Relay between the client's and the backend's upgraded connections until either closes.
-pub fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
+use crate::proxy::Inbound;
+
+/// Relay between the client's and the backend's upgraded connections until either closes;
+/// `inbound` (and its place in the connection budget) is held until then.
+pub fn tunnel(client: OnUpgrade, backend: OnUpgrade, inbound: Arc<Inbound>) {
     tokio::spawn(async move {
+        let _held = inbound;
         let (client, backend) = match tokio::join!(client, backend) {
             (Ok(c), Ok(b)) => (c, b),
             (Err(e), _) | (_, Err(e)) => {

@@ -310,7 +310,8 @@ async fn mirrors_sample_per_route_and_never_buffer_without_bound() {
 async fn websocket_upgrades_are_tunnelled() {
     use futures_util::{SinkExt, StreamExt};
     backends().await;
-    let _s = setup("ws", &[]).await;
+    // One connection in the budget: the tunnel holds it for as long as it is open.
+    let _s = setup("ws", &["--max-connections", "1"]).await;
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("ws://{GATEWAY}:8080/ws"),
     )
@@ -332,6 +333,32 @@ async fn websocket_upgrades_are_tunnelled() {
             .unwrap();
         assert_eq!(back.into_text().unwrap().as_str(), text);
     }
+    let plain = format!("http://{GATEWAY}:8080/plain");
+    let c = support::client();
+    assert!(
+        c.get(&plain)
+            .header("host", "a.example")
+            .send()
+            .await
+            .is_err(),
+        "an open tunnel counts against the connection budget"
+    );
+    ws.close(None).await.unwrap();
+    drop(ws);
+    let mut served = false;
+    for _ in 0..50 {
+        if c.get(&plain)
+            .header("host", "a.example")
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the budget is given back when the tunnel closes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
