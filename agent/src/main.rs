@@ -81,8 +81,8 @@ struct Args {
     /// Close a downstream connection with no request in flight after this long without bytes.
     #[arg(long, default_value = "60s", value_parser = duration)]
     idle_timeout: Duration,
-    /// Reset a request in flight after this long without bytes either way (Envoy's
-    /// stream_idle_timeout).
+    /// Reset a request in flight, a TLS passthrough connection or an upgraded (WebSocket)
+    /// connection after this long without bytes either way (Envoy's stream_idle_timeout).
     #[arg(long, default_value = "300s", value_parser = duration)]
     stream_idle_timeout: Duration,
     /// Time for a TLS client to complete its handshake (or send its ClientHello, for TLS
@@ -331,6 +331,7 @@ async fn run(args: Args) {
         connect_timeout: args.connect_timeout,
         default_route_timeout: (!args.default_route_timeout.is_zero())
             .then_some(args.default_route_timeout),
+        tunnel_idle_timeout: args.stream_idle_timeout,
         xff_num_trusted_hops: args.xff_num_trusted_hops,
         merge_slashes: args.merge_slashes,
         mirror_body_limit: usize::try_from(args.mirror_body_limit).unwrap_or(usize::MAX),

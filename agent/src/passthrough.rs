@@ -91,8 +91,7 @@ async fn route(
         .write_all(&hello)
         .await
         .map_err(|e| e.to_string())?;
-    tokio::io::copy_bidirectional(&mut tcp, &mut upstream)
+    crate::serve::relay(tcp, upstream, limits.stream_idle_timeout)
         .await
-        .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -98,6 +98,8 @@ pub struct Settings {
     /// Trusted proxies in front of the Gateway listeners (Envoy's `xff_num_trusted_hops`):
     /// with any, their X-Forwarded-Proto and X-Request-Id are kept.
     pub xff_num_trusted_hops: u32,
+    /// An upgraded connection (WebSocket) silent both ways this long is closed.
+    pub tunnel_idle_timeout: Duration,
     /// Merge runs of `/` in paths (Envoy's `merge_slashes`).
     pub merge_slashes: bool,
     /// Largest request body held to copy to mirrors; a larger one is forwarded unmirrored.
@@ -504,7 +506,12 @@ impl Proxy {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client)) = (switching, client_upgrade) {
             let backend = hyper::upgrade::on(&mut resp);
-            crate::upgrade::tunnel(client, backend, inbound.clone());
+            crate::upgrade::tunnel(
+                client,
+                backend,
+                inbound.clone(),
+                self.settings.tunnel_idle_timeout,
+            );
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers, switching);

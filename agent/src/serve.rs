@@ -242,6 +242,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
+/// Relay bytes both ways between two streams until either closes, or until no byte has moved
+/// either way for `idle` (Envoy's stream idle timeout, for TLS passthrough and upgraded
+/// connections): a silent tunnel is not held forever.
+pub async fn relay<A, B>(a: A, b: B, idle: Duration) -> std::io::Result<()>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Arc::new(Activity::default());
+    let mut a = Watched::new(a, activity.clone());
+    let mut b = Watched::new(b, activity.clone());
+    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+    tokio::pin!(copy);
+    let limit = idle.as_millis() as u64;
+    loop {
+        let quiet = now_ms().saturating_sub(activity.last_ms.load(Ordering::Relaxed));
+        if quiet >= limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no bytes either way within the stream idle timeout",
+            ));
+        }
+        tokio::select! {
+            r = &mut copy => return r.map(|_| ()),
+            _ = tokio::time::sleep(Duration::from_millis(limit - quiet)) => {}
+        }
+    }
+}
+
 /// Why a connection's timers end it.
 #[derive(Debug, PartialEq, Eq)]
 enum Expired {
@@ -390,6 +419,22 @@ mod tests {
         assert!(check(&a, 0, now, &l).is_ok());
         a.last_ms.store(now - 6000, Ordering::Relaxed);
         assert_eq!(check(&a, 0, now, &l), Err(Expired::Idle));
+    }
+
+    #[tokio::test]
+    async fn a_silent_relay_ends_and_a_busy_one_carries_bytes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, near) = tokio::io::duplex(64);
+        let (far, mut server) = tokio::io::duplex(64);
+        let relay = tokio::spawn(relay(near, far, Duration::from_millis(200)));
+        client.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        // Then silence: the relay gives up on its own.
+        let ended = tokio::time::timeout(Duration::from_secs(5), relay).await;
+        let err = ended.expect("the relay ended").unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     }
 
     #[test]

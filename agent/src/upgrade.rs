@@ -3,14 +3,16 @@
 
 use hyper::upgrade::OnUpgrade;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 
 use crate::proxy::Inbound;
 
-/// Relay between the client's and the backend's upgraded connections until either closes;
-/// `inbound` (and its place in the connection budget) is held until then.
-pub fn tunnel(client: OnUpgrade, backend: OnUpgrade, inbound: Arc<Inbound>) {
+/// Relay between the client's and the backend's upgraded connections until either closes or
+/// both are silent for `idle`; `inbound` (and its place in the connection budget) is held until
+/// then.
+pub fn tunnel(client: OnUpgrade, backend: OnUpgrade, inbound: Arc<Inbound>, idle: Duration) {
     tokio::spawn(async move {
         let _held = inbound;
         let (client, backend) = match tokio::join!(client, backend) {
@@ -20,8 +22,8 @@ pub fn tunnel(client: OnUpgrade, backend: OnUpgrade, inbound: Arc<Inbound>) {
                 return;
             }
         };
-        let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        let (client, backend) = (TokioIo::new(client), TokioIo::new(backend));
+        if let Err(e) = crate::serve::relay(client, backend, idle).await {
             tracing::debug!(error = %e, "upgraded connection ended");
         }
     });

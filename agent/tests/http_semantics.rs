@@ -311,7 +311,11 @@ async fn websocket_upgrades_are_tunnelled() {
     use futures_util::{SinkExt, StreamExt};
     backends().await;
     // One connection in the budget: the tunnel holds it for as long as it is open.
-    let _s = setup("ws", &["--max-connections", "1"]).await;
+    let _s = setup(
+        "ws",
+        &["--max-connections", "1", "--stream-idle-timeout", "2s"],
+    )
+    .await;
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("ws://{GATEWAY}:8080/ws"),
     )
@@ -343,7 +347,12 @@ async fn websocket_upgrades_are_tunnelled() {
             .is_err(),
         "an open tunnel counts against the connection budget"
     );
-    ws.close(None).await.unwrap();
+    // A tunnel silent both ways for the stream idle timeout is closed.
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "a silent tunnel stays open");
     drop(ws);
     let mut served = false;
     for _ in 0..50 {
