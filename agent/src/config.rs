@@ -43,7 +43,7 @@ pub fn load(dir: &Path, opts: &LoadOptions, last_good: &mut LastGood, allow_empt
     let count = |level| checked.findings.iter().filter(|d| d.level == level).count();
     let (errors, warnings) = (count(Level::Error), count(Level::Warning));
     let plan = Box::new(compile(&checked.snapshot));
-    last_good.remember(checked.snapshot.into_objects());
+    last_good.remember(checked.snapshot.objects(), checked.versions);
     Loaded::Plan {
         plan,
         left_out: checked.left_out,

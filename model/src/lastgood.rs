@@ -12,6 +12,9 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
+use crate::load::{load_str, LoadOptions};
 use crate::object::{Object, ObjectRef, Origin, Source};
 
 /// What a load did not take as written, and why. One per refused object or unreadable file.
@@ -42,50 +45,69 @@ impl std::fmt::Display for LeftOut {
     }
 }
 
-/// The objects of the last load that was taken, by identity and by file.
+/// Where an object's version was read: the file's text (shared by every object of that file
+/// version) and the object's position among the file's objects.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub text: Arc<str>,
+    pub index: usize,
+}
+
+/// The objects of the last load that was taken, by identity and by file: not the objects
+/// themselves but the text they were read from, parsed again only for an object that has to
+/// fall back. Keeping the texts costs a fraction of keeping the parsed objects.
 #[derive(Default)]
 pub struct LastGood {
-    by_ref: HashMap<ObjectRef, Object>,
-    by_file: HashMap<Source, Vec<ObjectRef>>,
+    by_ref: HashMap<ObjectRef, (Source, Version)>,
 }
 
 impl LastGood {
-    /// The last good version of `object`, if there was one.
-    pub fn get(&self, object: &ObjectRef) -> Option<&Object> {
-        self.by_ref.get(object)
+    /// The last good version of `object`, parsed again from its text, if there was one.
+    pub fn get(&self, object: &ObjectRef, opts: &LoadOptions) -> Option<Object> {
+        let (source, version) = self.by_ref.get(object)?;
+        reparse(source, version, opts)
     }
 
-    /// The last good objects that came from `file`.
-    pub fn from_file(&self, file: &Source) -> Vec<Object> {
-        self.by_file
-            .get(file)
-            .into_iter()
-            .flatten()
-            .filter_map(|r| self.by_ref.get(r))
-            .filter(|o| &o.origin.source == file)
-            .cloned()
+    /// The last good objects that came from `file`, parsed again.
+    pub fn from_file(&self, file: &Source, opts: &LoadOptions) -> Vec<Object> {
+        self.by_ref
+            .values()
+            .filter(|(source, _)| source == file)
+            .filter_map(|(source, version)| reparse(source, version, opts))
             .collect()
     }
 
-    /// Remember the objects now in force (objects of unknown kinds too: they cost little and
-    /// keep an unreadable file's contents whole). Taken, not copied: once compiled, the
-    /// snapshot's objects are only needed here.
-    pub fn remember(&mut self, objects: Vec<Object>) {
+    /// Remember where the objects now in force were read (objects of unknown kinds too: they
+    /// keep an unreadable file's contents whole).
+    pub fn remember(&mut self, objects: &[Object], versions: Vec<Option<Version>>) {
         self.by_ref.clear();
-        self.by_file.clear();
-        for o in objects {
-            let r = o.reference();
-            self.by_file
-                .entry(o.origin.source.clone())
-                .or_default()
-                .push(r.clone());
-            self.by_ref.insert(r, o);
+        for (o, v) in objects.iter().zip(versions) {
+            if let Some(v) = v {
+                self.by_ref
+                    .insert(o.reference(), (o.origin.source.clone(), v));
+            }
         }
+    }
+
+    /// Where the last good version of `object` was read.
+    pub fn version_of(&self, object: &ObjectRef) -> Option<Version> {
+        self.by_ref.get(object).map(|(_, v)| v.clone())
     }
 
     pub fn is_empty(&self) -> bool {
         self.by_ref.is_empty()
     }
+}
+
+/// One object of a remembered file version, as the agent holds objects (slim, without lines).
+fn reparse(source: &Source, version: &Version, opts: &LoadOptions) -> Option<Object> {
+    let mut o = load_str(&version.text, source.clone(), opts)
+        .ok()?
+        .into_iter()
+        .nth(version.index)?;
+    o.slim();
+    o.forget_lines();
+    Some(o)
 }
 
 /// A report line for an object refused by its own findings.
@@ -108,5 +130,51 @@ pub fn unreadable(file: &Source, origin: &Origin, reason: String, kept: usize) -
         origin: origin.to_string(),
         reason,
         kept_last_good: kept > 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{FileSource, Input};
+
+    #[test]
+    fn a_refused_version_falls_back_to_the_text_it_was_read_from() {
+        let dir = std::env::temp_dir().join(format!("mesh-lastgood-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let route = |path: &str| {
+            format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\nspec:\n  rules: [{{matches: [{{path: {{type: PathPrefix, value: '{path}'}}}}]}}]\n")
+        };
+        std::fs::write(dir.join("r.yaml"), route("/good")).unwrap();
+        let source = FileSource {
+            inputs: vec![Input::Path(dir.clone())],
+        };
+        let opts = LoadOptions::default();
+        let mut last = LastGood::default();
+        let first = crate::rules::check_partial(&source, &opts, Some(&last));
+        last.remember(first.snapshot.objects(), first.versions);
+        // A version admission would refuse: the last good one is parsed again and serves.
+        std::fs::write(dir.join("r.yaml"), route("bad")).unwrap();
+        let second = crate::rules::check_partial(&source, &opts, Some(&last));
+        assert_eq!(second.left_out.len(), 1);
+        assert!(second.left_out[0].kept_last_good);
+        let kept = &second.snapshot.objects()[0];
+        let crate::resource::Resource::HttpRoute(spec, _) = &kept.resource else {
+            panic!("{kept:?}");
+        };
+        let value = spec.rules.as_ref().unwrap()[0].matches.as_ref().unwrap()[0]
+            .path
+            .as_ref()
+            .unwrap()
+            .value
+            .clone();
+        assert_eq!(value.as_deref(), Some("/good"));
+        // Remembered again from the old text, so a third refusal still finds it.
+        last.remember(second.snapshot.objects(), second.versions);
+        std::fs::write(dir.join("r.yaml"), "not: [yaml\n").unwrap();
+        let third = crate::rules::check_partial(&source, &opts, Some(&last));
+        assert_eq!(third.snapshot.objects().len(), 1, "{:?}", third.left_out);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

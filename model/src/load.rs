@@ -112,38 +112,39 @@ pub struct FileSource {
 
 impl ObjectSource for FileSource {
     fn objects(&self, opts: &LoadOptions) -> (Vec<Object>, Vec<LoadError>) {
-        self.objects_with(opts, |_| {})
+        self.objects_with(opts, |_, _| {})
     }
 }
 
 impl FileSource {
-    /// Every object, each file's objects handed to `each` as soon as the file is read, before
-    /// the next is parsed: a caller can check and slim them so that the whole input is never
-    /// held at full size (see `rules::check_slim`).
+    /// Every object, each file's objects handed to `each` with the file's text as soon as the
+    /// file is read, before the next is parsed: a caller can check and slim them so that the
+    /// whole input is never held at full size (see `rules::check_slim`), and keep the text to
+    /// parse an object again later (see `lastgood`).
     pub fn objects_with(
         &self,
         opts: &LoadOptions,
-        mut each: impl FnMut(&mut [Object]),
+        mut each: impl FnMut(&mut [Object], &Arc<str>),
     ) -> (Vec<Object>, Vec<LoadError>) {
-        let mut collect = |result: Result<Vec<Object>, LoadError>,
+        let mut collect = |text: String,
+                           source: Source,
                            objects: &mut Vec<Object>,
-                           errors: &mut Vec<LoadError>| match result {
-            Ok(mut o) => {
-                each(&mut o);
-                objects.append(&mut o);
+                           errors: &mut Vec<LoadError>| {
+            let text: Arc<str> = Arc::from(text);
+            match load_str(&text, source, opts) {
+                Ok(mut o) => {
+                    each(&mut o, &text);
+                    objects.append(&mut o);
+                }
+                Err(e) => errors.push(e),
             }
-            Err(e) => errors.push(e),
         };
         let mut objects = Vec::new();
         let mut errors = Vec::new();
         for input in &self.inputs {
             match input {
                 Input::Stdin => match read_text(std::io::stdin(), &Source::Stdin, opts) {
-                    Ok(text) => collect(
-                        load_str(&text, Source::Stdin, opts),
-                        &mut objects,
-                        &mut errors,
-                    ),
+                    Ok(text) => collect(text, Source::Stdin, &mut objects, &mut errors),
                     Err(e) => errors.push(e),
                 },
                 Input::Path(p) => {
@@ -153,9 +154,7 @@ impl FileSource {
                             .map_err(|e| io_error(source.clone(), e))
                             .and_then(|f| read_text(f, &source, opts));
                         match text {
-                            Ok(text) => {
-                                collect(load_str(&text, source, opts), &mut objects, &mut errors)
-                            }
+                            Ok(text) => collect(text, source, &mut objects, &mut errors),
                             Err(e) => errors.push(e),
                         }
                     }

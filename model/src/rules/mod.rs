@@ -20,7 +20,7 @@
 
 use crate::diagnostic::{Diagnostic, Level};
 use crate::kind::Kind;
-use crate::lastgood::{LastGood, LeftOut};
+use crate::lastgood::{LastGood, LeftOut, Version};
 use crate::object::Object;
 use crate::snapshot::Snapshot;
 
@@ -219,6 +219,9 @@ pub struct Checked {
     pub findings: Vec<Diagnostic>,
     pub errors: Vec<crate::load::LoadError>,
     pub left_out: Vec<LeftOut>,
+    /// Where each of the snapshot's objects was read, in its order: what
+    /// `LastGood::remember` keeps.
+    pub versions: Vec<Option<Version>>,
 }
 
 /// [`check_slim`] with partial validity, for a folder that changes under a running agent.
@@ -240,28 +243,38 @@ pub fn check_partial(
     let alone = Snapshot::new(Vec::new());
     // Findings per object, by position, so that superseded duplicates can be left out below.
     let mut per_object: Vec<Vec<Diagnostic>> = Vec::new();
-    let (objects, errors) = source.objects_with(opts, |objects| {
-        for o in objects {
+    let mut versions: Vec<Option<Version>> = Vec::new();
+    let (objects, errors) = source.objects_with(opts, |objects, text| {
+        for (index, o) in objects.iter_mut().enumerate() {
             let mut found = Vec::new();
             check_object_with(o, &alone, &object_rules, &mut found);
             per_object.push(found);
+            if last_good.is_some() {
+                versions.push(Some(Version {
+                    text: text.clone(),
+                    index,
+                }));
+            }
             o.slim();
         }
     });
     let mut out = Vec::new();
     let mut left_out = Vec::new();
-    let (objects, per_object) = match last_good {
-        None => (objects, per_object),
+    let (objects, per_object, versions) = match last_good {
+        None => (objects, per_object, Vec::new()),
         Some(last) => {
             let mut kept = Vec::with_capacity(objects.len());
             let mut kept_findings = Vec::with_capacity(objects.len());
-            for (o, found) in objects.into_iter().zip(per_object) {
+            let mut kept_versions = Vec::with_capacity(objects.len());
+            for ((o, found), version) in objects.into_iter().zip(per_object).zip(versions) {
                 let Some(first) = found.iter().find(|d| refuses(d)) else {
                     kept.push(o);
                     kept_findings.push(found);
+                    kept_versions.push(version);
                     continue;
                 };
-                let previous = last.get(&o.reference()).cloned();
+                let reference = o.reference();
+                let previous = last.get(&reference, opts);
                 let reason = format!("[{}] {}: {}", first.code, first.field, first.message);
                 left_out.push(crate::lastgood::refused(&o, reason, previous.is_some()));
                 // The refused version's findings are why: they stay in the report.
@@ -269,11 +282,12 @@ pub fn check_partial(
                 if let Some(p) = previous {
                     kept.push(p);
                     kept_findings.push(Vec::new());
+                    kept_versions.push(last.version_of(&reference));
                 }
             }
             for e in &errors {
                 let file = &e.origin;
-                let previous = last.from_file(file);
+                let previous = last.from_file(file, opts);
                 let origin = crate::object::Origin {
                     source: file.clone(),
                     line: e.line,
@@ -285,11 +299,12 @@ pub fn check_partial(
                     previous.len(),
                 ));
                 for p in previous {
+                    kept_versions.push(last.version_of(&p.reference()));
                     kept.push(p);
                     kept_findings.push(Vec::new());
                 }
             }
-            (kept, kept_findings)
+            (kept, kept_findings, kept_versions)
         }
     };
     let snap = Snapshot::new(objects);
@@ -311,6 +326,7 @@ pub fn check_partial(
         findings: out,
         errors,
         left_out,
+        versions,
     }
 }
 
