@@ -50,8 +50,11 @@ impl Current {
         }
     }
 
-    fn next_index(&self, cluster: &str, len: usize) -> usize {
-        self.next.get(cluster).fetch_add(1, Ordering::Relaxed) % len
+    /// The cluster's next endpoint, round robin (the cluster has at least one: see
+    /// `Plan::backend_cluster` and `Plan::mirror_cluster`).
+    fn endpoint<'p>(&self, c: &'p Cluster) -> &'p Endpoint {
+        let n = self.next.get(&c.name).fetch_add(1, Ordering::Relaxed);
+        &c.endpoints[n % c.endpoints.len()]
     }
 
     /// Whether this request is copied to `m`: each mirror samples its own requests.
@@ -149,8 +152,7 @@ impl Proxy {
         let c = plan
             .backend_cluster(backend)
             .map_err(|r| (r, backend.cluster.as_deref()))?;
-        let ep = &c.endpoints[self.current.next_index(&c.name, c.endpoints.len())];
-        Ok((backend, c, ep))
+        Ok((backend, c, self.current.endpoint(c)))
     }
 
     /// Serve one request arriving on a listener, counted in the listener's statistics.
@@ -312,7 +314,7 @@ impl Proxy {
     /// it (`--outbound-policy registry-only`).
     async fn passthrough(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         authority: &Authority,
         path: &str,
         inbound: &Arc<Inbound>,
@@ -337,33 +339,24 @@ impl Proxy {
                 .to_string(),
             port,
         };
-        let upgrade = wants_upgrade(req.headers());
-        strip_hop_by_hop(req.headers_mut(), upgrade);
-        forwarded(req.headers_mut(), inbound.peer.ip(), inbound.scheme, true);
-        if let Ok(v) = HeaderValue::try_from(host.as_str()) {
-            req.headers_mut().insert(HOST, v);
-        }
-        let query = req
-            .uri()
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        let (mut parts, body) = req.into_parts();
-        let client_upgrade = if upgrade {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-        } else {
-            None
+        let query = req.uri().query().map(str::to_string);
+        let outgoing = match Outgoing::of(req, &host, path, query.as_deref(), &[], inbound, true) {
+            Ok(o) => o,
+            Err(e) => return answer(StatusCode::BAD_REQUEST, &format!("{e}\n")),
         };
-        if let Ok(uri) = format!("{path}{query}").parse() {
-            parts.uri = uri;
-        }
-        let (body, client_failed) = ClientBody::new(body);
-        let upstream = Request::from_parts(parts, http_body_util::BodyExt::boxed(body));
+        let upstream = Request::from_parts(outgoing.parts, outgoing.body);
         let result = self
             .upstreams
             .send(upstream, &ep, UpstreamProtocol::Http1, &host)
             .await;
-        let resp = self.respond(result, &[], client_upgrade, None, &client_failed, inbound);
+        let resp = self.respond(
+            result,
+            &[],
+            outgoing.client_upgrade,
+            None,
+            &outgoing.client_failed,
+            inbound,
+        );
         self.stats
             .upstream(PASSTHROUGH, resp.status().as_u16(), started.elapsed());
         resp
@@ -373,44 +366,35 @@ impl Proxy {
     /// client's response of the backend's. Returns whether the backend answered for the
     /// status (a client body error is the client's, not counted against the cluster).
     async fn forward(&self, req: Request<Incoming>, call: Call<'_>) -> (Response<Body>, bool) {
-        let (mut parts, body) = req.into_parts();
-        let upgrade = wants_upgrade(&parts.headers) && parts.version == hyper::Version::HTTP_11;
-        let client_upgrade = if upgrade {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-        } else {
-            None
-        };
-        strip_hop_by_hop(&mut parts.headers, upgrade);
         let (new_path, new_host) =
             rewrite::rewritten(call.entry, call.filters.iter().copied(), call.path);
         // Host is the client's (or the rewrite's), whatever the upstream address: an HTTP/2
         // client's `:authority` becomes the upstream Host too.
         let host = new_host.unwrap_or_else(|| authority_text(call.authority));
-        if let Ok(v) = HeaderValue::try_from(host.as_str()) {
-            parts.headers.insert(HOST, v);
-        }
-        request_modifiers(call.filters, &mut parts.headers);
-        forwarded(
-            &mut parts.headers,
-            call.inbound.peer.ip(),
-            call.inbound.scheme,
+        let Outgoing {
+            parts,
+            body,
+            client_upgrade,
+            client_failed,
+        } = match Outgoing::of(
+            req,
+            &host,
+            &new_path,
+            call.query,
+            call.filters,
+            call.inbound,
             call.trusted,
-        );
-        let query = call.query.map(|q| format!("?{q}")).unwrap_or_default();
-        match format!("{new_path}{query}").parse() {
-            Ok(uri) => parts.uri = uri,
-            Err(_) => return (answer(StatusCode::BAD_REQUEST, "bad request path\n"), false),
-        }
-        let (body, client_failed) = ClientBody::new(body);
-        let body = http_body_util::BodyExt::boxed(body);
+        ) {
+            Ok(o) => o,
+            Err(e) => return (answer(StatusCode::BAD_REQUEST, &format!("{e}\n")), false),
+        };
         let targets: Vec<(&Endpoint, UpstreamProtocol)> = call
             .mirrors
             .iter()
             .filter(|m| self.current.sample(m))
             .filter_map(|m| {
                 let c = call.plan.mirror_cluster(m)?;
-                let ep = &c.endpoints[self.current.next_index(&c.name, c.endpoints.len())];
-                Some((ep, c.protocol))
+                Some((self.current.endpoint(c), c.protocol))
             })
             .collect();
         let upstream = if targets.is_empty() {
@@ -535,6 +519,64 @@ impl Proxy {
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
             }
         });
+    }
+}
+
+/// The rewritten path and query are no valid request target (answered 400).
+#[derive(Debug, thiserror::Error)]
+#[error("bad request path")]
+struct BadPath;
+
+/// A request as it leaves for upstream, with what the response needs back from it.
+struct Outgoing {
+    parts: hyper::http::request::Parts,
+    body: Body,
+    /// The client's side of an HTTP/1.1 upgrade, when it asked for one.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// Set when reading the client's body failed (the client's error, not the backend's).
+    client_failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Outgoing {
+    /// The upstream request of `req`: hop-by-hop headers dropped (an HTTP/1.1 upgrade's kept),
+    /// Host set to `host`, the request header filters applied, the forwarding headers written,
+    /// the target `path?query`; 400 when that is no valid target.
+    fn of(
+        req: Request<Incoming>,
+        host: &str,
+        path: &str,
+        query: Option<&str>,
+        filters: &[&Filter],
+        inbound: &Inbound,
+        trusted: bool,
+    ) -> Result<Outgoing, BadPath> {
+        let (mut parts, body) = req.into_parts();
+        let upgrade = wants_upgrade(&parts.headers) && parts.version == hyper::Version::HTTP_11;
+        let client_upgrade = if upgrade {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        if let Ok(v) = HeaderValue::try_from(host) {
+            parts.headers.insert(HOST, v);
+        }
+        request_modifiers(filters, &mut parts.headers);
+        forwarded(
+            &mut parts.headers,
+            inbound.peer.ip(),
+            inbound.scheme,
+            trusted,
+        );
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+        parts.uri = format!("{path}{query}").parse().map_err(|_| BadPath)?;
+        let (body, client_failed) = ClientBody::new(body);
+        Ok(Outgoing {
+            parts,
+            body: http_body_util::BodyExt::boxed(body),
+            client_upgrade,
+            client_failed,
+        })
     }
 }
 
