@@ -62,21 +62,6 @@ pub struct LastGood {
 }
 
 impl LastGood {
-    /// The last good version of `object`, parsed again from its text, if there was one.
-    pub fn get(&self, object: &ObjectRef, opts: &LoadOptions) -> Option<Object> {
-        let (source, version) = self.by_ref.get(object)?;
-        reparse(source, version, opts)
-    }
-
-    /// The last good objects that came from `file`, parsed again.
-    pub fn from_file(&self, file: &Source, opts: &LoadOptions) -> Vec<Object> {
-        self.by_ref
-            .values()
-            .filter(|(source, _)| source == file)
-            .filter_map(|(source, version)| reparse(source, version, opts))
-            .collect()
-    }
-
     /// Remember where the objects now in force were read (objects of unknown kinds too: they
     /// keep an unreadable file's contents whole).
     pub fn remember(&mut self, objects: &[Object], versions: Vec<Option<Version>>) {
@@ -89,25 +74,63 @@ impl LastGood {
         }
     }
 
-    /// Where the last good version of `object` was read.
-    pub fn version_of(&self, object: &ObjectRef) -> Option<Version> {
-        self.by_ref.get(object).map(|(_, v)| v.clone())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_ref.is_empty()
+    /// The last good versions for one load: each remembered file text is parsed at most once,
+    /// however many of its objects fall back.
+    pub fn fallback<'a>(&'a self, opts: &'a LoadOptions) -> Fallback<'a> {
+        Fallback {
+            last: self,
+            opts,
+            parsed: HashMap::new(),
+        }
     }
 }
 
-/// One object of a remembered file version, as the agent holds objects (slim, without lines).
-fn reparse(source: &Source, version: &Version, opts: &LoadOptions) -> Option<Object> {
-    let mut o = load_str(&version.text, source.clone(), opts)
-        .ok()?
-        .into_iter()
-        .nth(version.index)?;
-    o.slim();
-    o.forget_lines();
-    Some(o)
+/// Last good objects, parsed again from their texts (see [`LastGood::fallback`]).
+pub struct Fallback<'a> {
+    last: &'a LastGood,
+    opts: &'a LoadOptions,
+    /// The objects of each text parsed so far, by the text's address (a text is shared by
+    /// every object of one file version).
+    parsed: HashMap<*const u8, Vec<Object>>,
+}
+
+impl Fallback<'_> {
+    /// The last good version of `object` and where it was read, if there was one.
+    pub fn object(&mut self, object: &ObjectRef) -> Option<(Object, Version)> {
+        let (source, version) = self.last.by_ref.get(object)?;
+        self.parse(source, version)
+    }
+
+    /// The last good objects that came from `file`, in file order, with where they were read.
+    pub fn file(&mut self, file: &Source) -> Vec<(Object, Version)> {
+        let last = self.last;
+        let mut versions: Vec<&Version> = last
+            .by_ref
+            .values()
+            .filter(|(source, _)| source == file)
+            .map(|(_, version)| version)
+            .collect();
+        versions.sort_by_key(|v| v.index);
+        versions
+            .into_iter()
+            .filter_map(|version| self.parse(file, version))
+            .collect()
+    }
+
+    /// One object of a remembered file version, as the agent holds objects (slim, without
+    /// lines).
+    fn parse(&mut self, source: &Source, version: &Version) -> Option<(Object, Version)> {
+        let opts = self.opts;
+        let objects = self.parsed.entry(version.text.as_ptr()).or_insert_with(|| {
+            let mut objects = load_str(&version.text, source.clone(), opts).unwrap_or_default();
+            for o in &mut objects {
+                o.slim();
+                o.forget_lines();
+            }
+            objects
+        });
+        Some((objects.get(version.index)?.clone(), version.clone()))
+    }
 }
 
 /// A report line for an object refused by its own findings.

@@ -263,6 +263,7 @@ pub fn check_partial(
     let (objects, per_object, versions) = match last_good {
         None => (objects, per_object, Vec::new()),
         Some(last) => {
+            let mut fallback = last.fallback(opts);
             let mut kept = Vec::with_capacity(objects.len());
             let mut kept_findings = Vec::with_capacity(objects.len());
             let mut kept_versions = Vec::with_capacity(objects.len());
@@ -273,21 +274,20 @@ pub fn check_partial(
                     kept_versions.push(version);
                     continue;
                 };
-                let reference = o.reference();
-                let previous = last.get(&reference, opts);
+                let previous = fallback.object(&o.reference());
                 let reason = format!("[{}] {}: {}", first.code, first.field, first.message);
                 left_out.push(crate::lastgood::refused(&o, reason, previous.is_some()));
                 // The refused version's findings are why: they stay in the report.
                 out.extend(found);
-                if let Some(p) = previous {
+                if let Some((p, version)) = previous {
                     kept.push(p);
                     kept_findings.push(Vec::new());
-                    kept_versions.push(last.version_of(&reference));
+                    kept_versions.push(Some(version));
                 }
             }
             for e in &errors {
                 let file = &e.origin;
-                let previous = last.from_file(file, opts);
+                let previous = fallback.file(file);
                 let origin = crate::object::Origin {
                     source: file.clone(),
                     line: e.line,
@@ -298,10 +298,10 @@ pub fn check_partial(
                     e.message.clone(),
                     previous.len(),
                 ));
-                for p in previous {
-                    kept_versions.push(last.version_of(&p.reference()));
+                for (p, version) in previous {
                     kept.push(p);
                     kept_findings.push(Vec::new());
+                    kept_versions.push(Some(version));
                 }
             }
             (kept, kept_findings, kept_versions)
