@@ -764,13 +764,7 @@ async fn explain_agrees_with_the_proxy() {
         "/?great=example",
         "/nothing",
     ];
-    let mut seed: u64 = 0x5eed;
-    let mut next = |n: usize| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) as usize % n
-    };
+    let mut next = mesh_model::testing::choices(0x5eed);
     let mut outcomes = BTreeSet::new();
     for _ in 0..200 {
         let (port, host) = targets[next(targets.len())];

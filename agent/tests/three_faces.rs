@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mesh_model::plan::explain::{explain, Question};
@@ -85,19 +84,7 @@ async fn explain_the_agent_and_envoy_agree() {
     )
     .unwrap();
     let mut envoy = support::Killed(
-        Command::new(envoy)
-            .arg("-c")
-            .arg(&file)
-            .args([
-                "--concurrency",
-                "1",
-                "--base-id",
-                &format!("{}", std::process::id() % 60000 + 1),
-                "-l",
-                "error",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        mesh_model::testing::envoy_command(&envoy, &file, std::process::id() % 60000 + 1)
             .spawn()
             .unwrap(),
     );
@@ -129,13 +116,7 @@ async fn explain_the_agent_and_envoy_agree() {
         "/by-header",
         "/nothing-here",
     ];
-    let mut seed: u64 = 0x3fa;
-    let mut next = |n: usize| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) as usize % n
-    };
+    let mut next = mesh_model::testing::choices(0x3fa);
     // Every status each face gave per path, to check splits reach both sides.
     let mut seen: BTreeMap<(&str, &str), BTreeSet<u16>> = BTreeMap::new();
     for i in 0..300 {

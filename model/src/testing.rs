@@ -52,6 +52,41 @@ pub fn envoy_for_test() -> Option<PathBuf> {
     found
 }
 
+/// A seeded pseudo-random choice for tests that pick requests: `next(n)` is in `0..n`, the same
+/// sequence for the same seed (a 64-bit LCG; reproducible without a dependency).
+pub fn choices(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |n| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    }
+}
+
+/// The command that runs Envoy on a JSON bootstrap for a test: one worker, errors only,
+/// `base_id` keeping its shared memory apart from other Envoys on the machine.
+pub fn envoy_command(
+    bin: &std::path::Path,
+    bootstrap: &std::path::Path,
+    base_id: u32,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.arg("-c")
+        .arg(bootstrap)
+        .args([
+            "--concurrency",
+            "1",
+            "--base-id",
+            &base_id.to_string(),
+            "-l",
+            "error",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
 /// A loopback port free right now, for a process the test starts next.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

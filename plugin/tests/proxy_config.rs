@@ -3,7 +3,7 @@
 //! the live test also checks them against what Envoy's own admin API holds.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -52,17 +52,13 @@ fn start_envoy() -> Option<(Envoy, String)> {
     let dir = std::env::temp_dir().join(format!("proxy-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let address_file = dir.join("admin");
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(here().join("fixtures/envoy-bootstrap.yaml"))
-        .arg("--admin-address-path")
-        .arg(&address_file)
-        .args(["--concurrency", "1", "-l", "error", "--base-id"])
-        .arg((std::process::id() % 50000 + 7).to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let bootstrap = here().join("fixtures/envoy-bootstrap.yaml");
+    let child =
+        mesh_model::testing::envoy_command(&bin, &bootstrap, std::process::id() % 50000 + 7)
+            .arg("--admin-address-path")
+            .arg(&address_file)
+            .spawn()
+            .unwrap();
     let envoy = Envoy(child, dir);
     for _ in 0..100 {
         if let Ok(addr) = std::fs::read_to_string(&address_file) {

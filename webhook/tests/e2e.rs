@@ -65,6 +65,10 @@ fn admission(uid: &str, operation: &str, object: &Value) -> Value {
     })
 }
 
+fn get_text(c: &reqwest::blocking::Client, url: &str) -> String {
+    c.get(url).send().unwrap().text().unwrap()
+}
+
 fn post(c: &reqwest::blocking::Client, url: &str, body: &Value) -> Value {
     let r = c.post(url).json(body).send().unwrap();
     assert_eq!(r.status(), 200, "{url}");
@@ -298,12 +302,7 @@ fn malformed_input_gets_a_clear_400_or_413_never_a_500() {
         c.get(format!("{}/readyz", w.url)).send().unwrap().status(),
         200
     );
-    let metrics = c
-        .get(format!("{}/metrics", w.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = get_text(&c, &format!("{}/metrics", w.url));
     assert!(metrics.contains("mesh_webhook_reviews_total{endpoint=\"validate\",kind=\"other\",operation=\"CREATE\",verdict=\"warned\"} 1"), "{metrics}");
     assert!(
         metrics.contains("mesh_webhook_review_duration_seconds_bucket"),
@@ -363,12 +362,7 @@ fn metric_labels_come_only_from_known_kinds() {
             &admission(&format!("u{i}"), "CREATE", &object),
         );
     }
-    let metrics = c
-        .get(format!("{}/metrics", w.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = get_text(&c, &format!("{}/metrics", w.url));
     assert!(
         !metrics.contains("Made1"),
         "request kinds leaked into labels"

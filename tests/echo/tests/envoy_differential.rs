@@ -80,19 +80,7 @@ fn envoy_routes_every_request_where_decide_says() {
     let file = std::env::temp_dir().join(format!("mesh-differential-{}.json", std::process::id()));
     std::fs::write(&file, serde_json::to_vec(&config).unwrap()).unwrap();
     children.0.push(
-        Command::new(envoy)
-            .args(["-c"])
-            .arg(&file)
-            .args([
-                "--concurrency",
-                "1",
-                "--base-id",
-                &format!("{}", std::process::id() % 60000),
-                "-l",
-                "error",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        mesh_model::testing::envoy_command(&envoy, &file, std::process::id() % 60000)
             .spawn()
             .unwrap(),
     );
