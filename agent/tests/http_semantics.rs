@@ -354,20 +354,10 @@ async fn websocket_upgrades_are_tunnelled() {
     .await;
     assert!(ended.is_ok(), "a silent tunnel stays open");
     drop(ws);
-    let mut served = false;
-    for _ in 0..50 {
-        if c.get(&plain)
-            .header("host", "a.example")
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(served, "the budget is given back when the tunnel closes");
+    assert!(
+        support::answers_200(&plain, Some("a.example"), 50).await,
+        "the budget is given back when the tunnel closes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,20 +88,12 @@ async fn explain_the_agent_and_envoy_agree() {
             .spawn()
             .unwrap(),
     );
+    let ready = format!("http://127.0.0.1:{}/ready", opts.admin_port);
+    assert!(
+        support::answers_200(&ready, None, 100).await,
+        "envoy did not become ready"
+    );
     let c = support::client();
-    let mut live = false;
-    for _ in 0..100 {
-        if c.get(format!("http://127.0.0.1:{}/ready", opts.admin_port))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            live = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(live, "envoy did not become ready");
 
     let paths = [
         "/ok",

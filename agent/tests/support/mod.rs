@@ -206,6 +206,22 @@ pub async fn backend(addr: &str, pod: &str, namespace: &str) -> Seen {
     seen
 }
 
+/// Whether GET `url` (with Host `host`) answers 200 within about `tries` tenths of a second.
+pub async fn answers_200(url: &str, host: Option<&str>, tries: u32) -> bool {
+    let c = client();
+    for _ in 0..tries {
+        let mut r = c.get(url);
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        if r.send().await.is_ok_and(|r| r.status() == 200) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Send raw bytes to `addr` and read the answer until the server closes or `within` passes.
 pub async fn raw(addr: &str, request: &[u8], within: Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
