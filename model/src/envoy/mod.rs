@@ -2,18 +2,18 @@
 //!
 //! Cilium's CRD keeps `spec.resources` as opaque JSON, so `kubectl apply` accepts anything and
 //! the agent's protojson parse fails later, in its log. Here every resource is parsed the way
-//! Envoy parses it: proto3 JSON against Envoy's own descriptors (via `xds-api` and
-//! `prost-reflect`), so an unknown field, a misspelt `@type` or a bad enum value is found before
-//! it reaches a cluster. A parsed resource is kept as canonical JSON with proto field names, so
+//! Envoy parses it: proto3 JSON against the descriptors of the Envoy release we target
+//! ([`api`], read with `prost-reflect`), so an unknown field, a misspelt `@type` or a bad enum
+//! value is found before it reaches a cluster. A parsed resource is kept as canonical JSON with proto field names, so
 //! the rules need not care whether the author wrote `edsClusterConfig` or `eds_cluster_config`.
 
-use std::sync::OnceLock;
+pub mod api;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use prost_reflect::{DynamicMessage, SerializeOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-const TYPE_PREFIX: &str = "type.googleapis.com/";
+use api::TYPE_PREFIX;
 
 /// The top-level resource types Cilium accepts in `spec.resources`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -167,54 +167,9 @@ impl EnvoyConfig {
     }
 }
 
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(xds_api::FILE_DESCRIPTOR_SET)
-            .expect("xds-api ships a valid descriptor set")
-    })
-}
-
-/// Envoy extension types that exist but whose descriptors `xds-api` does not ship. Their
-/// contents are not checked field by field; naming one is not an error.
-const KNOWN_EXTENSIONS: &[&str] = &[
-    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-    "envoy.extensions.filters.http.cors.v3.Cors",
-    "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-    "envoy.extensions.filters.http.fault.v3.HTTPFault",
-    "envoy.extensions.filters.http.lua.v3.Lua",
-    "envoy.extensions.filters.http.rbac.v3.RBAC",
-    "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-    "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-    "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
-    "envoy.extensions.filters.http.compressor.v3.Compressor",
-    "envoy.extensions.filters.http.health_check.v3.HealthCheck",
-    "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-    "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
-    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
-    "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
-    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
-    "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
-    "envoy.extensions.filters.network.rbac.v3.RBAC",
-    "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
-    "envoy.extensions.filters.network.sni_cluster.v3.SniCluster",
-    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-    "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
-    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-    "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
-    "envoy.extensions.access_loggers.file.v3.FileAccessLog",
-    "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
-    "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
-    "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
-    "envoy.extensions.load_balancing_policies.maglev.v3.Maglev",
-    "envoy.extensions.load_balancing_policies.random.v3.Random",
-    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
-    "envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec",
-    "envoy.extensions.upstreams.http.generic.v3.GenericConnectionPoolProto",
-    "envoy.extensions.http.original_ip_detection.xff.v3.XffConfig",
+/// Cilium's own Envoy extensions (its proxy build registers them; upstream Envoy does not).
+/// Their contents are not checked field by field; naming one is not an error.
+pub const CILIUM_TYPES: &[&str] = &[
     "cilium.L7Policy",
     "cilium.NetworkFilter",
     "cilium.BpfMetadata",
@@ -223,16 +178,16 @@ const KNOWN_EXTENSIONS: &[&str] = &[
 ];
 
 fn known_type(name: &str) -> bool {
-    pool().get_message_by_name(name).is_some() || KNOWN_EXTENSIONS.contains(&name)
+    api::message(name).is_some() || CILIUM_TYPES.contains(&name)
 }
 
 /// The closest known type name, for "did you mean".
 fn suggest(name: &str) -> Option<String> {
-    let candidates = pool()
+    let candidates = api::pool()
         .all_messages()
         .map(|m| m.full_name().to_string())
         .filter(|n| n.starts_with("envoy."))
-        .chain(KNOWN_EXTENSIONS.iter().map(|s| s.to_string()));
+        .chain(CILIUM_TYPES.iter().map(|s| s.to_string()));
     crate::text::closest(name, candidates, name.len() / 4 + 2)
 }
 
@@ -328,8 +283,7 @@ impl EnvoyResource {
 }
 
 fn desc_for(kind: EnvoyKind) -> prost_reflect::MessageDescriptor {
-    pool()
-        .get_message_by_name(kind.message_name())
+    api::message(kind.message_name())
         .expect("top-level Envoy types are in the pool")
 }
 
@@ -355,7 +309,7 @@ fn suggest_field(
                 desc = match field.kind() {
                     prost_reflect::Kind::Message(m) if m.full_name() == "google.protobuf.Any" => {
                         let url = node.get("@type")?.as_str()?;
-                        pool().get_message_by_name(url.strip_prefix(TYPE_PREFIX).unwrap_or(url))?
+                        api::message(url)?
                     }
                     prost_reflect::Kind::Message(m) => m,
                     _ => return None,
@@ -375,7 +329,7 @@ fn opaque_unknown_anys(value: &mut Value, path: &str) -> Option<(String, String)
         Value::Object(map) => {
             if let Some(url) = map.get("@type").and_then(Value::as_str).map(str::to_string) {
                 let name = url.strip_prefix(TYPE_PREFIX).unwrap_or(&url);
-                if pool().get_message_by_name(name).is_none() {
+                if api::message(name).is_none() {
                     if !known_type(name) {
                         return Some((format!("{path}[\"@type\"]"), url));
                     }
