@@ -55,6 +55,16 @@ pub fn join(base: &str, key: &str) -> String {
     }
 }
 
+/// Append a relative path (`a.b[0]`, `["k"]`, or empty) to a base path.
+pub fn join_path(base: &str, rel: &str) -> String {
+    let rel = rel.trim_start_matches('.');
+    match (base.is_empty(), rel.is_empty() || rel.starts_with('[')) {
+        (true, _) => rel.to_string(),
+        (false, true) => format!("{base}{rel}"),
+        (false, false) => format!("{base}.{rel}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! the rules need not care whether the author wrote `edsClusterConfig` or `eds_cluster_config`.
 
 pub mod api;
+pub mod constraints;
 
 use prost_reflect::{DynamicMessage, SerializeOptions};
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,9 @@ pub struct EnvoyResource {
     /// Canonical proto3 JSON with proto field names, when the resource parsed.
     pub canonical: Option<Value>,
     pub problem: Option<ResourceProblem>,
+    /// The constraints Envoy declares that the parsed resource breaks, with full field paths
+    /// (`spec.resources[0].virtual_hosts[0].domains`).
+    pub violations: Vec<constraints::Violation>,
 }
 
 /// Why a resource would be rejected by Envoy's parser.
@@ -213,6 +217,7 @@ impl EnvoyResource {
             name,
             canonical: None,
             problem: None,
+            violations: Vec::new(),
         };
         let Some(kind) = kind else {
             let suggestion = type_url.as_deref().and_then(|u| {
@@ -246,22 +251,33 @@ impl EnvoyResource {
         let de = serde_path_to_error::Deserializer::new(&body, &mut track);
         match DynamicMessage::deserialize(desc, de) {
             Ok(msg) => {
+                let mut seen = std::collections::HashSet::new();
+                res.violations = constraints::check(&msg)
+                    .into_iter()
+                    .filter(|v| seen.insert(v.path.clone()))
+                    .map(|v| constraints::Violation {
+                        path: crate::path::join_path(&res.field, &v.path),
+                        message: v.message,
+                    })
+                    .collect();
                 let opts = SerializeOptions::new().use_proto_field_name(true);
                 res.canonical = msg
                     .serialize_with_options(serde_json::value::Serializer, &opts)
                     .ok();
             }
             Err(e) => {
+                // serde_path_to_error writes `?` for a segment it cannot name; drop those
+                // rather than print `spec.resources[2]..`.
                 let path = track.path().to_string();
-                let inner = if path == "?" || path.is_empty() {
-                    String::new()
-                } else {
-                    path
-                };
+                let inner = path
+                    .split('.')
+                    .filter(|s| !s.is_empty() && *s != "?")
+                    .collect::<Vec<_>>()
+                    .join(".");
                 let field = if inner.is_empty() {
                     res.field.clone()
                 } else {
-                    format!("{}.{inner}", res.field)
+                    crate::path::join_path(&res.field, &inner)
                 };
                 let mut message = e
                     .to_string()
@@ -283,8 +299,7 @@ impl EnvoyResource {
 }
 
 fn desc_for(kind: EnvoyKind) -> prost_reflect::MessageDescriptor {
-    api::message(kind.message_name())
-        .expect("top-level Envoy types are in the pool")
+    api::message(kind.message_name()).expect("top-level Envoy types are in the pool")
 }
 
 /// The field of the message at `path` (within `value`, of type `desc`) closest to `unknown`.

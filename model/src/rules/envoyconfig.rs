@@ -33,6 +33,7 @@ pub static RULES: &[&Rule] = &[
     &SERVICE_LISTENER_MISSING,
     &ROUTER_NOT_LAST,
     &CLUSTER_NO_ENDPOINTS,
+    &CONSTRAINT_VIOLATED,
 ];
 
 const CONFIGS: &[Kind] = &[Kind::CiliumEnvoyConfig, Kind::CiliumClusterwideEnvoyConfig];
@@ -578,6 +579,28 @@ pub static CLUSTER_NO_ENDPOINTS: Rule = Rule {
             };
             if empty && c.get("cluster_type").is_none() && name != "envoy-admin" {
                 r.at(res.field.clone(), format!("{typ} cluster {name:?} has no endpoints: it is not a namespace/name of services or backendServices and has no load_assignment"));
+            }
+        }
+    },
+};
+
+pub static CONSTRAINT_VIOLATED: Rule = Rule {
+    code: "MESH5017",
+    name: "EnvoyConstraintViolated",
+    level: Level::Error,
+    title: "A field breaks a constraint Envoy declares on it",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Envoy's API annotates its fields with protoc-gen-validate rules (required fields and oneofs, string lengths, header-name formats, numeric and duration bounds, defined enum values, list sizes) and refuses a configuration that breaks one, in every resource and in every `typed_config` it unpacks (filters, TcpProxy, transport sockets, access logs). Cilium validates the top-level resources the same way. Each rule is read from the descriptors of Envoy 1.40, so every extension is covered; a negative duration and a field Envoy disallows by default are refused too.",
+    hint: "Change the field as the message says; the Envoy API reference shows each field's constraints.",
+    bad: fixture!("MESH5017", "bad"),
+    good: fixture!("MESH5017", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for res in &cfg.resources {
+            for v in &res.violations {
+                r.at(v.path.clone(), v.message.clone());
             }
         }
     },
