@@ -75,6 +75,13 @@ impl Registry {
             .filter(move |e| e.category == category)
     }
 
+    /// Whether an extension of `category` is registered under `name`.
+    pub fn has_name(&self, category: &str, name: &str) -> bool {
+        self.extensions
+            .iter()
+            .any(|e| e.category == category && e.name == name)
+    }
+
     /// Whether any extension of any category accepts this config type.
     pub fn registers_type(&self, type_name: &str) -> bool {
         self.by_type.contains_key(type_name)

@@ -138,6 +138,20 @@ fn plan_of(desc: &MessageDescriptor) -> Arc<Plan> {
     plan
 }
 
+/// The `validate.rules` Envoy's descriptors declare on a field.
+pub fn rules_of(field: &FieldDescriptor) -> Option<DynamicMessage> {
+    plan_of(&field.parent_message())
+        .fields
+        .iter()
+        .find(|f| f.field == *field)
+        .and_then(|f| f.rules.clone())
+}
+
+/// The oneofs of a message that must have a member set (`validate.required`).
+pub fn required_oneofs(desc: &MessageDescriptor) -> Vec<OneofDescriptor> {
+    plan_of(desc).required_oneofs.clone()
+}
+
 fn join(base: &str, name: &str) -> String {
     if base.is_empty() {
         name.to_string()

@@ -8,7 +8,12 @@
 //! the rules need not care whether the author wrote `edsClusterConfig` or `eds_cluster_config`.
 
 pub mod api;
+pub mod cilium;
 pub mod constraints;
+pub mod parity;
+pub mod semantics;
+
+use cilium::CILIUM_TYPES;
 
 use prost_reflect::{DynamicMessage, SerializeOptions};
 use serde::{Deserialize, Serialize};
@@ -171,18 +176,29 @@ impl EnvoyConfig {
     }
 }
 
-/// Cilium's own Envoy extensions (its proxy build registers them; upstream Envoy does not).
-/// Their contents are not checked field by field; naming one is not an error.
-pub const CILIUM_TYPES: &[&str] = &[
-    "cilium.L7Policy",
-    "cilium.NetworkFilter",
-    "cilium.BpfMetadata",
-    "cilium.TlsWrapperDownstream",
-    "cilium.TlsWrapperUpstream",
-];
-
 fn known_type(name: &str) -> bool {
     api::message(name).is_some() || CILIUM_TYPES.contains(&name)
+}
+
+/// A proto3 JSON duration (`"1.5s"`, `"-0.050s"`) in nanoseconds.
+pub fn duration_nanos(text: &str) -> Option<i128> {
+    let body = text.strip_suffix('s')?;
+    let (neg, body) = match body.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, body),
+    };
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i128 = whole.parse().ok()?;
+    let nanos: i128 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    let n = secs * 1_000_000_000 + nanos;
+    Some(if neg { -n } else { n })
 }
 
 /// The closest known type name, for "did you mean".

@@ -34,6 +34,8 @@ pub static RULES: &[&Rule] = &[
     &ROUTER_NOT_LAST,
     &CLUSTER_NO_ENDPOINTS,
     &CONSTRAINT_VIOLATED,
+    &ENVOY_REJECTS,
+    &RDS_CLUSTER_NOT_FOUND,
 ];
 
 const CONFIGS: &[Kind] = &[Kind::CiliumEnvoyConfig, Kind::CiliumClusterwideEnvoyConfig];
@@ -73,18 +75,45 @@ fn connection_managers(cfg: &EnvoyConfig) -> Vec<(String, &Value)> {
 
 /// Every route of every RouteConfiguration, including those inline in an HCM: (field, route).
 fn routes(cfg: &EnvoyConfig) -> Vec<(String, &Value)> {
+    route_sets(cfg)
+        .into_iter()
+        .flat_map(|set| set.routes)
+        .collect()
+}
+
+/// The routes of one route configuration, and whether Envoy checks that the clusters they
+/// name exist when it loads them (`validate_clusters`: true by default for a route
+/// configuration inline in a connection manager, false for one delivered by RDS, which is how
+/// Cilium delivers the RouteConfigurations of `spec.resources`).
+struct RouteSet<'a> {
+    routes: Vec<(String, &'a Value)>,
+    clusters_checked: bool,
+}
+
+fn route_set<'a>(rc: &'a Value, field: &str, default: bool) -> RouteSet<'a> {
+    let mut routes = Vec::new();
+    each(rc, "virtual_hosts[*].routes[*]", &mut |path, v| {
+        routes.push((format!("{field}.{path}"), v))
+    });
+    let clusters_checked = rc
+        .get("validate_clusters")
+        .and_then(Value::as_bool)
+        .unwrap_or(default);
+    RouteSet {
+        routes,
+        clusters_checked,
+    }
+}
+
+fn route_sets(cfg: &EnvoyConfig) -> Vec<RouteSet<'_>> {
     let mut out = Vec::new();
     for (res, rc) in cfg.of_kind(EnvoyKind::RouteConfiguration) {
-        each(rc, "virtual_hosts[*].routes[*]", &mut |path, v| {
-            out.push((format!("{}.{path}", res.field), v))
-        });
+        out.push(route_set(rc, &res.field, false));
     }
     for (field, hcm) in connection_managers(cfg) {
-        each(
-            hcm,
-            "route_config.virtual_hosts[*].routes[*]",
-            &mut |path, v| out.push((format!("{field}.{path}"), v)),
-        );
+        if let Some(rc) = hcm.get("route_config") {
+            out.push(route_set(rc, &format!("{field}.route_config"), true));
+        }
     }
     out
 }
@@ -191,12 +220,12 @@ pub static NAME_DUPLICATE: Rule = Rule {
 pub static ROUTE_CONFIG_MISSING: Rule = Rule {
     code: "MESH5005",
     name: "EnvoyRouteConfigMissing",
-    level: Level::Error,
+    level: Level::Warning,
     title: "An HTTP connection manager's route config is not in the object",
     kinds: CONFIGS,
     scope: Scope::Object,
     reason: None,
-    doc: "`rds.route_config_name` must name a RouteConfiguration of the same object (Cilium qualifies names with the object's namespace/name, so another object's routes are not found). A connection manager with neither `rds` nor `route_config` has no routes at all. Either way every request gets 404.",
+    doc: "`rds.route_config_name` must name a RouteConfiguration of the same object (Cilium qualifies names with the object's namespace/name, so another object's routes are not found). Envoy accepts the listener and waits for routes that never come: every request gets 404. (A connection manager with neither `rds` nor `route_config` is refused by Envoy: MESH5017.)",
     hint: "Set rds.route_config_name to the name of a RouteConfiguration in spec.resources.",
     bad: fixture!("MESH5005", "bad"),
     good: fixture!("MESH5005", "good"),
@@ -208,7 +237,6 @@ pub static ROUTE_CONFIG_MISSING: Rule = Rule {
                     let known: Vec<&str> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::RouteConfiguration)).filter_map(|x| x.name.as_deref()).collect();
                     r.at_hint(format!("{field}.rds.route_config_name"), format!("RouteConfiguration {name:?} is not in this object"), format!("RouteConfigurations here: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
                 }
-                (None, None) if hcm.get("scoped_routes").is_none() => r.at(field, "the connection manager has neither rds nor route_config"),
                 _ => {}
             }
         }
@@ -242,35 +270,83 @@ fn route_clusters<'a>(field: &str, route: &'a Value) -> Vec<(String, &'a str)> {
     out
 }
 
+/// The clusters a route of this object may name: its Clusters, `namespace/name` of its
+/// `backendServices` and `services` (Cilium's EDS clusters), and Cilium's bootstrap clusters.
+fn known_clusters(o: &Object, cfg: &EnvoyConfig) -> Vec<String> {
+    let ns = own_namespace(o);
+    let mut known: Vec<String> = cfg
+        .resources
+        .iter()
+        .filter(|x| x.kind == Some(EnvoyKind::Cluster))
+        .filter_map(|x| x.name.clone())
+        .collect();
+    for s in cfg.spec.backend_services.iter().flatten() {
+        known.push(format!(
+            "{}/{}",
+            s.namespace.clone().unwrap_or_else(|| ns.clone()),
+            s.name
+        ));
+    }
+    for s in cfg.spec.services.iter().flatten() {
+        known.push(format!(
+            "{}/{}",
+            s.namespace.clone().unwrap_or_else(|| ns.clone()),
+            s.name
+        ));
+    }
+    known
+}
+
+/// Routes naming a cluster nobody defines, split by whether Envoy checks it at load time.
+fn unknown_clusters(o: &Object, cfg: &EnvoyConfig, checked: bool, r: &mut Report<'_>) {
+    let known = known_clusters(o, cfg);
+    for set in route_sets(cfg)
+        .into_iter()
+        .filter(|s| s.clusters_checked == checked)
+    {
+        for (field, route) in set.routes {
+            for (f, c) in route_clusters(&field, route) {
+                if !known.iter().any(|k| k == c) && !crate::envoy::cilium::is_bootstrap_cluster(c) {
+                    r.at_hint(f, format!("cluster {c:?} is neither a Cluster here, a namespace/name of backendServices, nor a cluster of Cilium's bootstrap"), format!("Known clusters: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
+                }
+            }
+        }
+    }
+}
+
 pub static CLUSTER_NOT_FOUND: Rule = Rule {
     code: "MESH5006",
     name: "EnvoyClusterNotFound",
     level: Level::Error,
-    title: "A route sends traffic to a cluster that is not defined",
+    title: "An inline route configuration sends traffic to a cluster that is not defined",
     kinds: CONFIGS,
     scope: Scope::Object,
     reason: None,
-    doc: "A route's `cluster`, `weighted_clusters` entry or mirror cluster must be a Cluster of the same object, or `namespace/name` of a Service listed in `backendServices` (or `services`), which Cilium turns into an EDS cluster. Otherwise Envoy answers 503 `no healthy upstream`/`cluster not found`. The traffic-shifting article depends on `default/helloworld-v1` matching a backendServices entry.",
+    doc: "A route configuration written inline in a connection manager (`route_config`) is checked by Envoy when the listener loads: `validate_clusters` defaults to true there, and a route to an unknown cluster makes Envoy refuse the listener. Known clusters are the Clusters of the same object, `namespace/name` of each Service in `backendServices` (or `services`), which Cilium turns into EDS clusters, and the clusters of Cilium's own bootstrap (`envoy-admin`, `egress-cluster`, `ingress-cluster` and their `-tls` variants). RouteConfigurations delivered by RDS are not checked by Envoy: see MESH5019.",
     hint: "Add the Service to backendServices (namespace/name), or define a Cluster with that exact name.",
     bad: fixture!("MESH5006", "bad"),
     good: fixture!("MESH5006", "good"),
     check: |o, _, r| {
         let Some(cfg) = config(o) else { return };
-        let ns = own_namespace(o);
-        let mut known: Vec<String> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::Cluster)).filter_map(|x| x.name.clone()).collect();
-        for s in cfg.spec.backend_services.iter().flatten() {
-            known.push(format!("{}/{}", s.namespace.clone().unwrap_or_else(|| ns.clone()), s.name));
-        }
-        for s in cfg.spec.services.iter().flatten() {
-            known.push(format!("{}/{}", s.namespace.clone().unwrap_or_else(|| ns.clone()), s.name));
-        }
-        for (field, route) in routes(cfg) {
-            for (f, c) in route_clusters(&field, route) {
-                if !known.iter().any(|k| k == c) {
-                    r.at_hint(f, format!("cluster {c:?} is neither a Cluster here nor a namespace/name of backendServices"), format!("Known clusters: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
-                }
-            }
-        }
+        unknown_clusters(o, cfg, true, r);
+    },
+};
+
+pub static RDS_CLUSTER_NOT_FOUND: Rule = Rule {
+    code: "MESH5019",
+    name: "EnvoyRdsClusterNotFound",
+    level: Level::Warning,
+    title: "A route sends traffic to a cluster that is not defined",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "A RouteConfiguration of `spec.resources` reaches Envoy by RDS, where `validate_clusters` defaults to false: Envoy accepts a route to a cluster nobody defines, and every request it matches gets 503 (`cluster not found`). The traffic-shifting article depends on `default/helloworld-v1` matching a backendServices entry. Known clusters are as for MESH5006.",
+    hint: "Add the Service to backendServices (namespace/name), or define a Cluster with that exact name.",
+    bad: fixture!("MESH5019", "bad"),
+    good: fixture!("MESH5019", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        unknown_clusters(o, cfg, false, r);
     },
 };
 
@@ -427,12 +503,12 @@ const THRESHOLDS: [&str; 4] = [
 pub static CIRCUIT_BREAKER_ZERO: Rule = Rule {
     code: "MESH5012",
     name: "EnvoyCircuitBreakerZero",
-    level: Level::Error,
+    level: Level::Warning,
     title: "A circuit-breaker threshold is 0",
     kinds: CONFIGS,
     scope: Scope::Object,
     reason: None,
-    doc: "Circuit-breaker thresholds are upper bounds on concurrent connections, pending requests, requests and retries. A threshold of 0 opens the breaker for every request: all traffic to the cluster gets 503. (`max_requests` bounds concurrent requests, not connections, despite the article's comment.)",
+    doc: "Circuit-breaker thresholds are upper bounds on concurrent connections, pending requests, requests and retries. Envoy accepts a threshold of 0, and it opens the breaker for every request: all traffic to the cluster gets 503. (`max_requests` bounds concurrent requests, not connections, despite the article's comment.)",
     hint: "Set thresholds to at least 1, sized from the expected concurrency; omit one to keep Envoy's default (1024).",
     bad: fixture!("MESH5012", "bad"),
     good: fixture!("MESH5012", "good"),
@@ -602,6 +678,26 @@ pub static CONSTRAINT_VIOLATED: Rule = Rule {
             for v in &res.violations {
                 r.at(v.path.clone(), v.message.clone());
             }
+        }
+    },
+};
+
+pub static ENVOY_REJECTS: Rule = Rule {
+    code: "MESH5018",
+    name: "EnvoyRejectsResource",
+    level: Level::Error,
+    title: "Envoy refuses the resource when it builds it",
+    kinds: CONFIGS,
+    scope: Scope::Object,
+    reason: None,
+    doc: "Beyond its declared constraints, Envoy checks a configuration as it builds listeners, routes and clusters, and refuses it (a NACK in Cilium, `error initializing configuration` from `envoy --mode validate`): a listener without filter chains, an address that is not an IP, two listeners on one address, two filter chains with the same match, a terminal network filter that is not last, an extension whose `typed_config` type Envoy 1.40 does not register in that place, HTTP/3 on a TCP listener, a domain twice in a route configuration, two rewrites in one route, `:`-prefixed or `host` headers added or removed, and more; the list of checks is below.",
+    hint: "Change the resource as the message says; the message is Envoy's own for the same mistake.",
+    bad: fixture!("MESH5018", "bad"),
+    good: fixture!("MESH5018", "good"),
+    check: |o, _, r| {
+        let Some(cfg) = config(o) else { return };
+        for (_, v) in crate::envoy::semantics::check(cfg) {
+            r.at(v.path, v.message);
         }
     },
 };
