@@ -846,7 +846,14 @@ fn envoy(envoy: &Path, doc: &Value, n: usize) -> Option<String> {
         .arg(&file)
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(&file);
+    match std::env::var_os("MESH_DIFF_KEEP") {
+        Some(dir) => {
+            let _ = std::fs::rename(&file, Path::new(&dir).join(format!("case-{n}.json")));
+        }
+        None => {
+            let _ = std::fs::remove_file(&file);
+        }
+    }
     if out.status.success() {
         return None;
     }
@@ -872,7 +879,11 @@ fn analyze_agrees_with_envoy_on_cilium_envoy_configs() {
     let Some(bin) = mesh_model::testing::envoy_for_test() else {
         return;
     };
-    let cases = cases();
+    let only = std::env::var("MESH_DIFF_ONLY").unwrap_or_default();
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.id.contains(&only))
+        .collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<BTreeMap<usize, (Vec<String>, Option<String>)>> =
         Mutex::new(BTreeMap::new());

@@ -28,11 +28,27 @@ use super::api;
 pub struct Violation {
     pub path: String,
     pub message: String,
+    pub kind: ViolationKind,
+}
+
+/// Which of Envoy's checks a violation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViolationKind {
+    /// A protoc-gen-validate annotation, a negative duration or a disallowed field.
+    Declared,
+    /// A `RegexMatcher` whose pattern does not compile (Envoy compiles each with RE2).
+    Regex,
 }
 
 /// Messages whose payloads Envoy never unpacks and validates as configuration (opaque
 /// metadata), so neither do we.
 const OPAQUE: &[&str] = &["envoy.config.core.v3.Metadata"];
+
+/// `Any` payloads whose factories Envoy 1.40 does not validate when it loads them: the
+/// load-balancing policies take their config as it is (a LeastRequest `choice_count: 1`
+/// passes, and a negative slow-start window passes in some clusters), so refusing them would
+/// refuse what Envoy accepts.
+const UNVALIDATED_PAYLOADS: &[&str] = &["envoy.extensions.load_balancing_policies."];
 
 /// Nesting at which the walk stops: Envoy's own parser stops at 100 levels of nesting, and
 /// nothing checkable lies deeper in a config that parsed.
@@ -168,6 +184,7 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
     match desc.full_name() {
         "google.protobuf.Any" => return any_payload(msg, path, depth, out),
         "google.protobuf.Duration" => return duration_sign(msg, path, out),
+        "envoy.type.matcher.v3.RegexMatcher" => regex_compiles(msg, path, out),
         _ => {}
     }
     let plan = plan_of(&desc);
@@ -177,6 +194,7 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
     for oneof in &plan.required_oneofs {
         if !oneof.fields().any(|f| msg.has_field(&f)) {
             out.push(Violation {
+                kind: ViolationKind::Declared,
                 path: join(path, oneof.name()),
                 message: format!(
                     "value is required: set one of {}",
@@ -195,6 +213,7 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
         let here = join(path, f.name());
         if fp.disallowed && set {
             out.push(Violation {
+                kind: ViolationKind::Declared,
                 path: here.clone(),
                 message: format!(
                     "{} is deprecated and disallowed by default in Envoy {}",
@@ -259,6 +278,12 @@ fn any_payload(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Vio
     let Some(desc) = api::message(&url) else {
         return;
     };
+    if UNVALIDATED_PAYLOADS
+        .iter()
+        .any(|p| desc.full_name().starts_with(p))
+    {
+        return;
+    }
     let bytes = msg
         .get_field_by_name("value")
         .and_then(|v| v.as_bytes().cloned())
@@ -269,10 +294,32 @@ fn any_payload(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Vio
     walk(&inner, path, depth + 1, out);
 }
 
+fn regex_compiles(msg: &DynamicMessage, path: &str, out: &mut Vec<Violation>) {
+    let Some(re) = msg.get_field_by_name("regex") else {
+        return;
+    };
+    let Some(re) = re.as_str() else { return };
+    if let Err(e) = regex::Regex::new(re) {
+        let why = e
+            .to_string()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        out.push(Violation {
+            path: join(path, "regex"),
+            message: format!("regex {re:?} does not compile: {why}"),
+            kind: ViolationKind::Regex,
+        });
+    }
+}
+
 fn duration_sign(msg: &DynamicMessage, path: &str, out: &mut Vec<Violation>) {
     let (secs, nanos) = duration_parts(msg);
     if secs < 0 || nanos < 0 {
         out.push(Violation {
+            kind: ViolationKind::Declared,
             path: path.to_string(),
             message: format!(
                 "Invalid duration: Expected positive duration: {}",
@@ -390,6 +437,7 @@ fn unwrap(v: &Value) -> Option<Value> {
 
 fn push(out: &mut Vec<Violation>, path: &str, message: String) {
     out.push(Violation {
+        kind: ViolationKind::Declared,
         path: path.to_string(),
         message,
     });

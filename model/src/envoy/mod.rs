@@ -273,7 +273,7 @@ impl EnvoyResource {
                     .filter(|v| seen.insert(v.path.clone()))
                     .map(|v| constraints::Violation {
                         path: crate::path::join_path(&res.field, &v.path),
-                        message: v.message,
+                        ..v
                     })
                     .collect();
                 let opts = SerializeOptions::new().use_proto_field_name(true);

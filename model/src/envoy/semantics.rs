@@ -61,7 +61,15 @@ struct Found<'a> {
 
 impl Found<'_> {
     fn add(&mut self, check: &'static Check, path: String, message: String) {
-        self.out.push((check, Violation { path, message }));
+        let kind = super::constraints::ViolationKind::Declared;
+        self.out.push((
+            check,
+            Violation {
+                path,
+                message,
+                kind,
+            },
+        ));
     }
 }
 
@@ -217,6 +225,12 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
             f,
         );
     }
+    // A UDP listener's filters are UDP listener filters (udp_proxy, dns_filter).
+    let category = if udp && !quic {
+        "envoy.filters.udp_listener"
+    } else {
+        "envoy.filters.listener"
+    };
     for (i, lf) in l
         .get("listener_filters")
         .and_then(Value::as_array)
@@ -224,12 +238,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
         .flatten()
         .enumerate()
     {
-        registered(
-            lf,
-            "envoy.filters.listener",
-            &format!("{at}.listener_filters[{i}]"),
-            f,
-        );
+        registered(lf, category, &format!("{at}.listener_filters[{i}]"), f);
     }
     access_logs(l, at, f);
     // Two chains with the same match: compared with list order ignored, as Envoy's matcher

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{fixture, Report, Rule, Scope};
 use crate::diagnostic::Level;
+use crate::envoy::constraints::ViolationKind;
 use crate::envoy::{EnvoyConfig, EnvoyKind, ResourceProblem};
 use crate::kind::Kind;
 use crate::object::Object;
@@ -473,21 +474,15 @@ pub static REGEX_INVALID: Rule = Rule {
     kinds: CONFIGS,
     scope: Scope::Object,
     reason: None,
-    doc: "Envoy compiles `safe_regex` patterns (route matches, header matchers, `regex_rewrite`) with RE2 and rejects the whole resource when one does not compile.",
+    doc: "Envoy compiles every regex matcher (route `safe_regex`, header, query-parameter and string matchers, `regex_rewrite`, CORS origins, in routes and in every filter) with RE2 and rejects the whole resource when one does not compile.",
     hint: "Fix the pattern (RE2 has no look-around or back-references).",
     bad: fixture!("MESH5011", "bad"),
     good: fixture!("MESH5011", "good"),
     check: |o, _, r| {
         let Some(cfg) = config(o) else { return };
-        for (field, route) in routes(cfg) {
-            for pattern in ["match.safe_regex.regex", "match.headers[*].string_match.safe_regex.regex", "match.headers[*].safe_regex_match.regex", "route.regex_rewrite.pattern.regex"] {
-                each(route, pattern, &mut |p, v| {
-                    let Some(re) = v.as_str() else { return };
-                    if let Err(e) = regex::Regex::new(re) {
-                        let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
-                        r.at(format!("{field}.{p}"), format!("regex {re:?} does not compile: {why}"));
-                    }
-                });
+        for res in &cfg.resources {
+            for v in res.violations.iter().filter(|v| v.kind == ViolationKind::Regex) {
+                r.at(v.path.clone(), v.message.clone());
             }
         }
     },
@@ -675,7 +670,7 @@ pub static CONSTRAINT_VIOLATED: Rule = Rule {
     check: |o, _, r| {
         let Some(cfg) = config(o) else { return };
         for res in &cfg.resources {
-            for v in &res.violations {
+            for v in res.violations.iter().filter(|v| v.kind == ViolationKind::Declared) {
                 r.at(v.path.clone(), v.message.clone());
             }
         }
