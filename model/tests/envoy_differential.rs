@@ -352,25 +352,33 @@ fn mutate_by_rules(
             d,
         );
     };
-    let in_oneof = field.containing_oneof().is_some_and(|o| !o.is_synthetic());
-    // Only fields the seed sets, or plain scalars whose absence is their default value.
-    if present.is_none()
-        && (in_oneof
-            || matches!(field.kind(), Kind::Message(_))
-            || field.is_list()
-            || field.is_map())
-    {
-        if rule(rules, "message", "required").and_then(|v| v.as_bool()) == Some(true) {
-            // Already absent: the seed would break it. Nothing to generate.
+    let oneof = field.containing_oneof().filter(|o| !o.is_synthetic());
+    let absent = present.is_none();
+    if absent {
+        // Setting an absent member of a oneof another member of which is set would write two
+        // members: a parse error, not the constraint under test.
+        let mut d = doc.clone();
+        let parent_obj = at(&mut d, parent).clone();
+        if oneof
+            .as_ref()
+            .is_some_and(|o| o.fields().any(|f| parent_obj.get(f.name()).is_some()))
+        {
+            return;
         }
-        return;
+        if field.is_list() || field.is_map() {
+            return;
+        }
     }
+    // An absent proto3 string is "": breaking min_len by writing "" changes nothing, unless
+    // the string is a oneof member (writing it selects it).
+    let empty_changes = !absent || oneof.is_some();
     let remove = |v: &mut Value| *v = Value::Null;
     for (which, _) in rules.fields() {
         match which.name() {
             "message" | "duration" | "any" | "timestamp" => {
                 let kind = which.name();
-                if rule(rules, kind, "required").and_then(|v| v.as_bool()) == Some(true) {
+                if !absent && rule(rules, kind, "required").and_then(|v| v.as_bool()) == Some(true)
+                {
                     add("required-removed", &remove);
                 }
                 if kind == "duration" {
@@ -398,7 +406,7 @@ fn mutate_by_rules(
                     .as_ref()
                     .and_then(int)
                 {
-                    if n > 0 {
+                    if n > 0 && empty_changes {
                         add("too-short", &|v| *v = json!(""));
                     }
                 }
@@ -515,7 +523,6 @@ fn mutate_by_rules(
             }
         }
     }
-    let _ = parent;
 }
 
 /// Mutations of what Envoy checks beyond its annotations: each finds its place in the seed
@@ -720,6 +727,31 @@ fn semantic_mutations() -> Vec<(&'static str, fn(&Value) -> Option<Value>)> {
                 let list = vs.as_array_mut()?;
                 list[0]["domains"] = json!(["*"]);
                 list.push(copy);
+                Some(())
+            })
+        }),
+        ("inline-certificate-garbage", |d| {
+            edit(d, "certificate_chain", |c| {
+                *c = json!({"inline_string": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"});
+                Some(())
+            })
+        }),
+        ("inline-key-garbage", |d| {
+            edit(d, "private_key", |c| {
+                *c = json!({"inline_string": "garbage"});
+                Some(())
+            })
+        }),
+        ("trusted-ca-garbage", |d| {
+            edit(d, "trusted_ca", |c| {
+                *c = json!({"inline_string": "garbage"});
+                Some(())
+            })
+        }),
+        ("sds-secret-without-config-source", |d| {
+            edit(d, "common_tls_context", |c| {
+                c["tls_certificate_sds_secret_configs"] = json!([{"name": "shop/web-cert"}]);
+                c.as_object_mut()?.remove("tls_certificates");
                 Some(())
             })
         }),

@@ -99,6 +99,7 @@ pub fn static_bootstrap(cfg: &EnvoyConfig, namespace: Option<&str>) -> Value {
             }
         }
         inline_rds(&mut l, &routes, &mut used_routes);
+        sds_from_cilium(&mut l);
         listeners.push(l);
     }
     // Route configurations no listener uses are still checked, on a listener of their own.
@@ -126,6 +127,7 @@ pub fn static_bootstrap(cfg: &EnvoyConfig, namespace: Option<&str>) -> Value {
     {
         let mut c = raw(r);
         eds_on_ads(&mut c);
+        sds_from_cilium(&mut c);
         if let Some(n) = &r.name {
             defined.push(n.clone());
         }
@@ -196,6 +198,39 @@ fn bootstrap_clusters() -> Vec<Value> {
         original_dst("ingress-cluster-tls"),
         xds,
     ]
+}
+
+/// A TLS context's SDS secret reference without a config source is served by Cilium's SDS
+/// (Cilium fills in its own config source, so `name: namespace/secret` is enough).
+fn sds_from_cilium(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                let refs: Vec<&mut Value> = match (k.as_str(), &mut *child) {
+                    ("tls_certificate_sds_secret_configs", Value::Array(list)) => {
+                        list.iter_mut().collect()
+                    }
+                    (
+                        "validation_context_sds_secret_config"
+                        | "session_ticket_keys_sds_secret_config",
+                        one,
+                    ) => vec![one],
+                    _ => Vec::new(),
+                };
+                let is_ref = !refs.is_empty();
+                for r in refs {
+                    if let Some(o) = r.as_object_mut() {
+                        o.entry("sds_config").or_insert_with(config_source);
+                    }
+                }
+                if !is_ref {
+                    sds_from_cilium(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(sds_from_cilium),
+        _ => {}
+    }
 }
 
 /// An EDS cluster without a config source gets Cilium's (ADS), as Cilium fills it in.

@@ -52,6 +52,10 @@ checks! {
     FILL_INTERVAL = ("local-ratelimit-fill-interval", "LocalRateLimit", "local rate limit token bucket fill timer must be >= 50ms");
     LOGICAL_DNS_ONE_HOST = ("logical-dns-single-endpoint", "Cluster", "LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint");
     ORIGINAL_DST_LB = ("original-dst-lb-policy", "Cluster", "cluster: LB policy {policy} is not valid for Cluster type ORIGINAL_DST. Only 'CLUSTER_PROVIDED' is allowed with cluster type 'ORIGINAL_DST'");
+    EJECTION_TIMES = ("outlier-max-ejection-time", "Cluster outlier_detection", "outlier detector's max_ejection_time cannot be smaller than base_ejection_time");
+    RESPONSE_HEADERS_KB = ("hcm-max-response-headers-kb", "HttpConnectionManager", "Error: max_response_headers_kb cannot be set on http_connection_manager.");
+    HEADER_FIELD_KB = ("hcm-h2-header-field-size", "HttpConnectionManager", "max_header_field_size_kb must not exceed max_request_headers_kb");
+    INLINE_TLS = ("inline-tls-material", "TLS contexts", "Failed to load certificate chain from <inline> / Failed to load private key from <inline> / Failed to load trusted CA certificates from <inline>");
     CLUSTER_PROVIDED_LB = ("cluster-provided-lb-policy", "Cluster", "cluster: LB policy CLUSTER_PROVIDED is not valid for Cluster type {type}. 'CLUSTER_PROVIDED' is allowed only with cluster type 'ORIGINAL_DST'");
 }
 
@@ -173,6 +177,81 @@ fn registered(ext: &Value, category: &str, path: &str, f: &mut Found) {
     }
 }
 
+/// Inline certificates, keys and CAs of a TLS transport socket must load, as Envoy loads them
+/// when it builds the context.
+fn tls_material(ts: &Value, at: &str, f: &mut Found) {
+    let Some(tc) = ts.get("typed_config") else {
+        return;
+    };
+    let Some(common) = tc.get("common_tls_context") else {
+        return;
+    };
+    let inline = |ds: Option<&Value>| -> Option<Vec<u8>> {
+        let ds = ds?;
+        if let Some(s) = ds.get("inline_string").and_then(Value::as_str) {
+            return Some(s.as_bytes().to_vec());
+        }
+        let b = ds.get("inline_bytes").and_then(Value::as_str)?;
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(b).ok()
+    };
+    let base = format!("{at}.typed_config.common_tls_context");
+    for (i, c) in common
+        .get("tls_certificates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let here = format!("{base}.tls_certificates[{i}]");
+        let chain = inline(c.get("certificate_chain"));
+        let key = inline(c.get("private_key"));
+        if let Some(chain) = &chain {
+            if let Err(e) = crate::cert::certificate(chain) {
+                f.add(
+                    INLINE_TLS,
+                    format!("{here}.certificate_chain"),
+                    format!(
+                        "Failed to load certificate chain from <inline>: {}",
+                        e.replace("tls.crt", "the chain")
+                    ),
+                );
+                continue;
+            }
+        }
+        if let (Some(chain), Some(key)) = (&chain, &key) {
+            if let Err(e) = crate::cert::key_pair(chain, key) {
+                f.add(
+                    INLINE_TLS,
+                    format!("{here}.private_key"),
+                    format!(
+                        "Failed to load private key from <inline>: {}",
+                        e.replace("tls.key", "the key")
+                            .replace("tls.crt", "the chain")
+                    ),
+                );
+            }
+        }
+    }
+    let ca = common
+        .get("validation_context")
+        .or_else(|| common.pointer("/combined_validation_context/default_validation_context"))
+        .and_then(|v| v.get("trusted_ca"));
+    if let Some(ca) = inline(ca) {
+        let ok = rustls_pemfile::certs(&mut &ca[..])
+            .collect::<Result<Vec<_>, _>>()
+            .is_ok_and(|c| !c.is_empty());
+        if !ok {
+            f.add(
+                INLINE_TLS,
+                format!("{base}.validation_context.trusted_ca"),
+                "Failed to load trusted CA certificates from <inline>: no PEM certificate in it"
+                    .into(),
+            );
+        }
+    }
+}
+
 /// Network filters that end a filter chain (Envoy's `isTerminalFilterByProto`).
 const TERMINAL_NETWORK: &[&str] = &[
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -272,6 +351,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
                 &format!("{path}.transport_socket"),
                 f,
             );
+            tls_material(ts, &format!("{path}.transport_socket"), f);
         }
         let filters: Vec<&Value> = chain
             .get("filters")
@@ -312,6 +392,16 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
                     }
                     if codec != "HTTP3" && quic {
                         f.add(NON_HTTP3_ON_QUIC, format!("{tc_path}.codec_type"), "Non-HTTP/3 codec configured on QUIC listener: set codec_type HTTP3".into());
+                    }
+                    if tc.pointer("/common_http_protocol_options/max_response_headers_kb").is_some() {
+                        f.add(RESPONSE_HEADERS_KB, format!("{tc_path}.common_http_protocol_options.max_response_headers_kb"), "Error: max_response_headers_kb cannot be set on http_connection_manager (it limits upstream responses: set it on the cluster's protocol options)".into());
+                    }
+                    // Envoy's default max_request_headers_kb is 60.
+                    let request_kb = tc.get("max_request_headers_kb").and_then(Value::as_u64).unwrap_or(60);
+                    if let Some(field_kb) = tc.pointer("/http2_protocol_options/max_header_field_size_kb").and_then(Value::as_u64) {
+                        if field_kb > request_kb {
+                            f.add(HEADER_FIELD_KB, format!("{tc_path}.http2_protocol_options.max_header_field_size_kb"), format!("max_header_field_size_kb ({field_kb}) must not exceed max_request_headers_kb ({request_kb})"));
+                        }
                     }
                     for (j, hf) in tc.get("http_filters").and_then(Value::as_array).into_iter().flatten().enumerate() {
                         let hp = format!("{tc_path}.http_filters[{j}]");
@@ -582,6 +672,20 @@ fn cluster(c: &Value, at: &str, f: &mut Found) {
             _ => {}
         }
     }
+    if let Some(od) = c.get("outlier_detection") {
+        // Envoy's defaults: base 30s, max 300s.
+        let d = |k: &str, default: i128| {
+            od.get(k)
+                .and_then(Value::as_str)
+                .and_then(crate::envoy::duration_nanos)
+                .unwrap_or(default)
+        };
+        let base = d("base_ejection_time", 30_000_000_000);
+        let max = d("max_ejection_time", 300_000_000_000);
+        if max < base {
+            f.add(EJECTION_TIMES, format!("{at}.outlier_detection.max_ejection_time"), "outlier detector's max_ejection_time cannot be smaller than base_ejection_time (defaults: 30s and 300s)".into());
+        }
+    }
     if let Some(ts) = c.get("transport_socket") {
         registered(
             ts,
@@ -589,6 +693,7 @@ fn cluster(c: &Value, at: &str, f: &mut Found) {
             &format!("{at}.transport_socket"),
             f,
         );
+        tls_material(ts, &format!("{at}.transport_socket"), f);
     }
     for (i, m) in c
         .get("transport_socket_matches")
