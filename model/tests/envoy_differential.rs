@@ -755,6 +755,51 @@ fn semantic_mutations() -> Vec<(&'static str, fn(&Value) -> Option<Value>)> {
                 Some(())
             })
         }),
+        ("server-name-partial-wildcard", |d| {
+            edit(d, "server_names", |c| {
+                *c = json!(["db.*.example.com"]);
+                Some(())
+            })
+        }),
+        ("server-name-leading-wildcard", |d| {
+            edit(d, "server_names", |c| {
+                *c = json!(["*.example.com"]);
+                Some(())
+            })
+        }),
+        ("prefix-range-not-ip", |d| {
+            edit(d, "filter_chains", |c| {
+                c[0]["filter_chain_match"]["prefix_ranges"] =
+                    json!([{"address_prefix": "10.0.0.x", "prefix_len": 8}]);
+                Some(())
+            })
+        }),
+        ("prefix-range-ok", |d| {
+            edit(d, "filter_chains", |c| {
+                c[0]["filter_chain_match"]["source_prefix_ranges"] =
+                    json!([{"address_prefix": "10.0.0.0", "prefix_len": 40}]);
+                Some(())
+            })
+        }),
+        ("rds-name-qualified", |d| {
+            let ns = d
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let obj = d
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)?
+                .to_string();
+            edit(d, "rds", |c| {
+                let n = c.get("route_config_name")?.as_str()?.to_string();
+                if n.contains('/') {
+                    return None;
+                }
+                c["route_config_name"] = json!(format!("{ns}/{obj}/{n}"));
+                Some(())
+            })
+        }),
         ("ring-hash-without-config-on-least-request", |d| {
             edit(d, "least_request_lb_config", |c| {
                 *c = json!({"choice_count": 1});
@@ -870,7 +915,7 @@ fn envoy(envoy: &Path, doc: &Value, n: usize) -> Option<String> {
     let Resource::EnvoyConfig(cfg) = &objects[0].resource else {
         panic!("not an envoy config")
     };
-    let bootstrap = cilium::static_bootstrap(cfg, objects[0].namespace.as_deref());
+    let bootstrap = cilium::static_bootstrap(cfg, cilium::Names::of(&objects[0]));
     let file = std::env::temp_dir().join(format!("mesh-diff-{}-{n}.json", std::process::id()));
     std::fs::write(&file, serde_json::to_vec(&bootstrap).unwrap()).unwrap();
     let out = Command::new(envoy)

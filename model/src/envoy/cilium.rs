@@ -44,14 +44,47 @@ pub const CILIUM_TYPES: &[&str] = &[
     "cilium.TlsWrapperUpstream",
 ];
 
+/// How Cilium names the resources of one object: a name without `/` becomes
+/// `namespace/object/name` (`namespace` empty for a CiliumClusterwideEnvoyConfig), a name with
+/// `/` is taken as already qualified (Cilium's `ResourceQualifiedName`). References inside the
+/// object (`rds.route_config_name`, route clusters, `services[].listener`) are qualified the
+/// same way, so `lb_route` and `default/my-config/lb_route` name the same RouteConfiguration.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    pub namespace: &'a str,
+    pub object: &'a str,
+}
+
+impl<'a> Names<'a> {
+    pub fn of(o: &'a crate::object::Object) -> Names<'a> {
+        Names {
+            namespace: o.namespace.as_deref().unwrap_or(""),
+            object: &o.name,
+        }
+    }
+
+    pub fn qualify(&self, name: &str) -> String {
+        if name.is_empty() || name.contains('/') {
+            name.to_string()
+        } else {
+            format!("{}/{}/{name}", self.namespace, self.object)
+        }
+    }
+
+    /// Whether two names written in this object name the same resource.
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        a == b || self.qualify(a) == self.qualify(b)
+    }
+}
+
 fn config_source() -> Value {
     json!({"ads": {}, "resource_api_version": "V3"})
 }
 
 /// The resources of `cfg` as one static Envoy bootstrap, as Cilium would feed them to Envoy.
-/// `namespace` is the object's (None for a CiliumClusterwideEnvoyConfig). Resources that did
-/// not parse are written as they are, so Envoy judges them too.
-pub fn static_bootstrap(cfg: &EnvoyConfig, namespace: Option<&str>) -> Value {
+/// `names` qualifies names as Cilium does. Resources that did not parse are written as they
+/// are, so Envoy judges them too.
+pub fn static_bootstrap(cfg: &EnvoyConfig, names: Names<'_>) -> Value {
     let raw = |r: &super::EnvoyResource| -> Value {
         let mut v = r.canonical.clone().unwrap_or_else(|| {
             cfg.spec
@@ -98,7 +131,7 @@ pub fn static_bootstrap(cfg: &EnvoyConfig, namespace: Option<&str>) -> Value {
                 port += 1;
             }
         }
-        inline_rds(&mut l, &routes, &mut used_routes);
+        inline_rds(&mut l, &routes, &mut used_routes, names);
         sds_from_cilium(&mut l);
         listeners.push(l);
     }
@@ -133,7 +166,11 @@ pub fn static_bootstrap(cfg: &EnvoyConfig, namespace: Option<&str>) -> Value {
         }
         clusters.push(c);
     }
-    let ns = namespace.unwrap_or("default");
+    let ns = if names.namespace.is_empty() {
+        "default"
+    } else {
+        names.namespace
+    };
     let services = cfg
         .spec
         .backend_services
@@ -254,7 +291,12 @@ fn rds_defaults(rc: &mut Value) {
 
 /// Replace `rds` in every HttpConnectionManager of a listener with the named route
 /// configuration, as RDS would deliver it; a name no resource has stays on ADS.
-fn inline_rds(listener: &mut Value, routes: &[(Option<&str>, Value)], used: &mut [bool]) {
+fn inline_rds(
+    listener: &mut Value,
+    routes: &[(Option<&str>, Value)],
+    used: &mut [bool],
+    names: Names<'_>,
+) {
     let Some(l) = listener.as_object_mut() else {
         return;
     };
@@ -283,12 +325,17 @@ fn inline_rds(listener: &mut Value, routes: &[(Option<&str>, Value)], used: &mut
             {
                 continue;
             }
-            inline_one(tc, routes, used);
+            inline_one(tc, routes, used, names);
         }
     }
 }
 
-fn inline_one(hcm: &mut Map<String, Value>, routes: &[(Option<&str>, Value)], used: &mut [bool]) {
+fn inline_one(
+    hcm: &mut Map<String, Value>,
+    routes: &[(Option<&str>, Value)],
+    used: &mut [bool],
+    names: Names<'_>,
+) {
     let Some(name) = hcm
         .get("rds")
         .and_then(|r| r.get("route_config_name"))
@@ -306,7 +353,7 @@ fn inline_one(hcm: &mut Map<String, Value>, routes: &[(Option<&str>, Value)], us
     });
     match routes
         .iter()
-        .position(|(n, _)| *n == Some(name))
+        .position(|(n, _)| n.is_some_and(|n| names.same(n, name)))
         .filter(|_| plain)
     {
         Some(i) => {

@@ -38,6 +38,9 @@ pub enum ViolationKind {
     Declared,
     /// A `RegexMatcher` whose pattern does not compile (Envoy compiles each with RE2).
     Regex,
+    /// A value Envoy parses when it builds the config and refuses (a CIDR range's address):
+    /// one of the checks of [`super::semantics::CHECKS`].
+    Semantic,
 }
 
 /// Messages whose payloads Envoy never unpacks and validates as configuration (opaque
@@ -185,6 +188,7 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
         "google.protobuf.Any" => return any_payload(msg, path, depth, out),
         "google.protobuf.Duration" => return duration_sign(msg, path, out),
         "envoy.type.matcher.v3.RegexMatcher" => regex_compiles(msg, path, out),
+        "envoy.config.core.v3.CidrRange" => cidr_address(msg, path, out),
         _ => {}
     }
     let plan = plan_of(&desc);
@@ -311,6 +315,22 @@ fn regex_compiles(msg: &DynamicMessage, path: &str, out: &mut Vec<Violation>) {
             path: join(path, "regex"),
             message: format!("regex {re:?} does not compile: {why}"),
             kind: ViolationKind::Regex,
+        });
+    }
+}
+
+fn cidr_address(msg: &DynamicMessage, path: &str, out: &mut Vec<Violation>) {
+    let Some(ip) = msg.get_field_by_name("address_prefix") else {
+        return;
+    };
+    let Some(ip) = ip.as_str() else { return };
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        out.push(Violation {
+            path: join(path, "address_prefix"),
+            message: format!(
+                "malformed IP address: {ip} (a CIDR range takes an IP address and prefix_len)"
+            ),
+            kind: ViolationKind::Semantic,
         });
     }
 }

@@ -33,7 +33,8 @@ macro_rules! checks {
 
 checks! {
     NO_FILTER_CHAINS = ("no-filter-chains", "Listener", "error adding listener '{address}': no filter chains specified");
-    ADDRESS_NOT_IP = ("address-not-ip", "Listener, STATIC/EDS endpoints", "malformed IP address: {address}");
+    ADDRESS_NOT_IP = ("address-not-ip", "Listener, STATIC/EDS endpoints, CIDR ranges (filter chain matches, RBAC)", "malformed IP address: {address}");
+    PARTIAL_WILDCARD = ("server-names-partial-wildcard", "Listener filter_chain_match", "partial wildcards are not supported in \"server_names\"");
     DUPLICATE_ADDRESS = ("duplicate-listener-address", "Listener", "error adding listener: '{name}' has duplicate address '{address}' as existing listener");
     SAME_CHAIN_MATCH = ("duplicate-filter-chain-match", "Listener", "filter chain '{a}' has the same matching rules defined as '{b}'");
     TERMINAL_NOT_LAST = ("terminal-filter-not-last", "Listener filter chain", "terminal filter named {name} of type {type} must be the last filter in a network filter chain");
@@ -344,6 +345,19 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
         }
     }
     for (path, chain) in &chains {
+        for (i, sni) in chain
+            .pointer("/filter_chain_match/server_names")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let sni = sni.as_str().unwrap_or("");
+            let rest = sni.strip_prefix("*.").unwrap_or(sni);
+            if rest.contains('*') {
+                f.add(PARTIAL_WILDCARD, format!("{path}.filter_chain_match.server_names[{i}]"), format!("partial wildcards are not supported in \"server_names\" ({sni:?}: only a leading \"*.\" is)"));
+            }
+        }
         if let Some(ts) = chain.get("transport_socket") {
             registered(
                 ts,

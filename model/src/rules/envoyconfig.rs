@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{fixture, Report, Rule, Scope};
 use crate::diagnostic::Level;
+use crate::envoy::cilium::Names;
 use crate::envoy::constraints::ViolationKind;
 use crate::envoy::{EnvoyConfig, EnvoyKind, ResourceProblem};
 use crate::kind::Kind;
@@ -207,10 +208,11 @@ pub static NAME_DUPLICATE: Rule = Rule {
     good: fixture!("MESH5004", "good"),
     check: |o, _, r| {
         let Some(cfg) = config(o) else { return };
-        let mut seen: HashMap<(EnvoyKind, &str), &str> = HashMap::new();
+        let names = Names::of(o);
+        let mut seen: HashMap<(EnvoyKind, String), &str> = HashMap::new();
         for res in &cfg.resources {
             if let (Some(kind), Some(name)) = (res.kind, res.name.as_deref()) {
-                if let Some(first) = seen.insert((kind, name), &res.field) {
+                if let Some(first) = seen.insert((kind, names.qualify(name)), &res.field) {
                     r.at(res.field.clone(), format!("{kind:?} name {name:?} is already used by {first}"));
                 }
             }
@@ -234,7 +236,7 @@ pub static ROUTE_CONFIG_MISSING: Rule = Rule {
         let Some(cfg) = config(o) else { return };
         for (field, hcm) in connection_managers(cfg) {
             match (hcm.pointer("/rds/route_config_name").and_then(Value::as_str), hcm.get("route_config")) {
-                (Some(name), _) if !cfg.has_resource(EnvoyKind::RouteConfiguration, name) => {
+                (Some(name), _) if !cfg.resources.iter().any(|x| x.kind == Some(EnvoyKind::RouteConfiguration) && x.name.as_deref().is_some_and(|n| Names::of(o).same(n, name))) => {
                     let known: Vec<&str> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::RouteConfiguration)).filter_map(|x| x.name.as_deref()).collect();
                     r.at_hint(format!("{field}.rds.route_config_name"), format!("RouteConfiguration {name:?} is not in this object"), format!("RouteConfigurations here: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
                 }
@@ -307,7 +309,9 @@ fn unknown_clusters(o: &Object, cfg: &EnvoyConfig, checked: bool, r: &mut Report
     {
         for (field, route) in set.routes {
             for (f, c) in route_clusters(&field, route) {
-                if !known.iter().any(|k| k == c) && !crate::envoy::cilium::is_bootstrap_cluster(c) {
+                if !known.iter().any(|k| Names::of(o).same(k, c))
+                    && !crate::envoy::cilium::is_bootstrap_cluster(c)
+                {
                     r.at_hint(f, format!("cluster {c:?} is neither a Cluster here, a namespace/name of backendServices, nor a cluster of Cilium's bootstrap"), format!("Known clusters: {}.", if known.is_empty() { "none".into() } else { known.join(", ") }));
                 }
             }
@@ -572,7 +576,7 @@ pub static SERVICE_LISTENER_MISSING: Rule = Rule {
         let listeners: Vec<&str> = cfg.resources.iter().filter(|x| x.kind == Some(EnvoyKind::Listener)).filter_map(|x| x.name.as_deref()).collect();
         for (i, sv) in cfg.spec.services.iter().flatten().enumerate() {
             match &sv.listener {
-                Some(l) if !l.is_empty() && !listeners.contains(&l.as_str()) => r.at(format!("spec.services[{i}].listener"), format!("Listener {l:?} is not in this object")),
+                Some(l) if !l.is_empty() && !listeners.iter().any(|n| Names::of(o).same(n, l)) => r.at(format!("spec.services[{i}].listener"), format!("Listener {l:?} is not in this object")),
                 _ if listeners.is_empty() && !cfg.resources.is_empty() => r.at(format!("spec.services[{i}]"), "the object has no Listener to redirect this Service to"),
                 _ => {}
             }
@@ -691,6 +695,11 @@ pub static ENVOY_REJECTS: Rule = Rule {
     good: fixture!("MESH5018", "good"),
     check: |o, _, r| {
         let Some(cfg) = config(o) else { return };
+        for res in &cfg.resources {
+            for v in res.violations.iter().filter(|v| v.kind == ViolationKind::Semantic) {
+                r.at(v.path.clone(), v.message.clone());
+            }
+        }
         for (_, v) in crate::envoy::semantics::check(cfg) {
             r.at(v.path, v.message);
         }
