@@ -447,7 +447,10 @@ mod tests {
     fn violations(v: Value) -> Vec<String> {
         let r = parse(v);
         assert_eq!(r.problem, None);
-        r.violations.iter().map(|v| format!("{}: {}", v.path, v.message)).collect()
+        r.violations
+            .iter()
+            .map(|v| format!("{}: {}", v.path, v.message))
+            .collect()
     }
 
     fn listener_with(hcm_extra: Value, route: Value) -> Value {
@@ -464,34 +467,73 @@ mod tests {
     #[test]
     fn declared_constraints_inside_typed_configs_are_enforced_with_pgv_wording() {
         let ok = json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "timeout": "1s"}});
-        assert_eq!(violations(listener_with(json!({}), ok.clone())), Vec::<String>::new());
-        let v = violations(listener_with(json!({"stat_prefix": ""}), json!({"match": {}, "route": {"cluster": "c", "timeout": "-2s"}})));
+        assert_eq!(
+            violations(listener_with(json!({}), ok.clone())),
+            Vec::<String>::new()
+        );
+        let v = violations(listener_with(
+            json!({"stat_prefix": ""}),
+            json!({"match": {}, "route": {"cluster": "c", "timeout": "-2s"}}),
+        ));
         let hcm = "spec.resources[0].filter_chains[0].filters[0].typed_config";
-        assert!(v.contains(&format!("{hcm}.stat_prefix: value length must be at least 1 runes")), "{v:?}");
+        assert!(
+            v.contains(&format!(
+                "{hcm}.stat_prefix: value length must be at least 1 runes"
+            )),
+            "{v:?}"
+        );
         assert!(v.iter().any(|x| x.starts_with(&format!("{hcm}.route_config.virtual_hosts[0].routes[0].match.path_specifier: value is required"))), "{v:?}");
         assert!(v.contains(&format!("{hcm}.route_config.virtual_hosts[0].routes[0].route.timeout: Invalid duration: Expected positive duration: -2s")), "{v:?}");
-        let v = violations(json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c",
+        let v = violations(
+            json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c",
             "connect_timeout": "0s", "outlier_detection": {"max_ejection_percent": 101},
-            "load_assignment": {"cluster_name": "c", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 70000}}}, "load_balancing_weight": 0}]}]}}));
-        assert!(v.contains(&"spec.resources[0].connect_timeout: value must be greater than 0s".to_string()), "{v:?}");
+            "load_assignment": {"cluster_name": "c", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 70000}}}, "load_balancing_weight": 0}]}]}}),
+        );
+        assert!(
+            v.contains(
+                &"spec.resources[0].connect_timeout: value must be greater than 0s".to_string()
+            ),
+            "{v:?}"
+        );
         assert!(v.contains(&"spec.resources[0].outlier_detection.max_ejection_percent: value must be less than or equal to 100".to_string()), "{v:?}");
         assert!(v.contains(&"spec.resources[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: value must be less than or equal to 65535".to_string()), "{v:?}");
         assert!(v.contains(&"spec.resources[0].load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight: value must be greater than or equal to 1".to_string()), "{v:?}");
         // An undefined enum number is refused; a status outside Envoy's range too.
-        let v = violations(listener_with(json!({"codec_type": 42}), json!({"match": {"prefix": "/", "headers": [{"name": "x", "present_match": true}]}, "direct_response": {"status": 99}})));
-        assert!(v.iter().any(|x| x.ends_with("codec_type: value must be one of the defined enum values")), "{v:?}");
+        let v = violations(listener_with(
+            json!({"codec_type": 42}),
+            json!({"match": {"prefix": "/", "headers": [{"name": "x", "present_match": true}]}, "direct_response": {"status": 99}}),
+        ));
+        assert!(
+            v.iter()
+                .any(|x| x.ends_with("codec_type: value must be one of the defined enum values")),
+            "{v:?}"
+        );
         // Envoy 1.40 declares its header names `strict: false`: a space passes, a newline not.
-        let header = |name: &str| violations(listener_with(json!({}), json!({"match": {"prefix": "/"}, "route": {"cluster_header": name}})));
+        let header = |name: &str| {
+            violations(listener_with(
+                json!({}),
+                json!({"match": {"prefix": "/"}, "route": {"cluster_header": name}}),
+            ))
+        };
         assert_eq!(header("bad name"), Vec::<String>::new());
-        assert!(header("bad\nname").iter().any(|x| x.contains("route.cluster_header: value does not match regex pattern")));
-        assert!(v.iter().any(|x| x.ends_with("direct_response.status: value must be inside range [200, 600)")), "{v:?}");
+        assert!(header("bad\nname")
+            .iter()
+            .any(|x| x.contains("route.cluster_header: value does not match regex pattern")));
+        assert!(
+            v.iter()
+                .any(|x| x
+                    .ends_with("direct_response.status: value must be inside range [200, 600)")),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn load_balancing_policy_payloads_are_not_validated_as_envoy_does_not() {
-        let v = violations(json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c",
+        let v = violations(
+            json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c",
             "load_balancing_policy": {"policies": [{"typed_extension_config": {"name": "lr", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest", "choice_count": 1}}}]}}));
+                "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest", "choice_count": 1}}}]}}),
+        );
         assert_eq!(v, Vec::<String>::new());
     }
 
@@ -511,7 +553,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let r = parse(json!({"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "bogus": 1}));
+        let r = parse(
+            json!({"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "bogus": 1}),
+        );
         match r.problem {
             Some(ResourceProblem::Invalid { field, .. }) => assert_eq!(field, "spec.resources[0]"),
             other => panic!("{other:?}"),

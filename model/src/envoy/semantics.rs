@@ -792,7 +792,13 @@ mod tests {
             assert_eq!(r.problem, None, "{}", r.field);
         }
         let mut ids: Vec<&str> = check(&cfg).into_iter().map(|(c, _)| c.id).collect();
-        ids.extend(cfg.resources.iter().flat_map(|r| &r.violations).filter(|v| v.kind == super::super::constraints::ViolationKind::Semantic).map(|_| ADDRESS_NOT_IP.id));
+        ids.extend(
+            cfg.resources
+                .iter()
+                .flat_map(|r| &r.violations)
+                .filter(|v| v.kind == super::super::constraints::ViolationKind::Semantic)
+                .map(|_| ADDRESS_NOT_IP.id),
+        );
         ids
     }
 
@@ -812,7 +818,10 @@ mod tests {
         for (k, v) in hcm.as_object().unwrap() {
             h[k] = v.clone();
         }
-        listener(json!([{"filters": [{"name": "hcm", "typed_config": h}]}]), json!({}))
+        listener(
+            json!([{"filters": [{"name": "hcm", "typed_config": h}]}]),
+            json!({}),
+        )
     }
 
     fn cluster(extra: Value) -> Value {
@@ -834,37 +843,176 @@ mod tests {
     fn every_check_fires_on_its_mistake_and_not_on_a_clean_config() {
         let route = json!({"match": {"prefix": "/"}, "route": {"cluster": "c"}});
         let tcp = json!([{"filters": [{"name": "tcp", "typed_config": {"@type": TCP, "stat_prefix": "t", "cluster": "c"}}]}]);
-        assert_eq!(found(vec![http(json!({}), route.clone()), cluster(json!({"load_assignment": endpoints("127.0.0.1", 1)}))]), Vec::<&str>::new());
+        assert_eq!(
+            found(vec![
+                http(json!({}), route.clone()),
+                cluster(json!({"load_assignment": endpoints("127.0.0.1", 1)}))
+            ]),
+            Vec::<&str>::new()
+        );
         let cases: Vec<(&Check, Vec<Value>)> = vec![
             (NO_FILTER_CHAINS, vec![listener(json!([]), json!({}))]),
-            (ADDRESS_NOT_IP, vec![listener(tcp.clone(), json!({"address": {"socket_address": {"address": "example.com", "port_value": 80}}}))]),
-            (PARTIAL_WILDCARD, vec![listener(json!([{"filter_chain_match": {"server_names": ["a.*.com"]}, "filters": tcp[0]["filters"]}]), json!({}))]),
-            (DUPLICATE_ADDRESS, vec![listener(tcp.clone(), json!({})), listener(tcp.clone(), json!({"name": "l2"}))]),
-            (SAME_CHAIN_MATCH, vec![listener(json!([tcp[0], tcp[0]]), json!({}))]),
-            (TERMINAL_NOT_LAST, vec![listener(json!([{"filters": [tcp[0]["filters"][0], tcp[0]["filters"][0]]}]), json!({}))]),
-            (LAST_NOT_TERMINAL, vec![listener(json!([{"filters": [{"name": "rl", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit", "stat_prefix": "r", "token_bucket": {"max_tokens": 1, "fill_interval": "1s"}}}]}]), json!({}))]),
-            (UNREGISTERED, vec![http(json!({"http_filters": [{"name": "envoy.filters.http.router"}]}), route.clone())]),
-            (HTTP3_ON_TCP, vec![http(json!({"codec_type": "HTTP3"}), route.clone())]),
-            (DUPLICATE_DOMAIN, vec![http(json!({"route_config": {"virtual_hosts": [{"name": "a", "domains": ["x", "X"], "routes": [route]}]}}), route.clone())]),
-            (TWO_WILDCARDS, vec![http(json!({"route_config": {"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": [route]}, {"name": "b", "domains": ["*"], "routes": [route]}]}}), route.clone())]),
-            (REWRITE_EXCLUSIVE, vec![http(json!({}), json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "prefix_rewrite": "/", "regex_rewrite": {"pattern": {"regex": "a"}, "substitution": "b"}}}))]),
-            (CLUSTER_OR_HEADER, vec![http(json!({}), json!({"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": [{"name": "c", "cluster_header": "x", "weight": 1}]}}}))]),
-            (MIRROR_CLUSTER, vec![http(json!({}), json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "request_mirror_policies": [{"cluster": "c", "cluster_header": "x"}]}}))]),
-            (UNMODIFIABLE_HEADER, vec![http(json!({}), json!({"match": {"prefix": "/"}, "route": {"cluster": "c"}, "request_headers_to_add": [{"header": {"key": "Host", "value": "x"}}]}))]),
-            (UNREMOVABLE_HEADER, vec![http(json!({}), json!({"match": {"prefix": "/"}, "route": {"cluster": "c"}, "request_headers_to_remove": [":path"]}))]),
-            (BACKOFF_ORDER, vec![http(json!({}), json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": {"retry_back_off": {"base_interval": "2s", "max_interval": "1s"}}}}))]),
-            (FILL_INTERVAL, vec![http(json!({"http_filters": [{"name": "rl", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", "stat_prefix": "r", "token_bucket": {"max_tokens": 1, "fill_interval": "0.01s"}}}, {"name": "router", "typed_config": {"@type": ROUTER}}]}), route.clone())]),
-            (RESPONSE_HEADERS_KB, vec![http(json!({"common_http_protocol_options": {"max_response_headers_kb": 10}}), route.clone())]),
-            (HEADER_FIELD_KB, vec![http(json!({"http2_protocol_options": {"max_header_field_size_kb": 61}}), route.clone())]),
-            (LOGICAL_DNS_ONE_HOST, vec![cluster(json!({"type": "LOGICAL_DNS", "load_assignment": endpoints("a.example.com", 2)}))]),
-            (ORIGINAL_DST_LB, vec![cluster(json!({"type": "ORIGINAL_DST"}))]),
-            (CLUSTER_PROVIDED_LB, vec![cluster(json!({"lb_policy": "CLUSTER_PROVIDED"}))]),
-            (EJECTION_TIMES, vec![cluster(json!({"outlier_detection": {"base_ejection_time": "400s"}}))]),
-            (INLINE_TLS, vec![cluster(json!({"transport_socket": {"name": "tls", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "common_tls_context": {"validation_context": {"trusted_ca": {"inline_string": "garbage"}}}}}}))]),
+            (
+                ADDRESS_NOT_IP,
+                vec![listener(
+                    tcp.clone(),
+                    json!({"address": {"socket_address": {"address": "example.com", "port_value": 80}}}),
+                )],
+            ),
+            (
+                PARTIAL_WILDCARD,
+                vec![listener(
+                    json!([{"filter_chain_match": {"server_names": ["a.*.com"]}, "filters": tcp[0]["filters"]}]),
+                    json!({}),
+                )],
+            ),
+            (
+                DUPLICATE_ADDRESS,
+                vec![
+                    listener(tcp.clone(), json!({})),
+                    listener(tcp.clone(), json!({"name": "l2"})),
+                ],
+            ),
+            (
+                SAME_CHAIN_MATCH,
+                vec![listener(json!([tcp[0], tcp[0]]), json!({}))],
+            ),
+            (
+                TERMINAL_NOT_LAST,
+                vec![listener(
+                    json!([{"filters": [tcp[0]["filters"][0], tcp[0]["filters"][0]]}]),
+                    json!({}),
+                )],
+            ),
+            (
+                LAST_NOT_TERMINAL,
+                vec![listener(
+                    json!([{"filters": [{"name": "rl", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit", "stat_prefix": "r", "token_bucket": {"max_tokens": 1, "fill_interval": "1s"}}}]}]),
+                    json!({}),
+                )],
+            ),
+            (
+                UNREGISTERED,
+                vec![http(
+                    json!({"http_filters": [{"name": "envoy.filters.http.router"}]}),
+                    route.clone(),
+                )],
+            ),
+            (
+                HTTP3_ON_TCP,
+                vec![http(json!({"codec_type": "HTTP3"}), route.clone())],
+            ),
+            (
+                DUPLICATE_DOMAIN,
+                vec![http(
+                    json!({"route_config": {"virtual_hosts": [{"name": "a", "domains": ["x", "X"], "routes": [route]}]}}),
+                    route.clone(),
+                )],
+            ),
+            (
+                TWO_WILDCARDS,
+                vec![http(
+                    json!({"route_config": {"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": [route]}, {"name": "b", "domains": ["*"], "routes": [route]}]}}),
+                    route.clone(),
+                )],
+            ),
+            (
+                REWRITE_EXCLUSIVE,
+                vec![http(
+                    json!({}),
+                    json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "prefix_rewrite": "/", "regex_rewrite": {"pattern": {"regex": "a"}, "substitution": "b"}}}),
+                )],
+            ),
+            (
+                CLUSTER_OR_HEADER,
+                vec![http(
+                    json!({}),
+                    json!({"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": [{"name": "c", "cluster_header": "x", "weight": 1}]}}}),
+                )],
+            ),
+            (
+                MIRROR_CLUSTER,
+                vec![http(
+                    json!({}),
+                    json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "request_mirror_policies": [{"cluster": "c", "cluster_header": "x"}]}}),
+                )],
+            ),
+            (
+                UNMODIFIABLE_HEADER,
+                vec![http(
+                    json!({}),
+                    json!({"match": {"prefix": "/"}, "route": {"cluster": "c"}, "request_headers_to_add": [{"header": {"key": "Host", "value": "x"}}]}),
+                )],
+            ),
+            (
+                UNREMOVABLE_HEADER,
+                vec![http(
+                    json!({}),
+                    json!({"match": {"prefix": "/"}, "route": {"cluster": "c"}, "request_headers_to_remove": [":path"]}),
+                )],
+            ),
+            (
+                BACKOFF_ORDER,
+                vec![http(
+                    json!({}),
+                    json!({"match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": {"retry_back_off": {"base_interval": "2s", "max_interval": "1s"}}}}),
+                )],
+            ),
+            (
+                FILL_INTERVAL,
+                vec![http(
+                    json!({"http_filters": [{"name": "rl", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", "stat_prefix": "r", "token_bucket": {"max_tokens": 1, "fill_interval": "0.01s"}}}, {"name": "router", "typed_config": {"@type": ROUTER}}]}),
+                    route.clone(),
+                )],
+            ),
+            (
+                RESPONSE_HEADERS_KB,
+                vec![http(
+                    json!({"common_http_protocol_options": {"max_response_headers_kb": 10}}),
+                    route.clone(),
+                )],
+            ),
+            (
+                HEADER_FIELD_KB,
+                vec![http(
+                    json!({"http2_protocol_options": {"max_header_field_size_kb": 61}}),
+                    route.clone(),
+                )],
+            ),
+            (
+                LOGICAL_DNS_ONE_HOST,
+                vec![cluster(
+                    json!({"type": "LOGICAL_DNS", "load_assignment": endpoints("a.example.com", 2)}),
+                )],
+            ),
+            (
+                ORIGINAL_DST_LB,
+                vec![cluster(json!({"type": "ORIGINAL_DST"}))],
+            ),
+            (
+                CLUSTER_PROVIDED_LB,
+                vec![cluster(json!({"lb_policy": "CLUSTER_PROVIDED"}))],
+            ),
+            (
+                EJECTION_TIMES,
+                vec![cluster(
+                    json!({"outlier_detection": {"base_ejection_time": "400s"}}),
+                )],
+            ),
+            (
+                INLINE_TLS,
+                vec![cluster(
+                    json!({"transport_socket": {"name": "tls", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "common_tls_context": {"validation_context": {"trusted_ca": {"inline_string": "garbage"}}}}}}),
+                )],
+            ),
         ];
         let covered: Vec<&str> = cases.iter().map(|(c, _)| c.id).collect();
         for c in CHECKS {
-            assert!(covered.contains(&c.id) || c.id == NON_HTTP3_ON_QUIC.id, "no case for check {}", c.id);
+            assert!(
+                covered.contains(&c.id) || c.id == NON_HTTP3_ON_QUIC.id,
+                "no case for check {}",
+                c.id
+            );
         }
         for (check, resources) in cases {
             let ids = found(resources);
