@@ -32,6 +32,9 @@ use mesh_model::snapshot::Snapshot;
 use prost_reflect::{Kind, MessageDescriptor, Value as PValue};
 use serde_json::{json, Value};
 
+/// analyze's Errors, and Envoy's refusal if it refused.
+type Verdicts = (Vec<String>, Option<String>);
+
 struct Case {
     id: String,
     doc: Value,
@@ -495,11 +498,11 @@ fn mutate_by_rules(
                 };
                 let num = |name: &str| -> Option<i128> {
                     let v = rule(rules, kind, name)?;
-                    int(&v).or_else(|| match v {
+                    match v {
                         PValue::F32(f) => Some(f as i128),
                         PValue::F64(f) => Some(f as i128),
-                        _ => None,
-                    })
+                        other => int(&other),
+                    }
                 };
                 let unsigned = matches!(kind, "uint32" | "uint64" | "fixed32" | "fixed64");
                 if let Some(n) = num("gt") {
@@ -527,7 +530,10 @@ fn mutate_by_rules(
 
 /// Mutations of what Envoy checks beyond its annotations: each finds its place in the seed
 /// and returns the mutated document, or None when the seed has no such place.
-fn semantic_mutations() -> Vec<(&'static str, fn(&Value) -> Option<Value>)> {
+/// A hand-written mutation: its name, and the function that applies it to a seed.
+type Mutation = (&'static str, fn(&Value) -> Option<Value>);
+
+fn semantic_mutations() -> Vec<Mutation> {
     vec![
         ("route-without-action", |d| {
             edit(d, "routes", |rs| {
@@ -962,8 +968,7 @@ fn analyze_agrees_with_envoy_on_cilium_envoy_configs() {
         .filter(|c| c.id.contains(&only))
         .collect();
     let next = AtomicUsize::new(0);
-    let results: Mutex<BTreeMap<usize, (Vec<String>, Option<String>)>> =
-        Mutex::new(BTreeMap::new());
+    let results: Mutex<BTreeMap<usize, Verdicts>> = Mutex::new(BTreeMap::new());
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);

@@ -159,7 +159,7 @@ fn plan_of(desc: &MessageDescriptor) -> Arc<Plan> {
 
 /// The `validate.rules` Envoy's descriptors declare on a field.
 pub fn rules_of(field: &FieldDescriptor) -> Option<DynamicMessage> {
-    plan_of(&field.parent_message())
+    plan_of(field.parent_message())
         .fields
         .iter()
         .find(|f| f.field == *field)
