@@ -736,6 +736,32 @@ fn semantic_mutations() -> Vec<Mutation> {
                 Some(())
             })
         }),
+        ("disallowed-deprecated-field", |d| {
+            edit(d, "rate_limits", |c| {
+                c[0]["actions"] = json!([{"dynamic_metadata": {"descriptor_key": "k", "metadata_key": {"key": "a", "path": [{"key": "b"}]}}}]);
+                Some(())
+            })
+        }),
+        ("disallowed-deprecated-enum", |d| {
+            edit(d, "sds_config", |c| {
+                *c = json!({"api_config_source": {"api_type": "DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE", "transport_api_version": "V3", "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc-cilium"}}]}, "resource_api_version": "V3"});
+                Some(())
+            })
+        }),
+        ("http-filters-empty", |d| {
+            edit(d, "http_filters", |c| {
+                *c = json!([]);
+                Some(())
+            })
+        }),
+        ("router-removed", |d| {
+            edit(d, "http_filters", |c| {
+                let list = c.as_array_mut()?;
+                list.pop();
+                list.push(json!({"name": "envoy.filters.http.cors", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}));
+                Some(())
+            })
+        }),
         ("inline-certificate-garbage", |d| {
             edit(d, "certificate_chain", |c| {
                 *c = json!({"inline_string": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"});

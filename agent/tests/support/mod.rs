@@ -161,10 +161,17 @@ impl Agent {
         self.loaded_since(since).await
     }
 
-    /// Write a file of the folder and wait until the agent has loaded the change.
+    /// Write a file of the folder and wait until the agent has loaded the change. The file is
+    /// replaced at once (written aside, then renamed), as a ConfigMap volume or an editor's
+    /// save does: a plain write is seen truncated first, and the load it triggers could be
+    /// the one this waits for.
     pub async fn write(&self, name: &str, text: &str) -> Value {
-        self.change(|dir| std::fs::write(dir.join(name), text).unwrap())
-            .await
+        self.change(|dir| {
+            let aside = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&aside, text).unwrap();
+            std::fs::rename(&aside, dir.join(name)).unwrap();
+        })
+        .await
     }
 
     pub async fn remove(&self, name: &str) -> Value {

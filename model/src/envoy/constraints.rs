@@ -89,6 +89,7 @@ struct Extensions {
     disabled: Option<ExtensionDescriptor>,
     ignored: Option<ExtensionDescriptor>,
     disallowed: Option<ExtensionDescriptor>,
+    disallowed_enum: Option<ExtensionDescriptor>,
 }
 
 fn extensions() -> &'static Extensions {
@@ -99,6 +100,7 @@ fn extensions() -> &'static Extensions {
         disabled: extension("validate.disabled"),
         ignored: extension("validate.ignored"),
         disallowed: extension("envoy.annotations.disallowed_by_default"),
+        disallowed_enum: extension("envoy.annotations.disallowed_by_default_enum"),
     })
 }
 
@@ -231,6 +233,9 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
             continue;
         }
         let value = msg.get_field(f);
+        if let (Kind::Enum(e), Value::EnumNumber(n)) = (f.kind(), value.as_ref()) {
+            disallowed_enum(&e, *n, &here, out);
+        }
         if let Some(rules) = &fp.rules {
             field_rules(f, rules, &value, set, &here, out);
         }
@@ -252,6 +257,27 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
             }
             _ => {}
         }
+    }
+}
+
+/// An enum value Envoy marks deprecated and `disallowed_by_default_enum` may not be used.
+fn disallowed_enum(
+    e: &prost_reflect::EnumDescriptor,
+    n: i32,
+    path: &str,
+    out: &mut Vec<Violation>,
+) {
+    let Some(v) = e.get_value(n) else { return };
+    if flag(&v.options(), &extensions().disallowed_enum) {
+        out.push(Violation {
+            kind: ViolationKind::Declared,
+            path: path.to_string(),
+            message: format!(
+                "{} is deprecated and disallowed by default in Envoy {}",
+                v.full_name(),
+                api::ENVOY_VERSION
+            ),
+        });
     }
 }
 

@@ -358,12 +358,12 @@ pub static RDS_CLUSTER_NOT_FOUND: Rule = Rule {
 pub static SERVICE_NOT_FOUND: Rule = Rule {
     code: "MESH5007",
     name: "EnvoyServiceNotFound",
-    level: Level::Error,
+    level: Level::Warning,
     title: "services or backendServices names a missing Service or port",
     kinds: CONFIGS,
     scope: Scope::Cluster,
     reason: None,
-    doc: "A frontend in `services` that does not exist redirects nothing; a `backendServices` entry that does not exist yields an empty EDS cluster (503). Ports must be the Service's ports. Checked when the input contains Services.",
+    doc: "A frontend in `services` that does not exist redirects nothing; a `backendServices` entry that does not exist yields an empty EDS cluster (503). Ports must be the Service's ports. Checked when the input contains Services. A Warning: Cilium and Envoy accept the object, and the traffic fails.",
     hint: "Correct the Service name, namespace or port (kubectl get svc -n NS).",
     bad: fixture!("MESH5007", "bad"),
     good: fixture!("MESH5007", "good"),
@@ -398,12 +398,12 @@ pub static SERVICE_NOT_FOUND: Rule = Rule {
 pub static FRONTEND_CLAIMED_TWICE: Rule = Rule {
     code: "MESH5008",
     name: "EnvoyFrontendClaimedTwice",
-    level: Level::Error,
+    level: Level::Warning,
     title: "A Service frontend is claimed by more than one Envoy config",
     kinds: CONFIGS,
     scope: Scope::Cluster,
     reason: None,
-    doc: "Cilium redirects a Service frontend to one L7 proxy port only. When two CiliumEnvoyConfig/CiliumClusterwideEnvoyConfig objects list the same Service in `services`, which one gets the traffic is undefined (the articles left an earlier CCEC in place while applying the next one).",
+    doc: "Cilium redirects a Service frontend to one L7 proxy port only. When two CiliumEnvoyConfig/CiliumClusterwideEnvoyConfig objects list the same Service in `services`, which one gets the traffic is undefined (the articles left an earlier CCEC in place while applying the next one). A Warning: Cilium accepts both objects.",
     hint: "Keep one Envoy config per Service frontend; delete the leftover one (kubectl get cec,ccec -A).",
     bad: fixture!("MESH5008", "bad"),
     good: fixture!("MESH5008", "good"),
@@ -592,7 +592,7 @@ pub static ROUTER_NOT_LAST: Rule = Rule {
     kinds: CONFIGS,
     scope: Scope::Object,
     reason: None,
-    doc: "`envoy.filters.http.router` is a terminal filter: Envoy rejects a connection manager whose last HTTP filter is anything else (\"terminal filter ... must be the last filter in a http filter chain\"), and one without the router forwards nothing. Cilium inserts its own `cilium.l7policy` filter just before the router.",
+    doc: "`envoy.filters.http.router` is a terminal filter: Envoy rejects a connection manager whose router is not the last HTTP filter (\"terminal filter ... must be the last filter in a http filter chain\"), and one whose last filter is another, non-terminal one (\"non-terminal filter ... is the last filter\"). An empty list is accepted. Cilium inserts its own `cilium.l7policy` filter just before the router.",
     hint: "Make envoy.filters.http.router (typed_config Router) the last entry of http_filters.",
     bad: fixture!("MESH5015", "bad"),
     good: fixture!("MESH5015", "good"),
@@ -605,7 +605,12 @@ pub static ROUTER_NOT_LAST: Rule = Rule {
                     || f.pointer("/typed_config/@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("router.v3.Router"))
             };
             match filters.iter().position(|f| is_router(f)) {
-                None => r.at(format!("{field}.http_filters"), "no envoy.filters.http.router filter: requests are never forwarded"),
+                // An empty list is accepted by Envoy (which then serves with its default router).
+                None if filters.is_empty() => {}
+                None => r.at(
+                    format!("{field}.http_filters[{}]", filters.len() - 1),
+                    format!("no envoy.filters.http.router filter, and the last HTTP filter is not terminal: Envoy refuses the chain (\"non-terminal filter ... is the last filter in a http filter chain\")"),
+                ),
                 Some(i) if i + 1 != filters.len() => r.at(
                     format!("{field}.http_filters[{i}]"),
                     format!("the router filter is entry {i} of {}; it must be the last", filters.len()),
