@@ -89,6 +89,7 @@ bench: build bench-deps
 	$(CARGO) build --release --locked -p mesh-bench -p mesh-webhook
 	target/release/mesh-bench --sizes 1000,10000,50000
 	target/release/mesh-bench --shape contended --sizes 1000,10000,50000
+	target/release/mesh-bench --shape envoy --sizes 1000,10000
 	target/release/webhook-bench --sizes 1000,10000 --requests 5000
 	target/release/decide-bench --routes 10000
 	PATH="$$HOME/.cargo/bin:$$PATH" target/release/proxy-bench --rounds 3 --seconds 10

@@ -88,3 +88,18 @@ pub fn text(size: usize, unit: fn(usize, &mut String) -> usize) -> String {
     }
     out
 }
+
+/// The "envoy" shape: one CiliumEnvoyConfig per unit, as rich as the configs users write (the
+/// HTTP-features seed of the Envoy differential test: a listener with rate limiting and access
+/// logs, six routes with retries, rewrites, mirrors, redirects and direct responses, two
+/// clusters with circuit breakers, outlier detection, health checks and protocol options), so
+/// parsing against Envoy's descriptors and every constraint and semantic check dominate.
+pub fn envoy_unit(k: usize, out: &mut String) -> usize {
+    const SEED: &str = include_str!("../../model/tests/envoy-seeds/http-features.yaml");
+    out.push_str("---\n");
+    out.push_str(&SEED.replace("name: http-features", &format!("name: http-features-{k}")));
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    1
+}

@@ -6,12 +6,13 @@
 //! the cost per object, so growth that is not linear shows up as a rising per-object figure.
 //!
 //! `--sizes 1000,10000` picks the corpus sizes, `--runs N` the repetitions, `--shape mixed`
-//! (the default, a realistic mix) or `--shape contended` (every route fighting for one
-//! listener and one match: the worst case for the conflict rules).
+//! (the default, a realistic mix), `--shape contended` (every route fighting for one
+//! listener and one match: the worst case for the conflict rules) or `--shape envoy` (rich
+//! CiliumEnvoyConfigs only: Envoy's constraints and checks at scale).
 
 use std::time::{Duration, Instant};
 
-use mesh_bench::corpus::{contended_unit, unit};
+use mesh_bench::corpus::{contended_unit, envoy_unit, unit};
 use mesh_model::load::{FileSource, Input, LoadOptions, ObjectSource};
 use mesh_model::{rules, Snapshot};
 
@@ -61,9 +62,10 @@ fn main() {
         .unwrap_or("mixed");
     let unit: fn(usize, &mut String) -> usize = match shape {
         "contended" => contended_unit,
+        "envoy" => envoy_unit,
         "mixed" => unit,
         other => {
-            eprintln!("unknown --shape {other:?}: use mixed or contended");
+            eprintln!("unknown --shape {other:?}: use mixed, contended or envoy");
             std::process::exit(64);
         }
     };

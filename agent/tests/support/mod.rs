@@ -162,12 +162,13 @@ impl Agent {
     }
 
     /// Write a file of the folder and wait until the agent has loaded the change. The file is
-    /// replaced at once (written aside, then renamed), as a ConfigMap volume or an editor's
-    /// save does: a plain write is seen truncated first, and the load it triggers could be
-    /// the one this waits for.
+    /// replaced at once (written next to the folder, then renamed into it), as a ConfigMap
+    /// volume or an editor's save does: a plain write is seen truncated first, and the load
+    /// that triggers could be the one this waits for.
     pub async fn write(&self, name: &str, text: &str) -> Value {
         self.change(|dir| {
-            let aside = dir.join(format!(".{name}.tmp"));
+            let parent = dir.parent().expect("the agent's folder has a parent");
+            let aside = parent.join(format!(".{}-{name}.tmp", std::process::id()));
             std::fs::write(&aside, text).unwrap();
             std::fs::rename(&aside, dir.join(name)).unwrap();
         })
