@@ -97,7 +97,12 @@ pub fn text(size: usize, unit: fn(usize, &mut String) -> usize) -> String {
 pub fn envoy_unit(k: usize, out: &mut String) -> usize {
     const SEED: &str = include_str!("../../model/tests/envoy-seeds/http-features.yaml");
     out.push_str("---\n");
-    out.push_str(&SEED.replace("name: http-features", &format!("name: http-features-{k}")));
+    // Each config in a namespace of its own, so that they do not all claim one frontend.
+    let text = SEED
+        .replace("name: http-features", &format!("name: http-features-{k}"))
+        .replace("namespace: shop", &format!("namespace: shop-{k}"))
+        .replace("shop/web", &format!("shop-{k}/web"));
+    out.push_str(&text);
     if !out.ends_with('\n') {
         out.push('\n');
     }

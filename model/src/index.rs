@@ -80,8 +80,9 @@ impl Index {
                             s.namespace.clone().unwrap_or_else(|| own_ns.clone()),
                             s.name.clone(),
                         );
+                        // Objects come in order, so a repeat can only be this object's own.
                         let v = ix.frontends.entry(key).or_default();
-                        if !v.contains(&i) {
+                        if v.last() != Some(&i) {
                             v.push(i);
                         }
                     }

@@ -395,6 +395,9 @@ pub static SERVICE_NOT_FOUND: Rule = Rule {
     },
 };
 
+/// How many rival objects a finding names before it counts the rest.
+const NAMED: usize = 5;
+
 pub static FRONTEND_CLAIMED_TWICE: Rule = Rule {
     code: "MESH5008",
     name: "EnvoyFrontendClaimedTwice",
@@ -413,9 +416,14 @@ pub static FRONTEND_CLAIMED_TWICE: Rule = Rule {
         let ns = own_namespace(o);
         for (i, sv) in cfg.spec.services.iter().flatten().enumerate() {
             let key = (sv.namespace.clone().unwrap_or_else(|| ns.clone()), sv.name.clone());
-            let others: Vec<String> = s.index().frontends.get(&key).into_iter().flatten().filter(|&&j| j != me).map(|&j| s.objects()[j].reference().to_string()).collect();
-            if !others.is_empty() {
-                r.at(format!("spec.services[{i}]"), format!("Service {}/{} is also claimed by {}", key.0, key.1, others.join(", ")));
+            // Name a few rivals and count the rest: with many claimers, listing all of them in
+            // every finding would make the rule quadratic.
+            let claimers = s.index().frontends.get(&key).map_or(&[][..], Vec::as_slice);
+            let named: Vec<String> = claimers.iter().filter(|&&j| j != me).take(NAMED).map(|&j| s.objects()[j].reference().to_string()).collect();
+            if !named.is_empty() {
+                let total = claimers.len().saturating_sub(1);
+                let more = if total > named.len() { format!(" and {} more", total - named.len()) } else { String::new() };
+                r.at(format!("spec.services[{i}]"), format!("Service {}/{} is also claimed by {}{more}", key.0, key.1, named.join(", ")));
             }
         }
     },
