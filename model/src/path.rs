@@ -55,6 +55,50 @@ pub fn join(base: &str, key: &str) -> String {
     }
 }
 
+/// A field path kept as steps while a walk descends, and written out only when a finding
+/// needs it: walks over every node of large objects would otherwise format a path string per
+/// node.
+#[derive(Debug, Default, Clone)]
+pub struct Trail<'a> {
+    steps: Vec<Step<'a>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Trail<'a> {
+    pub fn key(&mut self, key: &'a str) {
+        self.steps.push(Step::Key(key));
+    }
+
+    pub fn index(&mut self, i: usize) {
+        self.steps.push(Step::Index(i));
+    }
+
+    pub fn pop(&mut self) {
+        self.steps.pop();
+    }
+
+    pub fn depth(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The path below `base`, written as [`join`] would write it.
+    pub fn render(&self, base: &str) -> String {
+        let mut out = base.to_string();
+        for s in &self.steps {
+            match s {
+                Step::Key(k) => out = join(&out, k),
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+}
+
 /// Append a relative path (`a.b[0]`, `["k"]`, or empty) to a base path.
 pub fn join_path(base: &str, rel: &str) -> String {
     let rel = rel.trim_start_matches('.');

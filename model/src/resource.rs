@@ -167,28 +167,53 @@ fn typed_at<T: DeserializeOwned + Serialize>(
 
 /// Record every key of `input` that the typed round trip `back` dropped.
 fn unknown_fields(input: &Value, back: &Value, path: &str, problems: &mut Vec<SchemaProblem>) {
-    match (input, back) {
-        (Value::Object(i), Value::Object(b)) => {
-            for (k, v) in i {
-                let p = crate::path::join(path, k);
-                match b.get(k) {
-                    None if !(v.is_null() || path.is_empty() && k == "status") => {
-                        problems.push(SchemaProblem {
-                            kind: ProblemKind::UnknownField,
-                            field: p,
-                            message: format!("unknown field \"{k}\""),
-                        })
+    fn walk<'a>(
+        input: &'a Value,
+        back: &Value,
+        base: &str,
+        trail: &mut crate::path::Trail<'a>,
+        problems: &mut Vec<SchemaProblem>,
+    ) {
+        match (input, back) {
+            (Value::Object(i), Value::Object(b)) => {
+                for (k, v) in i {
+                    trail.key(k);
+                    match b.get(k) {
+                        None if !(v.is_null()
+                            || base.is_empty() && trail_is_top(trail) && k == "status") =>
+                        {
+                            problems.push(SchemaProblem {
+                                kind: ProblemKind::UnknownField,
+                                field: trail.render(base),
+                                message: format!("unknown field \"{k}\""),
+                            })
+                        }
+                        Some(bv) => walk(v, bv, base, trail, problems),
+                        None => {}
                     }
-                    Some(bv) => unknown_fields(v, bv, &p, problems),
-                    None => {}
+                    trail.pop();
                 }
             }
-        }
-        (Value::Array(i), Value::Array(b)) => {
-            for (n, (iv, bv)) in i.iter().zip(b).enumerate() {
-                unknown_fields(iv, bv, &format!("{path}[{n}]"), problems);
+            (Value::Array(i), Value::Array(b)) => {
+                for (n, (iv, bv)) in i.iter().zip(b).enumerate() {
+                    trail.index(n);
+                    walk(iv, bv, base, trail, problems);
+                    trail.pop();
+                }
             }
+            _ => {}
         }
-        _ => {}
     }
+    walk(
+        input,
+        back,
+        path,
+        &mut crate::path::Trail::default(),
+        problems,
+    )
+}
+
+/// Whether the trail is one key deep (the key just pushed is at the top level).
+fn trail_is_top(trail: &crate::path::Trail<'_>) -> bool {
+    trail.depth() == 1
 }

@@ -77,6 +77,13 @@ struct FieldPlan {
     rules: Option<DynamicMessage>,
     /// Deprecated and `envoy.annotations.disallowed_by_default`: setting it is an error.
     disallowed: bool,
+    /// What the walk asks of every field, worked out once (a descriptor's `kind()` builds a
+    /// new value on each call).
+    single_enum: bool,
+    single_message: bool,
+    in_oneof: bool,
+    /// The values of this enum field that are `disallowed_by_default_enum`.
+    disallowed_values: Vec<i32>,
 }
 
 fn extension(name: &str) -> Option<ExtensionDescriptor> {
@@ -137,7 +144,20 @@ fn plan_of(desc: &MessageDescriptor) -> Arc<Plan> {
                 .get_field_by_name("deprecated")
                 .is_some_and(|v| v.as_bool() == Some(true));
             let disallowed = deprecated && flag(&options, &ext.disallowed);
+            let single = !field.is_list() && !field.is_map();
+            let disallowed_values = match field.kind() {
+                Kind::Enum(e) => e
+                    .values()
+                    .filter(|v| flag(&v.options(), &ext.disallowed_enum))
+                    .map(|v| v.number())
+                    .collect(),
+                _ => Vec::new(),
+            };
             FieldPlan {
+                disallowed_values,
+                single_enum: single && matches!(field.kind(), Kind::Enum(_)),
+                single_message: single && matches!(field.kind(), Kind::Message(_)),
+                in_oneof: field.containing_oneof().is_some_and(|o| !o.is_synthetic()),
                 field,
                 rules,
                 disallowed,
@@ -216,6 +236,14 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
     for fp in &plan.fields {
         let f = &fp.field;
         let set = msg.has_field(f);
+        // An enum's default value can be a disallowed one, so enums are looked at unset too.
+        if !set && fp.rules.is_none() && !fp.single_enum {
+            continue; // nothing to check and nothing below
+        }
+        // A oneof member that is not the one set is not validated (PGV).
+        if fp.in_oneof && !set {
+            continue;
+        }
         let here = join(path, f.name());
         if fp.disallowed && set {
             out.push(Violation {
@@ -228,13 +256,19 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
                 ),
             });
         }
-        // A oneof member that is not the one set is not validated (PGV).
-        if f.containing_oneof().is_some_and(|o| !o.is_synthetic()) && !set {
-            continue;
-        }
-        let value = msg.get_field(f);
-        if let (Kind::Enum(e), Value::EnumNumber(n)) = (f.kind(), value.as_ref()) {
-            disallowed_enum(&e, *n, &here, out);
+        // An unset message field is only checked for being required: no default message is
+        // built for it.
+        let value = if !set && fp.single_message {
+            std::borrow::Cow::Owned(Value::Bool(false))
+        } else {
+            msg.get_field(f)
+        };
+        if let (true, Value::EnumNumber(n)) = (fp.single_enum, value.as_ref()) {
+            if fp.disallowed_values.contains(n) {
+                if let Kind::Enum(e) = f.kind() {
+                    disallowed_enum(&e, *n, &here, out);
+                }
+            }
         }
         if let Some(rules) = &fp.rules {
             field_rules(f, rules, &value, set, &here, out);
@@ -260,7 +294,8 @@ fn walk(msg: &DynamicMessage, path: &str, depth: usize, out: &mut Vec<Violation>
     }
 }
 
-/// An enum value Envoy marks deprecated and `disallowed_by_default_enum` may not be used.
+/// An enum value Envoy marks deprecated and `disallowed_by_default_enum` may not be used
+/// (the plan lists which values are).
 fn disallowed_enum(
     e: &prost_reflect::EnumDescriptor,
     n: i32,
@@ -268,17 +303,15 @@ fn disallowed_enum(
     out: &mut Vec<Violation>,
 ) {
     let Some(v) = e.get_value(n) else { return };
-    if flag(&v.options(), &extensions().disallowed_enum) {
-        out.push(Violation {
-            kind: ViolationKind::Declared,
-            path: path.to_string(),
-            message: format!(
-                "{} is deprecated and disallowed by default in Envoy {}",
-                v.full_name(),
-                api::ENVOY_VERSION
-            ),
-        });
-    }
+    out.push(Violation {
+        kind: ViolationKind::Declared,
+        path: path.to_string(),
+        message: format!(
+            "{} is deprecated and disallowed by default in Envoy {}",
+            v.full_name(),
+            api::ENVOY_VERSION
+        ),
+    });
 }
 
 fn sorted(map: &HashMap<MapKey, Value>) -> Vec<(&MapKey, &Value)> {
@@ -524,20 +557,18 @@ fn field_rules(
     }
 }
 
-fn bool_rule(r: &DynamicMessage, name: &str) -> bool {
-    r.get_field_by_name(name)
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
+// Rule messages set only a few of their many fields, so lookups scan the set ones rather than
+// resolve every asked-for name through the descriptor.
+fn set_field<'r>(r: &'r DynamicMessage, name: &str) -> Option<&'r Value> {
+    r.fields().find(|(f, _)| f.name() == name).map(|(_, v)| v)
 }
 
-fn has(r: &DynamicMessage, name: &str) -> bool {
-    r.descriptor()
-        .get_field_by_name(name)
-        .is_some_and(|f| r.has_field(&f))
+fn bool_rule(r: &DynamicMessage, name: &str) -> bool {
+    set_field(r, name).and_then(Value::as_bool).unwrap_or(false)
 }
 
 fn get(r: &DynamicMessage, name: &str) -> Option<Value> {
-    has(r, name).then(|| r.get_field_by_name(name).map(|c| c.into_owned()))?
+    set_field(r, name).cloned()
 }
 
 fn repeated_rules(
@@ -717,13 +748,13 @@ fn scalar_rules(
             }
         }
         "duration" => {
-            let Value::Message(m) = value else { return };
             if !set {
                 if bool_rule(r, "required") {
                     push(out, path, "value is required".into());
                 }
                 return;
             }
+            let Value::Message(m) = value else { return };
             let d = duration_value(m);
             numeric_rules(
                 r,
@@ -948,6 +979,20 @@ fn loose_ok(s: &str) -> bool {
     !s.contains(['\0', '\n', '\r'])
 }
 
+/// A PGV `pattern`, compiled once: the patterns come from Envoy's descriptors, a fixed set.
+fn pattern(p: &str) -> Option<regex::Regex> {
+    static CACHE: OnceLock<RwLock<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(re) = cache.read().ok().and_then(|c| c.get(p).cloned()) {
+        return re;
+    }
+    let re = regex::Regex::new(p).ok();
+    if let Ok(mut c) = cache.write() {
+        c.insert(p.to_string(), re.clone());
+    }
+    re
+}
+
 fn string_rules(r: &DynamicMessage, s: &str, path: &str, out: &mut Vec<Violation>) {
     if bool_rule(r, "ignore_empty") && s.is_empty() {
         return;
@@ -1000,7 +1045,7 @@ fn string_rules(r: &DynamicMessage, s: &str, path: &str, out: &mut Vec<Violation
         }
     }
     if let Some(p) = text("pattern") {
-        if let Ok(re) = regex::Regex::new(&p) {
+        if let Some(re) = pattern(&p) {
             if !re.is_match(s) {
                 push(
                     out,

@@ -263,9 +263,14 @@ impl EnvoyResource {
             return res;
         }
         let desc = desc_for(kind);
+        // Parse without tracking the path first (most resources are valid); only a failure is
+        // parsed again, tracked, to say where it failed.
         let mut track = serde_path_to_error::Track::new();
-        let de = serde_path_to_error::Deserializer::new(&body, &mut track);
-        match DynamicMessage::deserialize(desc, de) {
+        let parsed = DynamicMessage::deserialize(desc.clone(), &body).or_else(|_| {
+            let de = serde_path_to_error::Deserializer::new(&body, &mut track);
+            DynamicMessage::deserialize(desc, de)
+        });
+        match parsed {
             Ok(msg) => {
                 let mut seen = std::collections::HashSet::new();
                 res.violations = constraints::check(&msg)
@@ -361,17 +366,36 @@ fn suggest_field(
     crate::text::closest(unknown, names, unknown.len() / 3 + 1)
 }
 
+/// A step of the path to an unknown `@type`, collected leaf first on the way back up (the
+/// path is written only when one is found).
+enum Up {
+    Key(String),
+    Index(usize),
+}
+
 /// Replace every `{"@type": X, ...}` below `value` whose X is a known extension without a
-/// descriptor with an equivalent `google.protobuf.Struct` Any. Returns the first `@type` that
-/// names no known type at all.
-fn opaque_unknown_anys(value: &mut Value, path: &str) -> Option<(String, String)> {
+/// descriptor with an equivalent `google.protobuf.Struct` Any. Returns the path (below
+/// `base`) and URL of the first `@type` that names no known type at all.
+fn opaque_unknown_anys(value: &mut Value, base: &str) -> Option<(String, String)> {
+    let (steps, url) = unknown_any(value)?;
+    let mut path = base.to_string();
+    for s in steps.iter().rev() {
+        match s {
+            Up::Key(k) => path = crate::path::join(&path, k),
+            Up::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    Some((path, url))
+}
+
+fn unknown_any(value: &mut Value) -> Option<(Vec<Up>, String)> {
     match value {
         Value::Object(map) => {
-            if let Some(url) = map.get("@type").and_then(Value::as_str).map(str::to_string) {
-                let name = url.strip_prefix(TYPE_PREFIX).unwrap_or(&url);
+            if let Some(url) = map.get("@type").and_then(Value::as_str) {
+                let name = url.strip_prefix(TYPE_PREFIX).unwrap_or(url);
                 if api::message(name).is_none() {
                     if !known_type(name) {
-                        return Some((format!("{path}[\"@type\"]"), url));
+                        return Some((vec![Up::Key("@type".into())], url.to_string()));
                     }
                     let mut rest: Map<String, Value> = std::mem::take(map);
                     rest.remove("@type");
@@ -384,16 +408,18 @@ fn opaque_unknown_anys(value: &mut Value, path: &str) -> Option<(String, String)
                 }
             }
             for (k, v) in map.iter_mut() {
-                if let Some(found) = opaque_unknown_anys(v, &crate::path::join(path, k)) {
-                    return Some(found);
+                if let Some((mut steps, url)) = unknown_any(v) {
+                    steps.push(Up::Key(k.clone()));
+                    return Some((steps, url));
                 }
             }
             None
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, v)| opaque_unknown_anys(v, &format!("{path}[{i}]"))),
+        Value::Array(items) => items.iter_mut().enumerate().find_map(|(i, v)| {
+            let (mut steps, url) = unknown_any(v)?;
+            steps.push(Up::Index(i));
+            Some((steps, url))
+        }),
         _ => None,
     }
 }

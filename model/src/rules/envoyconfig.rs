@@ -617,7 +617,7 @@ pub static ROUTER_NOT_LAST: Rule = Rule {
                 None if filters.is_empty() => {}
                 None => r.at(
                     format!("{field}.http_filters[{}]", filters.len() - 1),
-                    format!("no envoy.filters.http.router filter, and the last HTTP filter is not terminal: Envoy refuses the chain (\"non-terminal filter ... is the last filter in a http filter chain\")"),
+                    "no envoy.filters.http.router filter, and the last HTTP filter is not terminal: Envoy refuses the chain (\"non-terminal filter ... is the last filter in a http filter chain\")",
                 ),
                 Some(i) if i + 1 != filters.len() => r.at(
                     format!("{field}.http_filters[{i}]"),
