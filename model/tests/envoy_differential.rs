@@ -587,10 +587,7 @@ fn semantic_mutations() -> Vec<Mutation> {
             })
         }),
         ("http3-codec-on-tcp", |d| {
-            edit(d, "codec_type", |c| {
-                *c = json!("HTTP3");
-                Some(())
-            })
+            replace(d, "codec_type", json!("HTTP3"))
         }),
         ("router-without-typed-config", |d| {
             edit(d, "http_filters", |fs| {
@@ -743,16 +740,14 @@ fn semantic_mutations() -> Vec<Mutation> {
             })
         }),
         ("disallowed-deprecated-enum", |d| {
-            edit(d, "sds_config", |c| {
-                *c = json!({"api_config_source": {"api_type": "DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE", "transport_api_version": "V3", "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc-cilium"}}]}, "resource_api_version": "V3"});
-                Some(())
-            })
+            replace(
+                d,
+                "sds_config",
+                json!({"api_config_source": {"api_type": "DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE", "transport_api_version": "V3", "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc-cilium"}}]}, "resource_api_version": "V3"}),
+            )
         }),
         ("http-filters-empty", |d| {
-            edit(d, "http_filters", |c| {
-                *c = json!([]);
-                Some(())
-            })
+            replace(d, "http_filters", json!([]))
         }),
         ("router-removed", |d| {
             edit(d, "http_filters", |c| {
@@ -763,22 +758,17 @@ fn semantic_mutations() -> Vec<Mutation> {
             })
         }),
         ("inline-certificate-garbage", |d| {
-            edit(d, "certificate_chain", |c| {
-                *c = json!({"inline_string": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"});
-                Some(())
-            })
+            replace(
+                d,
+                "certificate_chain",
+                json!({"inline_string": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}),
+            )
         }),
         ("inline-key-garbage", |d| {
-            edit(d, "private_key", |c| {
-                *c = json!({"inline_string": "garbage"});
-                Some(())
-            })
+            replace(d, "private_key", json!({"inline_string": "garbage"}))
         }),
         ("trusted-ca-garbage", |d| {
-            edit(d, "trusted_ca", |c| {
-                *c = json!({"inline_string": "garbage"});
-                Some(())
-            })
+            replace(d, "trusted_ca", json!({"inline_string": "garbage"}))
         }),
         ("sds-secret-without-config-source", |d| {
             edit(d, "common_tls_context", |c| {
@@ -788,16 +778,10 @@ fn semantic_mutations() -> Vec<Mutation> {
             })
         }),
         ("server-name-partial-wildcard", |d| {
-            edit(d, "server_names", |c| {
-                *c = json!(["db.*.example.com"]);
-                Some(())
-            })
+            replace(d, "server_names", json!(["db.*.example.com"]))
         }),
         ("server-name-leading-wildcard", |d| {
-            edit(d, "server_names", |c| {
-                *c = json!(["*.example.com"]);
-                Some(())
-            })
+            replace(d, "server_names", json!(["*.example.com"]))
         }),
         ("prefix-range-not-ip", |d| {
             edit(d, "filter_chains", |c| {
@@ -833,12 +817,17 @@ fn semantic_mutations() -> Vec<Mutation> {
             })
         }),
         ("ring-hash-without-config-on-least-request", |d| {
-            edit(d, "least_request_lb_config", |c| {
-                *c = json!({"choice_count": 1});
-                Some(())
-            })
+            replace(d, "least_request_lb_config", json!({"choice_count": 1}))
         }),
     ]
+}
+
+/// Replace the first value under key `key` anywhere in the document (depth first).
+fn replace(d: &Value, key: &str, v: Value) -> Option<Value> {
+    edit(d, key, |c| {
+        *c = v;
+        Some(())
+    })
 }
 
 /// Apply `f` to the first value under key `key` anywhere in the document (depth first).

@@ -178,6 +178,13 @@ fn registered(ext: &Value, category: &str, path: &str, f: &mut Found) {
     }
 }
 
+/// A transport socket (`downstream` on a listener, `upstream` on a cluster): a registered type,
+/// and TLS material that loads.
+fn transport_socket(ts: &Value, side: &str, at: &str, f: &mut Found) {
+    registered(ts, &format!("envoy.transport_sockets.{side}"), at, f);
+    tls_material(ts, at, f);
+}
+
 /// Inline certificates, keys and CAs of a TLS transport socket must load, as Envoy loads them
 /// when it builds the context.
 fn tls_material(ts: &Value, at: &str, f: &mut Found) {
@@ -359,13 +366,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
             }
         }
         if let Some(ts) = chain.get("transport_socket") {
-            registered(
-                ts,
-                "envoy.transport_sockets.downstream",
-                &format!("{path}.transport_socket"),
-                f,
-            );
-            tls_material(ts, &format!("{path}.transport_socket"), f);
+            transport_socket(ts, "downstream", &format!("{path}.transport_socket"), f);
         }
         let filters: Vec<&Value> = chain
             .get("filters")
@@ -701,13 +702,7 @@ fn cluster(c: &Value, at: &str, f: &mut Found) {
         }
     }
     if let Some(ts) = c.get("transport_socket") {
-        registered(
-            ts,
-            "envoy.transport_sockets.upstream",
-            &format!("{at}.transport_socket"),
-            f,
-        );
-        tls_material(ts, &format!("{at}.transport_socket"), f);
+        transport_socket(ts, "upstream", &format!("{at}.transport_socket"), f);
     }
     for (i, m) in c
         .get("transport_socket_matches")
@@ -717,12 +712,8 @@ fn cluster(c: &Value, at: &str, f: &mut Found) {
         .enumerate()
     {
         if let Some(ts) = m.get("transport_socket") {
-            registered(
-                ts,
-                "envoy.transport_sockets.upstream",
-                &format!("{at}.transport_socket_matches[{i}].transport_socket"),
-                f,
-            );
+            let here = format!("{at}.transport_socket_matches[{i}].transport_socket");
+            transport_socket(ts, "upstream", &here, f);
         }
     }
     // Protocol options are looked up by their key: the name of an upstream-options extension
