@@ -85,42 +85,33 @@ fn config_source() -> Value {
 /// `names` qualifies names as Cilium does. Resources that did not parse are written as they
 /// are, so Envoy judges them too.
 pub fn static_bootstrap(cfg: &EnvoyConfig, names: Names<'_>) -> Value {
-    let raw = |r: &super::EnvoyResource| -> Value {
-        let mut v = r.canonical.clone().unwrap_or_else(|| {
-            cfg.spec
-                .resources
-                .as_ref()
-                .and_then(|all| {
-                    let i: usize = r
-                        .field
-                        .trim_start_matches("spec.resources[")
-                        .trim_end_matches(']')
-                        .parse()
-                        .ok()?;
-                    all.get(i).cloned()
-                })
-                .unwrap_or(Value::Null)
-        });
-        if let Some(o) = v.as_object_mut() {
-            o.remove("@type");
-        }
-        v
-    };
-    let routes: Vec<(Option<&str>, Value)> = cfg
+    // `resources` were parsed from `spec.resources` one for one, in order.
+    let written = cfg.spec.resources.iter().flatten();
+    let bodies: Vec<(&super::EnvoyResource, Value)> = cfg
         .resources
         .iter()
-        .filter(|r| r.kind == Some(EnvoyKind::RouteConfiguration))
-        .map(|r| (r.name.as_deref(), raw(r)))
+        .zip(written)
+        .map(|(r, as_written)| {
+            let mut v = r.canonical.clone().unwrap_or_else(|| as_written.clone());
+            if let Some(o) = v.as_object_mut() {
+                o.remove("@type");
+            }
+            (r, v)
+        })
+        .collect();
+    let of_kind = |kind: EnvoyKind| {
+        bodies
+            .iter()
+            .filter(move |(r, _)| r.kind == Some(kind))
+            .map(|(r, v)| (*r, v.clone()))
+    };
+    let routes: Vec<(Option<&str>, Value)> = of_kind(EnvoyKind::RouteConfiguration)
+        .map(|(r, v)| (r.name.as_deref(), v))
         .collect();
     let mut used_routes = vec![false; routes.len()];
     let mut listeners = Vec::new();
     let mut port = 20000;
-    for r in cfg
-        .resources
-        .iter()
-        .filter(|r| r.kind == Some(EnvoyKind::Listener))
-    {
-        let mut l = raw(r);
+    for (_, mut l) in of_kind(EnvoyKind::Listener) {
         if let Some(o) = l.as_object_mut() {
             if !o.contains_key("address") && !o.contains_key("internal_listener") {
                 // Cilium gives a listener without address a proxy port of its own.
@@ -153,12 +144,7 @@ pub fn static_bootstrap(cfg: &EnvoyConfig, names: Names<'_>) -> Value {
     }
     let mut clusters: Vec<Value> = bootstrap_clusters();
     let mut defined: Vec<String> = Vec::new();
-    for r in cfg
-        .resources
-        .iter()
-        .filter(|r| r.kind == Some(EnvoyKind::Cluster))
-    {
-        let mut c = raw(r);
+    for (r, mut c) in of_kind(EnvoyKind::Cluster) {
         eds_on_ads(&mut c);
         sds_from_cilium(&mut c);
         if let Some(n) = &r.name {
@@ -193,21 +179,10 @@ pub fn static_bootstrap(cfg: &EnvoyConfig, names: Names<'_>) -> Value {
     }
     // A ClusterLoadAssignment reaches Envoy by EDS; checked here as the endpoints of a static
     // cluster of its own, which Envoy judges the same way (addresses must be IPs).
-    for (i, r) in cfg
-        .resources
-        .iter()
-        .filter(|r| r.kind == Some(EnvoyKind::ClusterLoadAssignment))
-        .enumerate()
-    {
-        let cla = raw(r);
+    for (i, (_, cla)) in of_kind(EnvoyKind::ClusterLoadAssignment).enumerate() {
         clusters.push(json!({"name": format!("endpoints-{i}"), "type": "STATIC", "connect_timeout": "5s", "load_assignment": cla}));
     }
-    let secrets: Vec<Value> = cfg
-        .resources
-        .iter()
-        .filter(|r| r.kind == Some(EnvoyKind::Secret))
-        .map(raw)
-        .collect();
+    let secrets: Vec<Value> = of_kind(EnvoyKind::Secret).map(|(_, v)| v).collect();
     json!({
         "node": {"id": "host~127.0.0.1~cilium-envoy~local", "cluster": "ingress-cluster"},
         "dynamic_resources": {"ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
@@ -368,5 +343,63 @@ fn inline_one(
                 rds.entry("config_source").or_insert_with(config_source);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envoy::EnvoyConfigSpec;
+
+    #[test]
+    fn bootstrap_is_what_cilium_would_feed_envoy() {
+        let spec: EnvoyConfigSpec = serde_json::from_value(json!({
+            "backendServices": [{"name": "web"}],
+            "resources": [
+                {"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", "name": "l",
+                 "filter_chains": [{"filters": [{"name": "hcm", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "s", "rds": {"route_config_name": "shop/cfg/r"},
+                    "http_filters": [{"name": "router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]},
+                {"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "name": "r",
+                 "virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "shop/web"}}]}]},
+                {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "c", "type": "EDS", "connect_timeout": "1s"}
+            ]
+        }))
+        .unwrap();
+        let cfg = EnvoyConfig::parse(spec);
+        let b = static_bootstrap(
+            &cfg,
+            Names {
+                namespace: "shop",
+                object: "cfg",
+            },
+        );
+        let l = &b["static_resources"]["listeners"][0];
+        // The qualified rds name found the RouteConfiguration, inlined with RDS's default.
+        let hcm = &l["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(hcm.get("rds"), None);
+        assert_eq!(hcm["route_config"]["validate_clusters"], json!(false));
+        assert!(l["address"]["socket_address"]["port_value"].is_u64());
+        assert_eq!(
+            b["static_resources"]["listeners"].as_array().unwrap().len(),
+            1
+        );
+        let clusters: Vec<&str> = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        for name in BOOTSTRAP_CLUSTERS.iter().copied().chain(["c", "shop/web"]) {
+            assert!(clusters.contains(&name), "{name} in {clusters:?}");
+        }
+        let c = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "c")
+            .unwrap();
+        assert_eq!(c["eds_cluster_config"]["eds_config"], config_source());
     }
 }
