@@ -571,6 +571,35 @@ fn get(r: &DynamicMessage, name: &str) -> Option<Value> {
     set_field(r, name).cloned()
 }
 
+/// The size bounds of a list (`min_items`/`max_items`) or map (`min_pairs`/`max_pairs`).
+fn count_bounds(
+    r: &DynamicMessage,
+    (min_rule, max_rule, unit): (&str, &str, &str),
+    len: usize,
+    path: &str,
+    out: &mut Vec<Violation>,
+) {
+    let len = len as u64;
+    if let Some(min) = get(r, min_rule).and_then(|v| v.as_u64()) {
+        if len < min {
+            push(
+                out,
+                path,
+                format!("value must contain at least {min} {unit}"),
+            );
+        }
+    }
+    if let Some(max) = get(r, max_rule).and_then(|v| v.as_u64()) {
+        if len > max {
+            push(
+                out,
+                path,
+                format!("value must contain no more than {max} {unit}"),
+            );
+        }
+    }
+}
+
 fn repeated_rules(
     field: &FieldDescriptor,
     r: &DynamicMessage,
@@ -582,24 +611,13 @@ fn repeated_rules(
     if bool_rule(r, "ignore_empty") && items.is_empty() {
         return;
     }
-    if let Some(min) = get(r, "min_items").and_then(|v| v.as_u64()) {
-        if (items.len() as u64) < min {
-            push(
-                out,
-                path,
-                format!("value must contain at least {min} item(s)"),
-            );
-        }
-    }
-    if let Some(max) = get(r, "max_items").and_then(|v| v.as_u64()) {
-        if items.len() as u64 > max {
-            push(
-                out,
-                path,
-                format!("value must contain no more than {max} item(s)"),
-            );
-        }
-    }
+    count_bounds(
+        r,
+        ("min_items", "max_items", "item(s)"),
+        items.len(),
+        path,
+        out,
+    );
     if bool_rule(r, "unique") {
         for (i, v) in items.iter().enumerate() {
             if items[..i].contains(v) {
@@ -629,24 +647,13 @@ fn map_rules(
     if bool_rule(r, "ignore_empty") && map.is_empty() {
         return;
     }
-    if let Some(min) = get(r, "min_pairs").and_then(|v| v.as_u64()) {
-        if (map.len() as u64) < min {
-            push(
-                out,
-                path,
-                format!("value must contain at least {min} pair(s)"),
-            );
-        }
-    }
-    if let Some(max) = get(r, "max_pairs").and_then(|v| v.as_u64()) {
-        if map.len() as u64 > max {
-            push(
-                out,
-                path,
-                format!("value must contain no more than {max} pair(s)"),
-            );
-        }
-    }
+    count_bounds(
+        r,
+        ("min_pairs", "max_pairs", "pair(s)"),
+        map.len(),
+        path,
+        out,
+    );
     let key_rules = get(r, "keys");
     let value_rules = get(r, "values");
     for (k, v) in sorted(map) {

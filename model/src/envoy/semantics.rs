@@ -118,6 +118,19 @@ fn socket_key(addr: Option<&Value>) -> Option<String> {
     Some(format!("{ip}:{port}/{proto}"))
 }
 
+/// The items of the list under `key` (none when it is absent or not a list).
+fn items<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The items of the list at a JSON pointer.
+fn items_at<'v>(v: &'v Value, pointer: &str) -> impl Iterator<Item = &'v Value> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 fn is_ip(s: &str) -> bool {
     s.parse::<std::net::IpAddr>().is_ok()
 }
@@ -204,13 +217,7 @@ fn tls_material(ts: &Value, at: &str, f: &mut Found) {
         base64::engine::general_purpose::STANDARD.decode(b).ok()
     };
     let base = format!("{at}.typed_config.common_tls_context");
-    for (i, c) in common
-        .get("tls_certificates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, c) in items(common, "tls_certificates").enumerate() {
         let here = format!("{base}.tls_certificates[{i}]");
         let chain = inline(c.get("certificate_chain"));
         let key = inline(c.get("private_key"));
@@ -279,11 +286,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
         .pointer("/address/socket_address/protocol")
         .and_then(Value::as_str)
         == Some("UDP");
-    let chains: Vec<(String, &Value)> = l
-        .get("filter_chains")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let chains: Vec<(String, &Value)> = items(l, "filter_chains")
         .enumerate()
         .map(|(i, c)| (format!("{at}.filter_chains[{i}]"), c))
         .chain(
@@ -299,13 +302,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
         );
     }
     socket_address_is_ip(l.get("address"), &format!("{at}.address"), f);
-    for (i, a) in l
-        .get("additional_addresses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, a) in items(l, "additional_addresses").enumerate() {
         socket_address_is_ip(
             a.get("address"),
             &format!("{at}.additional_addresses[{i}].address"),
@@ -318,13 +315,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
     } else {
         "envoy.filters.listener"
     };
-    for (i, lf) in l
-        .get("listener_filters")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, lf) in items(l, "listener_filters").enumerate() {
         registered(lf, category, &format!("{at}.listener_filters[{i}]"), f);
     }
     access_logs(l, at, f);
@@ -352,13 +343,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
         }
     }
     for (path, chain) in &chains {
-        for (i, sni) in chain
-            .pointer("/filter_chain_match/server_names")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, sni) in items_at(chain, "/filter_chain_match/server_names").enumerate() {
             let sni = sni.as_str().unwrap_or("");
             let rest = sni.strip_prefix("*.").unwrap_or(sni);
             if rest.contains('*') {
@@ -368,12 +353,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
         if let Some(ts) = chain.get("transport_socket") {
             transport_socket(ts, "downstream", &format!("{path}.transport_socket"), f);
         }
-        let filters: Vec<&Value> = chain
-            .get("filters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .collect();
+        let filters: Vec<&Value> = items(chain, "filters").collect();
         for (i, filter) in filters.iter().enumerate() {
             let here = format!("{path}.filters[{i}]");
             registered(filter, "envoy.filters.network", &here, f);
@@ -418,7 +398,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
                             f.add(HEADER_FIELD_KB, format!("{tc_path}.http2_protocol_options.max_header_field_size_kb"), format!("max_header_field_size_kb ({field_kb}) must not exceed max_request_headers_kb ({request_kb})"));
                         }
                     }
-                    for (j, hf) in tc.get("http_filters").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                    for (j, hf) in items(tc, "http_filters").enumerate() {
                         let hp = format!("{tc_path}.http_filters[{j}]");
                         registered(hf, "envoy.filters.http", &hp, f);
                         if let Some(cfg) = hf.get("typed_config") {
@@ -438,13 +418,7 @@ fn listener(l: &Value, at: &str, f: &mut Found) {
 }
 
 fn access_logs(v: &Value, at: &str, f: &mut Found) {
-    for (i, a) in v
-        .get("access_log")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, a) in items(v, "access_log").enumerate() {
         registered(
             a,
             "envoy.access_loggers",
@@ -501,21 +475,9 @@ fn route_configuration(rc: &Value, at: &str, f: &mut Found) {
     let mut domains: HashSet<String> = HashSet::new();
     let mut wildcard = false;
     headers(rc, at, f);
-    for (i, vh) in rc
-        .get("virtual_hosts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, vh) in items(rc, "virtual_hosts").enumerate() {
         let vp = format!("{at}.virtual_hosts[{i}]");
-        for (j, d) in vh
-            .get("domains")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (j, d) in items(vh, "domains").enumerate() {
             let Some(d) = d.as_str() else { continue };
             let dp = format!("{vp}.domains[{j}]");
             if d == "*" {
@@ -535,13 +497,7 @@ fn route_configuration(rc: &Value, at: &str, f: &mut Found) {
         if let Some(rp) = vh.get("retry_policy") {
             retry_policy(rp, &format!("{vp}.retry_policy"), f);
         }
-        for (j, r) in vh
-            .get("routes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (j, r) in items(vh, "routes").enumerate() {
             route(r, &format!("{vp}.routes[{j}]"), f);
         }
     }
@@ -549,13 +505,7 @@ fn route_configuration(rc: &Value, at: &str, f: &mut Found) {
 
 fn headers(v: &Value, at: &str, f: &mut Found) {
     for key in ["request_headers_to_add", "response_headers_to_add"] {
-        for (i, h) in v
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, h) in items(v, key).enumerate() {
             let name = h
                 .pointer("/header/key")
                 .and_then(Value::as_str)
@@ -570,13 +520,7 @@ fn headers(v: &Value, at: &str, f: &mut Found) {
         }
     }
     for key in ["request_headers_to_remove", "response_headers_to_remove"] {
-        for (i, h) in v
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, h) in items(v, key).enumerate() {
             let name = h.as_str().unwrap_or("");
             if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
                 f.add(
@@ -620,13 +564,7 @@ fn route(r: &Value, at: &str, f: &mut Found) {
     if let Some(rp) = action.get("retry_policy") {
         retry_policy(rp, &format!("{ap}.retry_policy"), f);
     }
-    for (i, c) in action
-        .pointer("/weighted_clusters/clusters")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, c) in items_at(action, "/weighted_clusters/clusters").enumerate() {
         if c.get("name").is_some() && c.get("cluster_header").is_some() {
             f.add(
                 CLUSTER_OR_HEADER,
@@ -636,13 +574,7 @@ fn route(r: &Value, at: &str, f: &mut Found) {
         }
         headers(c, &format!("{ap}.weighted_clusters.clusters[{i}]"), f);
     }
-    for (i, m) in action
-        .get("request_mirror_policies")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, m) in items(action, "request_mirror_policies").enumerate() {
         if let (Some(c), Some(h)) = (
             m.get("cluster").and_then(Value::as_str),
             m.get("cluster_header").and_then(Value::as_str),
@@ -704,13 +636,7 @@ fn cluster(c: &Value, at: &str, f: &mut Found) {
     if let Some(ts) = c.get("transport_socket") {
         transport_socket(ts, "upstream", &format!("{at}.transport_socket"), f);
     }
-    for (i, m) in c
-        .get("transport_socket_matches")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, m) in items(c, "transport_socket_matches").enumerate() {
         if let Some(ts) = m.get("transport_socket") {
             let here = format!("{at}.transport_socket_matches[{i}].transport_socket");
             transport_socket(ts, "upstream", &here, f);
@@ -740,20 +666,8 @@ fn cluster(c: &Value, at: &str, f: &mut Found) {
 
 /// Every endpoint of a STATIC or EDS assignment is an IP address (Envoy resolves no names).
 fn endpoints_are_ips(la: &Value, at: &str, f: &mut Found) {
-    for (i, loc) in la
-        .get("endpoints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for (j, e) in loc
-            .get("lb_endpoints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+    for (i, loc) in items(la, "endpoints").enumerate() {
+        for (j, e) in items(loc, "lb_endpoints").enumerate() {
             socket_address_is_ip(
                 e.pointer("/endpoint/address"),
                 &format!("{at}.endpoints[{i}].lb_endpoints[{j}].endpoint.address"),
