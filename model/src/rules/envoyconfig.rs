@@ -276,28 +276,36 @@ fn route_clusters<'a>(field: &str, route: &'a Value) -> Vec<(String, &'a str)> {
 /// The clusters a route of this object may name: its Clusters, `namespace/name` of its
 /// `backendServices` and `services` (Cilium's EDS clusters), and Cilium's bootstrap clusters.
 fn known_clusters(o: &Object, cfg: &EnvoyConfig) -> Vec<String> {
-    let ns = own_namespace(o);
     let mut known: Vec<String> = cfg
         .resources
         .iter()
         .filter(|x| x.kind == Some(EnvoyKind::Cluster))
         .filter_map(|x| x.name.clone())
         .collect();
-    for s in cfg.spec.backend_services.iter().flatten() {
-        known.push(format!(
-            "{}/{}",
-            s.namespace.clone().unwrap_or_else(|| ns.clone()),
-            s.name
-        ));
-    }
-    for s in cfg.spec.services.iter().flatten() {
-        known.push(format!(
-            "{}/{}",
-            s.namespace.clone().unwrap_or_else(|| ns.clone()),
-            s.name
-        ));
-    }
+    known.extend(eds_services(o, cfg));
     known
+}
+
+/// `namespace/name` of each Service of `backendServices` and `services`: the EDS clusters
+/// Cilium serves for the object.
+fn eds_services(o: &Object, cfg: &EnvoyConfig) -> Vec<String> {
+    let ns = own_namespace(o);
+    let backends = cfg
+        .spec
+        .backend_services
+        .iter()
+        .flatten()
+        .map(|s| (&s.namespace, &s.name));
+    let frontends = cfg
+        .spec
+        .services
+        .iter()
+        .flatten()
+        .map(|s| (&s.namespace, &s.name));
+    backends
+        .chain(frontends)
+        .map(|(n, name)| format!("{}/{name}", n.as_deref().unwrap_or(&ns)))
+        .collect()
 }
 
 /// Routes naming a cluster nobody defines, split by whether Envoy checks it at load time.
@@ -643,16 +651,7 @@ pub static CLUSTER_NO_ENDPOINTS: Rule = Rule {
     good: fixture!("MESH5016", "good"),
     check: |o, _, r| {
         let Some(cfg) = config(o) else { return };
-        let ns = own_namespace(o);
-        let served: Vec<String> = cfg
-            .spec
-            .services
-            .iter()
-            .flatten()
-            .map(|s| (s.namespace.clone(), s.name.clone()))
-            .chain(cfg.spec.backend_services.iter().flatten().map(|s| (s.namespace.clone(), s.name.clone())))
-            .map(|(n, name)| format!("{}/{name}", n.unwrap_or_else(|| ns.clone())))
-            .collect();
+        let served = eds_services(o, cfg);
         for (res, c) in cfg.of_kind(EnvoyKind::Cluster) {
             let name = res.name.as_deref().unwrap_or("");
             let typ = c.get("type").and_then(Value::as_str).unwrap_or("STATIC");
