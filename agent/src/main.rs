@@ -210,10 +210,10 @@ impl Serving {
         runtime: &tokio::runtime::Handle,
     ) {
         let now = jiff::Timestamp::now().to_string();
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        status.last_reload = read_at.to_string();
         match loaded {
             Loaded::Empty => {
+                let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                status.last_reload = read_at.to_string();
                 let why = "the configuration folder holds no objects; the last good configuration \
                            stays (start with --allow-empty-config to serve nothing)";
                 tracing::error!("{why}");
@@ -225,7 +225,6 @@ impl Serving {
                 errors,
                 warnings,
             } => {
-                drop(status);
                 self.certificates.update(&plan);
                 let hash = render::plan_hash(&plan);
                 // Bound after the swap: a new port's first request must meet the Plan that
@@ -233,7 +232,10 @@ impl Serving {
                 let plan = Arc::new(*plan);
                 self.proxy.current.swap(plan.clone());
                 self.bind(&plan, runtime);
+                // The load is reported (its time with its outcome, under one lock) only once
+                // it serves: whoever sees this `last_reload` sees its Plan and findings.
                 let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                status.last_reload = read_at.to_string();
                 status.loaded = true;
                 status.reloads += 1;
                 status.last_updated = now;
