@@ -4,7 +4,7 @@
 //! NotAllowedByListeners, NoMatchingListenerHostname). The analyze rules report it; the
 //! compiler will use it to decide what the datapath serves, so the two cannot disagree.
 
-use gateway_api::apis::standard::gateways::{
+use gateway_api::apis::experimental::gateways::{
     GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From, GatewaySpec,
 };
 
@@ -80,7 +80,7 @@ pub fn is_passthrough(listener: &GatewayListeners) -> bool {
         .is_some_and(|m| {
             matches!(
                 m,
-                gateway_api::apis::standard::gateways::GatewayListenersTlsMode::Passthrough
+                gateway_api::apis::experimental::gateways::GatewayListenersTlsMode::Passthrough
             )
         })
 }

@@ -48,6 +48,10 @@ pub struct LoadOptions {
     /// Files (and stdin) larger than this are refused unread past the limit: a manifest is
     /// text, and the API server takes objects of at most 3 MiB.
     pub max_file_bytes: u64,
+    /// The Gateway API channel whose CRDs the cluster runs; `None` until known (objects are
+    /// then checked against the experimental channel, and what only the standard channel
+    /// refuses is reported apart).
+    pub channel: Option<crate::crd::Channel>,
 }
 
 /// The default per-file limit: 64 MiB, room for a rendered chart of thousands of objects.
@@ -84,6 +88,7 @@ impl Default for LoadOptions {
         LoadOptions {
             default_namespace: "default".into(),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            channel: None,
         }
     }
 }
@@ -286,6 +291,7 @@ pub fn load_str(text: &str, source: Source, opts: &LoadOptions) -> Result<Vec<Ob
                 kind: ProblemKind::DuplicateKey,
                 field: path.clone(),
                 message: format!("key \"{path}\" is written more than once; the last value wins"),
+                standard_only: false,
             })
             .collect();
         let is_list = doc
@@ -324,6 +330,36 @@ pub fn load_str(text: &str, source: Source, opts: &LoadOptions) -> Result<Vec<Ob
         }
     }
     Ok(out)
+}
+
+/// When Gateway API CRDs among `objects` say which channel the cluster runs, settle what was
+/// checked without knowing it: what only the standard channel refuses becomes a finding like
+/// any other (and the object is refused), or is dropped for the experimental channel.
+pub fn settle_channel(objects: &mut [Object]) {
+    if !objects
+        .iter()
+        .any(|o| o.problems.iter().any(|p| p.standard_only))
+    {
+        return;
+    }
+    let Some(channel) = crate::crd::channel_of_crds(objects.iter().map(|o| &o.raw)) else {
+        return;
+    };
+    for o in objects {
+        match channel {
+            crate::crd::Channel::Experimental => o.problems.retain(|p| !p.standard_only),
+            crate::crd::Channel::Standard => {
+                let mut refused = false;
+                for p in o.problems.iter_mut().filter(|p| p.standard_only) {
+                    p.standard_only = false;
+                    refused = true;
+                }
+                if let (true, Some(kind)) = (refused, o.known) {
+                    o.resource = Resource::Invalid(kind);
+                }
+            }
+        }
+    }
 }
 
 /// Make an [`Object`] of one document, typed when its kind is known.
@@ -376,12 +412,14 @@ pub fn build(
                 String::new()
             },
             message: "not a Kubernetes object: apiVersion and kind must be set".into(),
+            standard_only: false,
         });
     } else if name.is_empty() && raw.pointer("/metadata/generateName").is_none() {
         problems.push(SchemaProblem {
             kind: ProblemKind::MissingName,
             field: "metadata.name".into(),
             message: "metadata.name is required".into(),
+            standard_only: false,
         });
     }
 
@@ -393,10 +431,24 @@ pub fn build(
         None => written_ns,
     };
 
+    let crd_checked = crate::crd::check(opts.channel, group, &kind_name, version, &raw, None);
+    let refused = match &crd_checked {
+        Some(found) => {
+            problems.extend(found.refused.iter().map(|v| SchemaProblem::of(v, false)));
+            problems.extend(
+                found
+                    .standard_only
+                    .iter()
+                    .map(|v| SchemaProblem::of(v, true)),
+            );
+            !found.refused.is_empty()
+        }
+        None => false,
+    };
     let resource = match known {
         Some(kind) => {
             let info = kind.info();
-            if !info.served.contains(&version) {
+            if crd_checked.is_none() && !info.served.contains(&version) {
                 problems.push(SchemaProblem {
                     kind: ProblemKind::UnservedVersion,
                     field: "apiVersion".into(),
@@ -411,23 +463,37 @@ pub fn build(
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
+                    standard_only: false,
                 });
             }
-            type_object(
+            // Typed even when the CRD refuses it, so that the rules that explain a mistake
+            // better than the schema can still read it; whether it is served is the refusing
+            // findings' business (`rules::refuses`). When the CRD already said why, what the
+            // types cannot read is not said twice.
+            let mut typing = Vec::new();
+            let resource = type_object(
                 kind,
                 &raw,
                 namespace.as_deref().unwrap_or(""),
-                &mut problems,
-            )
+                crd_checked.is_some(),
+                &mut typing,
+            );
+            if !refused {
+                problems.append(&mut typing);
+            }
+            resource
         }
         None => {
             // A kind of one of our groups that is not a real kind there is probably misspelt.
-            if let Some(meant) = crate::kind::misspelt(group, &kind_name) {
-                problems.push(SchemaProblem {
-                    kind: ProblemKind::UnservedVersion,
-                    field: "kind".into(),
-                    message: format!("{group} has no kind {kind_name}; did you mean {meant}?"),
-                });
+            if crd_checked.is_none() {
+                if let Some(meant) = crate::kind::misspelt(group, &kind_name) {
+                    problems.push(SchemaProblem {
+                        kind: ProblemKind::UnservedVersion,
+                        field: "kind".into(),
+                        message: format!("{group} has no kind {kind_name}; did you mean {meant}?"),
+                        standard_only: false,
+                    });
+                }
             }
             Resource::Unknown
         }
@@ -476,12 +542,17 @@ mod tests {
             objs[0].resource,
             Resource::Invalid(Kind::HttpRoute)
         ));
+        // The API server says both: the enum, and the CEL rule on the match that reads it.
+        assert_eq!(objs[0].problems.len(), 2, "{:?}", objs[0].problems);
+        assert_eq!(objs[0].problems[1].kind, ProblemKind::Rule);
         assert_eq!(
             objs[0].problems[0].field,
             "spec.rules[0].matches[0].path.type"
         );
         assert!(
-            objs[0].problems[0].message.contains("unknown variant"),
+            objs[0].problems[0].message.starts_with(
+                "Unsupported value: \"Prefix\": supported values: \"Exact\", \"PathPrefix\""
+            ),
             "{:?}",
             objs[0].problems
         );

@@ -6,7 +6,7 @@
 //! serializing the typed value back and comparing: whatever the types dropped is a field the
 //! API server would reject (kubectl's default strict field validation) or prune.
 
-use gateway_api::apis::standard::{
+use gateway_api::apis::experimental::{
     gatewayclasses, gateways, grpcroutes, httproutes, referencegrants, tlsroutes,
 };
 use k8s_openapi::api::core::v1 as core;
@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::crd::{Constraint, Violation};
 use crate::envoy::{EnvoyConfig, EnvoyConfigSpec};
 use crate::kind::Kind;
 use crate::route::Route;
@@ -57,6 +58,21 @@ pub struct SchemaProblem {
     pub kind: ProblemKind,
     pub field: String,
     pub message: String,
+    /// Refused only by the standard channel's CRDs, while the cluster's channel is not known
+    /// (see [`crate::crd`]): reported apart, as a warning.
+    pub standard_only: bool,
+}
+
+impl SchemaProblem {
+    /// A finding of the CRD validation, filed under the rule that explains it.
+    pub fn of(v: &Violation, standard_only: bool) -> SchemaProblem {
+        SchemaProblem {
+            kind: ProblemKind::of(v),
+            field: v.field.clone(),
+            message: v.message.clone(),
+            standard_only,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +87,61 @@ pub enum ProblemKind {
     MissingName,
     /// A mapping key written twice (the last one wins).
     DuplicateKey,
+    /// A hostname's format (pattern, length).
+    Hostname,
+    /// A port outside 1-65535.
+    Port,
+    /// A list with too many or too few entries.
+    ListSize,
+    /// A backend weight out of range.
+    Weight,
+    /// A listener or section name's format.
+    Name,
+    /// A header name or value's format.
+    Header,
+    /// A reference's group, kind or namespace format.
+    Reference,
+    /// A CEL rule of the CRD (`x-kubernetes-validations`).
+    Rule,
+}
+
+impl ProblemKind {
+    /// The rule a CRD finding belongs to: by what was broken and where (the field's last name).
+    fn of(v: &Violation) -> ProblemKind {
+        use crate::path::Segment;
+        let segments: Vec<Segment<'_>> = crate::path::segments(&v.field).collect();
+        let keys: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Key(k) => Some(*k),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        let last = keys.last().copied().unwrap_or("");
+        let parent = keys.len().checked_sub(2).map_or("", |i| keys[i]);
+        let item = matches!(segments.last(), Some(Segment::Index(_)));
+        match v.constraint {
+            Constraint::Unknown => ProblemKind::UnknownField,
+            Constraint::Rule => ProblemKind::Rule,
+            _ if v.field == "apiVersion" || v.field == "kind" => ProblemKind::UnservedVersion,
+            Constraint::MaxItems | Constraint::MinItems => ProblemKind::ListSize,
+            Constraint::Maximum | Constraint::Minimum if last == "port" => ProblemKind::Port,
+            Constraint::Maximum | Constraint::Minimum if last == "weight" => ProblemKind::Weight,
+            Constraint::Pattern | Constraint::MaxLength | Constraint::MinLength => {
+                match (parent, last) {
+                    (_, "hostname") | (_, "hostnames") if last == "hostname" || item => {
+                        ProblemKind::Hostname
+                    }
+                    (_, "remove") if item => ProblemKind::Header,
+                    ("headers" | "set" | "add", "name" | "value") => ProblemKind::Header,
+                    ("listeners", "name") | (_, "sectionName") => ProblemKind::Name,
+                    (_, "namespace" | "kind" | "group") => ProblemKind::Reference,
+                    _ => ProblemKind::Invalid,
+                }
+            }
+            _ => ProblemKind::Invalid,
+        }
+    }
 }
 
 /// Build the typed resource for an object of a known kind.
@@ -78,6 +149,7 @@ pub(crate) fn type_object(
     kind: Kind,
     raw: &Value,
     namespace: &str,
+    crd_checked: bool,
     problems: &mut Vec<SchemaProblem>,
 ) -> Resource {
     static EMPTY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
@@ -85,39 +157,50 @@ pub(crate) fn type_object(
         .get("spec")
         .unwrap_or_else(|| EMPTY.get_or_init(|| Value::Object(Default::default())));
     let result = match kind {
-        Kind::GatewayClass => typed_at::<gatewayclasses::GatewayClassSpec>(spec, "spec", problems)
-            .map(|s| Resource::GatewayClass(Box::new(s))),
-        Kind::Gateway => typed_at::<gateways::GatewaySpec>(spec, "spec", problems)
+        Kind::GatewayClass => {
+            typed_at::<gatewayclasses::GatewayClassSpec>(spec, "spec", !crd_checked, problems)
+                .map(|s| Resource::GatewayClass(Box::new(s)))
+        }
+        Kind::Gateway => typed_at::<gateways::GatewaySpec>(spec, "spec", !crd_checked, problems)
             .map(|s| Resource::Gateway(Box::new(s))),
-        Kind::HttpRoute => typed_at::<httproutes::HttpRouteSpec>(spec, "spec", problems).map(|s| {
-            let r = Route::from_http(&s, namespace);
-            Resource::HttpRoute(Box::new(s), Box::new(r))
-        }),
-        Kind::GrpcRoute => typed_at::<grpcroutes::GrpcRouteSpec>(spec, "spec", problems).map(|s| {
-            let r = Route::from_grpc(&s, namespace);
-            Resource::GrpcRoute(Box::new(s), Box::new(r))
-        }),
-        Kind::TlsRoute => typed_at::<tlsroutes::TlsRouteSpec>(spec, "spec", problems).map(|s| {
+        Kind::HttpRoute => {
+            typed_at::<httproutes::HttpRouteSpec>(spec, "spec", !crd_checked, problems).map(|s| {
+                let r = Route::from_http(&s, namespace);
+                Resource::HttpRoute(Box::new(s), Box::new(r))
+            })
+        }
+        Kind::GrpcRoute => {
+            typed_at::<grpcroutes::GrpcRouteSpec>(spec, "spec", !crd_checked, problems).map(|s| {
+                let r = Route::from_grpc(&s, namespace);
+                Resource::GrpcRoute(Box::new(s), Box::new(r))
+            })
+        }
+        // v1alpha2 TLSRoutes may leave out hostnames (all SNI names), which v1 requires.
+        Kind::TlsRoute => typed_at::<tlsroutes::TlsRouteSpec>(
+            &with_hostnames(spec),
+            "spec",
+            !crd_checked,
+            problems,
+        )
+        .map(|s| {
             let r = Route::from_tls(&s, namespace);
             Resource::TlsRoute(Box::new(s), Box::new(r))
         }),
         Kind::ReferenceGrant => {
-            typed_at::<referencegrants::ReferenceGrantSpec>(spec, "spec", problems)
+            typed_at::<referencegrants::ReferenceGrantSpec>(spec, "spec", !crd_checked, problems)
                 .map(|s| Resource::ReferenceGrant(Box::new(s)))
         }
-        Kind::Namespace => {
-            typed_at::<core::Namespace>(raw, "", problems).map(|s| Resource::Namespace(Box::new(s)))
-        }
-        Kind::Service => {
-            typed_at::<core::Service>(raw, "", problems).map(|s| Resource::Service(Box::new(s)))
-        }
-        Kind::EndpointSlice => typed_at::<discovery::EndpointSlice>(raw, "", problems)
+        Kind::Namespace => typed_at::<core::Namespace>(raw, "", true, problems)
+            .map(|s| Resource::Namespace(Box::new(s))),
+        Kind::Service => typed_at::<core::Service>(raw, "", true, problems)
+            .map(|s| Resource::Service(Box::new(s))),
+        Kind::EndpointSlice => typed_at::<discovery::EndpointSlice>(raw, "", true, problems)
             .map(|s| Resource::EndpointSlice(Box::new(s))),
         Kind::Secret => {
-            typed_at::<core::Secret>(raw, "", problems).map(|s| Resource::Secret(Box::new(s)))
+            typed_at::<core::Secret>(raw, "", true, problems).map(|s| Resource::Secret(Box::new(s)))
         }
         Kind::CiliumEnvoyConfig | Kind::CiliumClusterwideEnvoyConfig => {
-            typed_at::<EnvoyConfigSpec>(spec, "spec", problems)
+            typed_at::<EnvoyConfigSpec>(spec, "spec", true, problems)
                 .map(|s| Resource::EnvoyConfig(Box::new(EnvoyConfig::parse(s))))
         }
     };
@@ -128,23 +211,40 @@ pub(crate) fn type_object(
     ) {
         if let Some(meta) = raw.get("metadata") {
             typed_at::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(
-                meta, "metadata", problems,
+                meta, "metadata", true, problems,
             );
         }
     }
     result.unwrap_or(Resource::Invalid(kind))
 }
 
+/// A route spec with `hostnames` (empty when not written).
+fn with_hostnames(spec: &Value) -> std::borrow::Cow<'_, Value> {
+    match spec {
+        Value::Object(m) if !m.contains_key("hostnames") => {
+            let mut m = m.clone();
+            m.insert("hostnames".into(), Value::Array(Vec::new()));
+            std::borrow::Cow::Owned(Value::Object(m))
+        }
+        _ => std::borrow::Cow::Borrowed(spec),
+    }
+}
+
 /// Deserialize `value` (found at `base`) and record what does not fit.
+/// With `unknown`, the fields the types do not have are reported too (for the kinds whose CRD
+/// schema did not already check them).
 fn typed_at<T: DeserializeOwned + Serialize>(
     value: &Value,
     base: &str,
+    unknown: bool,
     problems: &mut Vec<SchemaProblem>,
 ) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(t) => {
-            if let Ok(back) = serde_json::to_value(&t) {
-                unknown_fields(value, &back, base, problems);
+            if unknown {
+                if let Ok(back) = serde_json::to_value(&t) {
+                    unknown_fields(value, &back, base, problems);
+                }
             }
             Some(t)
         }
@@ -159,6 +259,7 @@ fn typed_at<T: DeserializeOwned + Serialize>(
                 kind: ProblemKind::Invalid,
                 field,
                 message: e.inner().to_string(),
+                standard_only: false,
             });
             None
         }
@@ -186,6 +287,7 @@ fn unknown_fields(input: &Value, back: &Value, path: &str, problems: &mut Vec<Sc
                                 kind: ProblemKind::UnknownField,
                                 field: trail.render(base),
                                 message: format!("unknown field \"{k}\""),
+                                standard_only: false,
                             })
                         }
                         Some(bv) => walk(v, bv, base, trail, problems),

@@ -5,7 +5,7 @@
 //! (attachment, backends, ReferenceGrants, conflicts) are the same for every kind, so they work
 //! on this view, built once per object at load time with the spec's defaults applied.
 
-use gateway_api::apis::standard::{grpcroutes, httproutes, tlsroutes};
+use gateway_api::apis::experimental::{grpcroutes, httproutes, tlsroutes};
 
 use crate::kind::{Kind, GATEWAY_GROUP};
 

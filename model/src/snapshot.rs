@@ -25,7 +25,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Index objects; a later object with the same kind, namespace and name replaces an earlier
     /// one (as a later `kubectl apply` would), and the pair is remembered for a warning.
-    pub fn new(objects: Vec<Object>) -> Snapshot {
+    pub fn new(mut objects: Vec<Object>) -> Snapshot {
+        crate::load::settle_channel(&mut objects);
         let mut by_key = HashMap::new();
         let mut replaced: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, o) in objects.iter().enumerate() {

@@ -53,6 +53,7 @@ pub fn run(global: &Global, args: &AnalyzeArgs) -> u8 {
     let opts = LoadOptions {
         default_namespace: global.namespace.clone(),
         max_file_bytes: global.max_file_size,
+        channel: global.channel,
     };
     let (objects, load_errors) = source.objects(&opts);
     for e in &load_errors {

@@ -32,6 +32,17 @@ pub struct Global {
     /// Refuse input files larger than this (bytes, or with Ki/Mi/Gi), unread past the limit.
     #[arg(long, global = true, default_value = "64Mi", value_parser = mesh_model::load::parse_size)]
     pub max_file_size: u64,
+    /// The Gateway API channel whose CRDs the cluster runs (standard or experimental). Without
+    /// it, the channel is read from Gateway API CRDs among the inputs; failing that, objects are
+    /// checked against the experimental channel and what only the standard channel refuses is
+    /// a warning (MESH0008).
+    #[arg(long, global = true, value_parser = parse_channel)]
+    pub channel: Option<mesh_model::crd::Channel>,
+}
+
+fn parse_channel(s: &str) -> Result<mesh_model::crd::Channel, String> {
+    mesh_model::crd::Channel::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a Gateway API channel: use standard or experimental"))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -114,6 +114,7 @@ pub fn plan_from_files(files: &[String], global: &Global) -> Result<Plan, String
     let opts = mesh_model::LoadOptions {
         default_namespace: global.namespace.clone(),
         max_file_bytes: global.max_file_size,
+        channel: global.channel,
     };
     // As mesh-agent loads a folder: what admission would refuse is left out.
     let checked = mesh_model::rules::check_partial(

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use gateway_api::apis::standard::gateways::GatewayListeners;
-use gateway_api::apis::standard::grpcroutes::{
+use gateway_api::apis::experimental::gateways::GatewayListeners;
+use gateway_api::apis::experimental::grpcroutes::{
     GrpcRouteRulesMatches, GrpcRouteRulesMatchesMethodType,
 };
-use gateway_api::apis::standard::httproutes::{
+use gateway_api::apis::experimental::httproutes::{
     HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
     HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
 };
@@ -278,7 +278,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
 /// may be referenced (ReferenceGrant across namespaces) and parse.
 fn certificates(
     gw: &Object,
-    l: &gateway_api::apis::standard::gateways::GatewayListeners,
+    l: &gateway_api::apis::experimental::gateways::GatewayListeners,
     snap: &Snapshot,
 ) -> Vec<super::Certificate> {
     let gw_ns = gw.namespace.clone().unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use gateway_api::apis::standard::gateways::{
+use gateway_api::apis::experimental::gateways::{
     GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
     GatewaySpec,
 };

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use gateway_api::apis::standard::grpcroutes::GrpcRouteRulesMatchesMethodType;
-use gateway_api::apis::standard::httproutes::{
+use gateway_api::apis::experimental::grpcroutes::GrpcRouteRulesMatchesMethodType;
+use gateway_api::apis::experimental::httproutes::{
     HttpRouteRulesFiltersRequestRedirectPathType as RedirectPath,
     HttpRouteRulesFiltersType as FilterType,
     HttpRouteRulesFiltersUrlRewritePathType as RewritePath, HttpRouteRulesMatchesHeadersType,
@@ -74,6 +74,7 @@ fn field_for(t: &FilterType) -> &'static str {
         FilterType::UrlRewrite => "urlRewrite",
         FilterType::ExtensionRef => "extensionRef",
         FilterType::Cors => "cors",
+        FilterType::ExternalAuth => "externalAuth",
     }
 }
 
@@ -107,6 +108,9 @@ fn fields_set(f: &Filter) -> Vec<&'static str> {
     }
     if f.cors.is_some() {
         v.push("cors");
+    }
+    if f.external_auth.is_some() {
+        v.push("externalAuth");
     }
     v
 }

@@ -201,9 +201,8 @@ pub fn check_slim(
 /// its share or match fail, conflicting listeners are marked Conflicted, a Service parentRef
 /// without `group: ""` is a Gateway reference). The agent serves these objects with that
 /// outcome rather than refusing them; every other object-scope Error is what admission refuses.
-pub const SERVED_WITH_OUTCOME: &[&str] = &[
-    "MESH1102", "MESH1103", "MESH2017", "MESH2108", "MESH2110", "MESH2203",
-];
+pub const SERVED_WITH_OUTCOME: &[&str] =
+    &["MESH1102", "MESH1103", "MESH2017", "MESH2108", "MESH2203"];
 
 /// Whether a finding makes admission refuse its object (see [`check_partial`]).
 pub fn refuses(d: &Diagnostic) -> bool {
@@ -244,7 +243,17 @@ pub fn check_partial(
     // Findings per object, by position, so that superseded duplicates can be left out below.
     let mut per_object: Vec<Vec<Diagnostic>> = Vec::new();
     let mut versions: Vec<Option<Version>> = Vec::new();
+    // Gateway API CRDs among the files settle the channel; objects checked before it was known
+    // are then checked again (see `load::settle_channel`, which the findings made here miss).
+    let mut declared = None;
+    let mut unsettled = false;
     let (objects, errors) = source.objects_with(opts, |objects, text| {
+        if opts.channel.is_none() {
+            declared = declared.or(crate::crd::channel_of_crds(objects.iter().map(|o| &o.raw)));
+            unsettled |= objects
+                .iter()
+                .any(|o| o.problems.iter().any(|p| p.standard_only));
+        }
         for (index, o) in objects.iter_mut().enumerate() {
             let mut found = Vec::new();
             check_object_with(o, &alone, &object_rules, &mut found);
@@ -258,6 +267,13 @@ pub fn check_partial(
             o.slim();
         }
     });
+    if let (Some(channel), true) = (declared, unsettled) {
+        let settled = crate::load::LoadOptions {
+            channel: Some(channel),
+            ..opts.clone()
+        };
+        return check_partial(source, &settled, last_good);
+    }
     let mut out = Vec::new();
     let mut left_out = Vec::new();
     let (objects, per_object, versions) = match last_good {
@@ -368,6 +384,7 @@ fn check_object_with(
         let mut report = Report { rule, object, out };
         (rule.check)(object, snap, &mut report);
     }
+    once_per_field(out, start);
     if let Some(codes) = suppressed {
         let mut i = start;
         while i < out.len() {
@@ -381,6 +398,35 @@ fn check_object_with(
             }
         }
     }
+}
+
+/// A schema finding (MESH0001, MESH0007: what the CRD refuses, in the API server's words) that
+/// a specific rule's Error already names at the same field, or one above or below it, is the same
+/// mistake: it is said once, by the rule that explains it.
+fn once_per_field(out: &mut Vec<Diagnostic>, start: usize) {
+    const GENERIC: &[&str] = &[schema::SCHEMA_INVALID.code, schema::VALIDATION_RULE.code];
+    let related = |a: &str, b: &str| {
+        a == b
+            || b.strip_prefix(a).is_some_and(|r| r.starts_with(['.', '[']))
+            || a.strip_prefix(b).is_some_and(|r| r.starts_with(['.', '[']))
+    };
+    let explained: Vec<bool> = out[start..]
+        .iter()
+        .map(|d| {
+            GENERIC.contains(&d.code)
+                && out[start..].iter().any(|e| {
+                    !GENERIC.contains(&e.code)
+                        && e.level == Level::Error
+                        && related(&e.field, &d.field)
+                })
+        })
+        .collect();
+    let mut i = 0;
+    out.retain(|_| {
+        let keep = i < start || !explained[i - start];
+        i += 1;
+        keep
+    });
 }
 
 #[cfg(test)]

@@ -288,19 +288,19 @@ pub static CONSUMER_ROUTE: Rule = Rule {
 pub static BACKEND_KIND_UNSUPPORTED: Rule = Rule {
     code: "MESH2110",
     name: "BackendKindUnsupported",
-    level: Level::Error,
+    level: Level::Warning,
     title: "A backendRef points at a kind other than Service",
     kinds: ROUTES,
     scope: Scope::Object,
     reason: Some("InvalidKind"),
-    doc: "Core Gateway API backends are Services (group \"\", kind Service). Other kinds (ServiceImport, custom backends) are implementation-specific; Cilium and mesh-agent resolve only Services, so the route gets ResolvedRefs=False (InvalidKind) and its share of traffic fails with 500.",
+    doc: "Core Gateway API backends are Services (group \"\", kind Service). Other kinds (ServiceImport, custom backends) are implementation-specific: the API accepts them, and an implementation that supports the kind serves them. Cilium and mesh-agent resolve only Services, so there the route gets ResolvedRefs=False (InvalidKind) and its share of traffic fails with 500. A warning, not an error: the route is valid Gateway API.",
     hint: "Point the backendRef at a Service (omit group and kind).",
     bad: fixture!("MESH2110", "bad"),
     good: fixture!("MESH2110", "good"),
     check: |o, _, r| {
         for b in backends(o).iter().filter(|b| !b.is_service()) {
             let g = if b.group.is_empty() { "core".to_string() } else { b.group.clone() };
-            r.at(b.field.clone(), format!("backend kind {} (group {g}) is not supported; only Services are", b.kind));
+            r.at(b.field.clone(), format!("backend kind {} (group {g}) is not supported by mesh-agent, which resolves only Services: here the route gets ResolvedRefs=False (InvalidKind) and this backend's share answers 500", b.kind));
         }
     },
 };

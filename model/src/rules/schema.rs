@@ -13,11 +13,18 @@ pub static RULES: &[&Rule] = &[
     &NOT_AN_OBJECT,
     &DUPLICATE_KEY,
     &DUPLICATE_OBJECT,
+    &VALIDATION_RULE,
+    &STANDARD_CHANNEL_ONLY,
 ];
 
-fn problems(kind: ProblemKind) -> impl Fn(&Object, &Snapshot, &mut Report<'_>) {
+/// The rule's share of the object's schema problems (see [`ProblemKind`]).
+pub(super) fn problems(kind: ProblemKind) -> impl Fn(&Object, &Snapshot, &mut Report<'_>) {
     move |o, _, r| {
-        for p in o.problems.iter().filter(|p| p.kind == kind) {
+        for p in o
+            .problems
+            .iter()
+            .filter(|p| p.kind == kind && !p.standard_only)
+        {
             r.at(p.field.clone(), p.message.clone());
         }
     }
@@ -116,6 +123,40 @@ pub static DUPLICATE_OBJECT: Rule = Rule {
                 "metadata.name",
                 format!("also defined at {}; that definition is replaced by this one", earlier.origin),
             );
+        }
+    },
+};
+
+pub static VALIDATION_RULE: Rule = Rule {
+    code: "MESH0007",
+    name: "ValidationRuleFailed",
+    level: Level::Error,
+    title: "The object breaks one of its CRD's validation rules",
+    kinds: &[],
+    scope: Scope::Object,
+    reason: None,
+    doc: "Gateway API CRDs carry CEL rules (`x-kubernetes-validations`) for what a schema alone cannot say: a TLS listener needs `tls`, a `PathPrefix` value must start with `/`, a filter's type must match the field that is set, a route may have fewer than 128 matches in all. The API server evaluates them on every create and update (transition rules, such as an immutable `controllerName`, only on update) and refuses the object with the rule's message; the model evaluates the same rules of the targeted release. A finding that a more specific rule already explains at the same field is reported once, under that rule.",
+    hint: "Change the object as the rule's message says; `kubectl explain` shows the field's documentation.",
+    bad: fixture!("MESH0007", "bad"),
+    good: fixture!("MESH0007", "good"),
+    check: |o, s, r| problems(ProblemKind::Rule)(o, s, r),
+};
+
+pub static STANDARD_CHANNEL_ONLY: Rule = Rule {
+    code: "MESH0008",
+    name: "ExperimentalChannelOnly",
+    level: Level::Warning,
+    title: "Only the experimental channel's CRDs accept this",
+    kinds: &[],
+    scope: Scope::Object,
+    reason: None,
+    doc: "Gateway API ships two sets of CRDs: the standard channel, and the experimental channel, which adds fields (HTTPRoute `retry`, ExternalAuth filters), values and API versions (TLSRoute v1alpha2, XBackendTrafficPolicy). A cluster runs one of them. When the channel is not known (no `--channel`, and no Gateway API CRD among the inputs whose `gateway.networking.k8s.io/channel` annotation says), objects are checked against the experimental channel, and what the standard channel's CRDs would refuse is this warning instead of an error.",
+    hint: "Pass `--channel standard` or `--channel experimental` (or include the cluster's Gateway API CRDs among the inputs); on a standard-channel cluster remove the field or install the experimental CRDs.",
+    bad: fixture!("MESH0008", "bad"),
+    good: fixture!("MESH0008", "good"),
+    check: |o, _, r| {
+        for p in o.problems.iter().filter(|p| p.standard_only) {
+            r.at(p.field.clone(), format!("the standard channel's CRDs refuse this: {}", p.message));
         }
     },
 };

@@ -1,0 +1,264 @@
+//! The Gateway API CRDs of the release we target, both channels, and the API server's
+//! validation with them.
+//!
+//! `data/gateway-api-crds.json` is generated from the release's own `config/crd` by
+//! `scripts/gateway-api/regenerate.sh`: the schemas (types, formats, limits, defaults, list
+//! types, CEL rules) are upstream's, not a hand-kept copy, so analyze, the webhook and the agent
+//! refuse what kube-apiserver with those CRDs installed refuses, field for field.
+//!
+//! Which channel a cluster runs is a fact about the cluster: given (`--channel`) or read from
+//! the CRDs (their `gateway.networking.k8s.io/channel` annotation). Until it is known, an object
+//! is checked against the experimental channel (a superset) and what only the standard channel
+//! would refuse is reported apart, as [`ChannelProblems::standard_only`].
+
+mod cel;
+mod schema;
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use schema::{Constraint, Schema, Violation};
+
+/// A Gateway API release channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    Standard,
+    Experimental,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Standard => "standard",
+            Channel::Experimental => "experimental",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "standard" => Some(Channel::Standard),
+            "experimental" => Some(Channel::Experimental),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The annotation Gateway API puts on its CRDs to say which channel they belong to.
+pub const CHANNEL_ANNOTATION: &str = "gateway.networking.k8s.io/channel";
+/// The annotation with the release (bundle version) of a Gateway API CRD.
+pub const BUNDLE_VERSION_ANNOTATION: &str = "gateway.networking.k8s.io/bundle-version";
+
+/// Every kind of one release, per channel.
+#[derive(Debug, Deserialize)]
+pub struct Catalog {
+    /// The release, `v1.6.3`.
+    pub release: String,
+    channels: Channels,
+}
+
+#[derive(Debug, Deserialize)]
+struct Channels {
+    standard: Vec<CrdKind>,
+    experimental: Vec<CrdKind>,
+}
+
+/// One CRD.
+#[derive(Debug, Deserialize)]
+pub struct CrdKind {
+    pub kind: String,
+    pub group: String,
+    pub plural: String,
+    pub namespaced: bool,
+    pub versions: Vec<CrdVersion>,
+}
+
+/// One served version of a CRD and its schema.
+#[derive(Debug, Deserialize)]
+pub struct CrdVersion {
+    pub name: String,
+    pub storage: bool,
+    pub schema: Schema,
+}
+
+/// The embedded catalog, parsed on first use.
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        serde_json::from_str(include_str!("../../data/gateway-api-crds.json"))
+            .expect("the generated CRD catalog parses")
+    })
+}
+
+impl Catalog {
+    pub fn kinds(&self, channel: Channel) -> &[CrdKind] {
+        match channel {
+            Channel::Standard => &self.channels.standard,
+            Channel::Experimental => &self.channels.experimental,
+        }
+    }
+
+    pub fn kind(&self, channel: Channel, group: &str, kind: &str) -> Option<&CrdKind> {
+        self.kinds(channel)
+            .iter()
+            .find(|k| k.group == group && k.kind == kind)
+    }
+}
+
+impl CrdKind {
+    pub fn version(&self, name: &str) -> Option<&CrdVersion> {
+        self.versions.iter().find(|v| v.name == name)
+    }
+
+    /// `group/version` for every served version, storage version first.
+    pub fn served(&self) -> Vec<String> {
+        let mut v: Vec<&CrdVersion> = self.versions.iter().collect();
+        v.sort_by_key(|v| !v.storage);
+        v.iter()
+            .map(|v| format!("{}/{}", self.group, v.name))
+            .collect()
+    }
+}
+
+/// The top-level fields every object may have besides `spec` (`status` is the controller's
+/// and ignored on create, as a status subresource makes it).
+const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
+
+/// What the API server says about `object` (a whole object, as written) for one CRD version:
+/// unknown top-level fields, then the defaulted `spec` against the schema, CEL rules included.
+/// `old` is the object being replaced, for transition rules.
+pub fn validate(version: &CrdVersion, object: &Value, old: Option<&Value>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if let Some(map) = object.as_object() {
+        for k in map.keys().filter(|k| !TOP_LEVEL.contains(&k.as_str())) {
+            out.push(Violation {
+                field: k.clone(),
+                constraint: Constraint::Unknown,
+                message: format!("unknown field \"{k}\""),
+            });
+        }
+    }
+    let Some(spec_schema) = version.schema.properties.get("spec") else {
+        return out;
+    };
+    let mut spec = object
+        .get("spec")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
+    spec_schema.apply_defaults(&mut spec);
+    let mut old_spec = old.and_then(|o| o.get("spec")).cloned();
+    if let Some(o) = &mut old_spec {
+        spec_schema.apply_defaults(o);
+    }
+    let mut required_spec = version.schema.required.iter().any(|r| r == "spec");
+    if object.get("spec").is_some() {
+        required_spec = false;
+    }
+    if required_spec {
+        out.push(Violation {
+            field: "spec".into(),
+            constraint: Constraint::Required,
+            message: "Required value".into(),
+        });
+        return out;
+    }
+    out.extend(spec_schema.validate("spec", &spec, old_spec.as_ref()));
+    out
+}
+
+/// The findings for one object under a channel that may not be known yet.
+#[derive(Debug, Default)]
+pub struct ChannelProblems {
+    /// Refused in the channel checked (experimental, when the channel is not known).
+    pub refused: Vec<Violation>,
+    /// Refused only by the standard channel's CRDs: experimental fields, values and versions.
+    /// Empty when the channel is known.
+    pub standard_only: Vec<Violation>,
+}
+
+/// Check a Gateway API object of `kind` at `version` under `channel` (`None`: not known).
+/// `None` when the kind is no Gateway API CRD; an unserved version is a finding on
+/// `apiVersion`.
+pub fn check(
+    channel: Option<Channel>,
+    group: &str,
+    kind: &str,
+    version: &str,
+    object: &Value,
+    old: Option<&Value>,
+) -> Option<ChannelProblems> {
+    let cat = catalog();
+    let checked = channel.unwrap_or(Channel::Experimental);
+    let crd = cat
+        .kind(checked, group, kind)
+        .or_else(|| cat.kind(Channel::Experimental, group, kind))?;
+    let mut out = ChannelProblems::default();
+    let unserved = |crd: &CrdKind, channel: Channel| {
+        Violation {
+        field: "apiVersion".into(),
+        constraint: Constraint::Enum,
+        message: format!(
+            "{group}/{version} {kind} is not served by the Gateway API {} {channel} channel CRDs; served versions: {}",
+            cat.release,
+            if crd.versions.is_empty() { "none".to_string() } else { crd.served().join(", ") }
+        ),
+    }
+    };
+    let Some(v) = crd.version(version) else {
+        out.refused.push(unserved(crd, checked));
+        return Some(out);
+    };
+    out.refused = validate(v, object, old);
+    if channel.is_none() {
+        match cat
+            .kind(Channel::Standard, group, kind)
+            .map(|k| (k, k.version(version)))
+        {
+            Some((_, Some(std_version))) => {
+                let experimental: std::collections::HashSet<&Violation> =
+                    out.refused.iter().collect();
+                out.standard_only = validate(std_version, object, old)
+                    .into_iter()
+                    .filter(|v| !experimental.contains(v))
+                    .collect();
+            }
+            Some((k, None)) => out.standard_only.push(unserved(k, Channel::Standard)),
+            None => out.standard_only.push(Violation {
+                field: "kind".into(),
+                constraint: Constraint::Enum,
+                message: format!(
+                    "{kind} is not part of the Gateway API {} standard channel; only the experimental channel CRDs serve it",
+                    cat.release
+                ),
+            }),
+        }
+    }
+    Some(out)
+}
+
+/// The channel a set of objects declares through Gateway API CRDs among them, if any.
+pub fn channel_of_crds<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Option<Channel> {
+    objects.into_iter().find_map(|o| {
+        (o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            && o.pointer("/spec/group")
+                .and_then(Value::as_str)
+                .is_some_and(|g| g.starts_with("gateway.networking.")))
+        .then(|| {
+            o.pointer("/metadata/annotations")
+                .and_then(|a| a.get(CHANNEL_ANNOTATION))
+                .and_then(Value::as_str)
+                .and_then(Channel::parse)
+        })
+        .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests;

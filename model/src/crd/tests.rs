@@ -1,0 +1,163 @@
+use serde_json::json;
+
+use super::*;
+
+fn problems(channel: Option<Channel>, object: Value) -> ChannelProblems {
+    let api = object["apiVersion"].as_str().unwrap();
+    let (group, version) = api.rsplit_once('/').unwrap();
+    check(
+        channel,
+        group,
+        object["kind"].as_str().unwrap(),
+        version,
+        &object,
+        None,
+    )
+    .unwrap()
+}
+
+fn route(spec: Value) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": "r", "namespace": "default"}, "spec": spec})
+}
+
+#[test]
+fn the_catalog_has_both_channels_of_the_release() {
+    let cat = catalog();
+    assert!(cat.release.starts_with("v1.6."), "{}", cat.release);
+    assert!(cat.kind(Channel::Standard, GROUP, "TCPRoute").is_some());
+    assert!(cat.kind(Channel::Standard, GROUP, "XMesh").is_none());
+    assert!(cat
+        .kind(
+            Channel::Experimental,
+            "gateway.networking.x-k8s.io",
+            "XMesh"
+        )
+        .is_some());
+}
+
+const GROUP: &str = "gateway.networking.k8s.io";
+
+#[test]
+fn a_valid_route_has_no_findings_in_either_channel() {
+    let r = route(json!({"parentRefs": [{"name": "gw"}],
+        "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/x"}}],
+                   "backendRefs": [{"name": "svc", "port": 80, "weight": 1}]}]}));
+    for channel in [Some(Channel::Standard), Some(Channel::Experimental), None] {
+        let p = problems(channel, r.clone());
+        assert!(
+            p.refused.is_empty() && p.standard_only.is_empty(),
+            "{channel:?}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn structural_findings_read_like_the_api_servers() {
+    let p = problems(
+        Some(Channel::Standard),
+        route(
+            json!({"hostnames": ["Bad_Host"], "parentRefs": [{"name": "gw", "port": 99999999}],
+            "rules": [{"backendRefs": [{"name": "svc", "port": 80, "weight": -1}]}], "bogus": 1}),
+        ),
+    );
+    let by_field = |f: &str| {
+        p.refused
+            .iter()
+            .filter(|v| v.field == f)
+            .map(|v| v.message.clone())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    assert!(
+        by_field("spec.hostnames[0]")
+            .contains("spec.hostnames[0] in body should match '^(\\*\\.)?[a-z0-9]"),
+        "{p:?}"
+    );
+    assert_eq!(
+        by_field("spec.parentRefs[0].port"),
+        "Invalid value: 99999999: spec.parentRefs[0].port in body should be less than or equal to 65535"
+    );
+    assert_eq!(
+        by_field("spec.rules[0].backendRefs[0].weight"),
+        "Invalid value: -1: spec.rules[0].backendRefs[0].weight in body should be greater than or equal to 0"
+    );
+    assert_eq!(by_field("spec.bogus"), "unknown field \"spec.bogus\"");
+}
+
+#[test]
+fn cel_rules_run_on_defaulted_values() {
+    // The path match type defaults to PathPrefix, whose rule wants a value starting with '/'.
+    let p = problems(
+        Some(Channel::Standard),
+        route(json!({"rules": [{"matches": [{"path": {"value": "x"}}]}]})),
+    );
+    assert!(
+        p.refused.iter().any(|v| v.constraint == Constraint::Rule
+            && v.field == "spec.rules[0].matches[0].path"
+            && v.message.contains("value must be an absolute path")),
+        "{p:?}"
+    );
+    // TLSRoute hostnames may not be IPs (isIP).
+    let tls = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
+        "metadata": {"name": "t"}, "spec": {"hostnames": ["10.0.0.1"],
+        "rules": [{"backendRefs": [{"name": "s", "port": 443}]}]}});
+    let p = problems(Some(Channel::Standard), tls);
+    assert!(
+        p.refused
+            .iter()
+            .any(|v| v.message.contains("Hostnames cannot contain an IP")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn experimental_fields_are_apart_until_the_channel_is_known() {
+    let r = route(json!({"rules": [{"retry": {"attempts": 2}}]}));
+    let unknown = problems(None, r.clone());
+    assert!(unknown.refused.is_empty(), "{unknown:?}");
+    assert_eq!(unknown.standard_only.len(), 1, "{unknown:?}");
+    assert_eq!(unknown.standard_only[0].constraint, Constraint::Unknown);
+    assert_eq!(
+        problems(Some(Channel::Standard), r.clone()).refused.len(),
+        1
+    );
+    assert!(problems(Some(Channel::Experimental), r).refused.is_empty());
+}
+
+#[test]
+fn versions_only_the_experimental_channel_serves() {
+    let mut r = json!({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
+        "metadata": {"name": "t"}, "spec": {"rules": [{"backendRefs": [{"name": "s", "port": 443}]}]}});
+    let p = problems(None, r.clone());
+    assert!(p.refused.is_empty(), "{p:?}");
+    assert_eq!(p.standard_only[0].field, "apiVersion");
+    r["apiVersion"] = json!("gateway.networking.k8s.io/v1alpha9");
+    let p = problems(Some(Channel::Experimental), r);
+    assert!(
+        p.refused[0]
+            .message
+            .contains("served versions: gateway.networking.k8s.io/v1"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn transition_rules_need_the_old_object() {
+    // Find a rule naming oldSelf and check it is skipped on create.
+    let cat = catalog();
+    let mut found = false;
+    fn walk(s: &Schema, found: &mut bool) {
+        *found |= s.validations.iter().any(|r| r.rule.contains("oldSelf"));
+        s.properties.values().for_each(|p| walk(p, found));
+        if let Some(i) = &s.items {
+            walk(i, found);
+        }
+    }
+    for k in cat.kinds(Channel::Experimental) {
+        for v in &k.versions {
+            walk(&v.schema, &mut found);
+        }
+    }
+    assert!(found);
+}

@@ -1,0 +1,163 @@
+//! The Gateway API release's own examples, measured with the model: every invalid example
+//! (`hack/invalid-examples`, which upstream's CI proves the API server refuses) is refused with
+//! an Error, and no valid example (`examples/`) gets one.
+//!
+//! The material comes from the Go module `sigs.k8s.io/gateway-api` at the release the CRD
+//! catalog was generated from, fetched through the Go module proxy at test time (`go` must be
+//! on PATH; the module is cached in GOMODCACHE after the first run).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mesh_model::crd::Channel;
+use mesh_model::load::{load_str, LoadOptions};
+use mesh_model::{rules, Diagnostic, Level, Snapshot, Source};
+
+/// The module's directory in the Go module cache.
+fn module_dir() -> PathBuf {
+    let release = &mesh_model::crd::catalog().release;
+    let out = Command::new("go")
+        .args(["mod", "download", "-json"])
+        .arg(format!("sigs.k8s.io/gateway-api@{release}"))
+        .env("GOFLAGS", "-mod=mod")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("`go` runs (install Go: the upstream examples come from the Go module proxy)");
+    assert!(
+        out.status.success(),
+        "go mod download sigs.k8s.io/gateway-api@{release}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("go prints JSON");
+    PathBuf::from(info["Dir"].as_str().expect("the module has a directory"))
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every Error analyze reports for one file on its own, under `channel`.
+fn errors(file: &Path, channel: Channel) -> Vec<Diagnostic> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let opts = LoadOptions {
+        channel: Some(channel),
+        ..LoadOptions::default()
+    };
+    let objects = load_str(
+        &text,
+        Source::File(file.display().to_string().into()),
+        &opts,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let snap = Snapshot::new(objects);
+    rules::check(&snap)
+        .into_iter()
+        .filter(|d| d.level == Level::Error)
+        .collect()
+}
+
+fn channels() -> [(Channel, &'static str); 2] {
+    [
+        (Channel::Standard, "standard"),
+        (Channel::Experimental, "experimental"),
+    ]
+}
+
+#[test]
+fn every_invalid_example_is_refused() {
+    let root = module_dir().join("hack/invalid-examples");
+    let mut missed = Vec::new();
+    let mut count = 0;
+    for (channel, dir) in channels() {
+        for file in yaml_files(&root.join(dir)) {
+            count += 1;
+            let errs = errors(&file, channel);
+            if !errs.iter().any(rules::refuses) {
+                missed.push(format!(
+                    "{}: {:?}",
+                    file.display(),
+                    errs.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(
+        count >= 30,
+        "only {count} invalid examples found under {}",
+        root.display()
+    );
+    assert!(
+        missed.is_empty(),
+        "{} of {count} invalid examples not refused:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
+
+#[test]
+fn no_valid_example_gets_an_error() {
+    let root = module_dir().join("examples");
+    let mut wrong = Vec::new();
+    let mut count = 0;
+    for (channel, dir) in channels() {
+        for file in yaml_files(&root.join(dir)) {
+            count += 1;
+            wrong.extend(errors(&file, channel).iter().map(|d| d.to_string()));
+        }
+    }
+    assert!(
+        count >= 80,
+        "only {count} examples found under {}",
+        root.display()
+    );
+    assert!(
+        wrong.is_empty(),
+        "Errors on upstream's valid examples:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Without a channel, the experimental examples are accepted (what only the experimental CRDs
+/// serve is a warning), and the standard ones have no channel warning at all.
+#[test]
+fn without_a_channel_experimental_features_are_warnings() {
+    let root = module_dir().join("examples");
+    let mut warned = 0;
+    for (channel, dir) in channels() {
+        for file in yaml_files(&root.join(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let objects = load_str(
+                &text,
+                Source::File(file.display().to_string().into()),
+                &LoadOptions::default(),
+            )
+            .unwrap();
+            let findings = rules::check(&Snapshot::new(objects));
+            let errs: Vec<String> = findings
+                .iter()
+                .filter(|d| d.level == Level::Error)
+                .map(|d| d.to_string())
+                .collect();
+            assert!(errs.is_empty(), "{}: {errs:?}", file.display());
+            let channel_warnings = findings.iter().filter(|d| d.code == "MESH0008").count();
+            if channel == Channel::Standard {
+                assert_eq!(channel_warnings, 0, "{}", file.display());
+            }
+            warned += channel_warnings;
+        }
+    }
+    assert!(warned > 0, "no experimental example was told apart");
+}
