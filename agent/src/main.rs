@@ -70,6 +70,11 @@ struct Args {
     /// Refuse configuration files larger than this (bytes, or with Ki/Mi/Gi).
     #[arg(long, default_value = "64Mi", value_parser = mesh_model::load::parse_size)]
     max_file_size: u64,
+    /// The Gateway API channel whose CRDs the configuration is written for (standard or
+    /// experimental). Without it, objects are checked against the experimental channel and
+    /// what only the standard channel refuses is a warning (MESH0008).
+    #[arg(long)]
+    channel: Option<mesh_model::crd::Channel>,
     /// Worker threads, like Envoy's `--concurrency` (default: one per CPU the process may use).
     /// With 1 everything runs on one thread, without cross-thread hand-offs.
     #[arg(long)]
@@ -370,6 +375,7 @@ async fn run(args: Args) {
     let runtime = tokio::runtime::Handle::current();
     let opts = LoadOptions {
         max_file_bytes: args.max_file_size,
+        channel: args.channel,
         ..LoadOptions::default()
     };
     let (dir, settle, allow_empty) = (

@@ -36,13 +36,8 @@ pub struct Global {
     /// it, the channel is read from Gateway API CRDs among the inputs; failing that, objects are
     /// checked against the experimental channel and what only the standard channel refuses is
     /// a warning (MESH0008).
-    #[arg(long, global = true, value_parser = parse_channel)]
+    #[arg(long, global = true)]
     pub channel: Option<mesh_model::crd::Channel>,
-}
-
-fn parse_channel(s: &str) -> Result<mesh_model::crd::Channel, String> {
-    mesh_model::crd::Channel::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a Gateway API channel: use standard or experimental"))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -182,6 +182,7 @@ impl Cache {
         let objects: Vec<Object> = store.objects.values().cloned().collect();
         Some(ClusterView {
             cluster: Some(Arc::new(Cluster::new(objects, store.watched.clone()))),
+            channel: None,
         })
     }
 }

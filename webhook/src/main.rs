@@ -36,6 +36,11 @@ enum Command {
         /// Run the rules about the object alone; do not watch the cluster.
         #[arg(long)]
         no_cluster: bool,
+        /// The Gateway API channel whose CRDs the cluster runs (standard or experimental).
+        /// Without it, objects are checked against the experimental channel and what only the
+        /// standard channel refuses is a warning (MESH0008).
+        #[arg(long)]
+        channel: Option<mesh_model::crd::Channel>,
         /// How often to look for new certificate files.
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         reload_interval: Duration,
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
             tls_key,
             addr,
             no_cluster,
+            channel,
             reload_interval,
             debounce,
             request_timeout,
@@ -154,6 +160,7 @@ fn main() -> ExitCode {
                 addr,
                 reload_interval,
                 cluster,
+                channel,
                 limits,
             )) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +181,7 @@ async fn run(
     addr: String,
     reload: Duration,
     cluster: Option<Duration>,
+    channel: Option<mesh_model::crd::Channel>,
     limits: server::Limits,
 ) -> Result<(), String> {
     let pair = tls::load(&cert, &key).map_err(|e| e.to_string())?;
@@ -183,7 +191,7 @@ async fn run(
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = server::AppState::new(false);
+    let state = server::AppState::new(false, channel);
     match cluster {
         // No cluster: the view is the empty one, and the webhook is ready at once.
         None => state.set_cluster(review::ClusterView::default()),

@@ -122,6 +122,8 @@ pub enum BadReview {
 #[derive(Clone, Default)]
 pub struct ClusterView {
     pub cluster: Option<Arc<Cluster>>,
+    /// The Gateway API channel of the cluster's CRDs, when known (`--channel`).
+    pub channel: Option<mesh_model::crd::Channel>,
 }
 
 /// Parse a request body.
@@ -153,9 +155,14 @@ fn known_kind(gvk: &GroupVersionKind) -> Option<Kind> {
 }
 
 /// Make a model object of the request's object, namespaced as the request says.
-fn object_of(req: &AdmissionRequest, raw: Value) -> mesh_model::Object {
+fn object_of(
+    req: &AdmissionRequest,
+    raw: Value,
+    channel: Option<mesh_model::crd::Channel>,
+) -> mesh_model::Object {
     let opts = LoadOptions {
         default_namespace: req.namespace.clone().unwrap_or_else(|| "default".into()),
+        channel,
         ..Default::default()
     };
     build(
@@ -229,7 +236,7 @@ pub fn validate(req: &AdmissionRequest, cluster: &ClusterView) -> Result<Answer,
             Verdict::Warned,
         ));
     }
-    let object = object_of(req, raw);
+    let object = object_of(req, raw, cluster.channel);
     let reference = object.reference();
     let findings = match &cluster.cluster {
         Some(c) => {

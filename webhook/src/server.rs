@@ -49,14 +49,20 @@ impl Default for Limits {
 
 pub struct AppState {
     pub cluster: RwLock<ClusterView>,
+    /// `--channel`: given to every view of the cluster.
+    pub channel: Option<mesh_model::crd::Channel>,
     pub ready: AtomicBool,
     pub metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(ready: bool) -> Arc<AppState> {
+    pub fn new(ready: bool, channel: Option<mesh_model::crd::Channel>) -> Arc<AppState> {
         Arc::new(AppState {
-            cluster: RwLock::new(ClusterView::default()),
+            cluster: RwLock::new(ClusterView {
+                channel,
+                ..ClusterView::default()
+            }),
+            channel,
             ready: AtomicBool::new(ready),
             metrics: Metrics::new(),
         })
@@ -64,7 +70,8 @@ impl AppState {
 
     /// Swap in a new view of the cluster (reviews in flight keep the one they started with)
     /// and mark the webhook ready.
-    pub fn set_cluster(&self, view: ClusterView) {
+    pub fn set_cluster(&self, mut view: ClusterView) {
+        view.channel = self.channel;
         let objects = view.cluster.as_ref().map_or(0, |c| c.len());
         self.metrics.cache_objects.set(objects as i64);
         if let Ok(mut slot) = self.cluster.write() {

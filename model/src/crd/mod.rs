@@ -45,6 +45,16 @@ impl Channel {
     }
 }
 
+impl std::str::FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Channel, String> {
+        Channel::parse(s).ok_or_else(|| {
+            format!("{s:?} is not a Gateway API channel: use standard or experimental")
+        })
+    }
+}
+
 impl std::fmt::Display for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -11,6 +11,12 @@ pub fn markdown() -> String {
          *cluster* rules look at other objects and are skipped when the input holds no object of the kind they refer to \
          (a folder of routes without Services says nothing about whether the Services exist).\n\n\
          Suppress a finding with `-S 'CODE=Kind namespace/name'` or the annotation `kubectl-mesh.io/suppress: \"CODE,CODE\"`.\n\n\
+         **Levels.** *Error*: what the API server refuses (the targeted Gateway API release's CRD schemas and CEL rules, \
+         in the channel the cluster runs; see [Gateway API channels](#gateway-api-channels)), or what no conformant \
+         implementation can serve (a route that cannot attach, a listener that cannot be programmed). *Warning*: what the \
+         API accepts and another implementation may serve but mesh-agent does not (the finding names the status reason \
+         the route gets here, e.g. `InvalidKind` for a ServiceImport backend), and what is valid but likely a mistake. \
+         *Info*: context.\n\n\
          | Code | Level | Name | Title |\n| --- | --- | --- | --- |\n",
     );
     for r in catalog() {
@@ -47,8 +53,41 @@ pub fn markdown() -> String {
             r.bad, r.good
         ));
     }
+    out.push_str(&channels());
     out.push_str(&envoy_parity());
     out
+}
+
+/// How the Gateway API CRDs are checked, per channel.
+fn channels() -> String {
+    let cat = crate::crd::catalog();
+    let kinds = |c| {
+        cat.kinds(c)
+            .iter()
+            .map(|k| {
+                let versions: Vec<&str> = k.versions.iter().map(|v| v.name.as_str()).collect();
+                format!("{} ({})", k.kind, versions.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "\n## Gateway API channels\n\n\
+         Gateway API objects are validated against the CRDs of Gateway API {release}, generated from the release \
+         (`scripts/gateway-api/regenerate.sh`): OpenAPI schemas with their defaults (applied before validation, as the \
+         API server does), formats, limits and list types, and every `x-kubernetes-validations` CEL rule (MESH0007; \
+         transition rules only on update). Findings use the API server's wording and are filed under the rule that \
+         explains them (a port under MESH0011, a list size under MESH0012, a hostname under MESH0010, ...).\n\n\
+         The channel is `--channel standard|experimental` (analyze, mesh-agent, mesh-webhook), or the \
+         `{annotation}` annotation of Gateway API CRDs among analyze's inputs. While it is unknown, objects are \
+         checked against the experimental channel, and what only the standard channel refuses is MESH0008 (a warning).\n\n\
+         - **standard**: {standard}\n\
+         - **experimental**: {experimental}\n",
+        release = cat.release,
+        annotation = crate::crd::CHANNEL_ANNOTATION,
+        standard = kinds(crate::crd::Channel::Standard),
+        experimental = kinds(crate::crd::Channel::Experimental),
+    )
 }
 
 /// What of Envoy's own checking the MESH50xx rules reproduce, and where they knowingly differ.
