@@ -143,8 +143,12 @@ pub(super) fn check<'a>(
     if value.is_null() {
         return;
     }
-    for rule in &schema.validations {
-        evaluate(base, rule, value, old, trail, out);
+    if !schema.validations.is_empty() {
+        // One context per node: its value is converted once for all of its rules.
+        let ctx = context(value, old);
+        for rule in &schema.validations {
+            evaluate(base, rule, &ctx, value, old.is_some(), trail, out);
+        }
     }
     match value {
         Value::Object(map) => {
@@ -181,31 +185,32 @@ fn correlate<'a>(schema: &Schema, old: &'a Value, item: &Value) -> Option<&'a Va
         .find(|o| schema.list_map_keys.iter().all(|k| o.get(k) == item.get(k)))
 }
 
+/// Run one rule in its node's context (`self`, and `oldSelf` on an update).
 fn evaluate(
     base: &str,
     rule: &ValidationRule,
+    ctx: &Context<'_, '_>,
     value: &Value,
-    old: Option<&Value>,
+    update: bool,
     trail: &Trail<'_>,
     out: &mut Vec<Violation>,
 ) {
     let compiled = rule.compiled();
-    if compiled.transition && old.is_none() && !rule.optional_old_self {
+    if compiled.transition && !update && !rule.optional_old_self {
         return;
     }
     let Ok(program) = &compiled.rule else {
         return;
     };
-    let ctx = context(value, if compiled.transition { old } else { None });
     // An error (a missing key the rule did not guard) is what the API server reports as an
     // internal error of the rule, not as the user's mistake: nothing is said here.
-    if !matches!(program.execute(&ctx), Ok(cel::Value::Bool(false))) {
+    if !matches!(program.execute(ctx), Ok(cel::Value::Bool(false))) {
         return;
     }
     let message = compiled
         .message
         .as_ref()
-        .and_then(|m| match m.execute(&ctx) {
+        .and_then(|m| match m.execute(ctx) {
             Ok(cel::Value::String(s)) if !s.is_empty() => Some(s.to_string()),
             _ => None,
         })
