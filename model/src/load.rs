@@ -431,8 +431,8 @@ pub fn build(
         None => written_ns,
     };
 
-    let crd_checked = crate::crd::check(opts.channel, group, &kind_name, version, &raw, None);
-    let refused = match &crd_checked {
+    let crd_findings = crate::crd::check(opts.channel, group, &kind_name, version, &raw, None);
+    let refused = match &crd_findings {
         Some(found) => {
             problems.extend(found.refused.iter().map(|v| SchemaProblem::of(v, false)));
             problems.extend(
@@ -448,7 +448,7 @@ pub fn build(
     let resource = match known {
         Some(kind) => {
             let info = kind.info();
-            if crd_checked.is_none() && !info.served.contains(&version) {
+            if crd_findings.is_none() && !info.served.contains(&version) {
                 problems.push(SchemaProblem {
                     kind: ProblemKind::UnservedVersion,
                     field: "apiVersion".into(),
@@ -475,7 +475,7 @@ pub fn build(
                 kind,
                 &raw,
                 namespace.as_deref().unwrap_or(""),
-                crd_checked.is_some(),
+                crd_findings.is_some(),
                 &mut typing,
             );
             if !refused {
@@ -485,7 +485,7 @@ pub fn build(
         }
         None => {
             // A kind of one of our groups that is not a real kind there is probably misspelt.
-            if crd_checked.is_none() {
+            if crd_findings.is_none() {
                 if let Some(meant) = crate::kind::misspelt(group, &kind_name) {
                     problems.push(SchemaProblem {
                         kind: ProblemKind::UnservedVersion,

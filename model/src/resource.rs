@@ -129,9 +129,8 @@ impl ProblemKind {
             Constraint::Maximum | Constraint::Minimum if last == "weight" => ProblemKind::Weight,
             Constraint::Pattern | Constraint::MaxLength | Constraint::MinLength => {
                 match (parent, last) {
-                    (_, "hostname") | (_, "hostnames") if last == "hostname" || item => {
-                        ProblemKind::Hostname
-                    }
+                    (_, "hostname") => ProblemKind::Hostname,
+                    (_, "hostnames") if item => ProblemKind::Hostname,
                     (_, "remove") if item => ProblemKind::Header,
                     ("headers" | "set" | "add", "name" | "value") => ProblemKind::Header,
                     ("listeners", "name") | (_, "sectionName") => ProblemKind::Name,

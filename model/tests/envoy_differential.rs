@@ -550,13 +550,7 @@ fn semantic_mutations() -> Vec<Mutation> {
                 Some(())
             })
         }),
-        ("domain-twice-in-vhost", |d| {
-            edit(d, "domains", |ds| {
-                let first = ds.get(0)?.clone();
-                ds.as_array_mut()?.push(first);
-                Some(())
-            })
-        }),
+        ("domain-twice-in-vhost", |d| repeat_first(d, "domains")),
         ("domain-in-two-vhosts", |d| {
             edit(d, "virtual_hosts", |vs| {
                 let mut copy = vs.get(0)?.clone();
@@ -613,19 +607,10 @@ fn semantic_mutations() -> Vec<Mutation> {
             })
         }),
         ("network-filter-after-terminal", |d| {
-            edit(d, "filters", |fs| {
-                let list = fs.as_array_mut()?;
-                let first = list.first()?.clone();
-                list.push(first);
-                Some(())
-            })
+            repeat_first(d, "filters")
         }),
         ("duplicate-filter-chain-match", |d| {
-            edit(d, "filter_chains", |fc| {
-                let first = fc.get(0)?.clone();
-                fc.as_array_mut()?.push(first);
-                Some(())
-            })
+            repeat_first(d, "filter_chains")
         }),
         ("weights-sum-zero", |d| {
             edit(d, "weighted_clusters", |w| {
@@ -826,6 +811,15 @@ fn semantic_mutations() -> Vec<Mutation> {
 fn replace(d: &Value, key: &str, v: Value) -> Option<Value> {
     edit(d, key, |c| {
         *c = v;
+        Some(())
+    })
+}
+
+/// Append a copy of the first item of the first list under `key`.
+fn repeat_first(d: &Value, key: &str) -> Option<Value> {
+    edit(d, key, |list| {
+        let first = list.get(0)?.clone();
+        list.as_array_mut()?.push(first);
         Some(())
     })
 }

@@ -158,6 +158,14 @@ pub fn validate(version: &CrdVersion, object: &Value, old: Option<&Value>) -> Ve
     let Some(spec_schema) = version.schema.properties.get("spec") else {
         return out;
     };
+    if object.get("spec").is_none() && version.schema.required.iter().any(|r| r == "spec") {
+        out.push(Violation {
+            field: "spec".into(),
+            constraint: Constraint::Required,
+            message: "Required value".into(),
+        });
+        return out;
+    }
     let mut spec = object
         .get("spec")
         .cloned()
@@ -166,18 +174,6 @@ pub fn validate(version: &CrdVersion, object: &Value, old: Option<&Value>) -> Ve
     let mut old_spec = old.and_then(|o| o.get("spec")).cloned();
     if let Some(o) = &mut old_spec {
         spec_schema.apply_defaults(o);
-    }
-    let mut required_spec = version.schema.required.iter().any(|r| r == "spec");
-    if object.get("spec").is_some() {
-        required_spec = false;
-    }
-    if required_spec {
-        out.push(Violation {
-            field: "spec".into(),
-            constraint: Constraint::Required,
-            message: "Required value".into(),
-        });
-        return out;
     }
     out.extend(spec_schema.validate("spec", &spec, old_spec.as_ref()));
     out

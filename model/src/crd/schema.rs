@@ -205,12 +205,7 @@ impl Schema {
             push(
                 trail,
                 Constraint::Type,
-                format!(
-                    "Invalid value: \"{}\": {} in body must be of type {expected}: \"{}\"",
-                    type_name(value),
-                    at(trail),
-                    type_name(value)
-                ),
+                wrong_type(value, &at(trail), expected),
             );
             return;
         }
@@ -229,7 +224,7 @@ impl Schema {
             }
         }
         match value {
-            Value::String(s) => self.string(base, s, trail, &mut push),
+            Value::String(s) => self.string(base, s, value, trail, &mut push),
             Value::Number(n) => self.number(base, n, value, trail, &mut push),
             Value::Array(items) => {
                 self.array(base, items, trail, &mut push);
@@ -240,13 +235,11 @@ impl Schema {
                             // A null property is as good as absent; a null item is a value of
                             // the wrong type.
                             if let Some(ty) = &item.ty {
+                                let field = at(trail);
                                 out.push(Violation {
-                                    field: at(trail),
+                                    message: wrong_type(v, &field, ty),
+                                    field,
                                     constraint: Constraint::Type,
-                                    message: format!(
-                                        "Invalid value: \"null\": {} in body must be of type {ty}: \"null\"",
-                                        at(trail)
-                                    ),
                                 });
                             }
                         } else {
@@ -329,6 +322,7 @@ impl Schema {
         &self,
         base: &str,
         s: &str,
+        value: &Value,
         trail: &Trail<'_>,
         push: &mut impl FnMut(&Trail<'_>, Constraint, String),
     ) {
@@ -344,10 +338,10 @@ impl Schema {
             push(
                 trail,
                 Constraint::MinLength,
-                format!(
-                    "Invalid value: {}: {} in body should be at least {min} chars long",
-                    Value::String(s.into()),
-                    trail.render(base)
+                invalid(
+                    value,
+                    &trail.render(base),
+                    &format!("should be at least {min} chars long"),
                 ),
             );
         }
@@ -356,11 +350,7 @@ impl Schema {
                 push(
                     trail,
                     Constraint::Pattern,
-                    format!(
-                        "Invalid value: {}: {} in body should match '{p}'",
-                        Value::String(s.into()),
-                        trail.render(base)
-                    ),
+                    invalid(value, &trail.render(base), &format!("should match '{p}'")),
                 );
             }
         }
@@ -369,11 +359,10 @@ impl Schema {
                 push(
                     trail,
                     Constraint::Format,
-                    format!(
-                        "Invalid value: {}: {} in body must be of type {format}: {}",
-                        Value::String(s.into()),
-                        trail.render(base),
-                        Value::String(s.into())
+                    invalid(
+                        value,
+                        &trail.render(base),
+                        &format!("must be of type {format}: {value}"),
                     ),
                 );
             }
@@ -390,47 +379,23 @@ impl Schema {
     ) {
         let x = n.as_f64().unwrap_or(0.0);
         let field = trail.render(base);
-        if let Some(max) = self.maximum {
-            let bad = if self.exclusive_maximum {
-                x >= max
-            } else {
-                x > max
+        let bounds = [
+            (self.maximum, self.exclusive_maximum, Constraint::Maximum),
+            (self.minimum, self.exclusive_minimum, Constraint::Minimum),
+        ];
+        for (limit, exclusive, constraint) in bounds {
+            let Some(limit) = limit else { continue };
+            let (bad, how) = match (constraint, exclusive) {
+                (Constraint::Maximum, true) => (x >= limit, "less than"),
+                (Constraint::Maximum, false) => (x > limit, "less than or equal to"),
+                (_, true) => (x <= limit, "greater than"),
+                (_, false) => (x < limit, "greater than or equal to"),
             };
             if bad {
-                let how = if self.exclusive_maximum {
-                    "less than"
-                } else {
-                    "less than or equal to"
-                };
                 push(
                     trail,
-                    Constraint::Maximum,
-                    format!(
-                        "Invalid value: {value}: {field} in body should be {how} {}",
-                        num(max)
-                    ),
-                );
-            }
-        }
-        if let Some(min) = self.minimum {
-            let bad = if self.exclusive_minimum {
-                x <= min
-            } else {
-                x < min
-            };
-            if bad {
-                let how = if self.exclusive_minimum {
-                    "greater than"
-                } else {
-                    "greater than or equal to"
-                };
-                push(
-                    trail,
-                    Constraint::Minimum,
-                    format!(
-                        "Invalid value: {value}: {field} in body should be {how} {}",
-                        num(min)
-                    ),
+                    constraint,
+                    invalid(value, &field, &format!("should be {how} {}", num(limit))),
                 );
             }
         }
@@ -441,13 +406,11 @@ impl Schema {
         };
         if let Some((lo, hi)) = range {
             if x < lo || x > hi {
+                let format = self.format.as_deref().unwrap_or("");
                 push(
                     trail,
                     Constraint::Format,
-                    format!(
-                        "Invalid value: {value}: {field} in body must be of type {}",
-                        self.format.as_deref().unwrap_or("")
-                    ),
+                    invalid(value, &field, &format!("must be of type {format}")),
                 );
             }
         }
@@ -472,50 +435,37 @@ impl Schema {
             push(
                 trail,
                 Constraint::MinItems,
-                format!(
-                    "Invalid value: {n}: {} in body should have at least {min} items",
-                    trail.render(base)
+                invalid(
+                    &Value::from(n),
+                    &trail.render(base),
+                    &format!("should have at least {min} items"),
                 ),
             );
         }
-        match self.list_type.as_deref() {
-            Some("set") => {
-                for (i, v) in items.iter().enumerate() {
-                    if items[..i].contains(v) {
-                        let mut t = trail.clone();
-                        t.index(i);
-                        push(&t, Constraint::Duplicate, format!("Duplicate value: {v}"));
-                    }
-                }
+        // An item's identity: the whole value in a set, its key fields (those set) in a map.
+        let set = match self.list_type.as_deref() {
+            Some("set") => true,
+            Some("map") if !self.list_map_keys.is_empty() => false,
+            _ => return,
+        };
+        let key = |v: &Value| -> Value {
+            if set {
+                return v.clone();
             }
-            Some("map") if !self.list_map_keys.is_empty() => {
-                let key = |v: &Value| -> Vec<Value> {
-                    self.list_map_keys
-                        .iter()
-                        .map(|k| v.get(k).cloned().unwrap_or(Value::Null))
-                        .collect()
-                };
-                let keys: Vec<Vec<Value>> = items.iter().map(key).collect();
-                for (i, k) in keys.iter().enumerate() {
-                    if keys[..i].contains(k) {
-                        let shown: serde_json::Map<String, Value> = self
-                            .list_map_keys
-                            .iter()
-                            .cloned()
-                            .zip(k.iter().cloned())
-                            .filter(|(_, v)| !v.is_null())
-                            .collect();
-                        let mut t = trail.clone();
-                        t.index(i);
-                        push(
-                            &t,
-                            Constraint::Duplicate,
-                            format!("Duplicate value: {}", Value::Object(shown)),
-                        );
-                    }
-                }
+            Value::Object(
+                self.list_map_keys
+                    .iter()
+                    .filter_map(|k| Some((k.clone(), v.get(k).filter(|x| !x.is_null())?.clone())))
+                    .collect(),
+            )
+        };
+        let keys: Vec<Value> = items.iter().map(key).collect();
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].contains(k) {
+                let mut t = trail.clone();
+                t.index(i);
+                push(&t, Constraint::Duplicate, format!("Duplicate value: {k}"));
             }
-            _ => {}
         }
     }
 
@@ -533,22 +483,21 @@ impl Schema {
         let mut found = Vec::new();
         let mut push = |message: String| found.push(message);
         if !self.one_of.is_empty() && self.one_of.iter().filter(|s| fits(s)).count() != 1 {
-            push(format!(
-                "Invalid value: {}: {field} in body must validate one and only one schema (oneOf)",
-                short(value)
+            push(invalid(
+                value,
+                &field,
+                "must validate one and only one schema (oneOf)",
             ));
         }
         if !self.any_of.is_empty() && !self.any_of.iter().any(fits) {
-            push(format!(
-                "Invalid value: {}: {field} in body must validate at least one schema (anyOf)",
-                short(value)
+            push(invalid(
+                value,
+                &field,
+                "must validate at least one schema (anyOf)",
             ));
         }
         if self.not.as_deref().is_some_and(fits) {
-            push(format!(
-                "Invalid value: {}: {field} in body must not validate the schema (not)",
-                short(value)
-            ));
+            push(invalid(value, &field, "must not validate the schema (not)"));
         }
         out.extend(found.into_iter().map(|message| Violation {
             field: field.clone(),
@@ -566,6 +515,17 @@ impl Schema {
             );
         }
     }
+}
+
+/// The API server's `field.Invalid` message: `Invalid value: <value>: <field> in body <what>`.
+fn invalid(value: &Value, field: &str, what: &str) -> String {
+    format!("Invalid value: {}: {field} in body {what}", short(value))
+}
+
+/// A value of the wrong type, named by its type as the API server names it.
+fn wrong_type(value: &Value, field: &str, expected: &str) -> String {
+    let t = type_name(value);
+    format!("Invalid value: \"{t}\": {field} in body must be of type {expected}: \"{t}\"")
 }
 
 /// How the API server names a value's type in its messages.

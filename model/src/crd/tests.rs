@@ -142,22 +142,64 @@ fn versions_only_the_experimental_channel_serves() {
     );
 }
 
+/// Every CEL rule of every kind and version of both channels.
+fn catalog_rules() -> Vec<&'static cel::ValidationRule> {
+    fn walk(s: &'static Schema, out: &mut Vec<&'static cel::ValidationRule>) {
+        out.extend(&s.validations);
+        s.properties.values().for_each(|p| walk(p, out));
+        if let Some(i) = &s.items {
+            walk(i, out);
+        }
+    }
+    let mut out = Vec::new();
+    for channel in [Channel::Standard, Channel::Experimental] {
+        for k in catalog().kinds(channel) {
+            for v in &k.versions {
+                walk(&v.schema, &mut out);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn transition_rules_need_the_old_object() {
-    // Find a rule naming oldSelf and check it is skipped on create.
-    let cat = catalog();
-    let mut found = false;
-    fn walk(s: &Schema, found: &mut bool) {
-        *found |= s.validations.iter().any(|r| r.rule.contains("oldSelf"));
-        s.properties.values().for_each(|p| walk(p, found));
-        if let Some(i) = &s.items {
-            walk(i, found);
-        }
-    }
-    for k in cat.kinds(Channel::Experimental) {
-        for v in &k.versions {
-            walk(&v.schema, &mut found);
-        }
-    }
-    assert!(found);
+    assert!(catalog_rules().iter().any(|r| r.rule.contains("oldSelf")));
+    // GatewayClass controllerName is immutable: said on an update that changes it, never on a
+    // create.
+    let class = |controller: &str| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+               "metadata": {"name": "c"}, "spec": {"controllerName": controller}})
+    };
+    let (new, old) = (class("example.net/b"), class("example.net/a"));
+    let check = |old: Option<&Value>| {
+        super::check(
+            Some(Channel::Standard),
+            GROUP,
+            "GatewayClass",
+            "v1",
+            &new,
+            old,
+        )
+        .unwrap()
+        .refused
+    };
+    assert!(check(None).is_empty());
+    let update = check(Some(&old));
+    assert!(
+        update.iter().any(|v| v.constraint == Constraint::Rule
+            && v.field == "spec.controllerName"
+            && v.message.contains("Value is immutable")),
+        "{update:?}"
+    );
+}
+
+#[test]
+fn every_rule_of_the_catalog_compiles() {
+    let bad: Vec<&str> = catalog_rules()
+        .into_iter()
+        .filter(|r| !r.compiles())
+        .map(|r| r.rule.as_str())
+        .collect();
+    assert!(bad.is_empty(), "rules that do not compile: {bad:#?}");
 }
