@@ -202,10 +202,23 @@ pub fn check(
 ) -> Option<ChannelProblems> {
     let cat = catalog();
     let checked = channel.unwrap_or(Channel::Experimental);
-    let crd = cat
-        .kind(checked, group, kind)
-        .or_else(|| cat.kind(Channel::Experimental, group, kind))?;
+    let not_standard = || {
+        Violation {
+        field: "kind".into(),
+        constraint: Constraint::Enum,
+        message: format!(
+            "{kind} is not part of the Gateway API {} standard channel; only the experimental channel CRDs serve it",
+            cat.release
+        ),
+    }
+    };
     let mut out = ChannelProblems::default();
+    let Some(crd) = cat.kind(checked, group, kind) else {
+        // Checked against the standard channel, a kind only the experimental one has.
+        cat.kind(Channel::Experimental, group, kind)?;
+        out.refused.push(not_standard());
+        return Some(out);
+    };
     let unserved = |crd: &CrdKind, channel: Channel| {
         Violation {
         field: "apiVersion".into(),
@@ -236,14 +249,7 @@ pub fn check(
                     .collect();
             }
             Some((k, None)) => out.standard_only.push(unserved(k, Channel::Standard)),
-            None => out.standard_only.push(Violation {
-                field: "kind".into(),
-                constraint: Constraint::Enum,
-                message: format!(
-                    "{kind} is not part of the Gateway API {} standard channel; only the experimental channel CRDs serve it",
-                    cat.release
-                ),
-            }),
+            None => out.standard_only.push(not_standard()),
         }
     }
     Some(out)

@@ -203,3 +203,18 @@ fn every_rule_of_the_catalog_compiles() {
         .collect();
     assert!(bad.is_empty(), "rules that do not compile: {bad:#?}");
 }
+
+#[test]
+fn kinds_only_the_experimental_channel_has() {
+    let mesh = json!({"apiVersion": "gateway.networking.x-k8s.io/v1alpha1", "kind": "XMesh",
+        "metadata": {"name": "m"}, "spec": {"controllerName": "example.net/mesh"}});
+    let standard = problems(Some(Channel::Standard), mesh.clone());
+    assert_eq!(standard.refused.len(), 1, "{standard:?}");
+    assert_eq!(standard.refused[0].field, "kind");
+    assert!(problems(Some(Channel::Experimental), mesh.clone())
+        .refused
+        .is_empty());
+    let unknown = problems(None, mesh);
+    assert!(unknown.refused.is_empty());
+    assert_eq!(unknown.standard_only[0].field, "kind");
+}
