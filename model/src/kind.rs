@@ -21,14 +21,16 @@ pub enum Kind {
     CiliumClusterwideEnvoyConfig,
 }
 
-/// What a cluster with the current Gateway API (v1.5 standard channel), Kubernetes and
-/// Cilium CRDs serves for a kind.
+/// What a cluster with Gateway API, Kubernetes and Cilium CRDs serves for a kind (for Gateway
+/// API kinds the targeted release's CRDs, [`crate::crd`], have the last word).
 pub struct KindInfo {
     pub kind: Kind,
     /// The `kind` field as written.
     pub name: &'static str,
     pub group: &'static str,
-    /// Versions the API server accepts; the first is the storage version people should write.
+    /// Versions the API server accepts, newest first. For Gateway API kinds this also lists
+    /// versions of older releases, which the webhook tries in turn on a cluster; what the targeted
+    /// release serves, per channel, is [`crate::crd::catalog`], which load and the rules read.
     pub served: &'static [&'static str],
     pub namespaced: bool,
     /// The resource name in API paths (`httproutes`).

@@ -91,3 +91,15 @@ fn one_object_checks_like_the_whole_snapshot() {
     assert_eq!(alone.len(), all.len());
     assert!(alone.iter().any(|d| d.code == "MESH2104"));
 }
+
+/// A version the targeted release no longer serves is an Error, not also an "older version" note.
+#[test]
+fn an_unserved_version_is_not_called_older() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: GRPCRoute\nmetadata: {name: g}\nspec:\n  rules: [{backendRefs: [{name: s, port: 50051}]}]\n";
+    let codes: Vec<&str> = findings("versions", "grpc", text)
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert!(codes.contains(&"MESH0003"), "{codes:?}");
+    assert!(!codes.contains(&"MESH9001"), "{codes:?}");
+}

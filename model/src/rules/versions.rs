@@ -19,10 +19,13 @@ pub static OLDER_VERSION: Rule = Rule {
     bad: fixture!("MESH9001", "bad"),
     good: fixture!("MESH9001", "good"),
     check: |o, _, r| {
-        let Some(k) = o.known else { return };
-        let served = k.info().served;
-        if o.version() != served[0] && served.contains(&o.version()) {
-            r.at("apiVersion", format!("{} is an older version of {}; {}/{} is served", o.api_version, o.kind, k.info().group, served[0]));
+        // The targeted release's CRDs say what is served and which version is stored (the
+        // experimental channel serves every version the standard one does).
+        let cat = crate::crd::catalog();
+        let Some(crd) = cat.kind(crate::crd::Channel::Experimental, o.group(), &o.kind) else { return };
+        let Some(storage) = crd.versions.iter().find(|v| v.storage) else { return };
+        if o.version() != storage.name && crd.version(o.version()).is_some() {
+            r.at("apiVersion", format!("{} is an older version of {}; {}/{} is served", o.api_version, o.kind, crd.group, storage.name));
         }
     },
 };
