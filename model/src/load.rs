@@ -122,45 +122,76 @@ impl ObjectSource for FileSource {
 }
 
 impl FileSource {
-    /// Every object, each file's objects handed to `each` with the file's text as soon as the
-    /// file is read, before the next is parsed: a caller can check and slim them so that the
-    /// whole input is never held at full size (see `rules::check_slim`), and keep the text to
-    /// parse an object again later (see `lastgood`).
+    /// Every object, each file's objects handed to `each` with the file's text in input order,
+    /// as soon as the file is parsed: a caller can check and slim them so that the whole input
+    /// is never held at full size (see `rules::check_slim`), and keep the text to parse an
+    /// object again later (see `lastgood`). Files are read and parsed by up to
+    /// [`load_workers`] threads at a time, so at most that many are held at full size.
     pub fn objects_with(
         &self,
         opts: &LoadOptions,
         mut each: impl FnMut(&mut [Object], &Arc<str>),
     ) -> (Vec<Object>, Vec<LoadError>) {
-        let mut collect = |text: String,
-                           source: Source,
-                           objects: &mut Vec<Object>,
-                           errors: &mut Vec<LoadError>| {
-            let text: Arc<str> = Arc::from(text);
-            match load_str(&text, source, opts) {
-                Ok(mut o) => {
-                    each(&mut o, &text);
-                    objects.append(&mut o);
-                }
-                Err(e) => errors.push(e),
-            }
-        };
         let mut objects = Vec::new();
         let mut errors = Vec::new();
+        let mut deliver = |loaded: Result<(Vec<Object>, Arc<str>), LoadError>,
+                           errors: &mut Vec<LoadError>| match loaded {
+            Ok((mut o, text)) => {
+                each(&mut o, &text);
+                objects.append(&mut o);
+            }
+            Err(e) => errors.push(e),
+        };
+        let load = |text: String, source: Source| {
+            let text: Arc<str> = Arc::from(text);
+            load_str(&text, source, opts).map(|o| (o, text))
+        };
+        let workers = load_workers();
         for input in &self.inputs {
             match input {
-                Input::Stdin => match read_text(std::io::stdin(), &Source::Stdin, opts) {
-                    Ok(text) => collect(text, Source::Stdin, &mut objects, &mut errors),
-                    Err(e) => errors.push(e),
-                },
+                Input::Stdin => {
+                    let loaded = read_text(std::io::stdin(), &Source::Stdin, opts)
+                        .and_then(|text| load(text, Source::Stdin));
+                    deliver(loaded, &mut errors);
+                }
                 Input::Path(p) => {
-                    for file in expand(p, &mut errors) {
-                        let source = Source::File(Arc::from(file.display().to_string()));
-                        let text = std::fs::File::open(&file)
-                            .map_err(|e| io_error(source.clone(), e))
-                            .and_then(|f| read_text(f, &source, opts));
-                        match text {
-                            Ok(text) => collect(text, source, &mut objects, &mut errors),
-                            Err(e) => errors.push(e),
+                    let files = expand(p, &mut errors);
+                    for chunk in files.chunks(workers) {
+                        let load_file = |file: &PathBuf| {
+                            let source = Source::File(Arc::from(file.display().to_string()));
+                            std::fs::File::open(file)
+                                .map_err(|e| io_error(source.clone(), e))
+                                .and_then(|f| read_text(f, &source, opts))
+                                .and_then(|text| load(text, source))
+                        };
+                        let loaded: Vec<_> = if chunk.len() == 1 {
+                            vec![load_file(&chunk[0])]
+                        } else {
+                            std::thread::scope(|scope| {
+                                let handles: Vec<_> = chunk
+                                    .iter()
+                                    .map(|file| scope.spawn(|| load_file(file)))
+                                    .collect();
+                                handles
+                                    .into_iter()
+                                    .zip(chunk)
+                                    .map(|(h, file)| {
+                                        h.join().unwrap_or_else(|_| {
+                                            Err(LoadError {
+                                                origin: Source::File(Arc::from(
+                                                    file.display().to_string(),
+                                                )),
+                                                line: None,
+                                                column: None,
+                                                message: "internal error while loading".into(),
+                                            })
+                                        })
+                                    })
+                                    .collect()
+                            })
+                        };
+                        for l in loaded {
+                            deliver(l, &mut errors);
                         }
                     }
                 }
@@ -168,6 +199,13 @@ impl FileSource {
         }
         (objects, errors)
     }
+}
+
+/// How many files are loaded at once: one per core, at most four.
+pub fn load_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4))
+        .unwrap_or(1)
 }
 
 fn io_error(origin: Source, e: std::io::Error) -> LoadError {

@@ -6,15 +6,23 @@
 //! ones are here too: the strings extension (`split`, `substring`), `isIP`, and the format
 //! library's `format.dns1123Label().validate(s)`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use cel::extractors::This;
+use cel::common::traits::{Adder, Container, Indexer, Iterable, Sizer, Zeroer};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::types::{Type, DYN_TYPE};
+use cel::common::value::{Builtin, BuiltinRef, CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, Program};
+use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::schema::{type_name, Constraint, Schema, Violation};
+use super::schema::{type_name, Constraint, Schema, Scope, Violation};
 use crate::path::Trail;
 
 /// One rule as the CRD declares it.
@@ -36,9 +44,30 @@ pub struct ValidationRule {
 #[derive(Debug)]
 struct Compiled {
     /// `None` when it does not compile (a test proves every rule of the catalog does).
-    rule: Option<Program>,
-    message: Option<Program>,
+    rule: Option<Arc<Program>>,
+    message: Option<Arc<Program>>,
     transition: bool,
+}
+
+/// Two rules are the same when they say the same; what was compiled from them is not compared.
+impl PartialEq for ValidationRule {
+    fn eq(&self, other: &ValidationRule) -> bool {
+        (
+            &self.rule,
+            &self.message,
+            &self.message_expression,
+            &self.reason,
+            &self.field_path,
+            self.optional_old_self,
+        ) == (
+            &other.rule,
+            &other.message,
+            &other.message_expression,
+            &other.reason,
+            &other.field_path,
+            other.optional_old_self,
+        )
+    }
 }
 
 impl ValidationRule {
@@ -51,20 +80,38 @@ impl ValidationRule {
 
     fn compiled(&self) -> &Compiled {
         self.compiled.get_or_init(|| {
-            let rule = env().compile(&self.rule).ok();
+            let rule = compile(&self.rule);
             let transition = rule
                 .as_ref()
                 .is_some_and(|p| p.references().has_variable("oldSelf"));
             Compiled {
                 rule,
-                message: self
-                    .message_expression
-                    .as_deref()
-                    .and_then(|m| env().compile(m).ok()),
+                message: self.message_expression.as_deref().and_then(compile),
                 transition,
             }
         })
     }
+}
+
+/// Compile an expression once per process: the catalog repeats each of its 96 distinct rules
+/// in every version and both channels (622 in all), and compiling is the costly part of a
+/// rule's first use.
+fn compile(source: &str) -> Option<Arc<Program>> {
+    static PROGRAMS: OnceLock<Mutex<HashMap<String, Option<Arc<Program>>>>> = OnceLock::new();
+    let programs = PROGRAMS.get_or_init(Default::default);
+    if let Some(p) = programs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(source)
+    {
+        return p.clone();
+    }
+    let program = env().compile(source).ok().map(Arc::new);
+    programs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(source.to_string(), program.clone());
+    program
 }
 
 fn env() -> Arc<Env> {
@@ -73,74 +120,278 @@ fn env() -> Arc<Env> {
         let mut env = Env::stdlib();
         env.add_extension(cel::extensions::strings)
             .expect("the strings extension declares no standard overload");
+        env.add_extension(kubernetes)
+            .expect("Kubernetes' libraries declare no standard overload");
         Arc::new(env)
     })
     .clone()
 }
 
-/// JSON as Kubernetes hands it to CEL: integers are `int`, objects are maps.
-pub(super) fn to_cel(v: &Value) -> cel::Value {
+/// What Kubernetes adds to CEL that the Gateway API rules use, declared once on the Env (a
+/// function added to each evaluation's Context would be registered again for every node).
+fn kubernetes(env: &mut Env) -> Result<(), cel::DeclarationError> {
+    cel::add_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>, id = "matches")?;
+    cel::add_member_overload!(env, fn matches: (CelString, CelString) -> Result<CelBool>)?;
+    cel::add_overload!(env, fn is_ip: (CelString) -> CelBool, name = "isIP")?;
+    // `format.<name>()` names a format; `.validate(s)` is null when `s` fits it, else a list of
+    // what is wrong (Kubernetes' format library).
+    cel::add_overload!(env, fn dns1123_label: () -> CelString, name = "format.dns1123Label")?;
+    cel::add_overload!(env, fn dns1123_subdomain: () -> CelString,
+        name = "format.dns1123Subdomain")?;
+    env.add_member_overload(
+        "validate",
+        "string.validate(string)",
+        CelString::cel_type().to_owned(),
+        vec![CelString::cel_type().to_owned()],
+        validate,
+    )
+}
+
+/// `s.matches(re)`, with each pattern compiled once: the catalog's rules use a handful of
+/// constant patterns on every object, and compiling one costs more than the rest of a rule.
+fn matches(this: &CelString<'_>, re: &CelString<'_>) -> Result<CelBool, cel::ExecutionError> {
+    /// Patterns kept; a rule set with more distinct patterns than this starts over.
+    const KEPT: usize = 256;
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, Regex>> = RefCell::default();
+    }
+    let compiled = CACHE.with_borrow_mut(|cache| {
+        if let Some(r) = cache.get(re.inner()) {
+            return Ok(r.clone());
+        }
+        let r = Regex::new(re.inner()).map_err(|e| cel::ExecutionError::FunctionError {
+            function: "matches".into(),
+            message: format!("'{}' not a valid regex:\n{e}", re.inner()),
+        })?;
+        if cache.len() >= KEPT {
+            cache.clear();
+        }
+        cache.insert(re.inner().to_string(), r.clone());
+        Ok(r)
+    })?;
+    Ok(CelBool::from(compiled.is_match(this.inner())))
+}
+
+fn is_ip(s: &CelString<'_>) -> CelBool {
+    CelBool::from(s.inner().parse::<std::net::IpAddr>().is_ok())
+}
+
+fn dns1123_label() -> CelString<'static> {
+    CelString::from("dns1123Label")
+}
+
+fn dns1123_subdomain() -> CelString<'static> {
+    CelString::from("dns1123Subdomain")
+}
+
+/// `format.<name>().validate(s)`: null when `s` fits the format, else the list of what is wrong.
+fn validate<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, cel::ExecutionError> {
+    let strings: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.downcast_ref::<CelString>().map(CelString::inner))
+        .collect();
+    let [format, s] = strings[..] else {
+        return Err(cel::ExecutionError::invalid_argument_count(2, args.len()));
+    };
+    let ok = match format {
+        "dns1123Label" => crate::validate::namespace(s),
+        "dns1123Subdomain" => crate::validate::dns_subdomain(s),
+        _ => true,
+    };
+    Ok(if ok {
+        CowVal::owned(CelNull)
+    } else {
+        let problem: Box<dyn Val + 'v> =
+            Box::new(CelString::from(format!("must be a valid {format}")));
+        CowVal::owned(CelList::from(vec![problem]))
+    })
+}
+
+/// JSON as Kubernetes hands it to CEL (integers are `int`, objects are maps, null members are
+/// absent), borrowing its strings rather than copying them.
+fn to_cel(v: &Value) -> Box<dyn Val + '_> {
     match v {
-        Value::Null => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Null => Box::new(CelNull),
+        Value::Bool(b) => Box::new(CelBool::from(*b)),
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => cel::Value::Int(i),
-            (None, Some(u)) => cel::Value::UInt(u),
-            _ => cel::Value::Float(n.as_f64().unwrap_or(0.0)),
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(0.0))),
         },
-        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
-        Value::Object(map) => {
-            let m: HashMap<String, cel::Value> = map
-                .iter()
+        Value::String(s) => Box::new(CelString::from(s.as_str())),
+        Value::Array(items) => Box::new(Shared::List(Arc::new(CelList::from(
+            items.iter().map(to_cel).collect::<Vec<_>>(),
+        )))),
+        Value::Object(map) => Box::new(Shared::Map(Arc::new(CelMap::from(
+            map.iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), to_cel(v)))
-                .collect();
-            cel::Value::from(m)
+                .map(|(k, v)| (CelMapKey::from(k.as_str()), to_cel(v)))
+                .collect::<HashMap<_, _>>(),
+        )))),
+    }
+}
+
+/// A map or list of a converted object, shared where CEL copies a value (every item a
+/// comprehension such as `all` or `exists_one` visits is copied, and the rules nest them):
+/// otherwise a copy is the whole subtree, made again for every rule.
+#[derive(Debug, Clone)]
+enum Shared<'v> {
+    Map(Arc<CelMap<'v>>),
+    List(Arc<CelList<'v>>),
+}
+
+impl<'v> Shared<'v> {
+    fn inner(&self) -> &(dyn Val + 'v) {
+        match self {
+            Shared::Map(m) => m.as_ref(),
+            Shared::List(l) => l.as_ref(),
         }
     }
 }
 
-fn context(this: &Value, old: Option<&Value>) -> Context<'static, 'static> {
-    let mut ctx = Context::with_env(env());
-    ctx.add_variable_from_value("self", to_cel(this));
-    if let Some(old) = old {
-        ctx.add_variable_from_value("oldSelf", to_cel(old));
+impl<'v> Val for Shared<'v> {
+    fn get_type(&self) -> &Type {
+        self.inner().get_type()
     }
-    // `format.<name>()` names a format; `.validate(s)` is null when `s` fits it, else a list of
-    // what is wrong (Kubernetes' format library).
-    ctx.add_variable_from_value("format", cel::Value::Null);
-    let _ = ctx.add_function("dns1123Label", |This(_): This<cel::Value>| {
-        cel::Value::String(Arc::new("dns1123Label".into()))
-    });
-    let _ = ctx.add_function("dns1123Subdomain", |This(_): This<cel::Value>| {
-        cel::Value::String(Arc::new("dns1123Subdomain".into()))
-    });
-    let _ = ctx.add_function(
-        "validate",
-        |This(format): This<Arc<String>>, s: Arc<String>| -> cel::Value {
-            let ok = match format.as_str() {
-                "dns1123Label" => crate::validate::namespace(&s),
-                "dns1123Subdomain" => crate::validate::dns_subdomain(&s),
-                _ => true,
-            };
-            if ok {
-                cel::Value::Null
-            } else {
-                cel::Value::List(Arc::new(vec![cel::Value::String(Arc::new(format!(
-                    "must be a valid {format}"
-                )))]))
-            }
-        },
-    );
-    let _ = ctx.add_function("isIP", |s: Arc<String>| {
-        s.parse::<std::net::IpAddr>().is_ok()
-    });
-    ctx
+
+    /// Per value, as for a struct: registering a function over this type is not meant.
+    fn cel_type() -> &'static Type {
+        &DYN_TYPE
+    }
+
+    fn as_adder<'b, 'w>(&'b self) -> Option<&'b (dyn Adder + 'w)>
+    where
+        Self: 'w,
+    {
+        match self {
+            Shared::Map(m) => m.as_adder(),
+            Shared::List(l) => l.as_adder(),
+        }
+    }
+
+    fn as_container(&self) -> Option<&dyn Container> {
+        self.inner().as_container()
+    }
+
+    fn as_indexer<'b, 'w>(&'b self) -> Option<&'b (dyn Indexer + 'w)>
+    where
+        Self: 'w,
+    {
+        match self {
+            Shared::Map(m) => m.as_indexer(),
+            Shared::List(l) => l.as_indexer(),
+        }
+    }
+
+    fn into_indexer<'w>(self: Box<Self>) -> Option<Box<dyn Indexer + 'w>>
+    where
+        Self: 'w,
+    {
+        match *self {
+            Shared::Map(m) => Box::new(Arc::unwrap_or_clone(m)).into_indexer(),
+            Shared::List(l) => Box::new(Arc::unwrap_or_clone(l)).into_indexer(),
+        }
+    }
+
+    fn as_iterable<'b, 'w>(&'b self) -> Option<&'b (dyn Iterable + 'w)>
+    where
+        Self: 'w,
+    {
+        match self {
+            Shared::Map(m) => m.as_iterable(),
+            Shared::List(l) => l.as_iterable(),
+        }
+    }
+
+    fn as_sizer(&self) -> Option<&dyn Sizer> {
+        self.inner().as_sizer()
+    }
+
+    fn as_zeroer(&self) -> Option<&dyn Zeroer> {
+        self.inner().as_zeroer()
+    }
+
+    fn equals(&self, other: &dyn Val) -> bool {
+        self.inner().equals(other)
+    }
+
+    fn clone_as_boxed<'w>(&self) -> Box<dyn Val + 'w>
+    where
+        Self: 'w,
+    {
+        Box::new(self.clone())
+    }
+
+    fn as_builtin<'b, 'w>(&'b self) -> BuiltinRef<'b, 'w>
+    where
+        Self: 'w,
+    {
+        match self {
+            Shared::Map(m) => BuiltinRef::Map(m),
+            Shared::List(l) => BuiltinRef::List(l),
+        }
+    }
+
+    fn into_builtin<'w>(self: Box<Self>) -> Option<Builtin<'w>>
+    where
+        Self: 'w,
+    {
+        Some(match *self {
+            Shared::Map(m) => Builtin::Map(Arc::unwrap_or_clone(m)),
+            Shared::List(l) => Builtin::List(Arc::unwrap_or_clone(l)),
+        })
+    }
+}
+
+/// A value and its CEL form: an object is converted once, and each node with rules reads its
+/// part of that conversion.
+/// `'a` is the object's, `'c` its conversion's.
+#[derive(Clone, Copy)]
+struct Node<'a, 'c> {
+    json: &'a Value,
+    cel: &'c (dyn Val + 'c),
+}
+
+impl<'a: 'c, 'c> Node<'a, 'c> {
+    fn key(self, k: &'a str) -> Option<Node<'a, 'c>> {
+        let cel = self
+            .cel
+            .downcast_ref::<CelMap>()?
+            .inner()
+            .get(&CelMapKey::from(k))?;
+        Some(Node {
+            json: self.json.get(k)?,
+            cel: cel.as_ref(),
+        })
+    }
+
+    fn index(self, i: usize) -> Option<Node<'a, 'c>> {
+        Some(Node {
+            json: self.json.get(i)?,
+            cel: self.cel.downcast_ref::<CelList>()?.inner().get(i)?.as_ref(),
+        })
+    }
+}
+
+/// `self` and `oldSelf` of one node, lent to the evaluation rather than copied into it.
+struct Selves<'a> {
+    this: &'a (dyn Val + 'a),
+    old: Option<&'a (dyn Val + 'a)>,
+}
+
+impl VariableResolver for Selves<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "self" => Some(CowVal::Borrowed(self.this)),
+            "oldSelf" => self.old.map(CowVal::Borrowed),
+            _ => None,
+        }
+    }
 }
 
 /// Run the rules of `schema` and of every node below it against `value`.
 pub(super) fn check<'a>(
+    scope: Scope,
     base: &str,
     schema: &Schema,
     value: &'a Value,
@@ -148,22 +399,48 @@ pub(super) fn check<'a>(
     trail: &mut Trail<'a>,
     out: &mut Vec<Violation>,
 ) {
-    if value.is_null() {
+    let this = to_cel(value);
+    let old_cel = old.map(to_cel);
+    let node = Node {
+        json: value,
+        cel: this.as_ref(),
+    };
+    let old = old
+        .zip(old_cel.as_deref())
+        .map(|(json, cel)| Node { json, cel });
+    check_node(scope, base, schema, node, old, trail, out);
+}
+
+fn check_node<'a: 'c, 'c>(
+    scope: Scope,
+    base: &str,
+    schema: &Schema,
+    node: Node<'a, 'c>,
+    old: Option<Node<'a, 'c>>,
+    trail: &mut Trail<'a>,
+    out: &mut Vec<Violation>,
+) {
+    if node.json.is_null() || schema.skipped(scope) {
         return;
     }
     if !schema.validations.is_empty() {
-        // One context per node: its value is converted once for all of its rules.
-        let ctx = context(value, old);
+        let selves = Selves {
+            this: node.cel,
+            old: old.map(|o| o.cel),
+        };
+        let mut ctx = Context::with_env(env());
+        ctx.set_variable_resolver(&selves);
         for rule in &schema.validations {
-            evaluate(base, rule, &ctx, value, old.is_some(), trail, out);
+            evaluate(base, rule, &ctx, node.json, old.is_some(), trail, out);
         }
     }
-    match value {
+    match node.json {
         Value::Object(map) => {
-            for (k, v) in map {
-                if let Some(s) = schema.property(k) {
+            for k in map.keys() {
+                if let (Some(s), Some(child)) = (schema.property(k), node.key(k)) {
                     trail.key(k);
-                    check(base, s, v, old.and_then(|o| o.get(k)), trail, out);
+                    let old = old.and_then(|o| o.key(k));
+                    check_node(scope, base, s, child, old, trail, out);
                     trail.pop();
                 }
             }
@@ -171,9 +448,10 @@ pub(super) fn check<'a>(
         Value::Array(items) => {
             if let Some(s) = &schema.items {
                 for (i, v) in items.iter().enumerate() {
-                    let old_item = old.and_then(|o| correlate(schema, o, v));
+                    let Some(child) = node.index(i) else { continue };
+                    let old = old.and_then(|o| o.index(correlate(schema, o.json, v)?));
                     trail.index(i);
-                    check(base, s, v, old_item, trail, out);
+                    check_node(scope, base, s, child, old, trail, out);
                     trail.pop();
                 }
             }
@@ -182,15 +460,15 @@ pub(super) fn check<'a>(
     }
 }
 
-/// The old item an item of a list corresponds to: only map lists correlate (by their keys), as
+/// Where in the old list the item corresponds to: only map lists correlate (by their keys), as
 /// in Kubernetes.
-fn correlate<'a>(schema: &Schema, old: &'a Value, item: &Value) -> Option<&'a Value> {
+fn correlate(schema: &Schema, old: &Value, item: &Value) -> Option<usize> {
     if schema.list_type.as_deref() != Some("map") || schema.list_map_keys.is_empty() {
         return None;
     }
     old.as_array()?
         .iter()
-        .find(|o| schema.list_map_keys.iter().all(|k| o.get(k) == item.get(k)))
+        .position(|o| schema.list_map_keys.iter().all(|k| o.get(k) == item.get(k)))
 }
 
 /// Run one rule in its node's context (`self`, and `oldSelf` on an update).

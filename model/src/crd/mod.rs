@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use schema::{Constraint, Schema, Violation};
+pub use schema::{Constraint, Schema, Scope, Violation};
 
 /// A Gateway API release channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,12 +102,37 @@ pub struct CrdVersion {
 pub fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
     CATALOG.get_or_init(|| {
-        serde_json::from_str(include_str!("../../data/gateway-api-crds.json"))
-            .expect("the generated CRD catalog parses")
+        let mut catalog: Catalog =
+            serde_json::from_str(include_str!("../../data/gateway-api-crds.json"))
+                .expect("the generated CRD catalog parses");
+        catalog.mark_standard_nodes();
+        catalog
     })
 }
 
 impl Catalog {
+    /// Mark where each standard-channel schema is the experimental channel's, so an object of
+    /// unknown channel is checked twice only where the channels differ.
+    fn mark_standard_nodes(&mut self) {
+        let Channels {
+            standard,
+            experimental,
+        } = &mut self.channels;
+        for kind in standard {
+            let Some(exp) = experimental
+                .iter()
+                .find(|e| e.group == kind.group && e.kind == kind.kind)
+            else {
+                continue;
+            };
+            for version in &mut kind.versions {
+                if let Some(e) = exp.version(&version.name) {
+                    version.schema.mark_same_as(&e.schema);
+                }
+            }
+        }
+    }
+
     pub fn kinds(&self, channel: Channel) -> &[CrdKind] {
         match channel {
             Channel::Standard => &self.channels.standard,
@@ -145,6 +170,16 @@ const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"]
 /// unknown top-level fields, then the defaulted `spec` against the schema, CEL rules included.
 /// `old` is the object being replaced, for transition rules.
 pub fn validate(version: &CrdVersion, object: &Value, old: Option<&Value>) -> Vec<Violation> {
+    validate_in(Scope::All, version, object, old)
+}
+
+/// As [`validate`], in `scope`.
+fn validate_in(
+    scope: Scope,
+    version: &CrdVersion,
+    object: &Value,
+    old: Option<&Value>,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     if let Some(map) = object.as_object() {
         for k in map.keys().filter(|k| !TOP_LEVEL.contains(&k.as_str())) {
@@ -158,6 +193,9 @@ pub fn validate(version: &CrdVersion, object: &Value, old: Option<&Value>) -> Ve
     let Some(spec_schema) = version.schema.properties.get("spec") else {
         return out;
     };
+    if spec_schema.skipped(scope) {
+        return out;
+    }
     if object.get("spec").is_none() && version.schema.required.iter().any(|r| r == "spec") {
         out.push(Violation {
             field: "spec".into(),
@@ -175,7 +213,7 @@ pub fn validate(version: &CrdVersion, object: &Value, old: Option<&Value>) -> Ve
     if let Some(o) = &mut old_spec {
         spec_schema.apply_defaults(o);
     }
-    out.extend(spec_schema.validate("spec", &spec, old_spec.as_ref()));
+    out.extend(spec_schema.validate_in(scope, "spec", &spec, old_spec.as_ref()));
     out
 }
 
@@ -243,7 +281,14 @@ pub fn check(
             Some((_, Some(std_version))) => {
                 let experimental: std::collections::HashSet<&Violation> =
                     out.refused.iter().collect();
-                out.standard_only = validate(std_version, object, old)
+                // A type error blocked CEL in the experimental check; elsewhere the nodes the
+                // channels share found all they can find already.
+                let scope = if out.refused.iter().any(|v| v.constraint == Constraint::Type) {
+                    Scope::All
+                } else {
+                    Scope::DifferingFromExperimental
+                };
+                out.standard_only = validate_in(scope, std_version, object, old)
                     .into_iter()
                     .filter(|v| !experimental.contains(v))
                     .collect();

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::path::Trail;
 
 /// One node of a structural schema: the subset of `JSONSchemaProps` CRDs may use.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Schema {
     #[serde(rename = "type")]
@@ -65,15 +65,41 @@ pub struct Schema {
     #[serde(rename = "x-kubernetes-validations", default)]
     pub validations: Vec<super::cel::ValidationRule>,
     #[serde(skip)]
-    compiled_pattern: OnceLock<Option<Regex>>,
+    derived: Derived,
+}
+
+/// What is computed from a node rather than declared by it; never part of its equality.
+#[derive(Debug, Default)]
+struct Derived {
+    pattern: OnceLock<Option<Regex>>,
+    has_defaults: OnceLock<bool>,
+    /// The standard channel's node is the experimental channel's node at the same place, word
+    /// for word: what it finds in a value, the experimental check has found already.
+    same_as_experimental: bool,
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Derived) -> bool {
+        true
+    }
 }
 
 /// `additionalProperties`: a map's value schema, or `true`/`false`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum AdditionalProperties {
     Allowed(bool),
     Schema(Box<Schema>),
+}
+
+/// How much of a schema a check covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Only the nodes of a standard-channel schema that differ from the experimental channel's:
+    /// what is left to find once a value has been checked against the experimental channel
+    /// (a type error found there must have blocked CEL there too, so the caller checks all).
+    DifferingFromExperimental,
 }
 
 /// What a value broke, as the API server classifies it (`field.ErrorType`).
@@ -112,7 +138,8 @@ pub struct Violation {
 
 impl Schema {
     fn pattern(&self) -> Option<&Regex> {
-        self.compiled_pattern
+        self.derived
+            .pattern
             .get_or_init(|| self.pattern.as_deref().and_then(|p| Regex::new(p).ok()))
             .as_ref()
     }
@@ -129,38 +156,45 @@ impl Schema {
 
     /// Apply the schema's defaults to `value`, as the API server does before validating:
     /// a missing (or null, unless nullable) property with a default gets it, and defaults
-    /// apply again inside what was defaulted.
+    /// apply again inside what was defaulted. A null property without a default is dropped.
     pub fn apply_defaults(&self, value: &mut Value) {
         match value {
             Value::Object(map) => {
+                if map.values().any(Value::is_null) {
+                    map.retain(|k, v| {
+                        !v.is_null() || self.properties.get(k).is_none_or(|p| p.nullable)
+                    });
+                }
+                // Only the properties that have a default somewhere below them: most of a
+                // large schema has none, and an object is defaulted on every check.
                 for (key, prop) in &self.properties {
-                    let absent = match map.get(key) {
-                        None => true,
-                        Some(Value::Null) => !prop.nullable,
-                        Some(_) => false,
-                    };
-                    if absent {
-                        if let Some(d) = &prop.default {
-                            map.insert(key.clone(), d.clone());
-                        } else if map.get(key).is_some_and(Value::is_null) {
-                            map.remove(key);
-                        }
+                    if !prop.has_defaults() {
+                        continue;
                     }
-                    if let Some(v) = map.get_mut(key) {
-                        prop.apply_defaults(v);
+                    match map.get_mut(key) {
+                        Some(v) => prop.apply_defaults(v),
+                        None => {
+                            if let Some(d) = &prop.default {
+                                let mut d = d.clone();
+                                prop.apply_defaults(&mut d);
+                                map.insert(key.clone(), d);
+                            }
+                        }
                     }
                 }
                 if let Some(AdditionalProperties::Schema(s)) = self.additional_properties.as_deref()
                 {
-                    for (k, v) in map.iter_mut() {
-                        if !self.properties.contains_key(k) {
-                            s.apply_defaults(v);
+                    if s.has_defaults() {
+                        for (k, v) in map.iter_mut() {
+                            if !self.properties.contains_key(k) {
+                                s.apply_defaults(v);
+                            }
                         }
                     }
                 }
             }
             Value::Array(items) => {
-                if let Some(s) = &self.items {
+                if let Some(s) = self.items.as_deref().filter(|s| s.has_defaults()) {
                     for v in items {
                         s.apply_defaults(v);
                     }
@@ -170,26 +204,80 @@ impl Schema {
         }
     }
 
+    /// Whether this node or any below it declares a default.
+    fn has_defaults(&self) -> bool {
+        *self.derived.has_defaults.get_or_init(|| {
+            self.default.is_some()
+                || self.properties.values().any(Schema::has_defaults)
+                || self.items.as_deref().is_some_and(Schema::has_defaults)
+                || matches!(self.additional_properties.as_deref(),
+                    Some(AdditionalProperties::Schema(s)) if s.has_defaults())
+        })
+    }
+
     /// Every structural finding for `value` (already defaulted), the CEL rules included unless a
     /// type error blocks them.
     pub fn validate(&self, base: &str, value: &Value, old: Option<&Value>) -> Vec<Violation> {
+        self.validate_in(Scope::All, base, value, old)
+    }
+
+    /// As [`Schema::validate`], in `scope`.
+    pub(super) fn validate_in(
+        &self,
+        scope: Scope,
+        base: &str,
+        value: &Value,
+        old: Option<&Value>,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
         let mut trail = Trail::default();
-        self.walk(base, value, &mut trail, &mut out);
+        self.walk(scope, base, value, &mut trail, &mut out);
         if !out.iter().any(|v| v.constraint == Constraint::Type) {
             let mut trail = Trail::default();
-            super::cel::check(base, self, value, old, &mut trail, &mut out);
+            super::cel::check(scope, base, self, value, old, &mut trail, &mut out);
         }
         out
     }
 
+    /// Whether `scope` leaves this node (and all below it) out.
+    pub(super) fn skipped(&self, scope: Scope) -> bool {
+        scope == Scope::DifferingFromExperimental && self.derived.same_as_experimental
+    }
+
+    /// Mark the nodes of this standard-channel schema that are the same as `experimental`'s at
+    /// the same place, so [`Scope::DifferingFromExperimental`] can leave them out.
+    pub(super) fn mark_same_as(&mut self, experimental: &Schema) {
+        if *self == *experimental {
+            self.derived.same_as_experimental = true;
+            return;
+        }
+        for (k, s) in &mut self.properties {
+            if let Some(e) = experimental.properties.get(k) {
+                s.mark_same_as(e);
+            }
+        }
+        if let (Some(s), Some(e)) = (&mut self.items, &experimental.items) {
+            s.mark_same_as(e);
+        }
+        if let (Some(AdditionalProperties::Schema(s)), Some(AdditionalProperties::Schema(e))) = (
+            self.additional_properties.as_deref_mut(),
+            experimental.additional_properties.as_deref(),
+        ) {
+            s.mark_same_as(e);
+        }
+    }
+
     fn walk<'a>(
         &self,
+        scope: Scope,
         base: &str,
         value: &'a Value,
         trail: &mut Trail<'a>,
         out: &mut Vec<Violation>,
     ) {
+        if self.skipped(scope) {
+            return;
+        }
         let at = |trail: &Trail<'_>| trail.render(base);
         let mut push = |trail: &Trail<'_>, constraint, message: String| {
             out.push(Violation {
@@ -243,7 +331,7 @@ impl Schema {
                                 });
                             }
                         } else {
-                            item.walk(base, v, trail, out);
+                            item.walk(scope, base, v, trail, out);
                         }
                         trail.pop();
                     }
@@ -283,7 +371,7 @@ impl Schema {
                 for (k, v) in map {
                     trail.key(k);
                     match self.property(k) {
-                        Some(s) => s.walk(base, v, trail, out),
+                        Some(s) => s.walk(scope, base, v, trail, out),
                         None if !open && !v.is_null() => out.push(Violation {
                             field: at(trail),
                             constraint: Constraint::Unknown,
@@ -378,7 +466,8 @@ impl Schema {
         push: &mut impl FnMut(&Trail<'_>, Constraint, String),
     ) {
         let x = n.as_f64().unwrap_or(0.0);
-        let field = trail.render(base);
+        // Rendered only for a finding: most numbers are within their bounds.
+        let field = || trail.render(base);
         let bounds = [
             (self.maximum, self.exclusive_maximum, Constraint::Maximum),
             (self.minimum, self.exclusive_minimum, Constraint::Minimum),
@@ -395,7 +484,7 @@ impl Schema {
                 push(
                     trail,
                     constraint,
-                    invalid(value, &field, &format!("should be {how} {}", num(limit))),
+                    invalid(value, &field(), &format!("should be {how} {}", num(limit))),
                 );
             }
         }
@@ -410,7 +499,7 @@ impl Schema {
                 push(
                     trail,
                     Constraint::Format,
-                    invalid(value, &field, &format!("must be of type {format}")),
+                    invalid(value, &field(), &format!("must be of type {format}")),
                 );
             }
         }
@@ -475,39 +564,32 @@ impl Schema {
         let fits = |s: &Schema| {
             let mut t = Trail::default();
             let mut v = Vec::new();
-            s.walk(base, value, &mut t, &mut v);
+            s.walk(Scope::All, base, value, &mut t, &mut v);
             // These schemas only constrain values; the fields are the node's own schema's.
             v.iter().all(|v| v.constraint == Constraint::Unknown)
         };
-        let field = trail.render(base);
         let mut found = Vec::new();
-        let mut push = |message: String| found.push(message);
         if !self.one_of.is_empty() && self.one_of.iter().filter(|s| fits(s)).count() != 1 {
-            push(invalid(
-                value,
-                &field,
-                "must validate one and only one schema (oneOf)",
-            ));
+            found.push("must validate one and only one schema (oneOf)");
         }
         if !self.any_of.is_empty() && !self.any_of.iter().any(fits) {
-            push(invalid(
-                value,
-                &field,
-                "must validate at least one schema (anyOf)",
-            ));
+            found.push("must validate at least one schema (anyOf)");
         }
         if self.not.as_deref().is_some_and(fits) {
-            push(invalid(value, &field, "must not validate the schema (not)"));
+            found.push("must not validate the schema (not)");
         }
-        out.extend(found.into_iter().map(|message| Violation {
-            field: field.clone(),
-            constraint: Constraint::Combination,
-            message,
-        }));
+        if !found.is_empty() {
+            let field = trail.render(base);
+            out.extend(found.into_iter().map(|what| Violation {
+                message: invalid(value, &field, what),
+                field: field.clone(),
+                constraint: Constraint::Combination,
+            }));
+        }
         for s in &self.all_of {
             let mut t = trail.clone();
             let mut found = Vec::new();
-            s.walk(base, value, &mut t, &mut found);
+            s.walk(Scope::All, base, value, &mut t, &mut found);
             out.extend(
                 found
                     .into_iter()

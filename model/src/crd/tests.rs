@@ -218,3 +218,83 @@ fn kinds_only_the_experimental_channel_has() {
     assert!(unknown.refused.is_empty());
     assert_eq!(unknown.standard_only[0].field, "kind");
 }
+
+/// Kubernetes' CEL libraries as the catalog's rules call them: `matches` (patterns compiled once
+/// and reused), `isIP`, and the format library's `format.dns1123Label().validate(s)`.
+#[test]
+fn kubernetes_cel_functions_decide_like_the_api_server() {
+    let rule_failures = |object: Value| {
+        problems(Some(Channel::Experimental), object)
+            .refused
+            .into_iter()
+            .filter(|v| v.constraint == Constraint::Rule)
+            .map(|v| v.field)
+            .collect::<Vec<_>>()
+    };
+    let path = |value: &str| {
+        route(json!({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": value}}]}]}))
+    };
+    for _ in 0..2 {
+        assert!(rule_failures(path("/ok/~x")).is_empty());
+        assert_eq!(
+            rule_failures(path("/bad path")),
+            ["spec.rules[0].matches[0].path"]
+        );
+    }
+    let backend = |port: &str| {
+        json!({"apiVersion": "gateway.networking.x-k8s.io/v1alpha1", "kind": "XBackend",
+               "metadata": {"name": "b", "namespace": "default"},
+               "spec": {"destination": {"type": "Hostname", "hostname": "example.com"},
+                        "port": {"number": 443, "name": port}}})
+    };
+    assert!(rule_failures(backend("https")).is_empty());
+    assert!(rule_failures(backend("")).is_empty());
+    assert_eq!(rule_failures(backend("Not_A_Label")), ["spec.port.name"]);
+}
+
+/// Checking only where the channels differ finds what checking the whole standard schema finds
+/// beyond the experimental check: on valid objects, experimental-only fields, errors in shared
+/// nodes (CEL and structural) and type errors (which block CEL).
+#[test]
+fn the_standard_pass_over_differing_nodes_finds_what_a_full_pass_finds() {
+    let cat = catalog();
+    let objects = [
+        route(json!({"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/x"}}]}]})),
+        route(json!({"rules": [{"retry": {"attempts": 2, "codes": [503]},
+            "filters": [{"type": "CORS", "cors": {"allowOrigins": ["https://a.example"]}}],
+            "matches": [{"path": {"type": "PathPrefix", "value": "bad"}}]}]})),
+        route(
+            json!({"hostnames": ["Bad_Host"], "rules": [{"backendRefs": [
+            {"name": "s", "port": 99999999, "weight": -1,
+             "filters": [{"type": "ExternalAuth", "externalAuth": {"protocol": "HTTP",
+                "backendRef": {"name": "auth"}}}]}]}]}),
+        ),
+        route(json!({"rules": [{"timeouts": {"request": 5}, "matches": [{"path": "x"}]}]})),
+        route(
+            json!({"parentRefs": [{"name": "g", "sectionName": "x", "port": 80}],
+            "rules": [{"name": "Not A Name", "sessionPersistence": {"type": "Cookie"}}]}),
+        ),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "g", "namespace": "default"},
+            "spec": {"gatewayClassName": "c", "allowedListeners": {"namespaces": {"from": "All"}},
+                "listeners": [{"name": "a", "port": 80, "protocol": "HTTP"},
+                    {"name": "a", "port": 80, "protocol": "HTTPS", "hostname": "x.example"}]}}),
+    ];
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap();
+        let got = problems(None, object.clone());
+        let experimental: std::collections::HashSet<_> = got.refused.iter().cloned().collect();
+        let version = cat
+            .kind(Channel::Standard, "gateway.networking.k8s.io", kind)
+            .and_then(|k| k.version("v1"))
+            .unwrap();
+        let mut full: Vec<Violation> = validate(version, &object, None)
+            .into_iter()
+            .filter(|v| !experimental.contains(v))
+            .collect();
+        let mut got = got.standard_only;
+        full.sort_by(|a, b| (&a.field, &a.message).cmp(&(&b.field, &b.message)));
+        got.sort_by(|a, b| (&a.field, &a.message).cmp(&(&b.field, &b.message)));
+        assert_eq!(got, full, "{object}");
+    }
+}
