@@ -162,6 +162,32 @@ impl CrdKind {
     }
 }
 
+/// Kubernetes' order of API versions (`v1` > `v2beta1` > `v1beta2` > `v1beta1` > `v1alpha1`;
+/// anything else lowest), as a sortable key.
+pub fn version_priority(version: &str) -> (u8, u32, u32) {
+    let Some(rest) = version.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let Ok(major) = rest[..digits].parse::<u32>() else {
+        return (0, 0, 0);
+    };
+    let (stage, minor) = match &rest[digits..] {
+        "" => return (3, major, 0),
+        s => match (s.strip_prefix("beta"), s.strip_prefix("alpha")) {
+            (Some(n), _) => (2, n),
+            (_, Some(n)) => (1, n),
+            _ => return (0, 0, 0),
+        },
+    };
+    match minor.parse::<u32>() {
+        Ok(minor) => (stage, major, minor),
+        Err(_) => (0, 0, 0),
+    }
+}
+
 /// The top-level fields every object may have besides `spec` (`status` is the controller's
 /// and ignored on create, as a status subresource makes it).
 const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];

@@ -298,3 +298,15 @@ fn the_standard_pass_over_differing_nodes_finds_what_a_full_pass_finds() {
         assert_eq!(got, full, "{object}");
     }
 }
+
+#[test]
+fn versions_sort_as_kubernetes_sorts_them() {
+    let mut v = [
+        "v1alpha1", "v1beta1", "v1", "v2beta1", "v1beta2", "v1alpha3", "x1", "v2",
+    ];
+    v.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
+    assert_eq!(
+        v,
+        ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha3", "v1alpha1", "x1"]
+    );
+}

@@ -103,3 +103,24 @@ fn an_unserved_version_is_not_called_older() {
     assert!(codes.contains(&"MESH0003"), "{codes:?}");
     assert!(!codes.contains(&"MESH9001"), "{codes:?}");
 }
+
+/// Older means less mature than a served version, not "not the storage version": v1.6 serves
+/// ReferenceGrant v1 but stores v1beta1.
+#[test]
+fn a_served_version_more_mature_than_storage_is_not_older() {
+    let grant = |version: &str| {
+        let text = format!("apiVersion: gateway.networking.k8s.io/{version}\nkind: ReferenceGrant\nmetadata: {{name: g, namespace: a}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: b}}]\n  to: [{{group: \"\", kind: Service}}]\n");
+        findings("versions", "grant", &text)
+            .into_iter()
+            .filter(|d| d.code == "MESH9001")
+            .map(|d| d.message)
+            .collect::<Vec<_>>()
+    };
+    assert!(grant("v1").is_empty());
+    let older = grant("v1beta1");
+    assert_eq!(older.len(), 1);
+    assert!(
+        older[0].contains("gateway.networking.k8s.io/v1 is served"),
+        "{older:?}"
+    );
+}

@@ -19,13 +19,15 @@ pub static OLDER_VERSION: Rule = Rule {
     bad: fixture!("MESH9001", "bad"),
     good: fixture!("MESH9001", "good"),
     check: |o, _, r| {
-        // The targeted release's CRDs say what is served and which version is stored (the
-        // experimental channel serves every version the standard one does).
+        // The targeted release's CRDs say what is served (the experimental channel serves every
+        // version the standard one does). A version is older when a more mature one is served,
+        // not when it is not the storage version: v1.6 serves ReferenceGrant v1 but still stores
+        // v1beta1, and v1 is the one to write.
         let cat = crate::crd::catalog();
         let Some(crd) = cat.kind(crate::crd::Channel::Experimental, o.group(), &o.kind) else { return };
-        let Some(storage) = crd.versions.iter().find(|v| v.storage) else { return };
-        if o.version() != storage.name && crd.version(o.version()).is_some() {
-            r.at("apiVersion", format!("{} is an older version of {}; {}/{} is served", o.api_version, o.kind, crd.group, storage.name));
+        let Some(newest) = crd.versions.iter().map(|v| v.name.as_str()).max_by_key(|v| crate::crd::version_priority(v)) else { return };
+        if crd.version(o.version()).is_some() && crate::crd::version_priority(o.version()) < crate::crd::version_priority(newest) {
+            r.at("apiVersion", format!("{} is an older version of {}; {}/{newest} is served", o.api_version, o.kind, crd.group));
         }
     },
 };
