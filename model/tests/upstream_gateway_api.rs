@@ -7,30 +7,12 @@
 //! on PATH; the module is cached in GOMODCACHE after the first run).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mesh_model::crd::Channel;
 use mesh_model::load::{load_str, LoadOptions};
 use mesh_model::{rules, Diagnostic, Level, Snapshot, Source};
 
-/// The module's directory in the Go module cache.
-fn module_dir() -> PathBuf {
-    let release = &mesh_model::crd::catalog().release;
-    let out = Command::new("go")
-        .args(["mod", "download", "-json"])
-        .arg(format!("sigs.k8s.io/gateway-api@{release}"))
-        .env("GOFLAGS", "-mod=mod")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("`go` runs (install Go: the upstream examples come from the Go module proxy)");
-    assert!(
-        out.status.success(),
-        "go mod download sigs.k8s.io/gateway-api@{release}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("go prints JSON");
-    PathBuf::from(info["Dir"].as_str().expect("the module has a directory"))
-}
+mod upstream;
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -82,7 +64,7 @@ fn channels() -> [(Channel, &'static str); 2] {
 
 #[test]
 fn every_invalid_example_is_refused() {
-    let root = module_dir().join("hack/invalid-examples");
+    let root = upstream::module_dir("sigs.k8s.io/gateway-api").join("hack/invalid-examples");
     let mut missed = Vec::new();
     let mut count = 0;
     for (channel, dir) in channels() {
@@ -113,7 +95,7 @@ fn every_invalid_example_is_refused() {
 
 #[test]
 fn no_valid_example_gets_an_error() {
-    let root = module_dir().join("examples");
+    let root = upstream::module_dir("sigs.k8s.io/gateway-api").join("examples");
     let mut wrong = Vec::new();
     let mut count = 0;
     for (channel, dir) in channels() {
@@ -138,7 +120,7 @@ fn no_valid_example_gets_an_error() {
 /// serve is a warning), and the standard ones have no channel warning at all.
 #[test]
 fn without_a_channel_experimental_features_are_warnings() {
-    let root = module_dir().join("examples");
+    let root = upstream::module_dir("sigs.k8s.io/gateway-api").join("examples");
     let mut warned = 0;
     for (channel, dir) in channels() {
         for file in yaml_files(&root.join(dir)) {

@@ -1,0 +1,555 @@
+// Command conformance reads the upstream Gateway API conformance tests (the Go sources of
+// sigs.k8s.io/gateway-api/conformance) and prints, as JSON, every negative status condition a
+// test expects: the test, its manifests, the object (kind, namespace, name, and the listener or
+// parent when the condition is theirs) and the condition's type, status and reason.
+//
+// It reads the tests' Go code rather than a hand-kept table, so the expectations are upstream's.
+// A small evaluator follows what the tests write: NamespacedName and Condition literals bound
+// to variables, table-driven cases (range over a slice literal), constants of the API packages,
+// and the kubernetes.*MustHave* helpers, whose name gives the kind.
+//
+// Usage: go run . CONFORMANCE_MODULE_DIR GATEWAY_API_MODULE_DIR
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// NN is a types.NamespacedName.
+type NN struct{ Namespace, Name string }
+
+// Cond is a metav1.Condition.
+type Cond struct{ Type, Status, Reason string }
+
+// Struct is any other composite literal: its fields, or its elements for a slice.
+type Struct struct {
+	Type   string
+	Fields map[string]any
+	Elems  []any
+}
+
+// Expectation is one negative condition a test expects on one object.
+type Expectation struct {
+	Test      string   `json:"test"`
+	Manifests []string `json:"manifests"`
+	Features  []string `json:"features"`
+	Helper    string   `json:"helper"`
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	// Listener is the listener (of a Gateway or ListenerSet) the condition is on, if any.
+	Listener string `json:"listener,omitempty"`
+	// Parent is the parent (Gateway) of a route condition, if named.
+	Parent string `json:"parent,omitempty"`
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	// Reason is empty when the test accepts any reason.
+	Reason string `json:"reason"`
+}
+
+// consts holds the string constants of the API and conformance packages by name, with
+// apimachinery's condition statuses, which those packages use but do not declare.
+var consts = map[string]string{
+	"ConditionTrue":    "True",
+	"ConditionFalse":   "False",
+	"ConditionUnknown": "Unknown",
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: conformance CONFORMANCE_MODULE_DIR GATEWAY_API_MODULE_DIR")
+		os.Exit(64)
+	}
+	conf, api := os.Args[1], os.Args[2]
+	for _, dir := range []string{filepath.Join(api, "apis"), filepath.Join(api, "apisx"), filepath.Join(conf, "utils")} {
+		collectConsts(dir)
+	}
+	fset := token.NewFileSet()
+	files, _ := filepath.Glob(filepath.Join(conf, "tests", "*.go"))
+	sort.Strings(files)
+	out := []Expectation{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		out = append(out, fileExpectations(file)...)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", " ")
+	if err := enc.Encode(out); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// collectConsts records every string constant (and string var) declared under dir by name.
+func collectConsts(dir string) {
+	fset := token.NewFileSet()
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		file, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return nil
+		}
+		for _, decl := range file.Decls {
+			g, ok := decl.(*ast.GenDecl)
+			if !ok || (g.Tok != token.CONST && g.Tok != token.VAR) {
+				continue
+			}
+			for _, spec := range g.Specs {
+				v := spec.(*ast.ValueSpec)
+				for i, name := range v.Names {
+					if i < len(v.Values) {
+						if s, ok := literal(v.Values[i]); ok {
+							consts[name.Name] = s
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func literal(e ast.Expr) (string, bool) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind == token.STRING {
+			s, err := strconv.Unquote(e.Value)
+			return s, err == nil
+		}
+	case *ast.CallExpr: // a typed constant: RouteConditionReason("x")
+		if len(e.Args) == 1 {
+			return literal(e.Args[0])
+		}
+	}
+	return "", false
+}
+
+// test is what a ConformanceTest literal declares.
+type test struct {
+	name      string
+	manifests []string
+	features  []string
+}
+
+func fileExpectations(file *ast.File) []Expectation {
+	var out []Expectation
+	pkg := env{}
+	// Package-level variables and constants of the test file (shared NamespacedNames, cases).
+	for _, decl := range file.Decls {
+		if g, ok := decl.(*ast.GenDecl); ok && (g.Tok == token.VAR || g.Tok == token.CONST) {
+			for _, spec := range g.Specs {
+				v := spec.(*ast.ValueSpec)
+				for i, n := range v.Names {
+					if i < len(v.Values) {
+						if _, isTest := v.Values[i].(*ast.CompositeLit); isTest && isConformanceTest(v.Values[i]) {
+							continue
+						}
+						pkg[n.Name] = eval(v.Values[i], pkg)
+					}
+				}
+			}
+		}
+	}
+	ast.Inspect(file, func(n ast.Node) bool {
+		lit, ok := n.(*ast.CompositeLit)
+		if !ok || !isConformanceTest(lit) {
+			return true
+		}
+		var t test
+		var body *ast.BlockStmt
+		for _, el := range lit.Elts {
+			kv, ok := el.(*ast.KeyValueExpr)
+			if !ok {
+				continue
+			}
+			switch key(kv.Key) {
+			case "ShortName":
+				t.name, _ = eval(kv.Value, pkg).(string)
+			case "Manifests":
+				t.manifests = strings_(eval(kv.Value, pkg))
+			case "Features":
+				if c, ok := kv.Value.(*ast.CompositeLit); ok {
+					for _, f := range c.Elts {
+						if s, ok := f.(*ast.SelectorExpr); ok {
+							t.features = append(t.features, s.Sel.Name)
+						}
+					}
+				}
+			case "Test":
+				if f, ok := kv.Value.(*ast.FuncLit); ok {
+					body = f.Body
+				}
+			}
+		}
+		if body != nil {
+			w := walker{test: t, out: &out}
+			w.block(body, pkg.child())
+		}
+		return false
+	})
+	return out
+}
+
+func isConformanceTest(e ast.Expr) bool {
+	lit, ok := e.(*ast.CompositeLit)
+	if !ok {
+		return false
+	}
+	s, ok := lit.Type.(*ast.SelectorExpr)
+	return ok && s.Sel.Name == "ConformanceTest"
+}
+
+func key(e ast.Expr) string {
+	if id, ok := e.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}
+
+func strings_(v any) []string {
+	var out []string
+	if s, ok := v.(Struct); ok {
+		for _, e := range s.Elems {
+			if str, ok := e.(string); ok {
+				out = append(out, str)
+			}
+		}
+	}
+	return out
+}
+
+// env is a scope of variables; a child sees its parent's.
+type env map[string]any
+
+func (e env) child() env {
+	c := env{}
+	for k, v := range e {
+		c[k] = v
+	}
+	return c
+}
+
+func eval(e ast.Expr, vars env) any {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		s, _ := literal(e)
+		return s
+	case *ast.Ident:
+		if v, ok := vars[e.Name]; ok {
+			return v
+		}
+		if s, ok := consts[e.Name]; ok {
+			return s
+		}
+		return nil
+	case *ast.SelectorExpr:
+		if x, ok := e.X.(*ast.Ident); ok {
+			if _, local := vars[x.Name]; !local {
+				if s, ok := consts[e.Sel.Name]; ok {
+					return s
+				}
+				return nil
+			}
+		}
+		switch x := eval(e.X, vars).(type) {
+		case Struct:
+			return x.Fields[e.Sel.Name]
+		case NN:
+			if e.Sel.Name == "Name" {
+				return x.Name
+			}
+			return x.Namespace
+		case Cond:
+			return map[string]string{"Type": x.Type, "Status": x.Status, "Reason": x.Reason}[e.Sel.Name]
+		}
+		return nil
+	case *ast.UnaryExpr:
+		return eval(e.X, vars)
+	case *ast.ParenExpr:
+		return eval(e.X, vars)
+	case *ast.CallExpr:
+		name := callName(e)
+		switch {
+		case name == "string" && len(e.Args) == 1:
+			return eval(e.Args[0], vars)
+		case strings.HasSuffix(name, ".NewGatewayRef") || strings.HasSuffix(name, ".NewResourceRef"):
+			for _, a := range e.Args {
+				if nn, ok := eval(a, vars).(NN); ok {
+					return nn
+				}
+			}
+		case len(e.Args) == 1: // a conversion: v1.SectionName("x"), ptr.To(x)
+			return eval(e.Args[0], vars)
+		}
+		return nil
+	case *ast.CompositeLit:
+		return composite(e, vars, "")
+	}
+	return nil
+}
+
+func typeName(e ast.Expr) string {
+	switch t := e.(type) {
+	case *ast.SelectorExpr:
+		return t.Sel.Name
+	case *ast.Ident:
+		return t.Name
+	case *ast.ArrayType:
+		return "[]" + typeName(t.Elt)
+	case *ast.StarExpr:
+		return typeName(t.X)
+	}
+	return ""
+}
+
+// composite evaluates a composite literal; implied is its type when the literal elides it (an
+// element of a slice literal: []metav1.Condition{{Type: ...}}).
+func composite(e *ast.CompositeLit, vars env, implied string) any {
+	name := typeName(e.Type)
+	if e.Type == nil {
+		name = implied
+	}
+	s := Struct{Type: name, Fields: map[string]any{}}
+	elem := strings.TrimPrefix(name, "[]")
+	value := func(v ast.Expr) any {
+		if c, ok := v.(*ast.CompositeLit); ok && c.Type == nil {
+			return composite(c, vars, elem)
+		}
+		if u, ok := v.(*ast.UnaryExpr); ok {
+			if c, ok := u.X.(*ast.CompositeLit); ok && c.Type == nil {
+				return composite(c, vars, elem)
+			}
+		}
+		return eval(v, vars)
+	}
+	for _, el := range e.Elts {
+		if kv, ok := el.(*ast.KeyValueExpr); ok {
+			if k := key(kv.Key); k != "" && !strings.HasPrefix(name, "[]") {
+				s.Fields[k] = eval(kv.Value, vars)
+				continue
+			}
+			s.Elems = append(s.Elems, value(kv.Value))
+			continue
+		}
+		s.Elems = append(s.Elems, value(el))
+	}
+	str := func(k string) string { v, _ := s.Fields[k].(string); return v }
+	switch s.Type {
+	case "NamespacedName":
+		return NN{Namespace: str("Namespace"), Name: str("Name")}
+	case "Condition":
+		return Cond{Type: str("Type"), Status: str("Status"), Reason: str("Reason")}
+	}
+	return s
+}
+
+func callName(c *ast.CallExpr) string {
+	switch f := c.Fun.(type) {
+	case *ast.Ident:
+		return f.Name
+	case *ast.SelectorExpr:
+		if x, ok := f.X.(*ast.Ident); ok {
+			return x.Name + "." + f.Sel.Name
+		}
+		return "." + f.Sel.Name
+	}
+	return ""
+}
+
+type walker struct {
+	test test
+	out  *[]Expectation
+}
+
+func (w walker) block(b *ast.BlockStmt, vars env) {
+	for _, s := range b.List {
+		w.stmt(s, vars)
+	}
+}
+
+func (w walker) stmt(s ast.Stmt, vars env) {
+	switch s := s.(type) {
+	case *ast.AssignStmt:
+		for i, l := range s.Lhs {
+			if id, ok := l.(*ast.Ident); ok && i < len(s.Rhs) && len(s.Lhs) == len(s.Rhs) {
+				vars[id.Name] = eval(s.Rhs[i], vars)
+			}
+		}
+		for _, r := range s.Rhs {
+			w.expr(r, vars)
+		}
+	case *ast.DeclStmt:
+		if g, ok := s.Decl.(*ast.GenDecl); ok {
+			for _, spec := range g.Specs {
+				if v, ok := spec.(*ast.ValueSpec); ok {
+					for i, n := range v.Names {
+						if i < len(v.Values) {
+							vars[n.Name] = eval(v.Values[i], vars)
+						}
+					}
+				}
+			}
+		}
+	case *ast.ExprStmt:
+		w.expr(s.X, vars)
+	case *ast.BlockStmt:
+		w.block(s, vars.child())
+	case *ast.IfStmt:
+		if s.Init != nil {
+			w.stmt(s.Init, vars)
+		}
+		w.block(s.Body, vars.child())
+		if s.Else != nil {
+			w.stmt(s.Else, vars.child())
+		}
+	case *ast.RangeStmt:
+		items, _ := eval(s.X, vars).(Struct)
+		name := ""
+		if id, ok := s.Value.(*ast.Ident); ok {
+			name = id.Name
+		}
+		if len(items.Elems) == 0 || name == "" {
+			w.block(s.Body, vars.child())
+			return
+		}
+		for _, item := range items.Elems {
+			c := vars.child()
+			c[name] = item
+			w.block(s.Body, c)
+		}
+	case *ast.ForStmt:
+		w.block(s.Body, vars.child())
+	}
+}
+
+// expr follows calls: closures passed to t.Run and friends are walked in the same scope, and
+// the kubernetes.*MustHave* helpers are read for the conditions they assert.
+func (w walker) expr(e ast.Expr, vars env) {
+	c, ok := e.(*ast.CallExpr)
+	if !ok {
+		return
+	}
+	for _, a := range c.Args {
+		if f, ok := a.(*ast.FuncLit); ok {
+			w.block(f.Body, vars.child())
+		}
+	}
+	name := callName(c)
+	if !strings.HasPrefix(name, "kubernetes.") {
+		return
+	}
+	helper := strings.TrimPrefix(name, "kubernetes.")
+	kind := helperKind(helper)
+	if kind == "" {
+		return
+	}
+	var nns []NN
+	var args []any
+	for _, a := range c.Args {
+		v := eval(a, vars)
+		if nn, ok := v.(NN); ok {
+			nns = append(nns, nn)
+		}
+		args = append(args, v)
+	}
+	if len(nns) == 0 {
+		return
+	}
+	object := nns[0]
+	parent := ""
+	if len(nns) > 1 && kind != "Gateway" && kind != "GatewayClass" {
+		parent = nns[1].Name
+	}
+	emit := func(cond Cond, listener, parent string) {
+		if !negative(cond) {
+			return
+		}
+		*w.out = append(*w.out, Expectation{
+			Test: w.test.name, Manifests: w.test.manifests, Features: w.test.features,
+			Helper: helper, Kind: kind, Namespace: object.Namespace, Name: object.Name,
+			Listener: listener, Parent: parent, Type: cond.Type, Status: cond.Status, Reason: cond.Reason,
+		})
+	}
+	if strings.HasSuffix(helper, "MustHaveNoAcceptedParents") {
+		emit(Cond{Type: "Accepted", Status: "False"}, "", parent)
+		return
+	}
+	listenerArg := ""
+	if strings.Contains(helper, "ListenerMustHave") || strings.Contains(helper, "ListenersMustHave") {
+		for _, a := range args {
+			if s, ok := a.(string); ok && s != "" {
+				listenerArg = s
+			}
+		}
+	}
+	var visit func(v any, listener, parent string)
+	visit = func(v any, listener, parent string) {
+		switch v := v.(type) {
+		case Cond:
+			emit(v, listener, parent)
+		case Struct:
+			l, p := listener, parent
+			if v.Type == "ListenerStatus" || v.Type == "ListenerEntryStatus" {
+				l, _ = v.Fields["Name"].(string)
+			}
+			if ref, ok := v.Fields["ParentRef"].(Struct); ok {
+				p, _ = ref.Fields["Name"].(string)
+			}
+			for _, f := range v.Fields {
+				visit(f, l, p)
+			}
+			for _, el := range v.Elems {
+				visit(el, l, p)
+			}
+		}
+	}
+	for _, a := range args {
+		visit(a, listenerArg, parent)
+	}
+}
+
+// negative says whether a condition reports a problem: False for the positive-polarity
+// conditions (Accepted, ResolvedRefs, Programmed, ...), True for Conflicted and
+// OverlappingTLSConfig.
+func negative(c Cond) bool {
+	switch c.Type {
+	case "Conflicted", "OverlappingTLSConfig":
+		return c.Status == "True"
+	}
+	return c.Status == "False"
+}
+
+// helperKind is the kind a kubernetes.* helper asserts conditions on ("" for other helpers).
+func helperKind(helper string) string {
+	if !strings.Contains(helper, "MustHave") {
+		return ""
+	}
+	for _, k := range []string{"BackendTLSPolicy", "ListenerSet", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "GatewayClass", "GWC", "Gateway"} {
+		if strings.HasPrefix(helper, k) {
+			if k == "GWC" {
+				return "GatewayClass"
+			}
+			return k
+		}
+	}
+	return ""
+}
