@@ -65,7 +65,7 @@ pub fn apply(kind: Kind, raw: &mut Value) {
                 backend_refs(rule);
             }
         }
-        Kind::TlsRoute => {
+        Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute => {
             parent_refs(spec);
             for rule in array(spec, "rules") {
                 if let Some(rule) = rule.as_object_mut() {

@@ -89,7 +89,7 @@ impl Index {
                 }
             }
         }
-        for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
+        for &kind in crate::kind::ROUTE_KINDS {
             for (i, o) in snap.indexed(kind) {
                 let Some(route) = o.resource.route() else {
                     continue;

@@ -12,6 +12,8 @@ pub enum Kind {
     HttpRoute,
     GrpcRoute,
     TlsRoute,
+    TcpRoute,
+    UdpRoute,
     ReferenceGrant,
     Namespace,
     Service,
@@ -36,6 +38,16 @@ pub struct KindInfo {
     /// The resource name in API paths (`httproutes`).
     pub plural: &'static str,
 }
+
+/// The route kinds: one view ([`crate::route::Route`]) and the same attachment, backend and
+/// ReferenceGrant rules for all of them.
+pub const ROUTE_KINDS: &[Kind] = &[
+    Kind::HttpRoute,
+    Kind::GrpcRoute,
+    Kind::TlsRoute,
+    Kind::TcpRoute,
+    Kind::UdpRoute,
+];
 
 pub const KINDS: &[KindInfo] = &[
     KindInfo {
@@ -77,6 +89,22 @@ pub const KINDS: &[KindInfo] = &[
         served: &["v1", "v1alpha3", "v1alpha2"],
         namespaced: true,
         plural: "tlsroutes",
+    },
+    KindInfo {
+        kind: Kind::TcpRoute,
+        name: "TCPRoute",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1alpha2"],
+        namespaced: true,
+        plural: "tcproutes",
+    },
+    KindInfo {
+        kind: Kind::UdpRoute,
+        name: "UDPRoute",
+        group: GATEWAY_GROUP,
+        served: &["v1", "v1alpha2"],
+        namespaced: true,
+        plural: "udproutes",
     },
     KindInfo {
         kind: Kind::ReferenceGrant,

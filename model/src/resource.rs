@@ -7,7 +7,8 @@
 //! API server would reject (kubectl's default strict field validation) or prune.
 
 use gateway_api::apis::experimental::{
-    gatewayclasses, gateways, grpcroutes, httproutes, referencegrants, tlsroutes,
+    gatewayclasses, gateways, grpcroutes, httproutes, referencegrants, tcproutes, tlsroutes,
+    udproutes,
 };
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -28,6 +29,8 @@ pub enum Resource {
     HttpRoute(Box<httproutes::HttpRouteSpec>, Box<Route>),
     GrpcRoute(Box<grpcroutes::GrpcRouteSpec>, Box<Route>),
     TlsRoute(Box<tlsroutes::TlsRouteSpec>, Box<Route>),
+    TcpRoute(Box<tcproutes::TcpRouteSpec>, Box<Route>),
+    UdpRoute(Box<udproutes::UdpRouteSpec>, Box<Route>),
     ReferenceGrant(Box<referencegrants::ReferenceGrantSpec>),
     Namespace(Box<core::Namespace>),
     Service(Box<core::Service>),
@@ -41,12 +44,14 @@ pub enum Resource {
 }
 
 impl Resource {
-    /// The route view, for the three route kinds.
+    /// The route view, for the route kinds ([`crate::kind::ROUTE_KINDS`]).
     pub fn route(&self) -> Option<&Route> {
         match self {
-            Resource::HttpRoute(_, r) | Resource::GrpcRoute(_, r) | Resource::TlsRoute(_, r) => {
-                Some(r)
-            }
+            Resource::HttpRoute(_, r)
+            | Resource::GrpcRoute(_, r)
+            | Resource::TlsRoute(_, r)
+            | Resource::TcpRoute(_, r)
+            | Resource::UdpRoute(_, r) => Some(r),
             _ => None,
         }
     }
@@ -185,6 +190,16 @@ pub(crate) fn type_object(
             let r = Route::from_tls(&s, namespace);
             Resource::TlsRoute(Box::new(s), Box::new(r))
         }),
+        Kind::TcpRoute => typed_at::<tcproutes::TcpRouteSpec>(spec, "spec", !crd_checked, problems)
+            .map(|s| {
+                let r = Route::from_tcp(&s, namespace);
+                Resource::TcpRoute(Box::new(s), Box::new(r))
+            }),
+        Kind::UdpRoute => typed_at::<udproutes::UdpRouteSpec>(spec, "spec", !crd_checked, problems)
+            .map(|s| {
+                let r = Route::from_udp(&s, namespace);
+                Resource::UdpRoute(Box::new(s), Box::new(r))
+            }),
         Kind::ReferenceGrant => {
             typed_at::<referencegrants::ReferenceGrantSpec>(spec, "spec", !crd_checked, problems)
                 .map(|s| Resource::ReferenceGrant(Box::new(s)))

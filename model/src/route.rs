@@ -1,11 +1,11 @@
-//! One view of HTTPRoute, GRPCRoute and TLSRoute.
+//! One view of HTTPRoute, GRPCRoute, TLSRoute, TCPRoute and UDPRoute.
 //!
 //! The generated Gateway API types give each route kind (and each nesting level) its own copy
 //! of ParentReference, BackendRef and the filters. The rules that look across objects
 //! (attachment, backends, ReferenceGrants, conflicts) are the same for every kind, so they work
 //! on this view, built once per object at load time with the spec's defaults applied.
 
-use gateway_api::apis::experimental::{grpcroutes, httproutes, tlsroutes};
+use gateway_api::apis::experimental::{grpcroutes, httproutes, tcproutes, tlsroutes, udproutes};
 
 use crate::kind::{Kind, GATEWAY_GROUP};
 
@@ -219,6 +219,38 @@ impl Route {
         Route {
             kind: Kind::TlsRoute,
             hostnames: spec.hostnames.clone(),
+            parent_refs: parents(ns, spec.parent_refs.as_ref()),
+            rules: rule_views(ns, rules),
+        }
+    }
+}
+
+impl Route {
+    /// A TCPRoute: its rule takes every connection of the listener.
+    pub fn from_tcp(spec: &tcproutes::TcpRouteSpec, ns: &str) -> Route {
+        let no_filters: Option<Vec<Filter>> = None;
+        let rules = spec
+            .rules
+            .iter()
+            .map(|r| (vec!["tcp".to_string()], Some(&r.backend_refs), &no_filters));
+        Route {
+            kind: Kind::TcpRoute,
+            hostnames: Vec::new(),
+            parent_refs: parents(ns, spec.parent_refs.as_ref()),
+            rules: rule_views(ns, rules),
+        }
+    }
+
+    /// A UDPRoute: its rule takes every datagram of the listener.
+    pub fn from_udp(spec: &udproutes::UdpRouteSpec, ns: &str) -> Route {
+        let no_filters: Option<Vec<Filter>> = None;
+        let rules = spec
+            .rules
+            .iter()
+            .map(|r| (vec!["udp".to_string()], Some(&r.backend_refs), &no_filters));
+        Route {
+            kind: Kind::UdpRoute,
+            hostnames: Vec::new(),
             parent_refs: parents(ns, spec.parent_refs.as_ref()),
             rules: rule_views(ns, rules),
         }

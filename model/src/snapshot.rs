@@ -8,6 +8,9 @@ use crate::kind::Kind;
 use crate::object::Object;
 use crate::resource::Resource;
 
+/// The label the API server puts on every Namespace, with its name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 type Key = (Kind, Option<String>, String);
 
 pub struct Snapshot {
@@ -156,10 +159,16 @@ impl Snapshot {
             .map(|&i| &self.objects[i])
     }
 
-    /// Labels of a Namespace, when the input has it.
+    /// Labels of a Namespace, when the input has it, with the `kubernetes.io/metadata.name`
+    /// label the API server sets on every Namespace (to its name, whatever was written): a
+    /// selector on it is how routes name a namespace, and a file seldom spells it out.
     pub fn namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
         match &self.get(Kind::Namespace, None, name)?.resource {
-            Resource::Namespace(ns) => Some(ns.metadata.labels.clone().unwrap_or_default()),
+            Resource::Namespace(ns) => {
+                let mut labels = ns.metadata.labels.clone().unwrap_or_default();
+                labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.to_string());
+                Some(labels)
+            }
             _ => None,
         }
     }

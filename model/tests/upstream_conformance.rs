@@ -9,6 +9,9 @@
 //! listener, for a listener's condition); one that accepts any reason is met by any Warning or
 //! Error there.
 //!
+//! Conditions a test asserts only after changing objects (deleting a ReferenceGrant, patching a
+//! policy) are left out: the manifests alone do not produce them.
+//!
 //! The figure is printed per test; the test fails when it falls below the level reached so far
 //! (`MET_AT_LEAST`), so a change that loses a reason shows here.
 
@@ -25,7 +28,7 @@ use serde_json::Value;
 
 /// Cases met on the release's conformance tests, of all extracted (raise it as analyze
 /// learns more; the goal is 95%).
-const MET_AT_LEAST: usize = 44;
+const MET_AT_LEAST: usize = 52;
 
 /// The GatewayClass the suite runs with (the manifests name it through a placeholder).
 const CLASS: &str = "kubectl-mesh";
@@ -43,6 +46,10 @@ struct Expectation {
     ty: String,
     status: String,
     reason: String,
+    /// The change the test made before asserting (a ReferenceGrant deleted, a policy patched):
+    /// not what its manifests produce, so not measured here.
+    #[serde(default)]
+    after: String,
 }
 
 fn expectations(conformance: &Path, api: &Path) -> Vec<Expectation> {
@@ -127,6 +134,8 @@ fn analyze_reports_the_reasons_the_conformance_tests_expect() {
     // on Accepted, Programmed and Conflicted.
     let mut expected = expectations(&conformance, &api);
     let mut seen = std::collections::HashSet::new();
+    let changed = expected.iter().filter(|e| !e.after.is_empty()).count();
+    expected.retain(|e| e.after.is_empty());
     expected.retain(|e| {
         seen.insert((
             e.test.clone(),
@@ -191,7 +200,7 @@ fn analyze_reports_the_reasons_the_conformance_tests_expect() {
         println!("{test}: {test_met}/{}", cases.len());
     }
     println!(
-        "\nmet {met_count} of {} expectations ({:.0}%) in {} tests; missed:\n{}",
+        "\nmet {met_count} of {} expectations ({:.0}%) in {} tests ({changed} asserted after a change the test makes, not measured); missed:\n{}",
         expected.len(),
         100.0 * met_count as f64 / expected.len() as f64,
         by_test.len(),

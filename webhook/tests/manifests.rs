@@ -21,16 +21,15 @@ fn find<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
 #[test]
 fn webhook_configurations() {
     let all = objects();
-    let covered = [
-        "gatewayclasses",
-        "gateways",
-        "httproutes",
-        "grpcroutes",
-        "tlsroutes",
-        "referencegrants",
-        "ciliumenvoyconfigs",
-        "ciliumclusterwideenvoyconfigs",
-    ];
+    // Every Gateway API and Cilium kind the model knows: a kind added there and not here would
+    // go unreviewed (and, missing from the ClusterRole, keep the cache from ever settling).
+    let covered: Vec<&str> = mesh_model::kind::KINDS
+        .iter()
+        .filter(|k| {
+            k.group == mesh_model::kind::GATEWAY_GROUP || k.group == mesh_model::kind::CILIUM_GROUP
+        })
+        .map(|k| k.plural)
+        .collect();
     for (kind, path, policy) in [
         ("ValidatingWebhookConfiguration", "/validate", "Fail"),
         ("MutatingWebhookConfiguration", "/mutate", "Ignore"),
@@ -64,7 +63,7 @@ fn webhook_configurations() {
             .flat_map(|r| r["resources"].as_array().unwrap())
             .map(|r| r.as_str().unwrap())
             .collect();
-        for r in covered {
+        for &r in &covered {
             assert!(resources.contains(&r), "{kind} does not cover {r}");
         }
     }
@@ -81,6 +80,26 @@ fn least_privilege_and_hardened_deployment() {
                 "write verb {verb} in the ClusterRole"
             );
         }
+    }
+    // The cache watches every kind the model knows; one it may not list never settles.
+    for k in mesh_model::kind::KINDS {
+        let allowed = role["rules"].as_array().unwrap().iter().any(|rule| {
+            rule["apiGroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == k.group)
+                && rule["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == k.plural)
+        });
+        assert!(
+            allowed,
+            "the ClusterRole does not let the cache list {}",
+            k.plural
+        );
     }
     let d = find(&all, "Deployment")[0];
     assert_eq!(d["spec"]["replicas"], 2);

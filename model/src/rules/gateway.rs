@@ -29,6 +29,7 @@ pub static RULES: &[&Rule] = &[
     &PASSTHROUGH_CERTIFICATES,
     &CONTROLLER_NAME_INVALID,
     &PROTOCOL_INVALID,
+    &NO_VALID_LISTENER,
     &GATEWAY_CLASS_NOT_FOUND,
     &PROTOCOL_CONFLICT,
     &HOSTNAME_CONFLICT,
@@ -361,6 +362,35 @@ fn protocol_family(p: &str) -> &str {
         other => other,
     }
 }
+
+pub static NO_VALID_LISTENER: Rule = Rule {
+    code: "MESH1013",
+    name: "NoValidListener",
+    level: Level::Error,
+    title: "No listener of the Gateway is valid",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("ListenersNotValid"),
+    doc: "When every listener has an error that keeps it from being accepted (an unsupported protocol, a conflict, a bad certificate reference), the Gateway itself is not accepted: Accepted=False with ListenersNotValid, and nothing is served. With some listeners valid the Gateway is accepted and only those listeners are down.",
+    hint: "Fix the listener errors reported on this Gateway.",
+    bad: fixture!("MESH1013", "bad"),
+    good: fixture!("MESH1013", "good"),
+    check: |o, s, r| {
+        let Some(spec) = spec(o) else { return };
+        if spec.listeners.is_empty() {
+            return;
+        }
+        // The listener errors of the other Gateway rules that set a status reason, by listener.
+        let findings = super::check_object_where(o, s, |rule| rule.code != NO_VALID_LISTENER.code && rule.level == Level::Error && rule.reason.is_some() && rule.kinds.contains(&Kind::Gateway));
+        let invalid = |i: usize| {
+            let at = format!("spec.listeners[{i}]");
+            findings.iter().any(|d| d.field == at || d.field.starts_with(&format!("{at}.")))
+        };
+        if (0..spec.listeners.len()).all(invalid) {
+            r.at("spec.listeners", format!("none of the {} listeners is valid, so the Gateway is not accepted", spec.listeners.len()));
+        }
+    },
+};
 
 pub static PROTOCOL_CONFLICT: Rule = Rule {
     code: "MESH1102",

@@ -26,7 +26,7 @@ pub static RULES: &[&Rule] = &[
     &GRANT_NAMESPACE_MISSING,
 ];
 
-const ROUTES: &[Kind] = &[Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute];
+const ROUTES: &[Kind] = crate::kind::ROUTE_KINDS;
 
 /// Call `f` for every parentRef of a route with its resolution.
 fn parents<'a>(

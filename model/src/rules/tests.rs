@@ -124,3 +124,17 @@ fn a_served_version_more_mature_than_storage_is_not_older() {
         "{older:?}"
     );
 }
+
+/// The API server labels every Namespace `kubernetes.io/metadata.name: <name>`; a listener that
+/// selects namespaces by that label admits routes from a Namespace written without it.
+#[test]
+fn namespaces_carry_their_name_label() {
+    let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: infra}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec:\n  gatewayClassName: c\n  listeners:\n  - name: web\n    protocol: HTTP\n    port: 80\n    allowedRoutes:\n      namespaces:\n        from: Selector\n        selector: {matchLabels: {kubernetes.io/metadata.name: NS}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec:\n  parentRefs: [{name: gw, namespace: infra}]\n";
+    let not_allowed = |selected: &str| {
+        findings("x", "ns", &text.replace("NS", selected))
+            .iter()
+            .any(|d| d.reason == Some("NotAllowedByListeners"))
+    };
+    assert!(!not_allowed("shop"));
+    assert!(not_allowed("infra"));
+}

@@ -11,7 +11,7 @@ pub static OLDER_VERSION: Rule = Rule {
     name: "OlderApiVersion",
     level: Level::Info,
     title: "A v1beta1 or v1alpha version is used where v1 is served",
-    kinds: &[Kind::GatewayClass, Kind::Gateway, Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute, Kind::ReferenceGrant],
+    kinds: &[Kind::GatewayClass, Kind::Gateway, Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute, Kind::TcpRoute, Kind::UdpRoute, Kind::ReferenceGrant],
     scope: Scope::Object,
     reason: None,
     doc: "Gateway API still serves older versions of some kinds, with the same schema, but they are not the storage version and will be removed (the articles mix v1beta1 and v1 HTTPRoutes in one lab). v1 is served for every standard kind since Gateway API v1.5.",

@@ -55,6 +55,9 @@ type Expectation struct {
 	Status string `json:"status"`
 	// Reason is empty when the test accepts any reason.
 	Reason string `json:"reason"`
+	// After names the first change the test made to the objects before asserting this
+	// (Client.Delete, Client.Update, ...): the manifests alone do not produce it.
+	After string `json:"after,omitempty"`
 }
 
 // consts holds the string constants of the API and conformance packages by name, with
@@ -201,7 +204,8 @@ func fileExpectations(file *ast.File) []Expectation {
 			}
 		}
 		if body != nil {
-			w := walker{test: t, out: &out}
+			after := ""
+			w := walker{test: t, out: &out, after: &after}
 			w.block(body, pkg.child())
 		}
 		return false
@@ -378,6 +382,8 @@ func callName(c *ast.CallExpr) string {
 type walker struct {
 	test test
 	out  *[]Expectation
+	// after is the first change the test made to the cluster's objects, once made.
+	after *string
 }
 
 func (w walker) block(b *ast.BlockStmt, vars env) {
@@ -449,11 +455,22 @@ func (w walker) expr(e ast.Expr, vars env) {
 		return
 	}
 	for _, a := range c.Args {
-		if f, ok := a.(*ast.FuncLit); ok {
-			w.block(f.Body, vars.child())
+		switch a := a.(type) {
+		case *ast.FuncLit:
+			w.block(a.Body, vars.child())
+		case *ast.CallExpr: // require.NoError(t, suite.Client.Delete(ctx, &rg))
+			w.expr(a, vars)
 		}
 	}
 	name := callName(c)
+	if sel, ok := c.Fun.(*ast.SelectorExpr); ok && *w.after == "" {
+		switch sel.Sel.Name {
+		case "Delete", "Update", "Patch", "Create", "Apply", "MustApplyWithCleanup":
+			if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "Client" || sel.Sel.Name == "MustApplyWithCleanup" {
+				*w.after = sel.Sel.Name
+			}
+		}
+	}
 	if !strings.HasPrefix(name, "kubernetes.") {
 		return
 	}
@@ -487,6 +504,7 @@ func (w walker) expr(e ast.Expr, vars env) {
 			Test: w.test.name, Manifests: w.test.manifests, Features: w.test.features,
 			Helper: helper, Kind: kind, Namespace: object.Namespace, Name: object.Name,
 			Listener: listener, Parent: parent, Type: cond.Type, Status: cond.Status, Reason: cond.Reason,
+			After: *w.after,
 		})
 	}
 	if strings.HasSuffix(helper, "MustHaveNoAcceptedParents") {
