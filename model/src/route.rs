@@ -211,47 +211,61 @@ impl Route {
     }
 
     pub fn from_tls(spec: &tlsroutes::TlsRouteSpec, ns: &str) -> Route {
-        let no_filters: Option<Vec<Filter>> = None;
-        let rules = spec
-            .rules
-            .iter()
-            .map(|r| (vec!["sni".to_string()], Some(&r.backend_refs), &no_filters));
-        Route {
-            kind: Kind::TlsRoute,
-            hostnames: spec.hostnames.clone(),
-            parent_refs: parents(ns, spec.parent_refs.as_ref()),
-            rules: rule_views(ns, rules),
-        }
+        let backends = spec.rules.iter().map(|r| &r.backend_refs);
+        let mut route = Route::without_matches(
+            Kind::TlsRoute,
+            "sni",
+            ns,
+            spec.parent_refs.as_ref(),
+            backends,
+        );
+        route.hostnames = spec.hostnames.clone();
+        route
     }
-}
 
-impl Route {
     /// A TCPRoute: its rule takes every connection of the listener.
     pub fn from_tcp(spec: &tcproutes::TcpRouteSpec, ns: &str) -> Route {
-        let no_filters: Option<Vec<Filter>> = None;
-        let rules = spec
-            .rules
-            .iter()
-            .map(|r| (vec!["tcp".to_string()], Some(&r.backend_refs), &no_filters));
-        Route {
-            kind: Kind::TcpRoute,
-            hostnames: Vec::new(),
-            parent_refs: parents(ns, spec.parent_refs.as_ref()),
-            rules: rule_views(ns, rules),
-        }
+        let backends = spec.rules.iter().map(|r| &r.backend_refs);
+        Route::without_matches(
+            Kind::TcpRoute,
+            "tcp",
+            ns,
+            spec.parent_refs.as_ref(),
+            backends,
+        )
     }
 
     /// A UDPRoute: its rule takes every datagram of the listener.
     pub fn from_udp(spec: &udproutes::UdpRouteSpec, ns: &str) -> Route {
+        let backends = spec.rules.iter().map(|r| &r.backend_refs);
+        Route::without_matches(
+            Kind::UdpRoute,
+            "udp",
+            ns,
+            spec.parent_refs.as_ref(),
+            backends,
+        )
+    }
+
+    /// A route whose rules have no matches or filters (TLS, TCP, UDP): each rule takes all the
+    /// traffic the listener gives it, under one match key.
+    fn without_matches<'a, P, B>(
+        kind: Kind,
+        key: &str,
+        ns: &str,
+        parent_refs: Option<&Vec<P>>,
+        backends: impl Iterator<Item = &'a Vec<B>>,
+    ) -> Route
+    where
+        P: serde::Serialize,
+        B: serde::Serialize + 'a,
+    {
         let no_filters: Option<Vec<Filter>> = None;
-        let rules = spec
-            .rules
-            .iter()
-            .map(|r| (vec!["udp".to_string()], Some(&r.backend_refs), &no_filters));
+        let rules = backends.map(|b| (vec![key.to_string()], Some(b), &no_filters));
         Route {
-            kind: Kind::UdpRoute,
+            kind,
             hostnames: Vec::new(),
-            parent_refs: parents(ns, spec.parent_refs.as_ref()),
+            parent_refs: parents(ns, parent_refs),
             rules: rule_views(ns, rules),
         }
     }
