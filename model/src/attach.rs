@@ -5,7 +5,7 @@
 //! compiler will use it to decide what the datapath serves, so the two cannot disagree.
 
 use gateway_api::apis::experimental::gateways::{
-    GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From, GatewaySpec,
+    GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From,
 };
 
 use crate::kind::{Kind, GATEWAY_GROUP};
@@ -46,9 +46,11 @@ pub enum Parent<'a> {
     /// The referent kind is not in the input at all: nothing can be said.
     Unknown,
     Service(&'a Object),
+    /// A Gateway, or a ListenerSet (whose listeners a route names with `kind: ListenerSet`).
     Gateway {
         gateway: &'a Object,
-        spec: &'a GatewaySpec,
+        /// Its listeners.
+        defs: &'a [GatewayListeners],
         /// Per listener: Ok when it accepts the route.
         listeners: Vec<Result<(), Rejection>>,
     },
@@ -165,21 +167,23 @@ pub fn resolve<'a>(
             None => Parent::NotFound,
         };
     }
-    if !parent.is_gateway() {
-        return Parent::NotFound;
-    }
-    if !snap.has_kind(Kind::Gateway) {
+    let kind = match (parent.is_gateway(), parent.is_listener_set()) {
+        (true, _) => Kind::Gateway,
+        (_, true) => Kind::ListenerSet,
+        _ => return Parent::NotFound,
+    };
+    if !snap.has_kind(kind) {
         return Parent::Unknown;
     }
-    let Some(gateway) = snap.get(Kind::Gateway, Some(&parent.namespace), &parent.name) else {
+    let Some(gateway) = snap.get(kind, Some(&parent.namespace), &parent.name) else {
         return Parent::NotFound;
     };
-    let Resource::Gateway(spec) = &gateway.resource else {
+    let Some(defs) = gateway.resource.listeners() else {
         return Parent::Unknown;
     };
+    // A ListenerSet's listeners admit routes by the ListenerSet's namespace (`Same`).
     let gw_ns = gateway.namespace.as_deref().unwrap_or("");
-    let listeners = spec
-        .listeners
+    let listeners = defs
         .iter()
         .map(|l| {
             let selected = parent.section_name.as_deref().is_none_or(|s| s == l.name)
@@ -201,7 +205,100 @@ pub fn resolve<'a>(
         .collect();
     Parent::Gateway {
         gateway,
-        spec,
+        defs,
         listeners,
     }
+}
+
+/// The Gateway a ListenerSet names as its parent, when the input has it.
+pub fn listener_set_gateway<'a>(set: &Object, snap: &'a Snapshot) -> Option<&'a Object> {
+    let Resource::ListenerSet(spec, _) = &set.resource else {
+        return None;
+    };
+    let p = &spec.parent_ref;
+    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = p.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_GROUP || kind != "Gateway" {
+        return None;
+    }
+    let ns = p
+        .namespace
+        .as_deref()
+        .or(set.namespace.as_deref())
+        .unwrap_or_default();
+    snap.get(Kind::Gateway, Some(ns), &p.name)
+}
+
+/// Whether `gateway`'s `allowedListeners` lets a ListenerSet of `set_ns` attach (none by
+/// default). `None` when it depends on Namespace labels the input does not have.
+pub fn allows_listener_set(gateway: &Object, set_ns: &str, snap: &Snapshot) -> Option<bool> {
+    use gateway_api::apis::experimental::gateways::GatewayAllowedListenersNamespacesFrom as SetFrom;
+    let Resource::Gateway(spec) = &gateway.resource else {
+        return Some(false);
+    };
+    let ns = spec
+        .allowed_listeners
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    match ns.and_then(|n| n.from.as_ref()) {
+        None | Some(SetFrom::None) => Some(false),
+        Some(SetFrom::Same) => Some(gateway.namespace.as_deref() == Some(set_ns)),
+        Some(SetFrom::All) => Some(true),
+        Some(SetFrom::Selector) => {
+            let sel = ns.and_then(|n| n.selector.as_ref());
+            let labels = snap.namespace_labels(set_ns)?;
+            Some(sel.is_some_and(|s| {
+                let exprs: Vec<selector::Expression> = s
+                    .match_expressions
+                    .iter()
+                    .flatten()
+                    .map(|e| selector::Expression {
+                        key: &e.key,
+                        operator: &e.operator,
+                        values: e.values.as_deref().unwrap_or(&[]),
+                    })
+                    .collect();
+                selector::matches(s.match_labels.as_ref(), &exprs, &labels)
+            }))
+        }
+    }
+}
+
+/// Every listener a Gateway serves, its own and those of the ListenerSets it accepts, in the
+/// order conflicts are settled: the Gateway's first, then ListenerSets oldest first (by
+/// creationTimestamp, then namespace/name, as GEP-1713 orders them).
+pub fn merged_listeners<'a>(
+    gateway: &'a Object,
+    snap: &'a Snapshot,
+) -> Vec<(&'a Object, usize, &'a GatewayListeners)> {
+    let mut out: Vec<(&Object, usize, &GatewayListeners)> = gateway
+        .resource
+        .listeners()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, l)| (gateway, i, l))
+        .collect();
+    let mut sets: Vec<&Object> = snap
+        .of_kind(Kind::ListenerSet)
+        .filter(|set| {
+            listener_set_gateway(set, snap).is_some_and(|g| std::ptr::eq(g, gateway))
+                && allows_listener_set(gateway, set.namespace.as_deref().unwrap_or(""), snap)
+                    != Some(false)
+        })
+        .collect();
+    let created = |o: &Object| {
+        o.raw
+            .pointer("/metadata/creationTimestamp")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    // Objects without a creationTimestamp (files) are ordered by name alone.
+    sets.sort_by_key(|o| (created(o), o.namespace.clone(), o.name.clone()));
+    for set in sets {
+        for (i, l) in set.resource.listeners().into_iter().flatten().enumerate() {
+            out.push((set, i, l));
+        }
+    }
+    out
 }

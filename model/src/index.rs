@@ -129,11 +129,11 @@ impl Index {
                     }
                     if let Parent::Gateway {
                         gateway,
-                        spec,
+                        defs,
                         listeners,
                     } = attach::resolve(o, route, p, snap)
                     {
-                        for (l, ok) in spec.listeners.iter().zip(listeners) {
+                        for (l, ok) in defs.iter().zip(listeners) {
                             if ok.is_ok() {
                                 let key = (
                                     gateway.namespace.clone().unwrap_or_default(),

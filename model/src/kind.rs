@@ -14,6 +14,7 @@ pub enum Kind {
     TlsRoute,
     TcpRoute,
     UdpRoute,
+    ListenerSet,
     ReferenceGrant,
     Namespace,
     Service,
@@ -105,6 +106,14 @@ pub const KINDS: &[KindInfo] = &[
         served: &["v1", "v1alpha2"],
         namespaced: true,
         plural: "udproutes",
+    },
+    KindInfo {
+        kind: Kind::ListenerSet,
+        name: "ListenerSet",
+        group: GATEWAY_GROUP,
+        served: &["v1"],
+        namespaced: true,
+        plural: "listenersets",
     },
     KindInfo {
         kind: Kind::ReferenceGrant,

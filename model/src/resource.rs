@@ -7,8 +7,8 @@
 //! API server would reject (kubectl's default strict field validation) or prune.
 
 use gateway_api::apis::experimental::{
-    gatewayclasses, gateways, grpcroutes, httproutes, referencegrants, tcproutes, tlsroutes,
-    udproutes,
+    gatewayclasses, gateways, grpcroutes, httproutes, listenersets, referencegrants, tcproutes,
+    tlsroutes, udproutes,
 };
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -31,6 +31,12 @@ pub enum Resource {
     TlsRoute(Box<tlsroutes::TlsRouteSpec>, Box<Route>),
     TcpRoute(Box<tcproutes::TcpRouteSpec>, Box<Route>),
     UdpRoute(Box<udproutes::UdpRouteSpec>, Box<Route>),
+    /// A ListenerSet, with its listeners in the Gateway's listener type (the same fields), so
+    /// the listener rules and attachment read both alike.
+    ListenerSet(
+        Box<listenersets::ListenerSetSpec>,
+        Vec<gateways::GatewayListeners>,
+    ),
     ReferenceGrant(Box<referencegrants::ReferenceGrantSpec>),
     Namespace(Box<core::Namespace>),
     Service(Box<core::Service>),
@@ -44,6 +50,15 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// The listeners of a Gateway or a ListenerSet.
+    pub fn listeners(&self) -> Option<&[gateways::GatewayListeners]> {
+        match self {
+            Resource::Gateway(s) => Some(&s.listeners),
+            Resource::ListenerSet(_, l) => Some(l),
+            _ => None,
+        }
+    }
+
     /// The route view, for the route kinds ([`crate::kind::ROUTE_KINDS`]).
     pub fn route(&self) -> Option<&Route> {
         match self {
@@ -200,6 +215,18 @@ pub(crate) fn type_object(
                 let r = Route::from_udp(&s, namespace);
                 Resource::UdpRoute(Box::new(s), Box::new(r))
             }),
+        Kind::ListenerSet => {
+            typed_at::<listenersets::ListenerSetSpec>(spec, "spec", !crd_checked, problems).map(
+                |s| {
+                    let listeners = s
+                        .listeners
+                        .iter()
+                        .filter_map(crate::route::retype)
+                        .collect();
+                    Resource::ListenerSet(Box::new(s), listeners)
+                },
+            )
+        }
         Kind::ReferenceGrant => {
             typed_at::<referencegrants::ReferenceGrantSpec>(spec, "spec", !crd_checked, problems)
                 .map(|s| Resource::ReferenceGrant(Box::new(s)))

@@ -43,6 +43,10 @@ impl ParentRef {
     pub fn is_service(&self) -> bool {
         self.group.is_empty() && self.kind == "Service"
     }
+
+    pub fn is_listener_set(&self) -> bool {
+        self.group == GATEWAY_GROUP && self.kind == "ListenerSet"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +147,7 @@ fn backends<T: serde::Serialize>(field: &str, ns: &str, list: Option<&Vec<T>>) -
 
 /// Re-type a value of another nesting level or route kind: the generated types for
 /// parentRefs, backendRefs and filters differ only in name, so their JSON is the same.
-fn retype<T: serde::Serialize, U: serde::de::DeserializeOwned>(v: &T) -> Option<U> {
+pub(crate) fn retype<T: serde::Serialize, U: serde::de::DeserializeOwned>(v: &T) -> Option<U> {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())

@@ -57,10 +57,10 @@ pub fn compile(snap: &Snapshot) -> Plan {
                 match attach::resolve(o, route, p, snap) {
                     Parent::Gateway {
                         gateway,
-                        spec,
+                        defs,
                         listeners: ok,
                     } => {
-                        for (l, accepted) in spec.listeners.iter().zip(ok) {
+                        for (l, accepted) in defs.iter().zip(ok) {
                             if accepted.is_ok() {
                                 let key = (
                                     gateway.namespace.clone().unwrap_or_default(),

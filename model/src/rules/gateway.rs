@@ -51,12 +51,13 @@ fn spec(o: &Object) -> Option<&GatewaySpec> {
     }
 }
 
-/// Run `f` for every listener of a typed Gateway.
+/// The kinds with listeners: Gateways, and ListenerSets that add listeners to one.
+const LISTENER_HOSTS: &[Kind] = &[Kind::Gateway, Kind::ListenerSet];
+
+/// Run `f` for every listener of a typed Gateway or ListenerSet.
 fn listeners(o: &Object, mut f: impl FnMut(usize, &GatewayListeners)) {
-    if let Some(s) = spec(o) {
-        for (i, l) in s.listeners.iter().enumerate() {
-            f(i, l);
-        }
+    for (i, l) in o.resource.listeners().into_iter().flatten().enumerate() {
+        f(i, l);
     }
 }
 
@@ -69,7 +70,7 @@ pub static LISTENER_NAME_DUPLICATE: Rule = Rule {
     name: "ListenerNameDuplicate",
     level: Level::Error,
     title: "Two listeners of a Gateway have the same name",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "CEL: \"Listener name must be unique within the Gateway\". Routes select listeners by name (`sectionName`), so names must be unique.",
@@ -91,7 +92,7 @@ pub static LISTENER_NOT_UNIQUE: Rule = Rule {
     name: "ListenerNotUnique",
     level: Level::Error,
     title: "Two listeners have the same port, protocol and hostname",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "CEL: \"Combination of port, protocol and hostname must be unique for each listener\". Two such listeners could never be told apart.",
@@ -116,7 +117,7 @@ pub static TLS_NOT_ALLOWED: Rule = Rule {
     name: "TlsNotAllowed",
     level: Level::Error,
     title: "tls is set on an HTTP, TCP or UDP listener",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "CEL: \"tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']\". To terminate TLS use protocol HTTPS (or TLS with mode Terminate).",
@@ -137,7 +138,7 @@ pub static TLS_MODE_INVALID: Rule = Rule {
     name: "TlsModeInvalid",
     level: Level::Error,
     title: "HTTPS needs tls mode Terminate; TLS needs a tls mode",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "CEL: \"tls mode must be Terminate for protocol HTTPS\" and \"tls mode must be set for protocol TLS\". HTTPS always terminates at the Gateway; passthrough is protocol TLS with mode Passthrough and TLSRoutes.",
@@ -161,7 +162,7 @@ pub static CERTIFICATE_REFS_REQUIRED: Rule = Rule {
     name: "CertificateRefsRequired",
     level: Level::Error,
     title: "A Terminate listener has no certificate",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "CEL: \"certificateRefs or options must be specified when mode is Terminate\". Without a certificate the listener cannot complete a TLS handshake.",
@@ -185,7 +186,7 @@ pub static HOSTNAME_NOT_ALLOWED: Rule = Rule {
     name: "HostnameNotAllowed",
     level: Level::Error,
     title: "A TCP or UDP listener has a hostname",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "CEL: \"hostname must not be specified for protocols ['TCP', 'UDP']\": plain TCP and UDP carry no name to match.",
@@ -206,7 +207,7 @@ pub static SELECTOR_MISSING: Rule = Rule {
     name: "NamespaceSelectorMissing",
     level: Level::Error,
     title: "allowedRoutes from Selector without a selector",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "With `namespaces.from: Selector`, only Namespaces matching `namespaces.selector` may attach routes. Without a selector no route from any namespace is accepted.",
@@ -261,7 +262,7 @@ pub static ROUTE_KIND_INVALID: Rule = Rule {
     name: "ListenerRouteKindInvalid",
     level: Level::Error,
     title: "allowedRoutes.kinds names a kind the listener's protocol cannot carry",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: Some("InvalidRouteKinds"),
     doc: "HTTP and HTTPS listeners carry HTTPRoute and GRPCRoute; TLS passthrough listeners carry TLSRoute; TCP carries TCPRoute; UDP carries UDPRoute. A listener that lists only kinds its protocol cannot carry accepts no route at all (ResolvedRefs=False, InvalidRouteKinds).",
@@ -289,7 +290,7 @@ pub static PASSTHROUGH_CERTIFICATES: Rule = Rule {
     name: "PassthroughCertificatesIgnored",
     level: Level::Warning,
     title: "A passthrough listener has certificateRefs",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: None,
     doc: "With tls.mode Passthrough the Gateway does not terminate TLS: the backend presents its own certificate and certificateRefs are ignored. Usually the author wanted termination (protocol HTTPS).",
@@ -368,26 +369,30 @@ pub static NO_VALID_LISTENER: Rule = Rule {
     name: "NoValidListener",
     level: Level::Error,
     title: "No listener of the Gateway is valid",
-    kinds: &[Kind::Gateway],
-    scope: Scope::Object,
+    kinds: LISTENER_HOSTS,
+    scope: Scope::Cluster,
     reason: Some("ListenersNotValid"),
-    doc: "When every listener has an error that keeps it from being accepted (an unsupported protocol, a conflict, a bad certificate reference), the Gateway itself is not accepted: Accepted=False with ListenersNotValid, and nothing is served. With some listeners valid the Gateway is accepted and only those listeners are down.",
+    doc: "When every listener has an error that keeps it from being accepted (an unsupported protocol, a conflict, a bad certificate reference), the Gateway itself is not accepted: Accepted=False with ListenersNotValid, and nothing is served. With some listeners valid the Gateway is accepted and only those listeners are down. The same holds for a ListenerSet. Errors found in certificate contents (MESH1106) are not counted here: the webhook never holds Secret data, and this finding must be the same wherever it is computed.",
     hint: "Fix the listener errors reported on this Gateway.",
     bad: fixture!("MESH1013", "bad"),
     good: fixture!("MESH1013", "good"),
     check: |o, s, r| {
-        let Some(spec) = spec(o) else { return };
-        if spec.listeners.is_empty() {
+        let Some(all) = o.resource.listeners() else { return };
+        if all.is_empty() {
             return;
         }
-        // The listener errors of the other Gateway rules that set a status reason, by listener.
-        let findings = super::check_object_where(o, s, |rule| rule.code != NO_VALID_LISTENER.code && rule.level == Level::Error && rule.reason.is_some() && rule.kinds.contains(&Kind::Gateway));
+        // The listener errors of the other listener rules that set a status reason, by listener;
+        // not those that read certificate bytes, which the agent's and the webhook's slim
+        // objects no longer hold (the finding must not depend on where it is computed).
+        let findings = super::check_object_where(o, s, |rule| {
+            rule.code != NO_VALID_LISTENER.code && rule.level == Level::Error && rule.reason.is_some() && rule.kinds == LISTENER_HOSTS && !NEEDS_SECRET_DATA.contains(&rule.code)
+        });
         let invalid = |i: usize| {
             let at = format!("spec.listeners[{i}]");
             findings.iter().any(|d| d.field == at || d.field.starts_with(&format!("{at}.")))
         };
-        if (0..spec.listeners.len()).all(invalid) {
-            r.at("spec.listeners", format!("none of the {} listeners is valid, so the Gateway is not accepted", spec.listeners.len()));
+        if (0..all.len()).all(invalid) {
+            r.at("spec.listeners", format!("none of the {} listeners is valid, so the {} is not accepted", all.len(), o.kind));
         }
     },
 };
@@ -397,20 +402,24 @@ pub static PROTOCOL_CONFLICT: Rule = Rule {
     name: "ListenerProtocolConflict",
     level: Level::Error,
     title: "Listeners on one port have conflicting protocols",
-    kinds: &[Kind::Gateway],
-    scope: Scope::Object,
+    kinds: LISTENER_HOSTS,
+    scope: Scope::Cluster,
     reason: Some("ProtocolConflict"),
     doc: "Listeners sharing a port must be told apart by hostname, which only works within one protocol family: HTTP alone, or HTTPS and TLS together (by SNI). HTTP next to HTTPS on one port, or TCP next to anything, conflicts; the controller marks them Conflicted and does not program the port.",
     hint: "Move one listener to another port (HTTP on 80, HTTPS on 443).",
     bad: fixture!("MESH1102", "bad"),
     good: fixture!("MESH1102", "good"),
-    check: |o, _, r| {
-        let Some(s) = spec(o) else { return };
-        for (i, l) in s.listeners.iter().enumerate() {
-            let fam = protocol_family(&l.protocol);
-            let udp = |p: &str| p == "UDP";
-            if let Some((j, other)) = s.listeners.iter().enumerate().find(|(j, m)| *j != i && m.port == l.port && udp(&m.protocol) == udp(&l.protocol) && protocol_family(&m.protocol) != fam) {
-                r.at(format!("spec.listeners[{i}].protocol"), format!("{} on port {} conflicts with {} of spec.listeners[{j}]", l.protocol, l.port, other.protocol));
+    check: |o, s, r| {
+        let Some(own) = o.resource.listeners() else { return };
+        let udp = |p: &str| p == "UDP";
+        let conflicts = |l: &GatewayListeners, m: &GatewayListeners| m.port == l.port && udp(&m.protocol) == udp(&l.protocol) && protocol_family(&m.protocol) != protocol_family(&l.protocol);
+        let earlier = earlier_listeners(o, s);
+        for (i, l) in own.iter().enumerate() {
+            let field = format!("spec.listeners[{i}].protocol");
+            if let Some((j, other)) = own.iter().enumerate().find(|(j, m)| *j != i && conflicts(l, m)) {
+                r.at(field, format!("{} on port {} conflicts with {} of spec.listeners[{j}]", l.protocol, l.port, other.protocol));
+            } else if let Some((owner, j, other)) = earlier.iter().find(|(_, _, m)| conflicts(l, m)) {
+                r.at(field, format!("{} on port {} conflicts with {} of {} spec.listeners[{j}], which takes precedence", l.protocol, l.port, other.protocol, owner.reference()));
             }
         }
     },
@@ -421,25 +430,53 @@ pub static HOSTNAME_CONFLICT: Rule = Rule {
     name: "ListenerHostnameConflict",
     level: Level::Error,
     title: "Listeners on one port use the same hostname",
-    kinds: &[Kind::Gateway],
-    scope: Scope::Object,
+    kinds: LISTENER_HOSTS,
+    scope: Scope::Cluster,
     reason: Some("HostnameConflict"),
     doc: "Two listeners of one protocol family on the same port with the same hostname (an HTTPS and a TLS listener for `example.com` on 443, or two without hostname) cannot be told apart. The listeners are marked Conflicted.",
     hint: "Give each listener on the port a distinct hostname.",
     bad: fixture!("MESH1103", "bad"),
     good: fixture!("MESH1103", "good"),
-    check: |o, _, r| {
-        let Some(s) = spec(o) else { return };
-        for (i, l) in s.listeners.iter().enumerate() {
-            let same = s.listeners.iter().enumerate().take(i).find(|(_, m)| {
-                m.port == l.port && m.protocol != l.protocol && protocol_family(&m.protocol) == protocol_family(&l.protocol) && m.hostname.as_deref().unwrap_or("").eq_ignore_ascii_case(l.hostname.as_deref().unwrap_or(""))
-            });
-            if let Some((j, _)) = same {
-                r.at(format!("spec.listeners[{i}].hostname"), format!("hostname {:?} on port {} is also used by spec.listeners[{j}]", l.hostname.as_deref().unwrap_or(""), l.port));
+    check: |o, s, r| {
+        let Some(own) = o.resource.listeners() else { return };
+        let same_host = |l: &GatewayListeners, m: &GatewayListeners| m.port == l.port && protocol_family(&m.protocol) == protocol_family(&l.protocol) && m.hostname.as_deref().unwrap_or("").eq_ignore_ascii_case(l.hostname.as_deref().unwrap_or(""));
+        let earlier = earlier_listeners(o, s);
+        for (i, l) in own.iter().enumerate() {
+            let host = l.hostname.as_deref().unwrap_or("");
+            let field = format!("spec.listeners[{i}].hostname");
+            // Within one object the CRD already refuses two of one protocol; across objects
+            // (a ListenerSet and its Gateway) the same protocol conflicts too.
+            if let Some((j, _)) = own.iter().enumerate().take(i).find(|(_, m)| m.protocol != l.protocol && same_host(l, m)) {
+                r.at(field, format!("hostname {host:?} on port {} is also used by spec.listeners[{j}]", l.port));
+            } else if let Some((owner, j, _)) = earlier.iter().find(|(_, _, m)| same_host(l, m)) {
+                r.at(field, format!("hostname {host:?} on port {} is also used by {} spec.listeners[{j}], which takes precedence", l.port, owner.reference()));
             }
         }
     },
 };
+
+/// For a ListenerSet its Gateway accepts, the listeners that take precedence over its own: the
+/// Gateway's and those of ListenerSets before it ([`crate::attach::merged_listeners`]). Empty
+/// for a Gateway and for a ListenerSet not (known to be) accepted.
+fn earlier_listeners<'a>(
+    o: &'a Object,
+    s: &'a Snapshot,
+) -> Vec<(&'a Object, usize, &'a GatewayListeners)> {
+    let Some(gateway) = (o.known == Some(Kind::ListenerSet))
+        .then(|| crate::attach::listener_set_gateway(o, s))
+        .flatten()
+    else {
+        return Vec::new();
+    };
+    let merged = crate::attach::merged_listeners(gateway, s);
+    match merged
+        .iter()
+        .position(|(owner, _, _)| std::ptr::eq(*owner, o))
+    {
+        Some(first) => merged[..first].to_vec(),
+        None => Vec::new(),
+    }
+}
 
 /// Each certificateRef of a listener, resolved: (field, namespace, name, Secret if found).
 fn certificate_refs<'a>(
@@ -476,7 +513,7 @@ pub static CERTIFICATE_NOT_FOUND: Rule = Rule {
     name: "CertificateNotFound",
     level: Level::Error,
     title: "A listener's certificate Secret does not exist",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Cluster,
     reason: Some("InvalidCertificateRef"),
     doc: "The listener's ResolvedRefs becomes False (InvalidCertificateRef) and HTTPS on it fails the handshake. Checked when the input contains Secrets.",
@@ -500,7 +537,7 @@ pub static CERTIFICATE_WRONG_TYPE: Rule = Rule {
     name: "CertificateWrongType",
     level: Level::Error,
     title: "A certificate Secret is not of type kubernetes.io/tls",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Cluster,
     reason: Some("InvalidCertificateRef"),
     doc: "Gateway implementations read `tls.crt` and `tls.key` from Secrets of type `kubernetes.io/tls` only; an Opaque Secret with the same keys is refused (InvalidCertificateRef). Certificate refs to kinds other than core Secret are not supported.",
@@ -528,7 +565,7 @@ pub static CERTIFICATE_INVALID: Rule = Rule {
     name: "CertificateInvalid",
     level: Level::Error,
     title: "A certificate Secret does not hold a parseable certificate and key",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Cluster,
     reason: Some("InvalidCertificateRef"),
     doc: "tls.crt must hold a PEM X.509 certificate and tls.key a PEM private key; otherwise the proxy rejects the listener's TLS context (Envoy NACKs the listener, and in Cilium that stops all later updates).",
@@ -553,7 +590,7 @@ pub static CERTIFICATE_NOT_PERMITTED: Rule = Rule {
     name: "CertificateRefNotPermitted",
     level: Level::Error,
     title: "A certificate in another namespace without a ReferenceGrant",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Cluster,
     reason: Some("RefNotPermitted"),
     doc: "A Gateway may use a Secret of another namespace only if a ReferenceGrant in the Secret's namespace allows Gateways from the Gateway's namespace. Without one the listener's ResolvedRefs is False (RefNotPermitted).",
@@ -563,7 +600,7 @@ pub static CERTIFICATE_NOT_PERMITTED: Rule = Rule {
     check: |o, s, r| {
         let gw_ns = o.namespace.clone().unwrap_or_default();
         certificate_refs(o, s, |field, _, ns, name, _, is_secret| {
-            let from = grants::From { group: GATEWAY_GROUP, kind: "Gateway", namespace: &gw_ns };
+            let from = grants::From { group: GATEWAY_GROUP, kind: &o.kind, namespace: &gw_ns };
             let to = grants::To { group: "", kind: "Secret", namespace: &ns, name };
             if is_secret && !grants::permitted(s, &from, &to) {
                 r.at(field, format!("no ReferenceGrant in namespace {ns} lets Gateways in {gw_ns} use Secret {name}"));
@@ -585,7 +622,7 @@ pub static CERTIFICATE_MISMATCH: Rule = Rule {
     name: "CertificateNotUsable",
     level: Level::Warning,
     title: "A listener's certificate is expired or does not cover its hostname",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Cluster,
     reason: None,
     doc: "Clients reject a certificate that has expired, is not yet valid, or whose names do not cover the listener hostname (`*.cilium.rocks` covers `bookinfo.cilium.rocks`, not `cilium.rocks`).",
@@ -616,7 +653,7 @@ pub static PROTOCOL_INVALID: Rule = Rule {
     name: "ListenerProtocolInvalid",
     level: Level::Error,
     title: "A listener protocol is not a valid protocol name",
-    kinds: &[Kind::Gateway],
+    kinds: LISTENER_HOSTS,
     scope: Scope::Object,
     reason: Some("UnsupportedProtocol"),
     doc: "Listener protocols are HTTP, HTTPS, TLS, TCP or UDP, or an implementation-specific name with a domain prefix (`example.com/quic`). Protocols are case-sensitive: `http` or `Https` are rejected by the CRD pattern or left unsupported.",

@@ -30,6 +30,7 @@ mod envoyconfig;
 mod fields;
 mod gateway;
 mod httproute;
+mod listenerset;
 mod references;
 mod schema;
 mod versions;
@@ -131,6 +132,7 @@ pub fn catalog() -> &'static [&'static Rule] {
         v.extend_from_slice(schema::RULES);
         v.extend_from_slice(fields::RULES);
         v.extend_from_slice(gateway::RULES);
+        v.extend_from_slice(listenerset::RULES);
         v.extend_from_slice(httproute::RULES);
         v.extend_from_slice(references::RULES);
         v.extend_from_slice(conflicts::RULES);

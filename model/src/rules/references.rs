@@ -91,15 +91,15 @@ pub static NO_MATCHING_LISTENER: Rule = Rule {
     good: fixture!("MESH2102", "good"),
     check: |o, s, r| {
         parents(o, s, |p, parent| {
-            if let (Some(Rejection::NotSelected), Parent::Gateway { spec, .. }) = (parent.rejection(), &parent) {
-                let names: Vec<String> = spec.listeners.iter().map(|l| format!("{} (port {})", l.name, l.port)).collect();
+            if let (Some(Rejection::NotSelected), Parent::Gateway { defs, .. }) = (parent.rejection(), &parent) {
+                let names: Vec<String> = defs.iter().map(|l| format!("{} (port {})", l.name, l.port)).collect();
                 let what = match (&p.section_name, p.port) {
                     (Some(sn), Some(port)) => format!("sectionName {sn:?} and port {port}"),
                     (Some(sn), None) => format!("sectionName {sn:?}"),
                     (None, Some(port)) => format!("port {port}"),
                     (None, None) => "this parentRef".into(),
                 };
-                r.at_hint(p.field.clone(), format!("{what} matches no listener of Gateway {}/{}", p.namespace, p.name), format!("Listeners: {}.", names.join(", ")));
+                r.at_hint(p.field.clone(), format!("{what} matches no listener of {} {}/{}", p.kind, p.namespace, p.name), format!("Listeners: {}.", names.join(", ")));
             }
         });
     },
@@ -119,9 +119,9 @@ pub static KIND_NOT_ALLOWED: Rule = Rule {
     good: fixture!("MESH2103", "good"),
     check: |o, s, r| {
         parents(o, s, |p, parent| {
-            if let (Some(Rejection::Kind), Parent::Gateway { spec, .. }) = (parent.rejection(), &parent) {
-                let protos: Vec<String> = spec.listeners.iter().map(|l| format!("{} ({})", l.name, l.protocol)).collect();
-                r.at(p.field.clone(), format!("no listener of Gateway {}/{} accepts {}; listeners: {}", p.namespace, p.name, o.kind, protos.join(", ")));
+            if let (Some(Rejection::Kind), Parent::Gateway { defs, .. }) = (parent.rejection(), &parent) {
+                let protos: Vec<String> = defs.iter().map(|l| format!("{} ({})", l.name, l.protocol)).collect();
+                r.at(p.field.clone(), format!("no listener of {} {}/{} accepts {}; listeners: {}", p.kind, p.namespace, p.name, o.kind, protos.join(", ")));
             }
         });
     },
@@ -210,9 +210,9 @@ pub static HOSTNAME_NO_MATCH: Rule = Rule {
     good: fixture!("MESH2106", "good"),
     check: |o, s, r| {
         parents(o, s, |p, parent| {
-            if let (Some(Rejection::Hostname), Parent::Gateway { spec, .. }) = (parent.rejection(), &parent) {
-                let hosts: Vec<&str> = spec.listeners.iter().filter_map(|l| l.hostname.as_deref()).collect();
-                r.at(p.field.clone(), format!("route hostnames intersect none of the listener hostnames of Gateway {}/{} ({})", p.namespace, p.name, hosts.join(", ")));
+            if let (Some(Rejection::Hostname), Parent::Gateway { defs, .. }) = (parent.rejection(), &parent) {
+                let hosts: Vec<&str> = defs.iter().filter_map(|l| l.hostname.as_deref()).collect();
+                r.at(p.field.clone(), format!("route hostnames intersect none of the listener hostnames of {} {}/{} ({})", p.kind, p.namespace, p.name, hosts.join(", ")));
             }
         });
     },
