@@ -368,7 +368,7 @@ pub static NO_VALID_LISTENER: Rule = Rule {
     code: "MESH1013",
     name: "NoValidListener",
     level: Level::Error,
-    title: "No listener of the Gateway is valid",
+    title: "No listener of the Gateway (or ListenerSet) is valid",
     kinds: LISTENER_HOSTS,
     scope: Scope::Cluster,
     reason: Some("ListenersNotValid"),
@@ -387,12 +387,17 @@ pub static NO_VALID_LISTENER: Rule = Rule {
         let findings = super::check_object_where(o, s, |rule| {
             rule.code != NO_VALID_LISTENER.code && rule.level == Level::Error && rule.reason.is_some() && rule.kinds == LISTENER_HOSTS && !NEEDS_SECRET_DATA.contains(&rule.code)
         });
+        // A listener is out when an error is on it, except an unsupported route kind while it
+        // still lists a kind it can carry.
         let invalid = |i: usize| {
             let at = format!("spec.listeners[{i}]");
-            findings.iter().any(|d| d.field == at || d.field.starts_with(&format!("{at}.")))
+            let on = |d: &&crate::Diagnostic| d.field == at || d.field.starts_with(&format!("{at}."));
+            let kinds = all[i].allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()).map_or(0, Vec::len);
+            let bad_kinds = findings.iter().filter(on).filter(|d| d.reason == ROUTE_KIND_INVALID.reason).count();
+            findings.iter().filter(on).any(|d| d.reason != ROUTE_KIND_INVALID.reason) || (kinds > 0 && bad_kinds >= kinds)
         };
         if (0..all.len()).all(invalid) {
-            r.at("spec.listeners", format!("none of the {} listeners is valid, so the {} is not accepted", all.len(), o.kind));
+            r.at("spec.listeners", format!("none of the {} listeners is valid, so the {} serves nothing", all.len(), o.kind));
         }
     },
 };
