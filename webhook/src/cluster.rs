@@ -35,6 +35,8 @@ pub struct Cluster {
     grants_by_namespace: HashMap<String, Vec<usize>>,
     /// Gateways by name, to say where a Gateway referenced in the wrong namespace lives.
     gateways_by_name: HashMap<String, Vec<usize>>,
+    /// ListenerSets by their parent Gateway (namespace, name): the listeners they compete with.
+    listener_sets_by_gateway: HashMap<(String, String), Vec<usize>>,
     /// Routes and Envoy configs by the namespace of a Service they send traffic to.
     by_backend_namespace: HashMap<String, Vec<usize>>,
     /// Kinds the cache watches completely.
@@ -117,6 +119,7 @@ impl Cluster {
             slices_by_service: HashMap::new(),
             grants_by_namespace: HashMap::new(),
             gateways_by_name: HashMap::new(),
+            listener_sets_by_gateway: HashMap::new(),
             by_backend_namespace: HashMap::new(),
             complete,
         };
@@ -195,6 +198,13 @@ impl Cluster {
                     }
                 }
                 Resource::ReferenceGrant(_) => c.grants_by_namespace.entry(ns).or_default().push(i),
+                Resource::ListenerSet(spec, _) => {
+                    let gw_ns = spec.parent_ref.namespace.clone().unwrap_or(ns);
+                    c.listener_sets_by_gateway
+                        .entry((gw_ns, spec.parent_ref.name.clone()))
+                        .or_default()
+                        .push(i);
+                }
                 _ => {}
             }
         }
@@ -241,6 +251,9 @@ impl Cluster {
                 for p in &route.parent_refs {
                     if p.is_service() {
                         service(&mut out, &p.namespace, &p.name);
+                    } else if p.is_listener_set() {
+                        out.extend(self.get(Kind::ListenerSet, Some(&p.namespace), &p.name));
+                        add_ns(&mut out, &p.namespace);
                     } else if let Some(g) = self.get(Kind::Gateway, Some(&p.namespace), &p.name) {
                         out.insert(g);
                         add_ns(&mut out, &p.namespace);
@@ -279,18 +292,42 @@ impl Cluster {
             }
             Resource::Gateway(spec) => {
                 out.extend(self.get(Kind::GatewayClass, None, &spec.gateway_class_name));
-                for l in &spec.listeners {
-                    for c in l
-                        .tls
-                        .iter()
-                        .flat_map(|t| t.certificate_refs.iter().flatten())
-                    {
-                        let cns = c.namespace.clone().unwrap_or_else(|| ns.clone());
-                        out.extend(self.get(Kind::Secret, Some(&cns), &c.name));
-                        out.extend(self.grants_by_namespace.get(&cns).into_iter().flatten());
-                    }
-                }
             }
+            Resource::ListenerSet(spec, _) => {
+                // Its Gateway, which allows it or not, and the other ListenerSets of that
+                // Gateway, whose listeners may take precedence over its own.
+                let gw_ns = spec
+                    .parent_ref
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| ns.clone());
+                if let Some(g) = self.get(Kind::Gateway, Some(&gw_ns), &spec.parent_ref.name) {
+                    out.insert(g);
+                    add_ns(&mut out, &gw_ns);
+                }
+                out.extend(
+                    self.listener_sets_by_gateway
+                        .get(&(gw_ns, spec.parent_ref.name.clone()))
+                        .into_iter()
+                        .flatten(),
+                );
+            }
+            _ => {}
+        }
+        // Certificates of the listeners (a Gateway's or a ListenerSet's) and the grants that
+        // may let them be read across namespaces.
+        for l in incoming.resource.listeners().into_iter().flatten() {
+            for c in l
+                .tls
+                .iter()
+                .flat_map(|t| t.certificate_refs.iter().flatten())
+            {
+                let cns = c.namespace.clone().unwrap_or_else(|| ns.clone());
+                out.extend(self.get(Kind::Secret, Some(&cns), &c.name));
+                out.extend(self.grants_by_namespace.get(&cns).into_iter().flatten());
+            }
+        }
+        match &incoming.resource {
             Resource::EnvoyConfig(_) => {
                 let (frontends, backends) = config_services(incoming);
                 for f in &frontends {
@@ -443,5 +480,63 @@ mod tests {
             snap.has_kind(Kind::ReferenceGrant),
             "a cluster snapshot is complete for watched kinds"
         );
+    }
+
+    /// A review of a ListenerSet or of a route on one finds what analyze finds on the whole
+    /// cluster: the parent Gateway, the ListenerSets it competes with, the ListenerSet a route
+    /// names are all in its snapshot.
+    #[test]
+    fn listener_set_reviews_find_what_analyze_finds() {
+        let state = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec: {gatewayClassName: c, allowedListeners: {namespaces: {from: All}}, listeners: [{name: web, protocol: HTTP, port: 80, hostname: a.example.com}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: first, namespace: team}\nspec: {parentRef: {name: gw, namespace: infra}, listeners: [{name: b, protocol: HTTP, port: 80, hostname: b.example.com}]}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: infra}\n";
+        let incoming = [
+            // Same hostname as the earlier ListenerSet's listener: Conflicted.
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: second, namespace: team}\nspec: {parentRef: {name: gw, namespace: infra}, listeners: [{name: b, protocol: HTTP, port: 80, hostname: b.example.com}]}\n",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: team}\nspec: {parentRefs: [{kind: ListenerSet, name: first, sectionName: b}]}\n",
+        ];
+        let codes = |d: Vec<mesh_model::Diagnostic>| {
+            let mut v: Vec<String> = d
+                .iter()
+                .map(|d| format!("{} {}", d.code, d.resource))
+                .collect();
+            v.sort();
+            v
+        };
+        let c = cluster(state);
+        for text in incoming {
+            let o = load_str(text, mesh_model::Source::Stdin, &LoadOptions::default())
+                .unwrap()
+                .remove(0);
+            let reference = o.reference();
+            let review = codes(mesh_model::rules::check_object_where(
+                &o,
+                &c.snapshot_for(o.clone()),
+                |_| true,
+            ));
+            let all = load_str(
+                &format!("{state}---\n{text}"),
+                mesh_model::Source::Stdin,
+                &LoadOptions::default(),
+            )
+            .unwrap();
+            let snap = mesh_model::Snapshot::new(all);
+            let whole = codes(
+                mesh_model::rules::check(&snap)
+                    .into_iter()
+                    .filter(|d| d.resource == reference)
+                    .collect(),
+            );
+            assert_eq!(review, whole, "{reference}");
+            if reference.kind == "ListenerSet" {
+                assert!(
+                    review.iter().any(|c| c.starts_with("MESH1103")),
+                    "{review:?}"
+                );
+            } else {
+                assert!(
+                    !review.iter().any(|c| c.starts_with("MESH21")),
+                    "{review:?}"
+                );
+            }
+        }
     }
 }

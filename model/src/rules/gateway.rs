@@ -474,10 +474,9 @@ fn earlier_listeners<'a>(
         return Vec::new();
     };
     let merged = crate::attach::merged_listeners(gateway, s);
-    match merged
-        .iter()
-        .position(|(owner, _, _)| std::ptr::eq(*owner, o))
-    {
+    // By identity, not address: a review checks its own copy of the incoming object.
+    let same = |x: &Object| x.kind == o.kind && x.namespace == o.namespace && x.name == o.name;
+    match merged.iter().position(|(owner, _, _)| same(owner)) {
         Some(first) => merged[..first].to_vec(),
         None => Vec::new(),
     }
