@@ -20,6 +20,7 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Secret,
+    ConfigMap,
     CiliumEnvoyConfig,
     CiliumClusterwideEnvoyConfig,
 }
@@ -154,6 +155,14 @@ pub const KINDS: &[KindInfo] = &[
         served: &["v1"],
         namespaced: true,
         plural: "secrets",
+    },
+    KindInfo {
+        kind: Kind::ConfigMap,
+        name: "ConfigMap",
+        group: "",
+        served: &["v1"],
+        namespaced: true,
+        plural: "configmaps",
     },
     KindInfo {
         kind: Kind::CiliumEnvoyConfig,

@@ -42,6 +42,8 @@ pub enum Resource {
     Service(Box<core::Service>),
     EndpointSlice(Box<discovery::EndpointSlice>),
     Secret(Box<core::Secret>),
+    /// A ConfigMap: CA certificates for client and backend TLS validation.
+    ConfigMap(Box<core::ConfigMap>),
     EnvoyConfig(Box<EnvoyConfig>),
     /// A known kind whose object does not fit its schema (see the object's problems).
     Invalid(Kind),
@@ -240,6 +242,8 @@ pub(crate) fn type_object(
         Kind::Secret => {
             typed_at::<core::Secret>(raw, "", true, problems).map(|s| Resource::Secret(Box::new(s)))
         }
+        Kind::ConfigMap => typed_at::<core::ConfigMap>(raw, "", true, problems)
+            .map(|s| Resource::ConfigMap(Box::new(s))),
         Kind::CiliumEnvoyConfig | Kind::CiliumClusterwideEnvoyConfig => {
             typed_at::<EnvoyConfigSpec>(spec, "spec", true, problems)
                 .map(|s| Resource::EnvoyConfig(Box::new(EnvoyConfig::parse(s))))
@@ -248,7 +252,7 @@ pub(crate) fn type_object(
     // Core kinds were typed whole; the CRD kinds only by spec, so check their metadata too.
     if !matches!(
         kind,
-        Kind::Namespace | Kind::Service | Kind::EndpointSlice | Kind::Secret
+        Kind::Namespace | Kind::Service | Kind::EndpointSlice | Kind::Secret | Kind::ConfigMap
     ) {
         if let Some(meta) = raw.get("metadata") {
             typed_at::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(

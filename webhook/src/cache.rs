@@ -44,10 +44,13 @@ struct Cache {
 /// A model object of a watched object; Secrets lose their data here.
 fn to_object(kind: Kind, obj: DynamicObject) -> Option<Object> {
     let mut raw = serde_json::to_value(obj).ok()?;
-    if kind == Kind::Secret {
+    // The rules need to know these exist, not what they hold: keys and CA bundles stay out
+    // of the webhook's memory.
+    if matches!(kind, Kind::Secret | Kind::ConfigMap) {
         if let Some(map) = raw.as_object_mut() {
             map.remove("data");
             map.remove("stringData");
+            map.remove("binaryData");
         }
     }
     let o = build(

@@ -292,6 +292,40 @@ impl Cluster {
             }
             Resource::Gateway(spec) => {
                 out.extend(self.get(Kind::GatewayClass, None, &spec.gateway_class_name));
+                // The CA bundles listeners validate clients with, the client certificate it
+                // shows backends, and the grants that may let it read them across namespaces.
+                let tls = spec.tls.as_ref();
+                let frontend = tls.and_then(|t| t.frontend.as_ref());
+                let defaults = frontend
+                    .into_iter()
+                    .flat_map(|f| f.default.validation.iter())
+                    .flat_map(|v| &v.ca_certificate_refs)
+                    .map(|c| (c.kind.as_str(), c.namespace.as_ref(), c.name.as_str()));
+                let per_port = frontend
+                    .into_iter()
+                    .flat_map(|f| f.per_port.iter().flatten())
+                    .flat_map(|p| p.tls.validation.iter())
+                    .flat_map(|v| &v.ca_certificate_refs)
+                    .map(|c| (c.kind.as_str(), c.namespace.as_ref(), c.name.as_str()));
+                let client = tls
+                    .and_then(|t| t.backend.as_ref())
+                    .and_then(|b| b.client_certificate_ref.as_ref())
+                    .map(|c| {
+                        (
+                            c.kind.as_deref().unwrap_or("Secret"),
+                            c.namespace.as_ref(),
+                            c.name.as_str(),
+                        )
+                    });
+                for (kind, cns, name) in defaults.chain(per_port).chain(client) {
+                    let cns = cns.cloned().unwrap_or_else(|| ns.clone());
+                    for k in [Kind::ConfigMap, Kind::Secret] {
+                        if k.name() == kind {
+                            out.extend(self.get(k, Some(&cns), name));
+                        }
+                    }
+                    out.extend(self.grants_by_namespace.get(&cns).into_iter().flatten());
+                }
             }
             Resource::ListenerSet(spec, _) => {
                 // Its Gateway, which allows it or not, and the other ListenerSets of that
@@ -482,17 +516,9 @@ mod tests {
         );
     }
 
-    /// A review of a ListenerSet or of a route on one finds what analyze finds on the whole
-    /// cluster: the parent Gateway, the ListenerSets it competes with, the ListenerSet a route
-    /// names are all in its snapshot.
-    #[test]
-    fn listener_set_reviews_find_what_analyze_finds() {
-        let state = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec: {gatewayClassName: c, allowedListeners: {namespaces: {from: All}}, listeners: [{name: web, protocol: HTTP, port: 80, hostname: a.example.com}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: first, namespace: team}\nspec: {parentRef: {name: gw, namespace: infra}, listeners: [{name: b, protocol: HTTP, port: 80, hostname: b.example.com}]}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: infra}\n";
-        let incoming = [
-            // Same hostname as the earlier ListenerSet's listener: Conflicted.
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: second, namespace: team}\nspec: {parentRef: {name: gw, namespace: infra}, listeners: [{name: b, protocol: HTTP, port: 80, hostname: b.example.com}]}\n",
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: team}\nspec: {parentRefs: [{kind: ListenerSet, name: first, sectionName: b}]}\n",
-        ];
+    /// What a review of `text` finds, and what analyze finds for the same object on the whole
+    /// cluster (`state` plus the object): the review's snapshot must hold all it depends on.
+    fn review_and_analyze(state: &str, text: &str) -> (Vec<String>, Vec<String>) {
         let codes = |d: Vec<mesh_model::Diagnostic>| {
             let mut v: Vec<String> = d
                 .iter()
@@ -502,41 +528,64 @@ mod tests {
             v
         };
         let c = cluster(state);
-        for text in incoming {
-            let o = load_str(text, mesh_model::Source::Stdin, &LoadOptions::default())
-                .unwrap()
-                .remove(0);
-            let reference = o.reference();
-            let review = codes(mesh_model::rules::check_object_where(
-                &o,
-                &c.snapshot_for(o.clone()),
-                |_| true,
-            ));
-            let all = load_str(
-                &format!("{state}---\n{text}"),
-                mesh_model::Source::Stdin,
-                &LoadOptions::default(),
-            )
-            .unwrap();
-            let snap = mesh_model::Snapshot::new(all);
-            let whole = codes(
-                mesh_model::rules::check(&snap)
-                    .into_iter()
-                    .filter(|d| d.resource == reference)
-                    .collect(),
-            );
-            assert_eq!(review, whole, "{reference}");
-            if reference.kind == "ListenerSet" {
-                assert!(
-                    review.iter().any(|c| c.starts_with("MESH1103")),
-                    "{review:?}"
-                );
-            } else {
-                assert!(
-                    !review.iter().any(|c| c.starts_with("MESH21")),
-                    "{review:?}"
-                );
-            }
-        }
+        let o = load_str(text, mesh_model::Source::Stdin, &LoadOptions::default())
+            .unwrap()
+            .remove(0);
+        let reference = o.reference();
+        let review = codes(mesh_model::rules::check_object_where(
+            &o,
+            &c.snapshot_for(o.clone()),
+            |_| true,
+        ));
+        let all = load_str(
+            &format!("{state}---\n{text}"),
+            mesh_model::Source::Stdin,
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let whole = codes(
+            mesh_model::rules::check(&mesh_model::Snapshot::new(all))
+                .into_iter()
+                .filter(|d| d.resource == reference)
+                .collect(),
+        );
+        (review, whole)
+    }
+
+    /// A review of a ListenerSet or of a route on one finds what analyze finds on the whole
+    /// cluster: the parent Gateway, the ListenerSets it competes with, the ListenerSet a route
+    /// names are all in its snapshot.
+    #[test]
+    fn listener_set_reviews_find_what_analyze_finds() {
+        let state = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec: {gatewayClassName: c, allowedListeners: {namespaces: {from: All}}, listeners: [{name: web, protocol: HTTP, port: 80, hostname: a.example.com}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: first, namespace: team}\nspec: {parentRef: {name: gw, namespace: infra}, listeners: [{name: b, protocol: HTTP, port: 80, hostname: b.example.com}]}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: infra}\n";
+        // Same hostname as the earlier ListenerSet's listener: Conflicted.
+        let (review, whole) = review_and_analyze(state, "apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: second, namespace: team}\nspec: {parentRef: {name: gw, namespace: infra}, listeners: [{name: b, protocol: HTTP, port: 80, hostname: b.example.com}]}\n");
+        assert_eq!(review, whole);
+        assert!(
+            review.iter().any(|c| c.starts_with("MESH1103")),
+            "{review:?}"
+        );
+        let (review, whole) = review_and_analyze(state, "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: team}\nspec: {parentRefs: [{kind: ListenerSet, name: first, sectionName: b}]}\n");
+        assert_eq!(review, whole);
+        assert!(
+            !review.iter().any(|c| c.starts_with("MESH21")),
+            "{review:?}"
+        );
+    }
+
+    /// A Gateway's review holds the CA bundles its listeners validate clients with and the
+    /// client certificate it shows backends, with the grants for them.
+    #[test]
+    fn gateway_reviews_see_their_certificates_and_grants() {
+        let state = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\nspec: {controllerName: example.com/c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: shop}\ntype: kubernetes.io/tls\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: pki}\ndata: {ca.crt: x}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: client, namespace: pki}\ntype: kubernetes.io/tls\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: pki}\nspec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: shop}], to: [{group: '', kind: ConfigMap}, {group: '', kind: Secret}]}\n";
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: shop}\nspec: {gatewayClassName: c, tls: {frontend: {default: {validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca, namespace: pki}]}}}, backend: {clientCertificateRef: {name: client, namespace: pki}}}, listeners: [{name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: c}]}}]}\n";
+        let (review, whole) = review_and_analyze(state, gateway);
+        assert_eq!(review, whole);
+        assert!(
+            !review
+                .iter()
+                .any(|c| c.starts_with("MESH111") || c.starts_with("MESH112")),
+            "{review:?}"
+        );
     }
 }

@@ -24,6 +24,8 @@ use crate::lastgood::{LastGood, LeftOut, Version};
 use crate::object::Object;
 use crate::snapshot::Snapshot;
 
+mod backend_tls;
+mod client_ca;
 mod conflicts;
 pub mod docs;
 mod envoyconfig;
@@ -132,6 +134,8 @@ pub fn catalog() -> &'static [&'static Rule] {
         v.extend_from_slice(schema::RULES);
         v.extend_from_slice(fields::RULES);
         v.extend_from_slice(gateway::RULES);
+        v.extend_from_slice(client_ca::RULES);
+        v.extend_from_slice(backend_tls::RULES);
         v.extend_from_slice(listenerset::RULES);
         v.extend_from_slice(httproute::RULES);
         v.extend_from_slice(references::RULES);
