@@ -317,6 +317,16 @@ impl Cluster {
                             c.name.as_str(),
                         )
                     });
+                // A ConfigMap of infrastructure parameters, in the Gateway's namespace.
+                if let Some(p) = spec
+                    .infrastructure
+                    .as_ref()
+                    .and_then(|i| i.parameters_ref.as_ref())
+                {
+                    if let Some(kind) = Kind::lookup(&p.group, &p.kind) {
+                        out.extend(self.get(kind, Some(&ns), &p.name));
+                    }
+                }
                 for (kind, cns, name) in defaults.chain(per_port).chain(client) {
                     let cns = cns.cloned().unwrap_or_else(|| ns.clone());
                     for k in [Kind::ConfigMap, Kind::Secret] {
@@ -573,12 +583,12 @@ mod tests {
         );
     }
 
-    /// A Gateway's review holds the CA bundles its listeners validate clients with and the
-    /// client certificate it shows backends, with the grants for them.
+    /// A Gateway's review holds the CA bundles its listeners validate clients with, the client
+    /// certificate it shows backends, its infrastructure parameters, and the grants for them.
     #[test]
     fn gateway_reviews_see_their_certificates_and_grants() {
-        let state = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\nspec: {controllerName: example.com/c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: shop}\ntype: kubernetes.io/tls\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: pki}\ndata: {ca.crt: x}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: client, namespace: pki}\ntype: kubernetes.io/tls\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: pki}\nspec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: shop}], to: [{group: '', kind: ConfigMap}, {group: '', kind: Secret}]}\n";
-        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: shop}\nspec: {gatewayClassName: c, tls: {frontend: {default: {validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca, namespace: pki}]}}}, backend: {clientCertificateRef: {name: client, namespace: pki}}}, listeners: [{name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: c}]}}]}\n";
+        let state = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c}\nspec: {controllerName: example.com/c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: shop}\ntype: kubernetes.io/tls\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: params, namespace: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: pki}\ndata: {ca.crt: x}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: client, namespace: pki}\ntype: kubernetes.io/tls\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: pki}\nspec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: shop}], to: [{group: '', kind: ConfigMap}, {group: '', kind: Secret}]}\n";
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: shop}\nspec: {gatewayClassName: c, infrastructure: {parametersRef: {group: '', kind: ConfigMap, name: params}}, tls: {frontend: {default: {validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca, namespace: pki}]}}}, backend: {clientCertificateRef: {name: client, namespace: pki}}}, listeners: [{name: https, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: c}]}}]}\n";
         let (review, whole) = review_and_analyze(state, gateway);
         assert_eq!(review, whole);
         assert!(

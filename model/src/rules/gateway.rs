@@ -31,6 +31,7 @@ pub static RULES: &[&Rule] = &[
     &PROTOCOL_INVALID,
     &NO_VALID_LISTENER,
     &GATEWAY_CLASS_NOT_FOUND,
+    &PARAMETERS_REF_INVALID,
     &PROTOCOL_CONFLICT,
     &HOSTNAME_CONFLICT,
     &CERTIFICATE_NOT_FOUND,
@@ -363,6 +364,37 @@ fn protocol_family(p: &str) -> &str {
         other => other,
     }
 }
+
+pub static PARAMETERS_REF_INVALID: Rule = Rule {
+    code: "MESH1130",
+    name: "InfrastructureParametersInvalid",
+    level: Level::Error,
+    title: "spec.infrastructure.parametersRef names an object that does not exist",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: Some("InvalidParameters"),
+    doc: "`spec.infrastructure.parametersRef` points at implementation-specific settings in the Gateway's namespace. When the object does not exist the Gateway is not accepted (Accepted=False, InvalidParameters). Checked when the input holds objects of the referenced kind (a ConfigMap, or an implementation's own kind); a kind the input has none of cannot be checked here.",
+    hint: "Create the referenced object in the Gateway's namespace, or fix group, kind and name.",
+    bad: fixture!("MESH1130", "bad"),
+    good: fixture!("MESH1130", "good"),
+    check: |o, s, r| {
+        let Some(p) = spec(o).and_then(|g| g.infrastructure.as_ref()).and_then(|i| i.parameters_ref.as_ref()) else { return };
+        let ns = o.namespace.as_deref().unwrap_or_default();
+        let missing = match Kind::lookup(&p.group, &p.kind) {
+            // A kind the model knows (a ConfigMap): the input (or the cluster) has all of them.
+            Some(kind) => s.has_kind(kind) && s.get(kind, Some(ns), &p.name).is_none(),
+            // An implementation's own kind: judged only when the input has some of that kind.
+            None => {
+                let group_of = |x: &Object| x.api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+                let of_kind: Vec<&Object> = s.objects().iter().filter(|x| x.kind == p.kind && group_of(x) == p.group).collect();
+                !of_kind.is_empty() && !of_kind.iter().any(|x| x.name == p.name && x.namespace.as_deref() == Some(ns))
+            }
+        };
+        if missing {
+            r.at("spec.infrastructure.parametersRef", format!("{} {ns}/{} does not exist", p.kind, p.name));
+        }
+    },
+};
 
 pub static NO_VALID_LISTENER: Rule = Rule {
     code: "MESH1013",
