@@ -15,6 +15,7 @@ pub enum Kind {
     TcpRoute,
     UdpRoute,
     ListenerSet,
+    BackendTlsPolicy,
     ReferenceGrant,
     Namespace,
     Service,
@@ -115,6 +116,14 @@ pub const KINDS: &[KindInfo] = &[
         served: &["v1"],
         namespaced: true,
         plural: "listenersets",
+    },
+    KindInfo {
+        kind: Kind::BackendTlsPolicy,
+        name: "BackendTLSPolicy",
+        group: GATEWAY_GROUP,
+        served: &["v1"],
+        namespaced: true,
+        plural: "backendtlspolicies",
     },
     KindInfo {
         kind: Kind::ReferenceGrant,

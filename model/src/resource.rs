@@ -10,6 +10,7 @@ use gateway_api::apis::experimental::{
     gatewayclasses, gateways, grpcroutes, httproutes, listenersets, referencegrants, tcproutes,
     tlsroutes, udproutes,
 };
+use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicySpec;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde::de::DeserializeOwned;
@@ -37,6 +38,7 @@ pub enum Resource {
         Box<listenersets::ListenerSetSpec>,
         Vec<gateways::GatewayListeners>,
     ),
+    BackendTlsPolicy(Box<BackendTlsPolicySpec>),
     ReferenceGrant(Box<referencegrants::ReferenceGrantSpec>),
     Namespace(Box<core::Namespace>),
     Service(Box<core::Service>),
@@ -228,6 +230,10 @@ pub(crate) fn type_object(
                     Resource::ListenerSet(Box::new(s), listeners)
                 },
             )
+        }
+        Kind::BackendTlsPolicy => {
+            typed_at::<BackendTlsPolicySpec>(spec, "spec", !crd_checked, problems)
+                .map(|s| Resource::BackendTlsPolicy(Box::new(s)))
         }
         Kind::ReferenceGrant => {
             typed_at::<referencegrants::ReferenceGrantSpec>(spec, "spec", !crd_checked, problems)

@@ -45,12 +45,21 @@ struct Cache {
 fn to_object(kind: Kind, obj: DynamicObject) -> Option<Object> {
     let mut raw = serde_json::to_value(obj).ok()?;
     // The rules need to know these exist, not what they hold: keys and CA bundles stay out
-    // of the webhook's memory.
+    // of the webhook's memory. A ConfigMap keeps the names of its keys (a CA bundle without
+    // `ca.crt` is refused), with empty values.
     if matches!(kind, Kind::Secret | Kind::ConfigMap) {
         if let Some(map) = raw.as_object_mut() {
+            let keys: serde_json::Map<String, serde_json::Value> = map
+                .get("data")
+                .and_then(serde_json::Value::as_object)
+                .map(|d| d.keys().map(|k| (k.clone(), "".into())).collect())
+                .unwrap_or_default();
             map.remove("data");
             map.remove("stringData");
             map.remove("binaryData");
+            if kind == Kind::ConfigMap {
+                map.insert("data".into(), keys.into());
+            }
         }
     }
     let o = build(
@@ -229,5 +238,15 @@ mod tests {
             !format!("{o:?}").contains("c2VjcmV0"),
             "not even in the typed form"
         );
+    }
+
+    #[test]
+    fn config_maps_keep_their_keys_not_their_values() {
+        let raw = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ca", "namespace": "n"},
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}, "binaryData": {"x": "AAAA"}});
+        let o = to_object(Kind::ConfigMap, serde_json::from_value(raw).unwrap()).unwrap();
+        assert_eq!(o.raw["data"], serde_json::json!({"ca.crt": ""}));
+        assert!(o.raw.get("binaryData").is_none());
+        assert!(!format!("{o:?}").contains("BEGIN"));
     }
 }

@@ -37,6 +37,8 @@ pub struct Cluster {
     gateways_by_name: HashMap<String, Vec<usize>>,
     /// ListenerSets by their parent Gateway (namespace, name): the listeners they compete with.
     listener_sets_by_gateway: HashMap<(String, String), Vec<usize>>,
+    /// BackendTLSPolicies by namespace: the policies one may conflict with.
+    backend_tls_by_namespace: HashMap<String, Vec<usize>>,
     /// Routes and Envoy configs by the namespace of a Service they send traffic to.
     by_backend_namespace: HashMap<String, Vec<usize>>,
     /// Kinds the cache watches completely.
@@ -120,6 +122,7 @@ impl Cluster {
             grants_by_namespace: HashMap::new(),
             gateways_by_name: HashMap::new(),
             listener_sets_by_gateway: HashMap::new(),
+            backend_tls_by_namespace: HashMap::new(),
             by_backend_namespace: HashMap::new(),
             complete,
         };
@@ -198,6 +201,9 @@ impl Cluster {
                     }
                 }
                 Resource::ReferenceGrant(_) => c.grants_by_namespace.entry(ns).or_default().push(i),
+                Resource::BackendTlsPolicy(_) => {
+                    c.backend_tls_by_namespace.entry(ns).or_default().push(i)
+                }
                 Resource::ListenerSet(spec, _) => {
                     let gw_ns = spec.parent_ref.namespace.clone().unwrap_or(ns);
                     c.listener_sets_by_gateway
@@ -335,6 +341,20 @@ impl Cluster {
                         }
                     }
                     out.extend(self.grants_by_namespace.get(&cns).into_iter().flatten());
+                }
+            }
+            Resource::BackendTlsPolicy(spec) => {
+                // The policies it may conflict with, its target Services and its CA bundles.
+                out.extend(self.backend_tls_by_namespace.get(&ns).into_iter().flatten());
+                for t in &spec.target_refs {
+                    if let Some(kind) = Kind::lookup(&t.group, &t.kind) {
+                        out.extend(self.get(kind, Some(&ns), &t.name));
+                    }
+                }
+                for c in spec.validation.ca_certificate_refs.iter().flatten() {
+                    if let Some(kind) = Kind::lookup(&c.group, &c.kind) {
+                        out.extend(self.get(kind, Some(&ns), &c.name));
+                    }
                 }
             }
             Resource::ListenerSet(spec, _) => {
@@ -597,5 +617,14 @@ mod tests {
                 .any(|c| c.starts_with("MESH111") || c.starts_with("MESH112")),
             "{review:?}"
         );
+    }
+
+    /// A BackendTLSPolicy's review holds the policies it may conflict with and its CA bundles.
+    #[test]
+    fn backend_tls_policy_reviews_find_what_analyze_finds() {
+        let state = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: shop}\ndata: {ca.crt: x}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: pay, namespace: shop}\nspec: {ports: [{port: 443}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: a, namespace: shop}\nspec: {targetRefs: [{group: '', kind: Service, name: pay}], validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}], hostname: pay.shop}}\n";
+        let (review, whole) = review_and_analyze(state, "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: b, namespace: shop}\nspec: {targetRefs: [{group: '', kind: Service, name: pay}], validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}], hostname: pay.shop}}\n");
+        assert_eq!(review, whole);
+        assert_eq!(review, ["MESH1143 BackendTLSPolicy shop/b"]);
     }
 }

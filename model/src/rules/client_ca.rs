@@ -28,11 +28,14 @@ struct CaRef<'a> {
     name: &'a str,
 }
 
-/// What is wrong with a reference, if anything.
+/// What is wrong with a CA certificate reference, if anything.
 #[derive(Clone, Copy, PartialEq)]
-enum Problem {
+pub(super) enum Problem {
+    /// Not a kind that holds CA certificates.
     Kind,
+    /// No such object, or a ConfigMap without `ca.crt`.
     NotFound,
+    /// In another namespace, and no ReferenceGrant allows it.
     NotPermitted,
 }
 
@@ -109,32 +112,51 @@ fn ca_refs(o: &Object) -> Vec<CaRef<'_>> {
 }
 
 fn problem(o: &Object, s: &Snapshot, c: &CaRef<'_>) -> Option<Problem> {
-    let kind = match (c.group, c.kind) {
+    ca_problem(o, s, c.group, c.kind, &c.namespace, c.name)
+}
+
+/// What is wrong with a reference from `o` to a CA bundle (`group`, `kind`, `ns`, `name`).
+pub(super) fn ca_problem(
+    o: &Object,
+    s: &Snapshot,
+    group: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Option<Problem> {
+    let k = match (group, kind) {
         ("", "ConfigMap") => Kind::ConfigMap,
         ("", "Secret") => Kind::Secret,
         _ => return Some(Problem::Kind),
     };
-    let gw_ns = o.namespace.as_deref().unwrap_or_default();
-    if c.namespace != gw_ns {
+    let own_ns = o.namespace.as_deref().unwrap_or_default();
+    if ns != own_ns {
         let from = grants::From {
             group: GATEWAY_GROUP,
-            kind: "Gateway",
-            namespace: gw_ns,
+            kind: &o.kind,
+            namespace: own_ns,
         };
         let to = grants::To {
             group: "",
-            kind: c.kind,
-            namespace: &c.namespace,
-            name: c.name,
+            kind,
+            namespace: ns,
+            name,
         };
         if !grants::permitted(s, &from, &to) {
             return Some(Problem::NotPermitted);
         }
     }
     // Checked only when the input has objects of the kind: a file set without ConfigMaps says
-    // nothing about which exist.
-    (s.has_kind(kind) && s.get(kind, Some(&c.namespace), c.name).is_none())
-        .then_some(Problem::NotFound)
+    // nothing about which exist. A ConfigMap holds its bundle under `ca.crt`.
+    match s.get(k, Some(ns), name) {
+        None => s.has_kind(k).then_some(Problem::NotFound),
+        Some(Object {
+            resource: Resource::ConfigMap(cm),
+            ..
+        }) => (!cm.data.as_ref().is_some_and(|d| d.contains_key("ca.crt")))
+            .then_some(Problem::NotFound),
+        Some(_) => None,
+    }
 }
 
 /// Report each reference with `which` problem on the listener that uses it.
@@ -178,11 +200,11 @@ pub static NOT_FOUND: Rule = Rule {
     kinds: &[Kind::Gateway],
     scope: Scope::Cluster,
     reason: Some("InvalidCACertificateRef"),
-    doc: "The listener cannot validate client certificates against a CA bundle that does not exist: ResolvedRefs=False (InvalidCACertificateRef). Checked when the input contains objects of the referenced kind.",
+    doc: "The listener cannot validate client certificates against a CA bundle that does not exist, or a ConfigMap without the `ca.crt` key: ResolvedRefs=False (InvalidCACertificateRef). Checked when the input contains objects of the referenced kind.",
     hint: "Create the ConfigMap with the CA bundle under ca.crt, or fix the name.",
     bad: fixture!("MESH1111", "bad"),
     good: fixture!("MESH1111", "good"),
-    check: |o, s, r| report(o, s, Problem::NotFound, r, |c| format!("{} {}/{} does not exist", c.kind, c.namespace, c.name)),
+    check: |o, s, r| report(o, s, Problem::NotFound, r, |c| format!("{} {}/{} does not exist or holds no ca.crt", c.kind, c.namespace, c.name)),
 };
 
 pub static NOT_PERMITTED: Rule = Rule {

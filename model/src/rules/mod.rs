@@ -25,6 +25,7 @@ use crate::object::Object;
 use crate::snapshot::Snapshot;
 
 mod backend_tls;
+mod backendtlspolicy;
 mod client_ca;
 mod conflicts;
 pub mod docs;
@@ -136,6 +137,7 @@ pub fn catalog() -> &'static [&'static Rule] {
         v.extend_from_slice(gateway::RULES);
         v.extend_from_slice(client_ca::RULES);
         v.extend_from_slice(backend_tls::RULES);
+        v.extend_from_slice(backendtlspolicy::RULES);
         v.extend_from_slice(listenerset::RULES);
         v.extend_from_slice(httproute::RULES);
         v.extend_from_slice(references::RULES);
