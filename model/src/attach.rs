@@ -6,6 +6,7 @@
 
 use gateway_api::apis::experimental::gateways::{
     GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom as From,
+    GatewayListenersAllowedRoutesNamespacesSelector as NamespaceSelector,
 };
 
 use crate::kind::{Kind, GATEWAY_GROUP};
@@ -130,24 +131,28 @@ pub fn allows_namespace(
     match ns.and_then(|n| n.from.as_ref()).unwrap_or(&From::Same) {
         From::Same => Some(gw_ns == route_ns),
         From::All => Some(true),
-        From::Selector => {
-            let sel = ns.and_then(|n| n.selector.as_ref());
-            let labels = snap.namespace_labels(route_ns)?;
-            Some(sel.is_some_and(|s| {
-                let exprs: Vec<selector::Expression> = s
-                    .match_expressions
-                    .iter()
-                    .flatten()
-                    .map(|e| selector::Expression {
-                        key: &e.key,
-                        operator: &e.operator,
-                        values: e.values.as_deref().unwrap_or(&[]),
-                    })
-                    .collect();
-                selector::matches(s.match_labels.as_ref(), &exprs, &labels)
-            }))
-        }
+        From::Selector => selects(ns.and_then(|n| n.selector.as_ref()), route_ns, snap),
     }
+}
+
+/// Whether a namespace selector (of a listener's allowedRoutes, or a Gateway's
+/// allowedListeners, which has the same fields) selects namespace `ns`; `None` when the input
+/// does not have the Namespace. No selector selects nothing.
+fn selects(sel: Option<&NamespaceSelector>, ns: &str, snap: &Snapshot) -> Option<bool> {
+    let labels = snap.namespace_labels(ns)?;
+    Some(sel.is_some_and(|s| {
+        let exprs: Vec<selector::Expression> = s
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|e| selector::Expression {
+                key: &e.key,
+                operator: &e.operator,
+                values: e.values.as_deref().unwrap_or(&[]),
+            })
+            .collect();
+        selector::matches(s.match_labels.as_ref(), &exprs, &labels)
+    }))
 }
 
 /// Resolve one parentRef of a route.
@@ -245,21 +250,10 @@ pub fn allows_listener_set(gateway: &Object, set_ns: &str, snap: &Snapshot) -> O
         Some(SetFrom::Same) => Some(gateway.namespace.as_deref() == Some(set_ns)),
         Some(SetFrom::All) => Some(true),
         Some(SetFrom::Selector) => {
-            let sel = ns.and_then(|n| n.selector.as_ref());
-            let labels = snap.namespace_labels(set_ns)?;
-            Some(sel.is_some_and(|s| {
-                let exprs: Vec<selector::Expression> = s
-                    .match_expressions
-                    .iter()
-                    .flatten()
-                    .map(|e| selector::Expression {
-                        key: &e.key,
-                        operator: &e.operator,
-                        values: e.values.as_deref().unwrap_or(&[]),
-                    })
-                    .collect();
-                selector::matches(s.match_labels.as_ref(), &exprs, &labels)
-            }))
+            let sel: Option<NamespaceSelector> = ns
+                .and_then(|n| n.selector.as_ref())
+                .and_then(crate::route::retype);
+            selects(sel.as_ref(), set_ns, snap)
         }
     }
 }
