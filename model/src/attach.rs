@@ -273,12 +273,21 @@ pub fn merged_listeners<'a>(
         .enumerate()
         .map(|(i, l)| (gateway, i, l))
         .collect();
+    let key = (
+        gateway.namespace.clone().unwrap_or_default(),
+        gateway.name.clone(),
+    );
+    let objects = snap.objects();
     let mut sets: Vec<&Object> = snap
-        .of_kind(Kind::ListenerSet)
+        .index()
+        .listener_sets_by_gateway
+        .get(&key)
+        .into_iter()
+        .flatten()
+        .map(|&i| &objects[i])
         .filter(|set| {
-            listener_set_gateway(set, snap).is_some_and(|g| std::ptr::eq(g, gateway))
-                && allows_listener_set(gateway, set.namespace.as_deref().unwrap_or(""), snap)
-                    != Some(false)
+            allows_listener_set(gateway, set.namespace.as_deref().unwrap_or(""), snap)
+                != Some(false)
         })
         .collect();
     let created = |o: &Object| {

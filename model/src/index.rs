@@ -33,6 +33,8 @@ pub struct Index {
     pub route_matches: HashMap<usize, Vec<(MatchKey, usize)>>,
     /// The route that wins each match key by precedence.
     pub match_winner: HashMap<MatchKey, usize>,
+    /// ListenerSets by the Gateway (namespace, name) their parentRef names.
+    pub listener_sets_by_gateway: HashMap<(String, String), Vec<usize>>,
 }
 
 /// (gateway namespace, gateway name, listener name).
@@ -64,6 +66,17 @@ impl Index {
             *ix.ready_endpoints
                 .entry((o.namespace.clone().unwrap_or_default(), svc.clone()))
                 .or_default() += ready;
+        }
+        for (i, o) in snap.indexed(Kind::ListenerSet) {
+            if let Some(gateway) = attach::listener_set_gateway(o, snap) {
+                ix.listener_sets_by_gateway
+                    .entry((
+                        gateway.namespace.clone().unwrap_or_default(),
+                        gateway.name.clone(),
+                    ))
+                    .or_default()
+                    .push(i);
+            }
         }
         for (i, o) in snap.indexed(Kind::ReferenceGrant) {
             ix.grants_by_namespace

@@ -8,6 +8,7 @@ pub mod crd;
 pub mod defaults;
 pub mod diagnostic;
 pub mod envoy;
+pub mod gateway_tls;
 pub mod grants;
 pub mod hostname;
 pub mod index;

@@ -298,31 +298,6 @@ impl Cluster {
             }
             Resource::Gateway(spec) => {
                 out.extend(self.get(Kind::GatewayClass, None, &spec.gateway_class_name));
-                // The CA bundles listeners validate clients with, the client certificate it
-                // shows backends, and the grants that may let it read them across namespaces.
-                let tls = spec.tls.as_ref();
-                let frontend = tls.and_then(|t| t.frontend.as_ref());
-                let defaults = frontend
-                    .into_iter()
-                    .flat_map(|f| f.default.validation.iter())
-                    .flat_map(|v| &v.ca_certificate_refs)
-                    .map(|c| (c.kind.as_str(), c.namespace.as_ref(), c.name.as_str()));
-                let per_port = frontend
-                    .into_iter()
-                    .flat_map(|f| f.per_port.iter().flatten())
-                    .flat_map(|p| p.tls.validation.iter())
-                    .flat_map(|v| &v.ca_certificate_refs)
-                    .map(|c| (c.kind.as_str(), c.namespace.as_ref(), c.name.as_str()));
-                let client = tls
-                    .and_then(|t| t.backend.as_ref())
-                    .and_then(|b| b.client_certificate_ref.as_ref())
-                    .map(|c| {
-                        (
-                            c.kind.as_deref().unwrap_or("Secret"),
-                            c.namespace.as_ref(),
-                            c.name.as_str(),
-                        )
-                    });
                 // A ConfigMap of infrastructure parameters, in the Gateway's namespace.
                 if let Some(p) = spec
                     .infrastructure
@@ -333,14 +308,14 @@ impl Cluster {
                         out.extend(self.get(kind, Some(&ns), &p.name));
                     }
                 }
-                for (kind, cns, name) in defaults.chain(per_port).chain(client) {
-                    let cns = cns.cloned().unwrap_or_else(|| ns.clone());
-                    for k in [Kind::ConfigMap, Kind::Secret] {
-                        if k.name() == kind {
-                            out.extend(self.get(k, Some(&cns), name));
-                        }
+                // The CA bundles listeners validate clients with, the client certificate it
+                // shows backends, and the grants that may let it read them across namespaces.
+                for r in mesh_model::gateway_tls::references(spec) {
+                    let rns = r.namespace.unwrap_or(&ns);
+                    if let Some(kind) = Kind::lookup(r.group, r.kind) {
+                        out.extend(self.get(kind, Some(rns), r.name));
                     }
-                    out.extend(self.grants_by_namespace.get(&cns).into_iter().flatten());
+                    out.extend(self.grants_by_namespace.get(rns).into_iter().flatten());
                 }
             }
             Resource::BackendTlsPolicy(spec) => {

@@ -20,24 +20,9 @@ fn client_certificate(o: &Object) -> Option<(&str, &str, String, &str)> {
     let Resource::Gateway(spec) = &o.resource else {
         return None;
     };
-    let c = spec
-        .tls
-        .as_ref()?
-        .backend
-        .as_ref()?
-        .client_certificate_ref
-        .as_ref()?;
-    let ns = c
-        .namespace
-        .clone()
-        .or_else(|| o.namespace.clone())
-        .unwrap_or_default();
-    Some((
-        c.group.as_deref().unwrap_or(""),
-        c.kind.as_deref().unwrap_or("Secret"),
-        ns,
-        &c.name,
-    ))
+    let c = crate::gateway_tls::backend_client_certificate(spec)?;
+    let ns = c.namespace.or(o.namespace.as_deref()).unwrap_or_default();
+    Some((c.group, c.kind, ns.to_string(), c.name))
 }
 
 pub static CLIENT_CERTIFICATE_INVALID: Rule = Rule {

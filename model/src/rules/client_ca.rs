@@ -44,67 +44,20 @@ fn ca_refs(o: &Object) -> Vec<CaRef<'_>> {
     let Resource::Gateway(spec) = &o.resource else {
         return Vec::new();
     };
-    let Some(frontend) = spec.tls.as_ref().and_then(|t| t.frontend.as_ref()) else {
-        return Vec::new();
-    };
-    let ns = o.namespace.clone().unwrap_or_default();
+    let ns = o.namespace.as_deref().unwrap_or_default();
     let mut out = Vec::new();
-    for (i, l) in spec
-        .listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.protocol == "HTTPS")
-    {
-        let per_port = frontend
-            .per_port
-            .iter()
-            .flatten()
-            .enumerate()
-            .find(|(_, p)| p.port == l.port);
-        let refs: Vec<(String, &str, &str, &str, Option<&String>)> = match per_port {
-            Some((k, p)) => p
-                .tls
-                .validation
-                .iter()
-                .flat_map(|v| &v.ca_certificate_refs)
-                .enumerate()
-                .map(|(j, c)| {
-                    (
-                        format!(
-                            "spec.tls.frontend.perPort[{k}].tls.validation.caCertificateRefs[{j}]"
-                        ),
-                        c.group.as_str(),
-                        c.kind.as_str(),
-                        c.name.as_str(),
-                        c.namespace.as_ref(),
-                    )
-                })
-                .collect(),
-            None => frontend
-                .default
-                .validation
-                .iter()
-                .flat_map(|v| &v.ca_certificate_refs)
-                .enumerate()
-                .map(|(j, c)| {
-                    (
-                        format!("spec.tls.frontend.default.validation.caCertificateRefs[{j}]"),
-                        c.group.as_str(),
-                        c.kind.as_str(),
-                        c.name.as_str(),
-                        c.namespace.as_ref(),
-                    )
-                })
-                .collect(),
-        };
-        for (field, group, kind, name, namespace) in refs {
+    for (i, l) in spec.listeners.iter().enumerate() {
+        if l.protocol != "HTTPS" {
+            continue;
+        }
+        for r in crate::gateway_tls::listener_ca_refs(spec, l.port) {
             out.push(CaRef {
                 listener: i,
-                field,
-                group,
-                kind,
-                namespace: namespace.cloned().unwrap_or_else(|| ns.clone()),
-                name,
+                field: r.field,
+                group: r.group,
+                kind: r.kind,
+                namespace: r.namespace.unwrap_or(ns).to_string(),
+                name: r.name,
             });
         }
     }

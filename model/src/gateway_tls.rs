@@ -1,0 +1,104 @@
+//! The objects a Gateway's `spec.tls` refers to: the CA bundles its listeners validate client
+//! certificates with (`frontend`, per port or by default) and the client certificate it shows
+//! backends (`backend.clientCertificateRef`). Read once here for the rules that check them and
+//! for the webhook, which must put the referents in a review's snapshot.
+
+use gateway_api::apis::experimental::gateways::{
+    GatewaySpec, GatewayTlsFrontend, GatewayTlsFrontendPerPort,
+};
+
+/// One reference, as written (no defaults applied but the kind's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsRef<'a> {
+    /// Where it is written.
+    pub field: String,
+    pub group: &'a str,
+    pub kind: &'a str,
+    /// `None`: the Gateway's namespace.
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+fn default_refs(frontend: &GatewayTlsFrontend) -> Vec<TlsRef<'_>> {
+    let refs = frontend
+        .default
+        .validation
+        .iter()
+        .flat_map(|v| &v.ca_certificate_refs);
+    refs.enumerate()
+        .map(|(j, c)| TlsRef {
+            field: format!("spec.tls.frontend.default.validation.caCertificateRefs[{j}]"),
+            group: &c.group,
+            kind: &c.kind,
+            namespace: c.namespace.as_deref(),
+            name: &c.name,
+        })
+        .collect()
+}
+
+fn per_port_refs(k: usize, entry: &GatewayTlsFrontendPerPort) -> Vec<TlsRef<'_>> {
+    let refs = entry
+        .tls
+        .validation
+        .iter()
+        .flat_map(|v| &v.ca_certificate_refs);
+    refs.enumerate()
+        .map(|(j, c)| TlsRef {
+            field: format!("spec.tls.frontend.perPort[{k}].tls.validation.caCertificateRefs[{j}]"),
+            group: &c.group,
+            kind: &c.kind,
+            namespace: c.namespace.as_deref(),
+            name: &c.name,
+        })
+        .collect()
+}
+
+/// The CA references a listener on `port` validates client certificates with: its port's
+/// `perPort` entry when there is one, else `default`.
+pub fn listener_ca_refs(spec: &GatewaySpec, port: i32) -> Vec<TlsRef<'_>> {
+    let Some(frontend) = spec.tls.as_ref().and_then(|t| t.frontend.as_ref()) else {
+        return Vec::new();
+    };
+    let entry = frontend
+        .per_port
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, p)| p.port == port);
+    match entry {
+        Some((k, p)) => per_port_refs(k, p),
+        None => default_refs(frontend),
+    }
+}
+
+/// The client certificate the Gateway presents to backends.
+pub fn backend_client_certificate(spec: &GatewaySpec) -> Option<TlsRef<'_>> {
+    let c = spec
+        .tls
+        .as_ref()?
+        .backend
+        .as_ref()?
+        .client_certificate_ref
+        .as_ref()?;
+    Some(TlsRef {
+        field: "spec.tls.backend.clientCertificateRef".into(),
+        group: c.group.as_deref().unwrap_or(""),
+        kind: c.kind.as_deref().unwrap_or("Secret"),
+        namespace: c.namespace.as_deref(),
+        name: &c.name,
+    })
+}
+
+/// Every reference of `spec.tls`: all frontend CA references and the backend client
+/// certificate.
+pub fn references(spec: &GatewaySpec) -> Vec<TlsRef<'_>> {
+    let mut out = Vec::new();
+    if let Some(frontend) = spec.tls.as_ref().and_then(|t| t.frontend.as_ref()) {
+        out.extend(default_refs(frontend));
+        for (k, p) in frontend.per_port.iter().flatten().enumerate() {
+            out.extend(per_port_refs(k, p));
+        }
+    }
+    out.extend(backend_client_certificate(spec));
+    out
+}
