@@ -1,5 +1,5 @@
 //! The admin API (Envoy's admin shape where Envoy has one): `/ready`, `/server_info`,
-//! `/config_dump`, `/clusters`, `/stats/prometheus`, and `/explain`.
+//! `/config_dump`, `/clusters`, `/stats/prometheus`, `/gateways` and `/explain`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -116,6 +116,7 @@ pub async fn serve(
                         }
                         "/clusters" => (200, clusters_text(&plan)),
                         "/stats/prometheus" => (200, proxy.stats.prometheus()),
+                        "/gateways" => (200, gateways(&plan, &render).to_string()),
                         "/explain" => explain(
                             &plan,
                             req.uri().query().unwrap_or(""),
@@ -144,6 +145,34 @@ pub async fn serve(
             drop(permit);
         });
     }
+}
+
+/// `/gateways`: where each Gateway of the Plan in force listens, in Plan order:
+/// `[{"gateway": "ns/name", "address": "127.0.10.1", "listeners": [{"name", "port",
+/// "protocol"}]}]` (its own address with `--gateway-address-pool`, else `--gateway-addr`).
+fn gateways(plan: &Plan, opts: &render::RenderOptions) -> serde_json::Value {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for l in &plan.listeners {
+        let Some(gw) = l.gateway() else { continue };
+        let listener = serde_json::json!({
+            "name": l.name.rsplit('/').next().unwrap_or_default(),
+            "port": l.port,
+            "protocol": format!("{:?}", l.protocol).to_uppercase(),
+        });
+        match out.iter_mut().find(|g| g["gateway"] == gw) {
+            Some(g) => {
+                if let Some(ls) = g["listeners"].as_array_mut() {
+                    ls.push(listener);
+                }
+            }
+            None => out.push(serde_json::json!({
+                "gateway": gw,
+                "address": render::gateway_address(l, opts),
+                "listeners": [listener],
+            })),
+        }
+    }
+    serde_json::Value::Array(out)
 }
 
 /// `/explain?url=URL[&method=M][&header=Name:%20value]...[&sni=NAME]`: why the agent would

@@ -7,6 +7,7 @@
 //! Gateway listeners bind `--gateway-addr` on their own ports; GAMMA traffic enters at
 //! `--outbound-addr`. Every limit and timeout is a flag (docs/operations.md).
 
+mod addresses;
 mod admin;
 mod body;
 mod config;
@@ -60,6 +61,12 @@ struct Args {
     /// Address the Gateway listeners bind, each on its own port.
     #[arg(long, default_value = "127.0.0.1")]
     gateway_addr: std::net::IpAddr,
+    /// Give each Gateway an address of its own from this range (CIDR, e.g. 127.0.10.0/24),
+    /// as a cluster's load balancer does, instead of all sharing --gateway-addr: two Gateways
+    /// may then both listen on port 80 without hostnames. `/gateways` on the admin API says
+    /// which Gateway got which address.
+    #[arg(long)]
+    gateway_address_pool: Option<ipnet::IpNet>,
     /// After a file change, wait this long for more changes before reloading (milliseconds).
     #[arg(long, default_value_t = 100, alias = "reload-interval-ms")]
     reload_delay_ms: u64,
@@ -169,6 +176,8 @@ struct Serving {
     /// The one connection budget all proxy sockets share.
     permits: Arc<Semaphore>,
     gateway_addr: std::net::IpAddr,
+    /// Per-Gateway addresses, with `--gateway-address-pool`.
+    pool: Option<addresses::Pool>,
     outbound_addr: SocketAddr,
     /// One socket per address: listeners sharing a port share it (the proxy tells them apart
     /// by hostname per request, TLS by SNI). Sockets stay bound across reloads.
@@ -182,7 +191,7 @@ impl Serving {
             let addr = if l.name == MESH_LISTENER {
                 self.outbound_addr
             } else {
-                SocketAddr::new(self.gateway_addr, l.port)
+                SocketAddr::new(l.address.unwrap_or(self.gateway_addr), l.port)
             };
             if self.bound.contains(&addr) {
                 continue;
@@ -190,14 +199,18 @@ impl Serving {
             let tls = match l.protocol {
                 Protocol::Https => Some(Arc::new(tls::server_config(
                     self.certificates.clone(),
+                    l.address,
                     l.port,
                 ))),
                 _ => None,
             };
             runtime.spawn(listen(
-                addr,
-                l.name.clone(),
-                l.protocol.clone(),
+                Socket {
+                    addr,
+                    gateway_address: l.address,
+                    name: l.name.clone(),
+                    protocol: l.protocol.clone(),
+                },
                 self.proxy.clone(),
                 tls,
                 self.limits.clone(),
@@ -230,6 +243,10 @@ impl Serving {
                 errors,
                 warnings,
             } => {
+                let mut plan = plan;
+                if let Some(pool) = &mut self.pool {
+                    pool.assign(&mut plan);
+                }
                 self.certificates.update(&plan);
                 let hash = render::plan_hash(&plan);
                 // Bound after the swap: a new port's first request must meet the Plan that
@@ -278,16 +295,29 @@ impl Serving {
     }
 }
 
-/// Accept on `addr` for the listener named `name` and serve each connection by its protocol.
-async fn listen(
+/// A socket to serve: where, for which listener (named for statistics), by which protocol.
+struct Socket {
     addr: SocketAddr,
+    /// Set when the socket is one Gateway's own address (`--gateway-address-pool`).
+    gateway_address: Option<std::net::IpAddr>,
     name: String,
     protocol: Protocol,
+}
+
+/// Accept on the socket's address and serve each connection by its protocol.
+async fn listen(
+    socket: Socket,
     proxy: Arc<proxy::Proxy>,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Arc<Limits>,
     permits: Arc<Semaphore>,
 ) {
+    let Socket {
+        addr,
+        gateway_address,
+        name,
+        protocol,
+    } = socket;
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -305,6 +335,7 @@ async fn listen(
         let inbound = Arc::new(proxy::Inbound {
             mesh: name == MESH_LISTENER,
             socket: name.clone(),
+            address: gateway_address,
             port: addr.port(),
             scheme: if tls.is_some() { "https" } else { "http" },
             peer,
@@ -369,6 +400,7 @@ async fn run(args: Args) {
         permits: Arc::new(Semaphore::new(limits.max_connections)),
         limits,
         gateway_addr: args.gateway_addr,
+        pool: args.gateway_address_pool.map(addresses::Pool::new),
         outbound_addr: args.outbound_addr,
         bound: Vec::new(),
     };

@@ -16,7 +16,7 @@ const MAX_HELLO: usize = 64 * 1024;
 
 /// Route one passthrough connection and relay it until either side closes.
 pub async fn relay(tcp: TcpStream, inbound: Arc<Inbound>, proxy: &Proxy, limits: &Limits) {
-    if let Err(why) = route(tcp, inbound.port, proxy, limits).await {
+    if let Err(why) = route(tcp, inbound.address, inbound.port, proxy, limits).await {
         tracing::debug!(peer = %inbound.peer, listener = %inbound.socket, %why, "passthrough connection closed");
     }
 }
@@ -52,6 +52,7 @@ async fn client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, Option<String>), 
 
 async fn route(
     mut tcp: TcpStream,
+    address: Option<std::net::IpAddr>,
     port: u16,
     proxy: &Proxy,
     limits: &Limits,
@@ -70,7 +71,7 @@ async fn route(
     };
     // No listener or route for the SNI: close, as Envoy does when no filter chain matches.
     let listener = plan
-        .listener_for(port, &host)
+        .listener_at(address, port, &host)
         .ok_or_else(|| format!("no listener for SNI {host:?}"))?;
     let entry = plan
         .decide(&listener.name, &request)

@@ -74,6 +74,9 @@ pub struct Inbound {
     pub mesh: bool,
     /// The name statistics use when no listener of the port takes the request.
     pub socket: String,
+    /// The Gateway address the socket is bound to when Gateways have their own (only that
+    /// Gateway's listeners take its requests); None when they share one.
+    pub address: Option<std::net::IpAddr>,
     pub port: u16,
     pub scheme: &'static str,
     pub peer: std::net::SocketAddr,
@@ -169,7 +172,7 @@ impl Proxy {
                 let listener = if inbound.mesh {
                     Some(MESH_LISTENER)
                 } else {
-                    plan.listener_for(inbound.port, &incoming.authority.host)
+                    plan.listener_at(inbound.address, inbound.port, &incoming.authority.host)
                         .map(|l| l.name.as_str())
                 };
                 let resp = match listener {

@@ -99,6 +99,14 @@ pub fn examples_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
 }
 
+/// The Plan compiled from YAML text (which must load).
+pub fn plan_of(yaml: &str) -> crate::plan::Plan {
+    use crate::load::{load_str, LoadOptions};
+    crate::plan::compile(&crate::Snapshot::new(
+        load_str(yaml, crate::Source::Stdin, &LoadOptions::default()).expect("the YAML loads"),
+    ))
+}
+
 /// The Plan compiled from every clean example; they load without error.
 pub fn clean_examples_plan() -> crate::plan::Plan {
     use crate::load::{FileSource, Input, LoadOptions, ObjectSource};

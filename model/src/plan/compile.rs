@@ -270,6 +270,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         virtual_hosts,
         certificates: Vec::new(),
         hostname: HostMatch::Any,
+        address: None,
         index,
     }
 }

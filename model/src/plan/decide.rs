@@ -207,10 +207,22 @@ impl Plan {
     /// listener without hostname), and only that listener's routes apply. On a tie the earlier
     /// listener wins. None when no listener's hostname matches.
     pub fn listener_for(&self, port: u16, host: &str) -> Option<&Listener> {
+        self.listener_at(None, port, host)
+    }
+
+    /// `listener_for` among the listeners bound at `address` (`None`: at any address, as
+    /// when every Gateway shares one; `Some`: the listeners of the Gateway given that address).
+    pub fn listener_at(
+        &self,
+        address: Option<std::net::IpAddr>,
+        port: u16,
+        host: &str,
+    ) -> Option<&Listener> {
         self.listeners
             .iter()
             .rev()
             .filter(|l| l.port == port && l.name != super::MESH_LISTENER)
+            .filter(|l| address.is_none() || l.address == address)
             .filter_map(|l| Some((specificity(&l.hostname, host)?, l)))
             .max_by_key(|(s, _)| *s)
             .map(|(_, l)| l)

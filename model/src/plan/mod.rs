@@ -58,7 +58,21 @@ pub struct Listener {
     /// The Gateway listener's own hostname (Any when unset, and for the mesh entry): how a
     /// request picks among listeners that share a port.
     pub hostname: HostMatch,
+    /// The address of the listener's Gateway when Gateways have addresses of their own (the
+    /// agent's `--gateway-address-pool`): only requests to that address reach it, as each
+    /// Gateway of a cluster gets its own. `None`: the address all Gateways share.
+    pub address: Option<std::net::IpAddr>,
     pub(crate) index: decide::ListenerIndex,
+}
+
+impl Listener {
+    /// `namespace/name` of the Gateway the listener belongs to; None for the mesh entry.
+    pub fn gateway(&self) -> Option<&str> {
+        if self.name == MESH_LISTENER {
+            return None;
+        }
+        self.name.rsplit_once('/').map(|(gateway, _)| gateway)
+    }
 }
 
 /// A serving certificate of an HTTPS listener, from a `kubernetes.io/tls` Secret. The key is

@@ -57,15 +57,18 @@ pub fn bootstrap(plan: &Plan, opts: &RenderOptions) -> Value {
     })
 }
 
-/// The Envoy listeners of the Plan, one per address. Gateway listeners sharing a port become
+/// The Envoy listeners of the Plan, one per address. Gateway listeners sharing an address and port become
 /// one Envoy listener (Envoy binds an address once), to which each contributes the virtual
 /// hosts (or SNI filter chains) of the hostnames it owns (see `owned`).
 pub fn listeners<'p>(plan: &'p Plan, opts: &'p RenderOptions) -> impl Iterator<Item = Value> + 'p {
     let mut ports: Vec<Vec<&Listener>> = Vec::new();
     for l in &plan.listeners {
-        let shared = ports
-            .iter_mut()
-            .find(|g| l.name != MESH_LISTENER && g[0].name != MESH_LISTENER && g[0].port == l.port);
+        let shared = ports.iter_mut().find(|g| {
+            l.name != MESH_LISTENER
+                && g[0].name != MESH_LISTENER
+                && g[0].port == l.port
+                && g[0].address == l.address
+        });
         match shared {
             Some(group) => group.push(l),
             None => ports.push(vec![l]),
@@ -100,7 +103,7 @@ fn owned<'l>(group: &[&'l Listener], plan: &Plan) -> Vec<(&'l Listener, Vec<&'l 
                 .filter(|vh| {
                     group.len() == 1
                         || plan
-                            .listener_for(l.port, &vh.host.display())
+                            .listener_at(l.address, l.port, &vh.host.display())
                             .is_some_and(|owner| owner.name == l.name)
                 })
                 .collect();
@@ -160,9 +163,9 @@ pub fn plan_hash(plan: &Plan) -> String {
 fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
     let first = group[0];
     let (address, port) = if first.name == MESH_LISTENER {
-        (&opts.outbound_address, opts.outbound_port)
+        (opts.outbound_address.clone(), opts.outbound_port)
     } else {
-        (&opts.gateway_address, first.port)
+        (gateway_address(first, opts), first.port)
     };
     let mut hosts: Vec<Value> = Vec::new();
     for (l, owned) in owned(group, plan) {
@@ -200,6 +203,12 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
             }
         }]}]
     })
+}
+
+/// Where a Gateway listener binds: its Gateway's own address, else the shared one.
+pub fn gateway_address(l: &Listener, opts: &RenderOptions) -> String {
+    l.address
+        .map_or_else(|| opts.gateway_address.clone(), |a| a.to_string())
 }
 
 /// The Plan listener's name, or the names of the listeners sharing the port, joined by `,`.
@@ -241,7 +250,7 @@ fn passthrough_listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) 
     }
     (!chains.is_empty()).then(|| json!({
         "name": name,
-        "address": {"socket_address": {"address": opts.gateway_address, "port_value": group[0].port}},
+        "address": {"socket_address": {"address": gateway_address(group[0], opts), "port_value": group[0].port}},
         "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": TLS_INSPECTOR}}],
         "filter_chains": chains,
     }))

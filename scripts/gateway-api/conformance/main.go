@@ -8,7 +8,11 @@
 // to variables, table-driven cases (range over a slice literal), constants of the API packages,
 // and the kubernetes.*MustHave* helpers, whose name gives the kind.
 //
-// Usage: go run . CONFORMANCE_MODULE_DIR GATEWAY_API_MODULE_DIR
+// With -http it prints instead every HTTP exchange a test expects (http.ExpectedResponse
+// values passed to MakeRequestAndExpectEventuallyConsistentResponse, for Gateway tests and
+// GAMMA mesh tests), with the Gateway (and listener) whose address the request goes to.
+//
+// Usage: go run . [-http] CONFORMANCE_MODULE_DIR GATEWAY_API_MODULE_DIR
 package main
 
 import (
@@ -68,19 +72,59 @@ var consts = map[string]string{
 	"ConditionUnknown": "Unknown",
 }
 
+// Exchange is one HTTP request a test makes and the response (and backend request) it expects.
+type Exchange struct {
+	Test      string   `json:"test"`
+	Manifests []string `json:"manifests"`
+	Features  []string `json:"features"`
+	// Gateway is the Gateway whose address the request goes to, with the listener whose
+	// port it uses (the first listener when empty); nil for a mesh test's request.
+	Gateway *GwAddr `json:"gateway,omitempty"`
+	// Mesh is the client app of a mesh test, as its pods' label selector ("app=echo,version=v1");
+	// empty for Gateway tests. A value known only at run time is null, or a placeholder
+	// ("{address of app=echo,version=v2}" for a pod's IP).
+	Mesh string `json:"mesh,omitempty"`
+	// Expected is the http.ExpectedResponse, fields as Go names them.
+	Expected any    `json:"expected"`
+	After    string `json:"after,omitempty"`
+}
+
+// GwAddr is what kubernetes.GatewayAnd*RoutesMustBeAccepted and WaitForGatewayAddress return:
+// the address of a Gateway's listener.
+type GwAddr struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Listener  string `json:"listener,omitempty"`
+}
+
+// MeshClient is what echo.ConnectToApp returns: a client pod of the mesh tests.
+type MeshClient struct{ App string }
+
+// httpMode prints exchanges instead of negative conditions.
+var httpMode bool
+
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: conformance CONFORMANCE_MODULE_DIR GATEWAY_API_MODULE_DIR")
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "-http" {
+		httpMode, args = true, args[1:]
+	}
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: conformance [-http] CONFORMANCE_MODULE_DIR GATEWAY_API_MODULE_DIR")
 		os.Exit(64)
 	}
-	conf, api := os.Args[1], os.Args[2]
+	conf, api := args[0], args[1]
 	for _, dir := range []string{filepath.Join(api, "apis"), filepath.Join(api, "apisx"), filepath.Join(conf, "utils")} {
 		collectConsts(dir)
 	}
 	fset := token.NewFileSet()
 	files, _ := filepath.Glob(filepath.Join(conf, "tests", "*.go"))
+	if httpMode {
+		mesh, _ := filepath.Glob(filepath.Join(conf, "tests", "mesh", "*.go"))
+		files = append(files, mesh...)
+	}
 	sort.Strings(files)
 	out := []Expectation{}
+	exchanges := []Exchange{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -90,11 +134,16 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		out = append(out, fileExpectations(file)...)
+		e, x := fileExpectations(file)
+		out, exchanges = append(out, e...), append(exchanges, x...)
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", " ")
-	if err := enc.Encode(out); err != nil {
+	var printed any = out
+	if httpMode {
+		printed = exchanges
+	}
+	if err := enc.Encode(printed); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -131,6 +180,15 @@ func collectConsts(dir string) {
 	})
 }
 
+// integer is an int literal's value.
+func integer(e ast.Expr) (int64, bool) {
+	if b, ok := e.(*ast.BasicLit); ok && b.Kind == token.INT {
+		n, err := strconv.ParseInt(b.Value, 0, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
 func literal(e ast.Expr) (string, bool) {
 	switch e := e.(type) {
 	case *ast.BasicLit:
@@ -153,8 +211,9 @@ type test struct {
 	features  []string
 }
 
-func fileExpectations(file *ast.File) []Expectation {
+func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 	var out []Expectation
+	var exchanges []Exchange
 	pkg := env{}
 	// Package-level variables and constants of the test file (shared NamespacedNames, cases).
 	for _, decl := range file.Decls {
@@ -205,12 +264,12 @@ func fileExpectations(file *ast.File) []Expectation {
 		}
 		if body != nil {
 			after := ""
-			w := walker{test: t, out: &out, after: &after}
+			w := walker{test: t, out: &out, exchanges: &exchanges, after: &after}
 			w.block(body, pkg.child())
 		}
 		return false
 	})
-	return out
+	return out, exchanges
 }
 
 func isConformanceTest(e ast.Expr) bool {
@@ -255,11 +314,24 @@ func (e env) child() env {
 func eval(e ast.Expr, vars env) any {
 	switch e := e.(type) {
 	case *ast.BasicLit:
+		if n, ok := integer(e); ok {
+			return n
+		}
 		s, _ := literal(e)
 		return s
+	case *ast.IndexExpr:
+		if s, ok := eval(e.X, vars).(Struct); ok {
+			if i, ok := eval(e.Index, vars).(int64); ok && int(i) < len(s.Elems) && i >= 0 {
+				return s.Elems[i]
+			}
+		}
+		return nil
 	case *ast.Ident:
 		if v, ok := vars[e.Name]; ok {
 			return v
+		}
+		if e.Name == "true" || e.Name == "false" {
+			return e.Name == "true"
 		}
 		if s, ok := consts[e.Name]; ok {
 			return s
@@ -284,6 +356,18 @@ func eval(e ast.Expr, vars env) any {
 			return x.Namespace
 		case Cond:
 			return map[string]string{"Type": x.Type, "Status": x.Status, "Reason": x.Reason}[e.Sel.Name]
+		case MeshClient:
+			// A pod's IP is known only at run time: a placeholder the replay fills in.
+			if e.Sel.Name == "Address" {
+				return "{address of " + x.App + "}"
+			}
+		}
+		return nil
+	case *ast.BinaryExpr:
+		l, lok := eval(e.X, vars).(string)
+		r, rok := eval(e.Y, vars).(string)
+		if e.Op == token.ADD && lok && rok {
+			return l + r
 		}
 		return nil
 	case *ast.UnaryExpr:
@@ -295,6 +379,28 @@ func eval(e ast.Expr, vars env) any {
 		switch {
 		case name == "string" && len(e.Args) == 1:
 			return eval(e.Args[0], vars)
+		case name == "echo.ConnectToApp" && len(e.Args) == 3:
+			if sel, ok := e.Args[2].(*ast.SelectorExpr); ok {
+				// The app's label selector (echo.MeshAppEchoV1 is "app=echo,version=v1").
+				if selector, ok := consts[sel.Sel.Name]; ok {
+					return MeshClient{App: selector}
+				}
+				return MeshClient{App: sel.Sel.Name}
+			}
+		case gatewayAddress(name):
+			for _, a := range e.Args {
+				ref, ok := a.(*ast.CallExpr)
+				if !ok || !strings.HasSuffix(callName(ref), ".NewGatewayRef") || len(ref.Args) == 0 {
+					continue
+				}
+				if nn, ok := eval(ref.Args[0], vars).(NN); ok {
+					addr := GwAddr{Namespace: nn.Namespace, Name: nn.Name}
+					if len(ref.Args) > 1 {
+						addr.Listener, _ = eval(ref.Args[1], vars).(string)
+					}
+					return addr
+				}
+			}
 		case strings.HasSuffix(name, ".NewGatewayRef") || strings.HasSuffix(name, ".NewResourceRef"):
 			for _, a := range e.Args {
 				if nn, ok := eval(a, vars).(NN); ok {
@@ -321,8 +427,39 @@ func typeName(e ast.Expr) string {
 		return "[]" + typeName(t.Elt)
 	case *ast.StarExpr:
 		return typeName(t.X)
+	case *ast.MapType:
+		return "map"
 	}
 	return ""
+}
+
+// gatewayAddress says whether a kubernetes.* helper returns a Gateway's address.
+func gatewayAddress(call string) bool {
+	return call == "kubernetes.WaitForGatewayAddress" ||
+		strings.HasPrefix(call, "kubernetes.GatewayAnd") && strings.HasSuffix(call, "MustBeAccepted")
+}
+
+// jsonValue turns an evaluated value into what encoding/json prints: structs and maps as
+// objects, slices as arrays.
+func jsonValue(v any) any {
+	switch v := v.(type) {
+	case Struct:
+		if len(v.Fields) == 0 && (len(v.Elems) > 0 || strings.HasPrefix(v.Type, "[]")) {
+			out := []any{}
+			for _, e := range v.Elems {
+				out = append(out, jsonValue(e))
+			}
+			return out
+		}
+		out := map[string]any{}
+		for k, f := range v.Fields {
+			out[k] = jsonValue(f)
+		}
+		return out
+	case NN:
+		return map[string]any{"Namespace": v.Namespace, "Name": v.Name}
+	}
+	return v
 }
 
 // composite evaluates a composite literal; implied is its type when the literal elides it (an
@@ -347,6 +484,12 @@ func composite(e *ast.CompositeLit, vars env, implied string) any {
 	}
 	for _, el := range e.Elts {
 		if kv, ok := el.(*ast.KeyValueExpr); ok {
+			if name == "map" {
+				if k, ok := eval(kv.Key, vars).(string); ok {
+					s.Fields[k] = value(kv.Value)
+				}
+				continue
+			}
 			if k := key(kv.Key); k != "" && !strings.HasPrefix(name, "[]") {
 				s.Fields[k] = eval(kv.Value, vars)
 				continue
@@ -380,8 +523,9 @@ func callName(c *ast.CallExpr) string {
 }
 
 type walker struct {
-	test test
-	out  *[]Expectation
+	test      test
+	out       *[]Expectation
+	exchanges *[]Exchange
 	// after is the first change the test made to the cluster's objects, once made.
 	after *string
 }
@@ -398,6 +542,12 @@ func (w walker) stmt(s ast.Stmt, vars env) {
 		for i, l := range s.Lhs {
 			if id, ok := l.(*ast.Ident); ok && i < len(s.Rhs) && len(s.Lhs) == len(s.Rhs) {
 				vars[id.Name] = eval(s.Rhs[i], vars)
+			}
+		}
+		// gwAddr, hostnames := kubernetes.GatewayAndTLSRoutesMustBeAccepted(...)
+		if len(s.Rhs) == 1 && len(s.Lhs) > 1 {
+			if id, ok := s.Lhs[0].(*ast.Ident); ok {
+				vars[id.Name] = eval(s.Rhs[0], vars)
 			}
 		}
 		for _, r := range s.Rhs {
@@ -429,17 +579,25 @@ func (w walker) stmt(s ast.Stmt, vars env) {
 		}
 	case *ast.RangeStmt:
 		items, _ := eval(s.X, vars).(Struct)
-		name := ""
+		name, index := "", ""
 		if id, ok := s.Value.(*ast.Ident); ok {
 			name = id.Name
 		}
-		if len(items.Elems) == 0 || name == "" {
+		if id, ok := s.Key.(*ast.Ident); ok && id.Name != "_" {
+			index = id.Name
+		}
+		if len(items.Elems) == 0 || name == "" && index == "" {
 			w.block(s.Body, vars.child())
 			return
 		}
-		for _, item := range items.Elems {
+		for i, item := range items.Elems {
 			c := vars.child()
-			c[name] = item
+			if name != "" {
+				c[name] = item
+			}
+			if index != "" {
+				c[index] = int64(i)
+			}
 			w.block(s.Body, c)
 		}
 	case *ast.ForStmt:
@@ -470,6 +628,9 @@ func (w walker) expr(e ast.Expr, vars env) {
 				*w.after = sel.Sel.Name
 			}
 		}
+	}
+	if httpMode {
+		w.exchange(c, name, vars)
 	}
 	if !strings.HasPrefix(name, "kubernetes.") {
 		return
@@ -570,4 +731,40 @@ func helperKind(helper string) string {
 		}
 	}
 	return ""
+}
+
+// exchange records an HTTP exchange a call expects: a Gateway test's
+// http.MakeRequestAndExpectEventuallyConsistentResponse(t, rt, timeouts, gwAddr, expected) or a
+// mesh test's client.MakeRequestAndExpectEventuallyConsistentResponse(t, expected, timeouts).
+func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
+	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") {
+		return
+	}
+	x := Exchange{Test: w.test.name, Manifests: append([]string{}, w.test.manifests...), Features: w.test.features, After: *w.after}
+	switch {
+	case name == "http.MakeRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 5:
+		addr, ok := eval(c.Args[3], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway = &addr
+		x.Expected = jsonValue(eval(c.Args[4], vars))
+	case len(c.Args) == 3:
+		sel, ok := c.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return
+		}
+		client, ok := eval(sel.X, vars).(MeshClient)
+		if !ok {
+			return
+		}
+		x.Mesh = client.App
+		x.Expected = jsonValue(eval(c.Args[1], vars))
+	default:
+		return
+	}
+	if x.Expected == nil {
+		return
+	}
+	*w.exchanges = append(*w.exchanges, x)
 }

@@ -1,9 +1,12 @@
 //! `mesh-echo`: the test and demo backend. Answers every request with JSON describing it
 //! (`{path, host, method, proto, headers, namespace, pod}`, like the Gateway API conformance
 //! echo server), so a test can see which backend it reached and what that backend received.
-//! `?delay=<ms>` delays the answer (for timeout tests), `x-echo-delay: <pod>=<ms>` delays only
+//! `?delay=<ms>` (or `?delay=1s`) delays the answer (for timeout tests), `x-echo-delay: <pod>=<ms>` delays only
 //! the backend of that pod name (a slow mirror); every request is logged on stdout as
 //! one JSON line (mirror tests read it). HTTP/1.1 and h2c (prior knowledge) on one port.
+//!
+//! `X-Echo-Set-Header: name:value,name2:value2` sets those headers on the answer (the
+//! conformance echo server's way for tests of response header filters).
 //!
 //! gRPC (`content-type: application/grpc`): `grpc.health.v1.Health/Check` answers SERVING, and
 //! every other method answers OK with one message whose field 1 (a string) is the same JSON
@@ -58,6 +61,15 @@ async fn echo(
         .get("x-echo-delay")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let set_headers: Vec<(String, String)> = req
+        .headers()
+        .get_all("x-echo-set-header")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|kv| kv.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
         headers
@@ -108,14 +120,28 @@ async fn echo(
             .filter(|(pod, _)| *pod == args.pod)
             .and_then(|(_, ms)| ms.parse::<u64>().ok())
     });
+    // `?delay=` in milliseconds or as a duration (`1s`, as the conformance echo server takes).
     if let Some(ms) = query
         .get("delay")
-        .and_then(|d| d.parse::<u64>().ok())
+        .and_then(|d| {
+            d.parse::<u64>()
+                .ok()
+                .or_else(|| mesh_model::validate::duration_ms(d))
+        })
         .or(header_delay)
     {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     }
-    axum::Json(body).into_response()
+    let mut resp = axum::Json(body).into_response();
+    for (k, v) in set_headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::try_from(k),
+            axum::http::HeaderValue::try_from(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
 }
 
 /// Serve until the task is dropped; the listener is bound before this returns.

@@ -175,11 +175,7 @@ fn redirects_rewrites_and_grpc() {
     assert_eq!(chosen(&plan, g, &other), None, "exact method only");
 }
 
-fn plan_of(yaml: &str) -> Plan {
-    compile(&Snapshot::new(
-        load_str(yaml, crate::Source::Stdin, &LoadOptions::default()).unwrap(),
-    ))
-}
+use crate::testing::plan_of;
 
 const GW: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: c\n  listeners: [{name: web, protocol: HTTP, port: 80}]\n";
 

@@ -1,0 +1,819 @@
+//! Upstream's conformance tests' HTTP expectations, replayed against mesh-agent.
+//!
+//! `scripts/gateway-api/conformance -http` reads the Go sources of the conformance tests of the
+//! targeted release and lists every HTTP exchange a test expects
+//! (`http.ExpectedResponse` values of Gateway tests and GAMMA mesh tests), with the Gateway
+//! (and listener) the request is sent to. For each test, this runs what the suite would have
+//! on a cluster, on loopback: the suite's base manifests and the test's in the agent's folder;
+//! each Deployment's pods as mesh-echo backends on addresses of their own (the conformance echo
+//! server's JSON), with the EndpointSlices a cluster's controller would write for the Services
+//! that select them; every Gateway on an address of its own (`--gateway-address-pool`), as a
+//! cluster's load balancer gives it. Each exchange is then made and judged as upstream's
+//! `CompareRoundTrip` judges it (status, backend request's path, host, method and headers,
+//! backend pod and namespace, response headers, redirect target), and must hold three times in
+//! a row.
+//!
+//! Not replayed here, each counted and said: exchanges a test makes only after changing objects;
+//! those whose request is computed at run time from what the cluster holds; gRPC ones (their
+//! own client); mesh tests of `SupportMeshClusterIPMatching`, which route by the address a
+//! client dialled (the eBPF datapath's original destination). HTTPS, TLS, weighted-distribution
+//! and mirror checks use other helpers and are not extracted. The figure is printed per test;
+//! the test fails when it falls below the level reached so far (`PASSED_AT_LEAST`).
+
+#[path = "../../model/tests/upstream/mod.rs"]
+mod upstream;
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+use mesh_model::load::{load_str, LoadOptions};
+use mesh_model::Source;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Exchanges that pass, of those replayed (raise it as the agent learns more).
+const PASSED_AT_LEAST: usize = 236;
+
+/// The GatewayClass the suite runs with (the manifests name it through a placeholder).
+const CLASS: &str = "kubectl-mesh";
+
+/// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
+const GATEWAY_POOL: &str = "127.77.0.0/24";
+const POD_NET: [u8; 2] = [127, 78];
+
+#[derive(Debug, Deserialize, Clone)]
+struct Exchange {
+    test: String,
+    manifests: Vec<String>,
+    #[serde(default)]
+    features: Vec<String>,
+    #[serde(default)]
+    gateway: Option<GwAddr>,
+    #[serde(default)]
+    mesh: String,
+    expected: Value,
+    #[serde(default)]
+    after: String,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+struct GwAddr {
+    namespace: String,
+    name: String,
+    #[serde(default)]
+    listener: String,
+}
+
+fn exchanges(conformance: &Path, api: &Path) -> Vec<Exchange> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gateway-api/conformance");
+    let out = Command::new("go")
+        .args(["run", ".", "-http"])
+        .arg(conformance)
+        .arg(api)
+        .current_dir(&script)
+        .output()
+        .expect("`go` runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the extractor prints JSON")
+}
+
+/// The suite's base manifests (and the mesh's, for a mesh test) and one test's, placeholders
+/// filled in, with the GatewayClass the suite runs with.
+fn manifests(conformance: &Path, files: &[String], mesh: bool) -> String {
+    let mut text = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: {CLASS}\nspec:\n  controllerName: kubectl-mesh.io/gateway-controller\n---\n"
+    );
+    let base = if mesh {
+        "mesh/manifests.yaml"
+    } else {
+        "base/manifests.yaml"
+    };
+    for f in std::iter::once(base).chain(files.iter().map(String::as_str)) {
+        let body = std::fs::read_to_string(conformance.join(f))
+            .unwrap_or_else(|e| panic!("{}: {e}", conformance.join(f).display()));
+        text.push_str(&body.replace("{GATEWAY_CLASS_NAME}", CLASS).replace(
+            "{GATEWAY_CONTROLLER_NAME}",
+            "kubectl-mesh.io/gateway-controller",
+        ));
+        text.push_str("\n---\n");
+    }
+    text
+}
+
+/// A pod of a Deployment: its name, namespace, labels, address and named container ports.
+struct Pod {
+    name: String,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    address: String,
+    ports: HashMap<String, i64>,
+}
+
+fn str_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The pods the Deployments of `objects` would run, each on its own loopback address.
+fn pods(objects: &[mesh_model::Object]) -> Vec<Pod> {
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| o.kind == "Deployment") {
+        let replicas = o.raw.pointer("/spec/replicas").and_then(Value::as_u64);
+        let template = o.raw.pointer("/spec/template").cloned().unwrap_or_default();
+        let mut ports = HashMap::new();
+        for c in template
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for p in c
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(n), Some(port)) = (
+                    p.get("name").and_then(Value::as_str),
+                    p.get("containerPort").and_then(Value::as_i64),
+                ) {
+                    ports.insert(n.to_string(), port);
+                }
+            }
+        }
+        for i in 0..replicas.unwrap_or(1) {
+            let n = out.len() + 1;
+            out.push(Pod {
+                name: format!("{}-replay-{i}", o.name),
+                namespace: o.namespace.clone().unwrap_or_else(|| "default".into()),
+                labels: str_map(template.pointer("/metadata/labels").unwrap_or(&Value::Null)),
+                address: format!("{}.{}.{}.{}", POD_NET[0], POD_NET[1], n / 250, n % 250 + 1),
+                ports: ports.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The EndpointSlices a cluster's controller would write for the Services that select pods.
+fn endpoint_slices(objects: &[mesh_model::Object], pods: &[Pod]) -> String {
+    let mut out = String::new();
+    for svc in objects.iter().filter(|o| o.kind == "Service") {
+        let ns = svc.namespace.clone().unwrap_or_else(|| "default".into());
+        let selector = str_map(svc.raw.pointer("/spec/selector").unwrap_or(&Value::Null));
+        if selector.is_empty() {
+            continue;
+        }
+        let selected: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| {
+                p.namespace == ns && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+            })
+            .collect();
+        let Some(first) = selected.first() else {
+            continue;
+        };
+        let mut ports = Vec::new();
+        for p in svc
+            .raw
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+            let target = match p.get("targetPort") {
+                Some(Value::Number(n)) => n.as_i64().unwrap_or(port),
+                Some(Value::String(name)) => first.ports.get(name).copied().unwrap_or(port),
+                _ => port,
+            };
+            let mut entry = json!({"port": target, "protocol": "TCP"});
+            if let Some(n) = p.get("name") {
+                entry["name"] = n.clone();
+            }
+            if let Some(a) = p.get("appProtocol") {
+                entry["appProtocol"] = a.clone();
+            }
+            ports.push(entry);
+        }
+        let endpoints: Vec<Value> = selected
+            .iter()
+            .map(|p| json!({"addresses": [p.address], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": p.name, "namespace": p.namespace}}))
+            .collect();
+        let slice = json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": format!("{}-replay", svc.name), "namespace": ns, "labels": {"kubernetes.io/service-name": svc.name}},
+            "addressType": "IPv4",
+            "ports": ports,
+            "endpoints": endpoints,
+        });
+        out.push_str("---\n");
+        out.push_str(&serde_json::to_string(&slice).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+fn text<'a>(v: &'a Value, path: &str) -> &'a str {
+    v.pointer(path).and_then(Value::as_str).unwrap_or("")
+}
+
+fn string_map(v: &Value, path: &str) -> Vec<(String, String)> {
+    v.pointer(path)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn strings(v: &Value, path: &str) -> Vec<String> {
+    v.pointer(path)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What came back: status, headers (names lower-cased, values of one name joined by `,` as
+/// Go's `strings.Join(values, ",")`), and the body.
+struct Captured {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Make the exchange's request at `addr` (`ip:port`); a mesh test's client names the Service
+/// (`echo` unless the test says) as its host.
+async fn round_trip(addr: &str, expected: &Value, mesh: bool) -> Result<Captured, String> {
+    let method = match text(expected, "/Request/Method") {
+        "" => "GET",
+        m => m,
+    };
+    let path = match text(expected, "/Request/Path") {
+        "" => "/",
+        p => p,
+    };
+    let url = format!("http://{addr}{path}");
+    let mut req = support::client().request(
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
+        &url,
+    );
+    // CalculateHost: the port is left out when it is the scheme's default.
+    let host = match text(expected, "/Request/Host") {
+        "" if mesh => "echo".to_string(),
+        "" => addr.strip_suffix(":80").unwrap_or(addr).to_string(),
+        h => h.strip_suffix(":80").unwrap_or(h).to_string(),
+    };
+    req = req.header("host", host);
+    for (k, v) in string_map(expected, "/Request/Headers") {
+        req = req.header(k, v);
+    }
+    let set: Vec<String> = string_map(expected, "/BackendSetResponseHeaders")
+        .into_iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect();
+    req = req.header("x-echo-set-header", set.join(","));
+    let body = text(expected, "/Request/Body");
+    if !body.is_empty() {
+        req = req.body(body.to_string());
+    }
+    let resp = req.send().await.map_err(|e| format!("{e}"))?;
+    let status = resp.status().as_u16();
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in resp.headers() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        headers
+            .entry(k.as_str().to_string())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+    Ok(Captured {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The status codes an exchange accepts (200 when it names none).
+fn status_codes(expected: &Value) -> Vec<u64> {
+    let mut codes: Vec<u64> = expected
+        .pointer("/Response/StatusCodes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    if let Some(c) = expected
+        .pointer("/Response/StatusCode")
+        .and_then(Value::as_u64)
+    {
+        if c != 0 && !codes.contains(&c) {
+            codes.push(c);
+        }
+    }
+    if codes.is_empty() {
+        codes.push(200);
+    }
+    codes
+}
+
+/// The request headers a backend describes, names lower-cased, values joined by `,`.
+fn echoed_headers(captured: &Value) -> BTreeMap<String, String> {
+    captured
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let joined = v
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    (k.to_ascii_lowercase(), joined)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The mesh client's `compareRequest` (conformance utils/echo): status, the backend request's
+/// headers, response headers (first value) and the backend pod; no path, method or namespace.
+fn compare_mesh(expected: &Value, got: &Captured) -> Result<(), String> {
+    let codes = status_codes(expected);
+    if !codes.contains(&u64::from(got.status)) {
+        return Err(format!("status {} (expected one of {codes:?})", got.status));
+    }
+    let captured: Value = serde_json::from_slice(&got.body).unwrap_or_default();
+    let seen = echoed_headers(&captured);
+    if expected
+        .pointer("/ExpectedRequest/Request/Headers")
+        .is_some_and(|h| !h.is_null())
+    {
+        for (k, v) in string_map(expected, "/ExpectedRequest/Request/Headers") {
+            match seen.get(&k.to_ascii_lowercase()) {
+                None => return Err(format!("backend did not get header {k}")),
+                Some(g) if *g != v => {
+                    return Err(format!("backend got {k}: {g:?}, expected {v:?}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for k in strings(expected, "/ExpectedRequest/AbsentHeaders") {
+        if let Some(v) = seen.get(&k.to_ascii_lowercase()) {
+            return Err(format!(
+                "backend got header {k}: {v:?}, which should be absent"
+            ));
+        }
+    }
+    for k in strings(expected, "/Response/AbsentHeaders") {
+        if let Some(v) = got.headers.get(&k.to_ascii_lowercase()) {
+            return Err(format!("response header {k}: {v:?} should be absent"));
+        }
+    }
+    for (k, v) in string_map(expected, "/Response/Headers") {
+        let first = got
+            .headers
+            .get(&k.to_ascii_lowercase())
+            .map(|g| g.split(',').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        if first != v {
+            return Err(format!("response header {k}: {first:?}, expected {v:?}"));
+        }
+    }
+    let pod = text(&captured, "/pod");
+    if !pod.starts_with(text(expected, "/Backend")) {
+        return Err(format!(
+            "answered by pod {pod:?}, expected {:?}",
+            text(expected, "/Backend")
+        ));
+    }
+    Ok(())
+}
+
+/// Upstream's `CompareRoundTrip`, on what the exchange expects.
+fn compare(expected: &Value, addr: &str, got: &Captured) -> Result<(), String> {
+    let codes = status_codes(expected);
+    if !codes.contains(&u64::from(got.status)) {
+        return Err(format!("status {} (expected one of {codes:?})", got.status));
+    }
+    let method = match text(expected, "/Request/Method") {
+        "" => "GET",
+        m => m,
+    };
+    if got.status == 200 || got.status == 204 {
+        // The backend's description of what it received, when it answered (JSON).
+        let captured: Value = if got
+            .headers
+            .get("content-type")
+            .is_some_and(|c| c == "application/json")
+        {
+            serde_json::from_slice(&got.body).map_err(|e| format!("the answer is not JSON: {e}"))?
+        } else {
+            json!({"method": method})
+        };
+        let exp_req = expected
+            .get("ExpectedRequest")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or_else(
+                || json!({"Request": expected.get("Request").cloned().unwrap_or_default()}),
+            );
+        let want_method = match text(&exp_req, "/Request/Method") {
+            "" => "GET",
+            m => m,
+        };
+        let want_host = text(&exp_req, "/Request/Host");
+        let got_host = text(&captured, "/host");
+        if !want_host.is_empty() && want_host != got_host {
+            return Err(format!(
+                "backend saw host {got_host:?}, expected {want_host:?}"
+            ));
+        }
+        // The echo server reports the path with its query, as Go's URL.RequestURI.
+        let got_path = match text(&captured, "/query") {
+            "" => text(&captured, "/path").to_string(),
+            q => format!("{}?{q}", text(&captured, "/path")),
+        };
+        let want_path = text(&exp_req, "/Request/Path");
+        if want_path != got_path {
+            return Err(format!(
+                "backend saw path {got_path:?}, expected {want_path:?}"
+            ));
+        }
+        if want_method != text(&captured, "/method") {
+            return Err(format!(
+                "backend saw method {:?}, expected {want_method:?}",
+                text(&captured, "/method")
+            ));
+        }
+        if text(expected, "/Namespace") != text(&captured, "/namespace") {
+            return Err(format!(
+                "backend in namespace {:?}, expected {:?}",
+                text(&captured, "/namespace"),
+                text(expected, "/Namespace")
+            ));
+        }
+        let seen_headers = echoed_headers(&captured);
+        if exp_req
+            .pointer("/Request/Headers")
+            .is_some_and(|h| !h.is_null())
+        {
+            for (k, v) in string_map(&exp_req, "/Request/Headers") {
+                match seen_headers.get(&k.to_ascii_lowercase()) {
+                    None => return Err(format!("backend did not get header {k}")),
+                    Some(got) if *got != v => {
+                        return Err(format!("backend got {k}: {got:?}, expected {v:?}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let ignore_ws = expected
+            .pointer("/Response/IgnoreWhitespace")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let norm = |s: &str| {
+            if ignore_ws {
+                s.replace(' ', "")
+            } else {
+                s.to_string()
+            }
+        };
+        if let Some(valid) = expected
+            .pointer("/Response/ValidHeaderValues")
+            .and_then(Value::as_object)
+        {
+            for (k, vals) in valid {
+                let Some(got_v) = got.headers.get(&k.to_ascii_lowercase()) else {
+                    return Err(format!("response has no header {k}"));
+                };
+                let vals: Vec<String> = vals
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(norm)
+                    .collect();
+                if !vals.contains(&norm(got_v)) {
+                    return Err(format!(
+                        "response header {k}: {got_v:?}, expected one of {vals:?}"
+                    ));
+                }
+            }
+        }
+        for (k, v) in string_map(expected, "/Response/Headers") {
+            match got.headers.get(&k.to_ascii_lowercase()) {
+                None => return Err(format!("response has no header {k}")),
+                Some(g) if norm(g) != norm(&v) => {
+                    return Err(format!("response header {k}: {g:?}, expected {v:?}"))
+                }
+                _ => {}
+            }
+        }
+        for k in strings(expected, "/Response/AbsentHeaders") {
+            if let Some(v) = got.headers.get(&k.to_ascii_lowercase()) {
+                return Err(format!("response header {k}: {v:?} should be absent"));
+            }
+        }
+        for k in strings(&exp_req, "/AbsentHeaders") {
+            if let Some(v) = seen_headers.get(&k.to_ascii_lowercase()) {
+                return Err(format!(
+                    "backend got header {k}: {v:?}, which should be absent"
+                ));
+            }
+        }
+        let pod = text(&captured, "/pod");
+        if !pod.starts_with(text(expected, "/Backend")) {
+            return Err(format!(
+                "answered by pod {pod:?}, expected {:?}",
+                text(expected, "/Backend")
+            ));
+        }
+    } else if matches!(got.status, 300..=399) {
+        let Some(redirect) = expected.get("RedirectRequest").filter(|r| !r.is_null()) else {
+            return Ok(());
+        };
+        let location = got
+            .headers
+            .get("location")
+            .ok_or("a redirect without Location")?;
+        let base = url::Url::parse(&format!("http://{addr}/")).map_err(|e| e.to_string())?;
+        let to = base
+            .join(location)
+            .map_err(|e| format!("Location {location:?}: {e}"))?;
+        let req_path = match text(expected, "/Request/Path") {
+            "" => "/".to_string(),
+            p => p.split('?').next().unwrap_or(p).to_string(),
+        };
+        let want_host = match text(redirect, "/Host") {
+            "" => to.host_str().unwrap_or("").to_string(),
+            h => h.to_string(),
+        };
+        if to.host_str().unwrap_or("") != want_host {
+            return Err(format!(
+                "redirected to host {:?}, expected {want_host:?}",
+                to.host_str()
+            ));
+        }
+        let got_port = to.port().map(|p| p.to_string()).unwrap_or_default();
+        let want_port = text(redirect, "/Port");
+        if want_port.is_empty() {
+            let ok = match to.scheme() {
+                "http" => got_port.is_empty() || got_port == "80",
+                "https" => got_port.is_empty() || got_port == "443",
+                _ => true,
+            };
+            if !ok {
+                return Err(format!(
+                    "redirected to port {got_port:?} for {}",
+                    to.scheme()
+                ));
+            }
+        } else if want_port != got_port {
+            return Err(format!(
+                "redirected to port {got_port:?}, expected {want_port:?}"
+            ));
+        }
+        let want_scheme = match text(redirect, "/Scheme") {
+            "" => "http",
+            s => s,
+        };
+        if to.scheme() != want_scheme {
+            return Err(format!(
+                "redirected to scheme {}, expected {want_scheme}",
+                to.scheme()
+            ));
+        }
+        let want_path = match text(redirect, "/Path") {
+            "" => req_path,
+            p => p.to_string(),
+        };
+        if to.path() != want_path {
+            return Err(format!(
+                "redirected to path {}, expected {want_path}",
+                to.path()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why an exchange cannot be replayed on a standalone agent, if it cannot.
+fn not_replayable(x: &Exchange) -> Option<&'static str> {
+    let request = x.expected.get("Request");
+    if !x.after.is_empty() {
+        return Some("asserted after the test changes objects");
+    }
+    if ["Path", "Host"]
+        .iter()
+        .any(|f| request.and_then(|r| r.get(*f)).is_some_and(Value::is_null))
+    {
+        return Some("request computed at run time");
+    }
+    if text(&x.expected, "/Request/Protocol").eq_ignore_ascii_case("grpc") {
+        return Some("gRPC");
+    }
+    if x.features
+        .iter()
+        .any(|f| f == "SupportMeshClusterIPMatching")
+    {
+        return Some("routes by the dialled address (eBPF datapath)");
+    }
+    None
+}
+
+/// A pod's address where the extractor left a placeholder for it ("{address of app=echo,...}").
+fn fill_addresses(expected: &mut Value, pods: &[Pod]) {
+    let Some(host) = expected.pointer_mut("/Request/Host") else {
+        return;
+    };
+    let Some(h) = host.as_str() else { return };
+    let Some(rest) = h.strip_prefix("{address of ") else {
+        return;
+    };
+    let Some((selector, port)) = rest.split_once('}') else {
+        return;
+    };
+    let wanted: Vec<(&str, &str)> = selector
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    if let Some(pod) = pods.iter().find(|p| {
+        wanted
+            .iter()
+            .all(|(k, v)| p.labels.get(*k).map(String::as_str) == Some(*v))
+    }) {
+        *host = Value::String(format!("{}{port}", pod.address));
+    }
+}
+
+/// Where a test's request goes: the Gateway listener's address, or the mesh entry. A Host
+/// with a port names the listener port (as HTTPRouteListenerPortMatching picks its address).
+fn target(x: &Exchange, agent: &support::Agent, gateways: &[Value]) -> Result<String, String> {
+    let Some(gw) = &x.gateway else {
+        return Ok(format!("127.0.0.1:{}", agent.outbound));
+    };
+    let key = format!("{}/{}", gw.namespace, gw.name);
+    let g = gateways
+        .iter()
+        .find(|g| g["gateway"] == key.as_str())
+        .ok_or_else(|| format!("Gateway {key} is not served"))?;
+    let listeners = g["listeners"].as_array().cloned().unwrap_or_default();
+    let host_port = text(&x.expected, "/Request/Host")
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    let l = if let Some(l) = host_port.and_then(|p| listeners.iter().find(|l| l["port"] == p)) {
+        Some(l)
+    } else if gw.listener.is_empty() {
+        listeners.first()
+    } else {
+        listeners.iter().find(|l| l["name"] == gw.listener.as_str())
+    }
+    .ok_or_else(|| format!("listener {:?} of {key} is not served", gw.listener))?;
+    Ok(format!("{}:{}", text(g, "/address"), l["port"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_answers_as_the_conformance_tests_expect() {
+    let conformance = upstream::module_dir("sigs.k8s.io/gateway-api/conformance");
+    let api = upstream::module_dir("sigs.k8s.io/gateway-api");
+    let all = exchanges(&conformance, &api);
+    let mut skipped: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut replayed: Vec<&Exchange> = Vec::new();
+    for x in &all {
+        match not_replayable(x) {
+            Some(why) => *skipped.entry(why).or_default() += 1,
+            None => replayed.push(x),
+        }
+    }
+    assert!(
+        replayed.len() > 200,
+        "the extractor found only {} exchanges: has the tests' Go changed shape?",
+        replayed.len()
+    );
+    let mut by_test: BTreeMap<&str, Vec<&Exchange>> = BTreeMap::new();
+    for x in &replayed {
+        by_test.entry(&x.test).or_default().push(x);
+    }
+    let only = std::env::var("REPLAY_ONLY").ok();
+    let (mut passed, mut total, mut failures) = (0, 0, Vec::new());
+    for (test, cases) in &by_test {
+        if only.as_deref().is_some_and(|o| !test.contains(o)) {
+            continue;
+        }
+        let mesh = !cases[0].mesh.is_empty();
+        let yaml = manifests(&conformance, &cases[0].manifests, mesh);
+        let objects = load_str(
+            &yaml,
+            Source::File(format!("{test}.yaml").into()),
+            &LoadOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
+        let pods = pods(&objects);
+        let dir = support::folder(&format!("replay-{test}"));
+        std::fs::write(dir.join("manifests.yaml"), &yaml).unwrap();
+        std::fs::write(dir.join("endpoints.yaml"), endpoint_slices(&objects, &pods)).unwrap();
+        let backends: Vec<_> = futures_util::future::join_all(
+            mesh_echo::endpoints_from(&dir)
+                .into_iter()
+                .map(|args| async move { mesh_echo::serve(args).await }),
+        )
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(tokio::spawn)
+        .collect();
+        let agent = support::spawn(&dir, &["--gateway-address-pool", GATEWAY_POOL]).await;
+        agent.loaded().await;
+        let gateways: Vec<Value> = support::client()
+            .get(agent.url("/gateways"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut test_passed = 0;
+        for x in cases {
+            total += 1;
+            let mut x = (*x).clone();
+            fill_addresses(&mut x.expected, &pods);
+            let x = &x;
+            let outcome = match target(x, &agent, &gateways) {
+                Err(e) => Err(e),
+                Ok(addr) => {
+                    // Three in a row, as the suite's RequiredConsecutiveSuccesses.
+                    let mut last = Ok(());
+                    for _ in 0..3 {
+                        last = match round_trip(&addr, &x.expected, mesh).await {
+                            Ok(got) if mesh => compare_mesh(&x.expected, &got),
+                            Ok(got) => compare(&x.expected, &addr, &got),
+                            Err(e) => Err(format!("request failed: {e}")),
+                        };
+                        if last.is_err() {
+                            break;
+                        }
+                    }
+                    last
+                }
+            };
+            match outcome {
+                Ok(()) => test_passed += 1,
+                Err(why) => failures.push(format!(
+                    "{test}: {} {}{}: {why}",
+                    match text(&x.expected, "/Request/Method") {
+                        "" => "GET",
+                        m => m,
+                    },
+                    text(&x.expected, "/Request/Host"),
+                    text(&x.expected, "/Request/Path"),
+                )),
+            }
+        }
+        println!("{test}: {test_passed}/{}", cases.len());
+        passed += test_passed;
+        drop(agent);
+        for b in backends {
+            b.abort();
+        }
+    }
+    println!("\nexchanges passed: {passed} of {total}; not replayed: {skipped:?}");
+    for f in &failures {
+        println!("  failed: {f}");
+    }
+    if only.is_none() {
+        assert!(
+            passed >= PASSED_AT_LEAST,
+            "{passed} exchanges passed, fewer than the {PASSED_AT_LEAST} reached before:\n{}",
+            failures.join("\n")
+        );
+    }
+}
