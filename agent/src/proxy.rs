@@ -12,7 +12,7 @@ use hyper::header::{HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
 use mesh_model::plan::target::{self, Authority};
 use mesh_model::plan::{
-    query_pairs, rewrite, Action, Cluster, Endpoint, Mirror, Plan, Refusal,
+    cors, query_pairs, rewrite, Action, Cluster, Endpoint, Mirror, Plan, Refusal,
     Request as RouteRequest, RouteEntry, UpstreamProtocol, WeightedBackend, MESH_LISTENER,
 };
 use mesh_model::route::Filter;
@@ -258,59 +258,96 @@ impl Proxy {
             None if mesh => return self.passthrough(req, &authority, &path, inbound).await,
             None => return answer(StatusCode::NOT_FOUND, "no route\n"),
         };
-        match &entry.action {
-            Action::Redirect => {
-                let (code, loc) = rewrite::location(
-                    entry,
-                    inbound.scheme,
-                    &authority.host,
-                    port,
-                    &path,
-                    query_text.as_deref(),
-                );
-                let code = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
-                let mut r = answer(code, "");
-                if let Ok(v) = HeaderValue::try_from(loc) {
-                    r.headers_mut().insert(LOCATION, v);
+        // CORS: a preflight is answered here; an actual request's response gets the headers.
+        let cors = {
+            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+            let rule_filters: Vec<&Filter> = entry.filters.iter().collect();
+            cors::decide(
+                &rule_filters,
+                &cors::CorsRequest {
+                    method: req.method().as_str(),
+                    origin: header("origin"),
+                    request_method: header("access-control-request-method"),
+                    request_headers: header("access-control-request-headers"),
+                },
+            )
+        };
+        let add_cors = |mut r: Response<Body>, headers: &[(&'static str, String)]| {
+            for (name, value) in headers {
+                if let Ok(v) = HeaderValue::try_from(value.as_str()) {
+                    r.headers_mut().insert(*name, v);
                 }
-                r
             }
-            Action::Forward(backends) => {
-                let started = Instant::now();
-                let (backend, cluster, ep) = match self.choose(plan, backends) {
-                    Ok(chosen) => chosen,
-                    Err((refusal, cluster)) => {
-                        if let (Refusal::NoEndpoints, Some(c)) = (refusal, cluster) {
-                            self.stats.upstream(c, refusal.status(), started.elapsed());
-                        }
-                        let status = StatusCode::from_u16(refusal.status())
-                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                        return answer(status, &format!("{}\n", refusal.message()));
+            r
+        };
+        let cors_headers = match cors {
+            cors::Cors::Preflight(headers) => {
+                return add_cors(answer(StatusCode::OK, ""), &headers)
+            }
+            cors::Cors::Actual(headers) => headers,
+            cors::Cors::None => Vec::new(),
+        };
+        let resp = 'act: {
+            match &entry.action {
+                Action::Redirect => {
+                    let (code, loc) = rewrite::location(
+                        entry,
+                        inbound.scheme,
+                        &authority.host,
+                        port,
+                        &path,
+                        query_text.as_deref(),
+                    );
+                    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
+                    let mut r = answer(code, "");
+                    if let Ok(v) = HeaderValue::try_from(loc) {
+                        r.headers_mut().insert(LOCATION, v);
                     }
-                };
-                let filters: Vec<&Filter> = entry.filters.iter().chain(&backend.filters).collect();
-                let mirrors: Vec<&Mirror> = entry.mirrors.iter().chain(&backend.mirrors).collect();
-                let call = Call {
-                    plan,
-                    entry,
-                    filters: &filters,
-                    mirrors: &mirrors,
-                    cluster,
-                    ep,
-                    inbound,
-                    trusted: mesh || self.settings.xff_num_trusted_hops > 0,
-                    authority: &authority,
-                    path: &path,
-                    query: query_text.as_deref(),
-                };
-                let (resp, counted) = self.forward(req, call).await;
-                if counted {
-                    self.stats
-                        .upstream(&cluster.name, resp.status().as_u16(), started.elapsed());
+                    r
                 }
-                resp
+                Action::Forward(backends) => {
+                    let started = Instant::now();
+                    let (backend, cluster, ep) = match self.choose(plan, backends) {
+                        Ok(chosen) => chosen,
+                        Err((refusal, cluster)) => {
+                            if let (Refusal::NoEndpoints, Some(c)) = (refusal, cluster) {
+                                self.stats.upstream(c, refusal.status(), started.elapsed());
+                            }
+                            let status = StatusCode::from_u16(refusal.status())
+                                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                            break 'act answer(status, &format!("{}\n", refusal.message()));
+                        }
+                    };
+                    let filters: Vec<&Filter> =
+                        entry.filters.iter().chain(&backend.filters).collect();
+                    let mirrors: Vec<&Mirror> =
+                        entry.mirrors.iter().chain(&backend.mirrors).collect();
+                    let call = Call {
+                        plan,
+                        entry,
+                        filters: &filters,
+                        mirrors: &mirrors,
+                        cluster,
+                        ep,
+                        inbound,
+                        trusted: mesh || self.settings.xff_num_trusted_hops > 0,
+                        authority: &authority,
+                        path: &path,
+                        query: query_text.as_deref(),
+                    };
+                    let (resp, counted) = self.forward(req, call).await;
+                    if counted {
+                        self.stats.upstream(
+                            &cluster.name,
+                            resp.status().as_u16(),
+                            started.elapsed(),
+                        );
+                    }
+                    resp
+                }
             }
-        }
+        };
+        add_cors(resp, &cors_headers)
     }
 
     /// Forward a request whose destination is no Service to the address it names, or refuse

@@ -26,8 +26,6 @@ mod upstream;
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::Command;
 
 use mesh_model::load::{load_str, LoadOptions};
 use mesh_model::Source;
@@ -35,10 +33,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Exchanges that pass, of those replayed (raise it as the agent learns more).
-const PASSED_AT_LEAST: usize = 236;
-
-/// The GatewayClass the suite runs with (the manifests name it through a placeholder).
-const CLASS: &str = "kubectl-mesh";
+const PASSED_AT_LEAST: usize = 297;
 
 /// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
 const GATEWAY_POOL: &str = "127.77.0.0/24";
@@ -65,47 +60,6 @@ struct GwAddr {
     name: String,
     #[serde(default)]
     listener: String,
-}
-
-fn exchanges(conformance: &Path, api: &Path) -> Vec<Exchange> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gateway-api/conformance");
-    let out = Command::new("go")
-        .args(["run", ".", "-http"])
-        .arg(conformance)
-        .arg(api)
-        .current_dir(&script)
-        .output()
-        .expect("`go` runs");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the extractor prints JSON")
-}
-
-/// The suite's base manifests (and the mesh's, for a mesh test) and one test's, placeholders
-/// filled in, with the GatewayClass the suite runs with.
-fn manifests(conformance: &Path, files: &[String], mesh: bool) -> String {
-    let mut text = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: {CLASS}\nspec:\n  controllerName: kubectl-mesh.io/gateway-controller\n---\n"
-    );
-    let base = if mesh {
-        "mesh/manifests.yaml"
-    } else {
-        "base/manifests.yaml"
-    };
-    for f in std::iter::once(base).chain(files.iter().map(String::as_str)) {
-        let body = std::fs::read_to_string(conformance.join(f))
-            .unwrap_or_else(|e| panic!("{}: {e}", conformance.join(f).display()));
-        text.push_str(&body.replace("{GATEWAY_CLASS_NAME}", CLASS).replace(
-            "{GATEWAY_CONTROLLER_NAME}",
-            "kubectl-mesh.io/gateway-controller",
-        ));
-        text.push_str("\n---\n");
-    }
-    text
 }
 
 /// A pod of a Deployment: its name, namespace, labels, address and named container ports.
@@ -692,10 +646,12 @@ fn target(x: &Exchange, agent: &support::Agent, gateways: &[Value]) -> Result<St
         .and_then(|(_, p)| p.parse::<u16>().ok());
     let l = if let Some(l) = host_port.and_then(|p| listeners.iter().find(|l| l["port"] == p)) {
         Some(l)
-    } else if gw.listener.is_empty() {
-        listeners.first()
     } else {
-        listeners.iter().find(|l| l["name"] == gw.listener.as_str())
+        // WaitForGatewayAddress: the named listener's port, else the first listener's.
+        listeners
+            .iter()
+            .find(|l| l["name"] == gw.listener.as_str())
+            .or(listeners.first())
     }
     .ok_or_else(|| format!("listener {:?} of {key} is not served", gw.listener))?;
     Ok(format!("{}:{}", text(g, "/address"), l["port"]))
@@ -703,9 +659,7 @@ fn target(x: &Exchange, agent: &support::Agent, gateways: &[Value]) -> Result<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_answers_as_the_conformance_tests_expect() {
-    let conformance = upstream::module_dir("sigs.k8s.io/gateway-api/conformance");
-    let api = upstream::module_dir("sigs.k8s.io/gateway-api");
-    let all = exchanges(&conformance, &api);
+    let all: Vec<Exchange> = upstream::conformance_extract(&["-http"]);
     let mut skipped: BTreeMap<&str, usize> = BTreeMap::new();
     let mut replayed: Vec<&Exchange> = Vec::new();
     for x in &all {
@@ -730,7 +684,12 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
             continue;
         }
         let mesh = !cases[0].mesh.is_empty();
-        let yaml = manifests(&conformance, &cases[0].manifests, mesh);
+        let base = if mesh {
+            "mesh/manifests.yaml"
+        } else {
+            "base/manifests.yaml"
+        };
+        let yaml = upstream::conformance_manifests(base, &cases[0].manifests);
         let objects = load_str(
             &yaml,
             Source::File(format!("{test}.yaml").into()),
@@ -753,14 +712,7 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
         .collect();
         let agent = support::spawn(&dir, &["--gateway-address-pool", GATEWAY_POOL]).await;
         agent.loaded().await;
-        let gateways: Vec<Value> = support::client()
-            .get(agent.url("/gateways"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let gateways: Vec<Value> = agent.admin_json("/gateways").await;
         let mut test_passed = 0;
         for x in cases {
             total += 1;

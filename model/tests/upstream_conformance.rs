@@ -18,8 +18,6 @@
 mod upstream;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use mesh_model::load::{load_str, LoadOptions};
 use mesh_model::{rules, Diagnostic, Level, Snapshot, Source};
@@ -29,9 +27,6 @@ use serde_json::Value;
 /// Cases met on the release's conformance tests, of all extracted (raise it as analyze
 /// learns more; the goal is 95%).
 const MET_AT_LEAST: usize = 97;
-
-/// The GatewayClass the suite runs with (the manifests name it through a placeholder).
-const CLASS: &str = "kubectl-mesh";
 
 #[derive(Debug, Deserialize)]
 struct Expectation {
@@ -50,43 +45,6 @@ struct Expectation {
     /// not what its manifests produce, so not measured here.
     #[serde(default)]
     after: String,
-}
-
-fn expectations(conformance: &Path, api: &Path) -> Vec<Expectation> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gateway-api/conformance");
-    let out = Command::new("go")
-        .arg("run")
-        .arg(".")
-        .arg(conformance)
-        .arg(api)
-        .current_dir(&script)
-        .output()
-        .expect("`go` runs");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the extractor prints JSON")
-}
-
-/// The suite's base manifests and one test's, with its placeholders filled in and the
-/// GatewayClass the suite runs with.
-fn manifests(conformance: &Path, files: &[String]) -> String {
-    let mut text = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: {CLASS}\nspec:\n  controllerName: kubectl-mesh.io/gateway-controller\n---\n"
-    );
-    for f in std::iter::once("base/manifests.yaml").chain(files.iter().map(String::as_str)) {
-        let body = std::fs::read_to_string(conformance.join(f))
-            .unwrap_or_else(|e| panic!("{}: {e}", conformance.join(f).display()));
-        text.push_str(&body.replace("{GATEWAY_CLASS_NAME}", CLASS).replace(
-            "{GATEWAY_CONTROLLER_NAME}",
-            "kubectl-mesh.io/gateway-controller",
-        ));
-        text.push_str("\n---\n");
-    }
-    text
 }
 
 /// The field path of a named listener of an object (`spec.listeners[2]`).
@@ -128,11 +86,9 @@ fn met(e: &Expectation, objects: &[mesh_model::Object], findings: &[Diagnostic])
 
 #[test]
 fn analyze_reports_the_reasons_the_conformance_tests_expect() {
-    let conformance = upstream::module_dir("sigs.k8s.io/gateway-api/conformance");
-    let api = upstream::module_dir("sigs.k8s.io/gateway-api");
     // One case per reason on one object (or listener): a test often asserts the same reason
     // on Accepted, Programmed and Conflicted.
-    let mut expected = expectations(&conformance, &api);
+    let mut expected = upstream::conformance_extract::<Vec<Expectation>>(&[]);
     let mut seen = std::collections::HashSet::new();
     let changed = expected.iter().filter(|e| !e.after.is_empty()).count();
     expected.retain(|e| e.after.is_empty());
@@ -157,7 +113,7 @@ fn analyze_reports_the_reasons_the_conformance_tests_expect() {
     }
     let (mut met_count, mut missed) = (0, Vec::new());
     for (test, cases) in &by_test {
-        let text = manifests(&conformance, &cases[0].manifests);
+        let text = upstream::conformance_manifests("base/manifests.yaml", &cases[0].manifests);
         let objects = load_str(
             &text,
             Source::File(format!("{test}.yaml").into()),

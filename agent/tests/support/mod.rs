@@ -104,8 +104,13 @@ impl Agent {
     }
 
     pub async fn server_info(&self) -> Value {
+        self.admin_json("/server_info").await
+    }
+
+    /// An admin API answer, as JSON.
+    pub async fn admin_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         client()
-            .get(self.url("/server_info"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()

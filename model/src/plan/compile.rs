@@ -30,6 +30,9 @@ use crate::snapshot::Snapshot;
 /// Virtual hosts under construction: host -> entries.
 type Hosts = BTreeMap<HostMatch, Vec<RouteEntry>>;
 
+/// A listener of a Gateway or ListenerSet: kind, namespace, name, listener name.
+type ListenerKey = (String, String, String, String);
+
 /// How the agent serves a Gateway listener, or `None` when it does not (TCP, UDP, TLS
 /// Terminate, which would end in TCPRoutes the agent does not carry yet).
 pub fn served_protocol(l: &GatewayListeners) -> Option<Protocol> {
@@ -44,8 +47,9 @@ pub fn served_protocol(l: &GatewayListeners) -> Option<Protocol> {
 pub fn compile(snap: &Snapshot) -> Plan {
     let mut clusters = BTreeMap::new();
     let mut listeners = Vec::new();
-    // Routes per Gateway listener, found once through the shared attachment logic.
-    let mut attached: BTreeMap<(String, String, String), Vec<&Object>> = BTreeMap::new();
+    // Routes per listener (of a Gateway or a ListenerSet: kind, namespace, name, listener),
+    // found once through the shared attachment logic.
+    let mut attached: BTreeMap<ListenerKey, Vec<&Object>> = BTreeMap::new();
     let mut mesh: Hosts = BTreeMap::new();
     let mut mirrors = 0usize;
     for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
@@ -63,6 +67,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                         for (l, accepted) in defs.iter().zip(ok) {
                             if accepted.is_ok() {
                                 let key = (
+                                    gateway.kind.clone(),
                                     gateway.namespace.clone().unwrap_or_default(),
                                     gateway.name.clone(),
                                     l.name.clone(),
@@ -101,35 +106,54 @@ pub fn compile(snap: &Snapshot) -> Plan {
     }
     // A listener is served when its status says Programmed: not when it conflicts with
     // another or has no usable certificate (partial validity: its Gateway's other listeners
-    // serve on).
-    let gateway_status = super::status::gateways(snap, |ns, gw, l| {
+    // serve on). A ListenerSet's listeners serve only while the ListenerSet is Accepted (its
+    // Gateway allows it).
+    let gateway_status = super::status::gateways(snap, |kind, ns, gw, l| {
         attached
-            .get(&(ns.to_string(), gw.to_string(), l.to_string()))
+            .get(&(
+                kind.to_string(),
+                ns.to_string(),
+                gw.to_string(),
+                l.to_string(),
+            ))
             .map_or(0, Vec::len)
     });
-    let programmed = |ns: &str, gw: &str, l: &str| {
+    let programmed = |owner: &Object, l: &str| {
+        let ns = owner.namespace.as_deref().unwrap_or_default();
         gateway_status
             .iter()
-            .find(|g| g.namespace == ns && g.name == gw)
+            .find(|g| g.kind == owner.kind && g.namespace == ns && g.name == owner.name)
+            .filter(|g| {
+                owner.kind == "Gateway" || g.condition("Accepted").is_some_and(|c| c.status)
+            })
             .and_then(|g| g.listener(l))
             .and_then(|l| l.condition("Programmed"))
             .is_some_and(|c| c.status)
     };
     for gw in snap.of_kind(Kind::Gateway) {
-        let Resource::Gateway(spec) = &gw.resource else {
-            continue;
-        };
-        let ns = gw.namespace.clone().unwrap_or_default();
-        for l in &spec.listeners {
+        let gw_key = format!(
+            "{}/{}",
+            gw.namespace.as_deref().unwrap_or_default(),
+            gw.name
+        );
+        // The Gateway's own listeners, then those of the ListenerSets it accepts, in the
+        // order the spec settles conflicts (the earlier wins a tie between hostnames).
+        for (owner, _, l) in attach::merged_listeners(gw, snap) {
             let Some(protocol) = served_protocol(l) else {
                 continue;
             };
-            if !programmed(&ns, &gw.name, &l.name) {
+            if !programmed(owner, &l.name) {
                 continue;
             }
+            let ns = owner.namespace.clone().unwrap_or_default();
             let mut hosts: Hosts = BTreeMap::new();
             for o in attached
-                .get(&(ns.clone(), gw.name.clone(), l.name.clone()))
+                .get(&(
+                    owner.kind.clone(),
+                    ns.clone(),
+                    owner.name.clone(),
+                    l.name.clone(),
+                ))
                 .into_iter()
                 .flatten()
             {
@@ -139,14 +163,18 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     hosts.entry(h).or_default().extend(es.iter().cloned());
                 }
             }
-            let mut built = listener(
-                format!("{ns}/{}/{}", gw.name, l.name),
-                l.port as u16,
-                protocol,
-                hosts,
-            );
-            built.certificates = certificates(gw, l, snap);
+            // `ns/gateway/listener`; a ListenerSet's `ns/ListenerSet/name/listener` (no Gateway
+            // is named with capitals, so the two never meet).
+            let name = if std::ptr::eq(owner, gw) {
+                format!("{ns}/{}/{}", owner.name, l.name)
+            } else {
+                format!("{ns}/ListenerSet/{}/{}", owner.name, l.name)
+            };
+            let mut built = listener(name, l.port as u16, protocol, hosts);
+            built.certificates = certificates(owner, l, snap);
             built.hostname = HostMatch::parse(l.hostname.as_deref());
+            built.gateway = Some(gw_key.clone());
+            built.parent = format!("{} {ns}/{}", owner.kind, owner.name);
             listeners.push(built);
         }
     }
@@ -270,6 +298,8 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         virtual_hosts,
         certificates: Vec::new(),
         hostname: HostMatch::Any,
+        gateway: None,
+        parent: String::new(),
         address: None,
         index,
     }
@@ -277,6 +307,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
 
 /// The usable certificates of a listener: core Secrets of type kubernetes.io/tls that exist,
 /// may be referenced (ReferenceGrant across namespaces) and parse.
+/// (`gw` is the Gateway or ListenerSet that declares the listener.)
 fn certificates(
     gw: &Object,
     l: &gateway_api::apis::experimental::gateways::GatewayListeners,
@@ -290,9 +321,10 @@ fn certificates(
         .flat_map(|t| t.certificate_refs.iter().flatten())
     {
         let ns = c.namespace.clone().unwrap_or_else(|| gw_ns.clone());
+        // A ListenerSet's references are granted to ListenerSets.
         let from = grants::From {
             group: GATEWAY_GROUP,
-            kind: "Gateway",
+            kind: &gw.kind,
             namespace: &gw_ns,
         };
         let to = grants::To {

@@ -306,10 +306,10 @@ fn explain_on(
         });
     }
     // Routes meant for this Gateway (or the mesh) that are not attached, and why.
-    let parent = match l.name.rsplit_once('/') {
-        _ if l.name == MESH_LISTENER => "Service ".to_string(),
-        Some((gateway, _)) => format!("Gateway {gateway}"),
-        None => l.name.clone(),
+    let parent = if l.name == MESH_LISTENER {
+        "Service ".to_string()
+    } else {
+        l.parent.clone()
     };
     for r in &plan.route_status {
         for p in r.parents.iter().filter(|p| p.parent.starts_with(&parent)) {
@@ -346,6 +346,37 @@ fn explain_on(
     });
     out.filters = e.filters.iter().map(describe).collect();
     out.timeout_ms = e.deadline_ms();
+    // A CORS preflight is answered by the proxy, whatever the action.
+    let header = |name: &str| req.header(name);
+    let (origin, acrm, acrh) = (
+        header("origin"),
+        header("access-control-request-method"),
+        header("access-control-request-headers"),
+    );
+    let rule_filters: Vec<&crate::route::Filter> = e.filters.iter().collect();
+    if let super::cors::Cors::Preflight(headers) = super::cors::decide(
+        &rule_filters,
+        &super::cors::CorsRequest {
+            method: req.method,
+            origin: origin.as_deref(),
+            request_method: acrm.as_deref(),
+            request_headers: acrh.as_deref(),
+        },
+    ) {
+        out.outcome = if headers.is_empty() {
+            "200 CORS preflight answered by the proxy, origin not allowed (no Access-Control-* headers)".into()
+        } else {
+            format!(
+                "200 CORS preflight answered by the proxy: {}",
+                headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        return out;
+    }
     match &e.action {
         Action::Redirect => {
             // In the mesh the port is the Service's the client named, not the entry's.

@@ -6,6 +6,7 @@
 //! the proxy calls it per request, `kubectl mesh explain` offline, so they cannot disagree.
 
 pub mod compile;
+pub mod cors;
 pub mod decide;
 pub mod explain;
 pub mod matcher;
@@ -58,6 +59,12 @@ pub struct Listener {
     /// The Gateway listener's own hostname (Any when unset, and for the mesh entry): how a
     /// request picks among listeners that share a port.
     pub hostname: HostMatch,
+    /// `namespace/name` of the Gateway whose address the listener binds: its own, or the
+    /// parent of its ListenerSet. None for the mesh entry.
+    pub gateway: Option<String>,
+    /// The object that declares the listener, as route statuses name parents
+    /// (`Gateway ns/name` or `ListenerSet ns/name`); empty for the mesh entry.
+    pub parent: String,
     /// The address of the listener's Gateway when Gateways have addresses of their own (the
     /// agent's `--gateway-address-pool`): only requests to that address reach it, as each
     /// Gateway of a cluster gets its own. `None`: the address all Gateways share.
@@ -66,12 +73,10 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// `namespace/name` of the Gateway the listener belongs to; None for the mesh entry.
+    /// `namespace/name` of the Gateway whose address the listener binds; None for the mesh
+    /// entry.
     pub fn gateway(&self) -> Option<&str> {
-        if self.name == MESH_LISTENER {
-            return None;
-        }
-        self.name.rsplit_once('/').map(|(gateway, _)| gateway)
+        self.gateway.as_deref()
     }
 }
 

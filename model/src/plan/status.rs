@@ -140,6 +140,8 @@ pub struct ListenerStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayStatus {
+    /// `Gateway`, or `ListenerSet` (whose status has the same shape: conditions and listeners).
+    pub kind: String,
     pub namespace: String,
     pub name: String,
     pub conditions: Vec<Condition>,
@@ -176,19 +178,26 @@ fn listener_index(field: &str) -> Option<usize> {
 /// listener accepts (the compiler's attachment, so the count is what is served).
 pub fn gateways(
     snap: &Snapshot,
-    attached: impl Fn(&str, &str, &str) -> usize,
+    attached: impl Fn(&str, &str, &str, &str) -> usize,
 ) -> Vec<GatewayStatus> {
     let mut out = Vec::new();
-    for gw in snap.of_kind(Kind::Gateway) {
-        let crate::resource::Resource::Gateway(spec) = &gw.resource else {
+    let owners = snap
+        .of_kind(Kind::Gateway)
+        .map(|o| (Kind::Gateway, o))
+        .chain(
+            snap.of_kind(Kind::ListenerSet)
+                .map(|o| (Kind::ListenerSet, o)),
+        );
+    for (kind, gw) in owners {
+        let Some(defs) = gw.resource.listeners() else {
             continue;
         };
         let ns = gw.namespace.clone().unwrap_or_default();
         let findings = crate::rules::check_object_where(gw, snap, |r| {
-            r.reason.is_some() && r.kinds.contains(&Kind::Gateway)
+            r.reason.is_some() && r.kinds.contains(&kind)
         });
         let mut gateway_problem: Option<Condition> = None;
-        let mut per_listener: Vec<Vec<&crate::Diagnostic>> = vec![Vec::new(); spec.listeners.len()];
+        let mut per_listener: Vec<Vec<&crate::Diagnostic>> = vec![Vec::new(); defs.len()];
         for d in &findings {
             match listener_index(&d.field) {
                 Some(i) if i < per_listener.len() => per_listener[i].push(d),
@@ -202,8 +211,7 @@ pub fn gateways(
                 }
             }
         }
-        let listeners: Vec<ListenerStatus> = spec
-            .listeners
+        let listeners: Vec<ListenerStatus> = defs
             .iter()
             .zip(&per_listener)
             .map(|(l, found)| {
@@ -266,7 +274,7 @@ pub fn gateways(
                 };
                 ListenerStatus {
                     name: l.name.clone(),
-                    attached_routes: attached(&ns, &gw.name, &l.name),
+                    attached_routes: attached(&gw.kind, &ns, &gw.name, &l.name),
                     conditions: vec![accepted, conflicted, resolved, programmed],
                 }
             })
@@ -299,6 +307,7 @@ pub fn gateways(
             condition("Programmed", Err("Invalid"))
         };
         out.push(GatewayStatus {
+            kind: gw.kind.clone(),
             namespace: ns,
             name: gw.name.clone(),
             conditions: vec![accepted, gateway_programmed],

@@ -508,3 +508,54 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
     );
     assert_eq!(none.condition("Programmed").unwrap().reason, "Invalid");
 }
+
+#[test]
+fn listener_sets_serve_at_their_gateway_while_it_allows_them() {
+    let yaml = |allowed: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: infra}}\nspec:\n  gatewayClassName: c\n  listeners: [{{name: web, protocol: HTTP, port: 80, hostname: gw.example}}]\n{allowed}---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {{name: gw, namespace: infra}}\nspec:\n  parentRef: {{name: gw}}\n  listeners: [{{name: web, protocol: HTTP, port: 80, hostname: ls.example}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: infra}}\nspec:\n  parentRefs: [{{kind: ListenerSet, name: gw}}]\n  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]\n"
+        )
+    };
+    let plan = plan_of(&yaml("  allowedListeners: {namespaces: {from: Same}}\n"));
+    let ls = plan
+        .listeners
+        .iter()
+        .find(|l| l.name == "infra/ListenerSet/gw/web")
+        .expect("the ListenerSet's listener is served");
+    assert_eq!(
+        ls.gateway.as_deref(),
+        Some("infra/gw"),
+        "bound at its Gateway"
+    );
+    assert_eq!(ls.parent, "ListenerSet infra/gw");
+    assert_eq!(ls.virtual_hosts.len(), 1, "the route on the ListenerSet");
+    assert_eq!(
+        plan.listener_for(80, "ls.example").map(|l| l.name.as_str()),
+        Some("infra/ListenerSet/gw/web")
+    );
+    let gw = plan
+        .listeners
+        .iter()
+        .find(|l| l.name == "infra/gw/web")
+        .unwrap();
+    assert!(
+        gw.virtual_hosts.is_empty(),
+        "a route on the ListenerSet is not on the Gateway's own listener (same names)"
+    );
+    let status = plan
+        .gateway_status
+        .iter()
+        .find(|g| g.kind == "ListenerSet")
+        .unwrap();
+    assert_eq!(status.listeners[0].attached_routes, 1);
+
+    // Without allowedListeners the Gateway accepts no ListenerSet: nothing of it serves.
+    let plan = plan_of(&yaml(""));
+    assert!(
+        plan.listeners
+            .iter()
+            .all(|l| !l.name.contains("ListenerSet")),
+        "{:?}",
+        plan.listeners.iter().map(|l| &l.name).collect::<Vec<_>>()
+    );
+}
