@@ -123,6 +123,10 @@ struct Args {
     /// a larger request is forwarded without its copies.
     #[arg(long, default_value = "1Mi", value_parser = mesh_model::load::parse_size)]
     mirror_body_limit: u64,
+    /// Largest request body held to send again when a route's `retry` policy retries it
+    /// (bytes, or with Ki/Mi/Gi); a larger request is tried once.
+    #[arg(long, default_value = "1Mi", value_parser = mesh_model::load::parse_size)]
+    retry_body_limit: u64,
     /// What the outbound entry does with a destination that is no Service: forward it as
     /// addressed (allow-any, Istio's ALLOW_ANY) or refuse it with 502 (registry-only).
     #[arg(long, value_enum, default_value_t = proxy::OutboundPolicy::AllowAny)]
@@ -373,6 +377,7 @@ async fn run(args: Args) {
         xff_num_trusted_hops: args.xff_num_trusted_hops,
         merge_slashes: args.merge_slashes,
         mirror_body_limit: usize::try_from(args.mirror_body_limit).unwrap_or(usize::MAX),
+        retry_body_limit: usize::try_from(args.retry_body_limit).unwrap_or(usize::MAX),
         outbound_policy: args.outbound_policy,
     };
     let status = Arc::new(Mutex::new(Status::default()));

@@ -110,6 +110,8 @@ pub struct Settings {
     pub merge_slashes: bool,
     /// Largest request body held to copy to mirrors; a larger one is forwarded unmirrored.
     pub mirror_body_limit: usize,
+    /// Largest request body held to send again on a retry; a larger one is tried once.
+    pub retry_body_limit: usize,
     pub outbound_policy: OutboundPolicy,
 }
 
@@ -437,50 +439,114 @@ impl Proxy {
                 Some((self.current.endpoint(c), c.protocol))
             })
             .collect();
-        let upstream = if targets.is_empty() {
-            Request::from_parts(parts, body)
-        } else {
-            match buffer(body, self.settings.mirror_body_limit).await {
-                Ok(Buffered::Whole(bytes)) => {
-                    for (ep, protocol) in targets {
-                        self.mirror(
-                            Request::from_parts(parts.clone(), full(bytes.clone())),
-                            ep,
-                            protocol,
-                            &host,
-                        );
-                    }
-                    Request::from_parts(parts, full(bytes))
-                }
-                Ok(Buffered::Streaming(body)) => {
-                    tracing::debug!("request body over --mirror-body-limit: not mirrored");
-                    Request::from_parts(parts, body)
-                }
+        // An upgrade (WebSocket) is tried once: its bytes cannot be sent twice.
+        let retry = call
+            .entry
+            .retry
+            .as_ref()
+            .filter(|_| client_upgrade.is_none());
+        let limit = [
+            (!targets.is_empty()).then_some(self.settings.mirror_body_limit),
+            retry.map(|_| self.settings.retry_body_limit),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        // The body is held whole when copies or retries need it and it fits.
+        let (held, body) = match limit {
+            None => (None, body),
+            Some(limit) => match buffer(body, limit).await {
+                Ok(Buffered::Whole(bytes)) => (Some(bytes.clone()), full(bytes)),
+                Ok(Buffered::Streaming(body)) => (None, body),
                 Err(e) => return (answer(StatusCode::BAD_REQUEST, &format!("{e}\n")), false),
-            }
+            },
         };
+        match &held {
+            Some(bytes) if bytes.len() <= self.settings.mirror_body_limit => {
+                for (ep, protocol) in targets {
+                    self.mirror(
+                        Request::from_parts(parts.clone(), full(bytes.clone())),
+                        ep,
+                        protocol,
+                        &host,
+                    );
+                }
+            }
+            _ if !targets.is_empty() => {
+                tracing::debug!("request body over --mirror-body-limit: not mirrored");
+            }
+            _ => {}
+        }
+        let replay = held.filter(|b| retry.is_some() && b.len() <= self.settings.retry_body_limit);
         let default_ms = self
             .settings
             .default_route_timeout
             .map(|d| d.as_millis() as u64);
-        let deadline = call
+        let now = tokio::time::Instant::now();
+        let whole_deadline = match call.entry.request_timeout_ms {
+            Some(0) => None,
+            Some(ms) => Some(now + Duration::from_millis(ms)),
+            None => call
+                .entry
+                .deadline_or(default_ms)
+                .filter(|_| call.entry.backend_timeout_ms.is_none_or(|b| b == 0))
+                .map(|ms| now + Duration::from_millis(ms)),
+        };
+        let per_try = call
             .entry
-            .deadline_or(default_ms)
-            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-        let send = self
-            .upstreams
-            .send(upstream, call.ep, call.cluster.protocol, &host);
-        let result = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, send).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return (
-                        answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-                        true,
-                    )
-                }
-            },
-            None => send.await,
+            .backend_timeout_ms
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        let mut upstream = Request::from_parts(parts.clone(), body);
+        let mut ep = call.ep;
+        let mut attempt = 0u32;
+        let (result, deadline) = loop {
+            // Each attempt ends at its backendRequest timeout, and none after the request's.
+            let deadline = [
+                whole_deadline,
+                per_try.map(|d| tokio::time::Instant::now() + d),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let send = self
+                .upstreams
+                .send(upstream, ep, call.cluster.protocol, &host);
+            let result = match deadline {
+                Some(at) => tokio::time::timeout_at(at, send).await.ok(),
+                None => Some(send.await),
+            };
+            let retryable = match (&result, retry) {
+                (_, None) => false,
+                _ if client_failed.load(Ordering::Relaxed) => false,
+                // The attempt's own timeout; the request's ends everything.
+                (None, Some(_)) => whole_deadline.is_none_or(|w| deadline != Some(w)),
+                (Some(Ok(resp)), Some(r)) => r.codes.contains(&resp.status().as_u16()),
+                (Some(Err(_)), Some(_)) => true,
+            };
+            let next = retry
+                .zip(replay.as_ref())
+                .filter(|(r, _)| retryable && attempt < r.retries);
+            let Some((r, bytes)) = next else {
+                break (result, deadline);
+            };
+            attempt += 1;
+            let wait = tokio::time::Instant::now() + Duration::from_millis(r.wait_ms(attempt));
+            if whole_deadline.is_some_and(|w| wait >= w) {
+                break (result, deadline);
+            }
+            tracing::debug!(attempt, cluster = %call.cluster.name, "retrying the request");
+            self.stats.retry(&call.cluster.name);
+            drop(result);
+            tokio::time::sleep_until(wait).await;
+            upstream = Request::from_parts(parts.clone(), full(bytes.clone()));
+            ep = self.current.endpoint(call.cluster);
+        };
+        let Some(result) = result else {
+            return (
+                answer(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+                true,
+            );
         };
         let counted = !client_failed.load(Ordering::Relaxed);
         (

@@ -118,6 +118,8 @@ pub struct Listener {
 #[derive(Default)]
 pub struct Stats {
     clusters: Keyed<Codes>,
+    /// Retries sent per cluster (a route's `retry` policy), Envoy's `upstream_rq_retry`.
+    retries: Keyed<AtomicU64>,
     listeners: Keyed<Listener>,
 }
 
@@ -125,6 +127,11 @@ impl Stats {
     /// A request forwarded (or refused) on behalf of a cluster, with the status the client got.
     pub fn upstream(&self, cluster: &str, status: u16, elapsed: Duration) {
         self.clusters.get(cluster).record(status, elapsed);
+    }
+
+    /// A retry sent to a cluster.
+    pub fn retry(&self, cluster: &str) {
+        self.retries.get(cluster).fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request answered on a listener, whatever answered it.
@@ -153,6 +160,15 @@ impl Stats {
             clusters.iter().map(|(n, c)| (n.as_str(), &**c)).collect();
         let labels = |c: &str| format!("envoy_cluster_name=\"{}\"", escape(c));
         write_codes(&mut out, "envoy_cluster_upstream_rq", &clusters, labels);
+        let _ = writeln!(out, "# TYPE envoy_cluster_upstream_rq_retry counter");
+        for (name, n) in &self.retries.sorted() {
+            let _ = writeln!(
+                out,
+                "envoy_cluster_upstream_rq_retry{{{}}} {}",
+                labels(name),
+                n.load(Ordering::Relaxed)
+            );
+        }
         let listeners = self.listeners.sorted();
         let prefix = |l: &str| {
             format!(

@@ -4,6 +4,54 @@ use std::process::Command;
 
 use mesh_model::plan::render;
 
+/// Envoy's verdict on a rendered bootstrap: Ok, or its output.
+fn validate(envoy: &std::path::Path, config: &serde_json::Value) -> Result<(), String> {
+    let file = std::env::temp_dir().join(format!(
+        "mesh-bootstrap-{}-{:?}.json",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&file, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    let out = Command::new(envoy)
+        .args(["--mode", "validate", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    if std::env::var_os("MESH_KEEP_BOOTSTRAP").is_none() {
+        let _ = std::fs::remove_file(&file);
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn retry_policies_render_as_envoy_takes_them() {
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
+        return;
+    };
+    let plan = mesh_model::testing::plan_of(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n  gatewayClassName: c\n  listeners: [{name: web, protocol: HTTP, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: default}\nspec: {ports: [{port: 80}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /a}}]\n    retry: {codes: [500, 503], attempts: 3, backoff: 1ms}\n    timeouts: {request: 2s, backendRequest: 300ms}\n    backendRefs: [{name: svc, port: 80}]\n  - matches: [{path: {type: PathPrefix, value: /b}}]\n    retry: {}\n    backendRefs: [{name: svc, port: 80}]\n",
+    );
+    let config = render::bootstrap(&plan, &render::RenderOptions::default());
+    let text = config.to_string();
+    for needle in [
+        "\"retriable_status_codes\":[500,503]",
+        "\"num_retries\":3",
+        "\"per_try_timeout\":\"0.3s\"",
+        "\"num_retries\":1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    validate(&envoy, &config).unwrap_or_else(|e| panic!("envoy rejected the retry policies:\n{e}"));
+}
+
 #[test]
 fn every_example_bootstrap_passes_envoy_validate() {
     let Some(envoy) = mesh_model::testing::envoy_for_test() else {
@@ -27,20 +75,7 @@ fn every_example_bootstrap_passes_envoy_validate() {
     ] {
         assert!(text.contains(needle), "{needle} missing from the bootstrap");
     }
-    let file = std::env::temp_dir().join(format!("mesh-bootstrap-{}.json", std::process::id()));
-    std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let out = Command::new(envoy)
-        .args(["--mode", "validate", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    if std::env::var_os("MESH_KEEP_BOOTSTRAP").is_none() {
-        let _ = std::fs::remove_file(&file);
+    if let Err(e) = validate(&envoy, &config) {
+        panic!("envoy --mode validate rejected the bootstrap:\n{e}");
     }
-    assert!(
-        out.status.success(),
-        "envoy --mode validate rejected the bootstrap:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -221,6 +221,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                         },
                         request_timeout_ms: None,
                         backend_timeout_ms: None,
+                        retry: None,
                         age: (None, ns.clone(), svc.name.clone()),
                     });
                 }
@@ -452,6 +453,33 @@ fn entries(
             .collect(),
         _ => return Vec::new(),
     };
+    let retries: Vec<Option<super::Retry>> = match &o.resource {
+        Resource::HttpRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| {
+                let r = r.retry.as_ref()?;
+                Some(super::Retry {
+                    codes: r
+                        .codes
+                        .iter()
+                        .flatten()
+                        .filter_map(|c| u16::try_from(*c).ok())
+                        .collect(),
+                    retries: r
+                        .attempts
+                        .map_or(super::Retry::DEFAULT_RETRIES, |a| a.max(0) as u32),
+                    backoff_ms: r
+                        .backoff
+                        .as_deref()
+                        .and_then(crate::validate::duration_ms)
+                        .unwrap_or(super::Retry::DEFAULT_BACKOFF_MS),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let timeouts: Vec<(Option<u64>, Option<u64>)> = match &o.resource {
         Resource::HttpRoute(spec, _) => spec
             .rules
@@ -536,6 +564,7 @@ fn entries(
                 },
                 request_timeout_ms,
                 backend_timeout_ms,
+                retry: retries.get(i).cloned().flatten(),
                 age: age.clone(),
             });
         }

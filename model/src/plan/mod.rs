@@ -157,6 +157,8 @@ pub struct RouteEntry {
     /// `timeouts.request` and `timeouts.backendRequest`, in milliseconds (0 disables).
     pub request_timeout_ms: Option<u64>,
     pub backend_timeout_ms: Option<u64>,
+    /// The rule's `retry` policy, when it has one.
+    pub retry: Option<Retry>,
     /// Tie-break after the matcher's own precedence: creationTimestamp, then namespace/name.
     pub(crate) age: (Option<String>, String, String),
 }
@@ -184,6 +186,36 @@ impl RouteEntry {
             (None, Some(0)) => None,
             (None, _) => default_ms,
         }
+    }
+}
+
+/// An HTTPRoute rule's `retry`: which answers are retried, how often, how long to wait.
+///
+/// Connection failures (refused, reset, an attempt's `backendRequest` timeout) are retried
+/// too, as the spec says implementations should.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Response status codes that are retried.
+    pub codes: Vec<u16>,
+    /// Retries after the first attempt (the spec's `attempts`: "the maximum number of times
+    /// an individual request ... should be retried"); Envoy's default of 1 when unset.
+    pub retries: u32,
+    /// The least wait before a retry (`backoff`; Envoy's base interval of 25 ms when unset).
+    /// Later retries wait twice as long as the one before, up to ten times this, as Envoy's.
+    pub backoff_ms: u64,
+}
+
+impl Retry {
+    /// Retries when `attempts` is unset (Envoy's `num_retries` default).
+    pub const DEFAULT_RETRIES: u32 = 1;
+    /// Backoff when unset (Envoy's base interval).
+    pub const DEFAULT_BACKOFF_MS: u64 = 25;
+
+    /// The wait before retry number `n` (1 for the first retry): the backoff doubled per
+    /// retry, at most ten times the backoff.
+    pub fn wait_ms(&self, n: u32) -> u64 {
+        let factor = 1u64 << n.saturating_sub(1).min(10);
+        self.backoff_ms.saturating_mul(factor.min(10))
     }
 }
 

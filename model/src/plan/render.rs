@@ -409,12 +409,26 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
                 action.insert("timeout".into(), json!(duration(ms)));
             }
             // Envoy's per-try timeout is the backendRequest timeout; it applies to the first
-            // attempt too, and retrying nothing keeps the single-attempt semantics.
+            // attempt too, and without a retry policy retrying nothing keeps the
+            // single-attempt semantics.
+            let mut policy = match &e.retry {
+                Some(r) => json!({
+                    "retry_on": "connect-failure,refused-stream,reset,retriable-status-codes",
+                    "retriable_status_codes": r.codes,
+                    "num_retries": r.retries,
+                    // Envoy wants a base interval over 1 ms; a shorter backoff waits 2 ms.
+                    "retry_back_off": {
+                        "base_interval": duration(r.backoff_ms.max(2)),
+                        "max_interval": duration(r.backoff_ms.max(2).saturating_mul(10)),
+                    },
+                }),
+                None => json!({"retry_on": "", "num_retries": 0}),
+            };
             if let Some(ms) = e.backend_timeout_ms.filter(|ms| *ms > 0) {
-                action.insert(
-                    "retry_policy".into(),
-                    json!({"retry_on": "", "num_retries": 0, "per_try_timeout": duration(ms)}),
-                );
+                policy["per_try_timeout"] = json!(duration(ms));
+            }
+            if e.retry.is_some() || policy.get("per_try_timeout").is_some() {
+                action.insert("retry_policy".into(), policy);
             }
             for f in &e.filters {
                 if let Some(rw) = &f.url_rewrite {

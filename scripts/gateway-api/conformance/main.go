@@ -22,6 +22,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -215,6 +216,14 @@ func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 	var out []Expectation
 	var exchanges []Exchange
 	pkg := env{}
+	// The file's own helper functions, which tests call with their cases
+	// (assertConsistentRetryBehaviour(t, suite, gwAddr, ns, path, values, want)).
+	funcs := map[string]*ast.FuncDecl{}
+	for _, decl := range file.Decls {
+		if f, ok := decl.(*ast.FuncDecl); ok && f.Recv == nil && f.Body != nil {
+			funcs[f.Name.Name] = f
+		}
+	}
 	// Package-level variables and constants of the test file (shared NamespacedNames, cases).
 	for _, decl := range file.Decls {
 		if g, ok := decl.(*ast.GenDecl); ok && (g.Tok == token.VAR || g.Tok == token.CONST) {
@@ -264,7 +273,7 @@ func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 		}
 		if body != nil {
 			after := ""
-			w := walker{test: t, out: &out, exchanges: &exchanges, after: &after}
+			w := walker{test: t, out: &out, exchanges: &exchanges, after: &after, funcs: funcs, pkg: pkg}
 			w.block(body, pkg.child())
 		}
 		return false
@@ -409,6 +418,13 @@ func eval(e ast.Expr, vars env) any {
 			}
 		case len(e.Args) == 1: // a conversion: v1.SectionName("x"), ptr.To(x)
 			return eval(e.Args[0], vars)
+		case strings.HasSuffix(name, ".Encode") && len(e.Args) == 0:
+			// url.Values.Encode: keys sorted, values escaped (placeholders kept).
+			if sel, ok := e.Fun.(*ast.SelectorExpr); ok {
+				if m, ok := eval(sel.X, vars).(Struct); ok && m.Type == "map" {
+					return encodeValues(m)
+				}
+			}
 		}
 		return nil
 	case *ast.CompositeLit:
@@ -469,6 +485,9 @@ func composite(e *ast.CompositeLit, vars env, implied string) any {
 	if e.Type == nil {
 		name = implied
 	}
+	if name == "Values" { // url.Values is a map[string][]string
+		name = "map"
+	}
 	s := Struct{Type: name, Fields: map[string]any{}}
 	elem := strings.TrimPrefix(name, "[]")
 	value := func(v ast.Expr) any {
@@ -526,6 +545,11 @@ type walker struct {
 	test      test
 	out       *[]Expectation
 	exchanges *[]Exchange
+	// funcs are the file's helper functions, walked where a test calls them (depth bounds
+	// recursion); pkg is the file's package-level scope they see.
+	funcs map[string]*ast.FuncDecl
+	pkg   env
+	depth int
 	// after is the first change the test made to the cluster's objects, once made.
 	after *string
 }
@@ -621,6 +645,34 @@ func (w walker) expr(e ast.Expr, vars env) {
 		}
 	}
 	name := callName(c)
+	if f, ok := w.funcs[name]; ok && w.depth < 3 {
+		scope := w.pkg.child()
+		i := 0
+		for _, field := range f.Type.Params.List {
+			for _, n := range field.Names {
+				if i < len(c.Args) {
+					scope[n.Name] = eval(c.Args[i], vars)
+				}
+				i++
+			}
+		}
+		inner := w
+		inner.depth++
+		inner.block(f.Body, scope)
+	}
+	// values.Set("uuid", uuid.New().String()): a value known only at run time is a
+	// placeholder named by its key ("{uuid}").
+	if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Set" && len(c.Args) == 2 {
+		if m, ok := eval(sel.X, vars).(Struct); ok && m.Type == "map" {
+			if k, ok := eval(c.Args[0], vars).(string); ok {
+				v := eval(c.Args[1], vars)
+				if v == nil {
+					v = "{" + k + "}"
+				}
+				m.Fields[k] = v
+			}
+		}
+	}
 	if sel, ok := c.Fun.(*ast.SelectorExpr); ok && *w.after == "" {
 		switch sel.Sel.Name {
 		case "Delete", "Update", "Patch", "Create", "Apply", "MustApplyWithCleanup":
@@ -737,11 +789,18 @@ func helperKind(helper string) string {
 // http.MakeRequestAndExpectEventuallyConsistentResponse(t, rt, timeouts, gwAddr, expected) or a
 // mesh test's client.MakeRequestAndExpectEventuallyConsistentResponse(t, expected, timeouts).
 func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
-	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") {
+	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") && name != "http.MakeRequest" {
 		return
 	}
 	x := Exchange{Test: w.test.name, Manifests: append([]string{}, w.test.manifests...), Features: w.test.features, After: *w.after}
 	switch {
+	case name == "http.MakeRequest" && len(c.Args) == 5:
+		addr, ok := eval(c.Args[2], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway = &addr
+		x.Expected = jsonValue(eval(c.Args[1], vars))
 	case name == "http.MakeRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 5:
 		addr, ok := eval(c.Args[3], vars).(GwAddr)
 		if !ok {
@@ -766,5 +825,45 @@ func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 	if x.Expected == nil {
 		return
 	}
+	// The same exchange asserted twice (a request built for a distribution check after the
+	// same one was asserted) is one.
+	key, _ := json.Marshal(x)
+	for _, old := range *w.exchanges {
+		if o, _ := json.Marshal(old); string(o) == string(key) {
+			return
+		}
+	}
 	*w.exchanges = append(*w.exchanges, x)
+}
+
+// encodeValues is url.Values.Encode of an evaluated map literal; a "{name}" placeholder is
+// left unescaped for the replay to fill in.
+func encodeValues(m Struct) string {
+	keys := make([]string, 0, len(m.Fields))
+	for k := range m.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	esc := func(s string) string {
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			return s
+		}
+		return url.QueryEscape(s)
+	}
+	for _, k := range keys {
+		var vals []any
+		switch v := m.Fields[k].(type) {
+		case Struct:
+			vals = v.Elems
+		default:
+			vals = []any{v}
+		}
+		for _, v := range vals {
+			if str, ok := v.(string); ok {
+				parts = append(parts, url.QueryEscape(k)+"="+esc(str))
+			}
+		}
+	}
+	return strings.Join(parts, "&")
 }

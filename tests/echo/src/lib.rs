@@ -8,6 +8,11 @@
 //! `X-Echo-Set-Header: name:value,name2:value2` sets those headers on the answer (the
 //! conformance echo server's way for tests of response header filters).
 //!
+//! `/retry/...?uuid=U&succeedAfter=N&responseCode=C` simulates a flaky backend as the
+//! conformance echo server does: the first N requests with that uuid (per pod) answer C, later
+//! ones the usual description. (Its other failure mode, a TCP reset when no responseCode is
+//! given, is answered 400 here: hyper cannot reset a connection from a handler.)
+//!
 //! gRPC (`content-type: application/grpc`): `grpc.health.v1.Health/Check` answers SERVING, and
 //! every other method answers OK with one message whose field 1 (a string) is the same JSON
 //! description, so GRPCRoute tests see which backend got which method (see `grpc`).
@@ -61,6 +66,11 @@ async fn echo(
         .get("x-echo-delay")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if req.uri().path().starts_with("/retry/") {
+        if let Some(failure) = retry_simulation(&args.pod, &query) {
+            return failure;
+        }
+    }
     let set_headers: Vec<(String, String)> = req
         .headers()
         .get_all("x-echo-set-header")
@@ -142,6 +152,44 @@ async fn echo(
         }
     }
     resp
+}
+
+/// Attempts seen per (pod, uuid) by the retry simulation.
+static ATTEMPTS: std::sync::OnceLock<
+    std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
+> = std::sync::OnceLock::new();
+
+/// The conformance echo server's retry simulation: the failing answer while a uuid has had
+/// fewer than `succeedAfter` attempts, or `None` once it may succeed.
+fn retry_simulation(pod: &str, query: &BTreeMap<String, String>) -> Option<Response> {
+    use axum::http::StatusCode;
+    let bad = |why: &str| Some((StatusCode::BAD_REQUEST, why.to_string()).into_response());
+    let Some(uuid) = query.get("uuid") else {
+        return bad("uuid is required");
+    };
+    let Some(succeed_after) = query
+        .get("succeedAfter")
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return bad("succeedAfter is required");
+    };
+    let Some(code) = query
+        .get("responseCode")
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    else {
+        return bad("mesh-echo simulates failing answers only: give responseCode");
+    };
+    let mut attempts = ATTEMPTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let seen = attempts.entry((pod.to_string(), uuid.clone())).or_default();
+    if *seen < succeed_after {
+        *seen += 1;
+        return Some(code.into_response());
+    }
+    None
 }
 
 /// Serve until the task is dropped; the listener is bound before this returns.
