@@ -343,6 +343,7 @@ async fn listen(
             port: addr.port(),
             scheme: if tls.is_some() { "https" } else { "http" },
             peer,
+            sni: std::sync::OnceLock::new(),
             _permit: Some(permit),
         });
         let passthrough = protocol == Protocol::Tls;

@@ -80,6 +80,9 @@ pub struct Inbound {
     pub port: u16,
     pub scheme: &'static str,
     pub peer: std::net::SocketAddr,
+    /// The server name a TLS client sent (set once its handshake is done): the listener it
+    /// chose, which every request on the connection must be for (else 421).
+    pub sni: std::sync::OnceLock<String>,
     /// The connection's place in the connection budget: held while anything uses the
     /// connection, an upgraded tunnel included.
     pub _permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -177,7 +180,19 @@ impl Proxy {
                     plan.listener_at(inbound.address, inbound.port, &incoming.authority.host)
                         .map(|l| l.name.as_str())
                 };
+                // A connection belongs to the listener its SNI chose: a request on it for a
+                // host another listener (or none) serves is misdirected (RFC 9110 §15.5.20),
+                // as when a client reuses one HTTP/2 connection for two names.
+                let misdirected = inbound.sni.get().is_some_and(|sni| {
+                    plan.listener_at(inbound.address, inbound.port, sni)
+                        .map(|l| l.name.as_str())
+                        != listener
+                });
                 let resp = match listener {
+                    _ if misdirected => answer(
+                        StatusCode::MISDIRECTED_REQUEST,
+                        "misdirected request: this connection's TLS server name is for another listener\n",
+                    ),
                     Some(listener) => self.route(&plan, listener, inbound, incoming).await,
                     None => answer(StatusCode::NOT_FOUND, "no listener for this hostname\n"),
                 };

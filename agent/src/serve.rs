@@ -327,7 +327,12 @@ pub async fn http(
         Some(acceptor) => {
             match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(watched)).await
             {
-                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Ok(stream)) => {
+                    if let Some(sni) = stream.get_ref().1.server_name() {
+                        let _ = inbound.sni.set(sni.to_ascii_lowercase());
+                    }
+                    Box::new(stream)
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;

@@ -26,6 +26,7 @@ mod upstream;
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use mesh_model::load::{load_str, LoadOptions};
 use mesh_model::Source;
@@ -33,7 +34,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Exchanges that pass, of those replayed (raise it as the agent learns more).
-const PASSED_AT_LEAST: usize = 308;
+const PASSED_AT_LEAST: usize = 341;
 
 /// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
 const GATEWAY_POOL: &str = "127.77.0.0/24";
@@ -51,6 +52,8 @@ struct Exchange {
     mesh: String,
     expected: Value,
     #[serde(default)]
+    tls: Option<TlsClient>,
+    #[serde(default)]
     after: String,
 }
 
@@ -60,6 +63,138 @@ struct GwAddr {
     name: String,
     #[serde(default)]
     listener: String,
+    /// A port the test names itself.
+    #[serde(default)]
+    port: String,
+}
+
+/// How an HTTPS exchange connects (placeholders name the Secrets of `SuiteMaterial`).
+#[derive(Debug, Deserialize, Clone)]
+struct TlsClient {
+    server_name: String,
+    #[serde(default)]
+    trust: String,
+    #[serde(default)]
+    client_cert: String,
+    #[serde(default)]
+    client_key: String,
+    /// The request must fail (the handshake refused).
+    #[serde(default)]
+    fail: bool,
+}
+
+/// The certificates the conformance suite creates when it starts (its `suite.Setup`): TLS
+/// Secrets for listeners and backends, CA ConfigMaps, client certificates, each made here the
+/// way the suite makes it (self-signed, or signed by the CA of its ConfigMap).
+struct SuiteMaterial {
+    /// Secrets and ConfigMaps, as YAML for the agent's folder.
+    yaml: String,
+    /// `{secret ns/name cert}` and `{secret ns/name key}` -> PEM.
+    pem: HashMap<String, String>,
+}
+
+fn suite_material() -> SuiteMaterial {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    let mut yaml = String::new();
+    let mut pem = HashMap::new();
+    let mut secret = |ns: &str, name: &str, cert: String, key: String| {
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+            b64(&cert),
+            b64(&key)
+        ));
+        pem.insert(format!("{{secret {ns}/{name} cert}}"), cert);
+        pem.insert(format!("{{secret {ns}/{name} key}}"), key);
+    };
+    let params = |hosts: &[&str]| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for h in hosts {
+            p.subject_alt_names.push(match h.strip_prefix("spiffe://") {
+                Some(_) => SanType::URI(h.to_string().try_into().unwrap()),
+                None => SanType::DnsName(h.to_string().try_into().unwrap()),
+            });
+        }
+        p
+    };
+    let self_signed = |hosts: &[&str]| {
+        let key = KeyPair::generate().unwrap();
+        let cert = params(hosts).self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let ca = || {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+    };
+    let signed = |issuer: &CertifiedIssuer<'_, KeyPair>, hosts: &[&str]| {
+        let key = KeyPair::generate().unwrap();
+        let cert = params(hosts).signed_by(&key, issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let mut config_maps = String::new();
+    let mut ca_config_map = |ns: &str, name: &str, issuer: &CertifiedIssuer<'_, KeyPair>| {
+        let text = issuer.pem().replace('\n', "\n    ");
+        config_maps.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata:\n  ca.crt: |\n    {}\n",
+            text.trim_end()
+        ));
+    };
+    const INFRA: &str = "gateway-conformance-infra";
+    let (c, k) = self_signed(&["*.example"]);
+    secret("gateway-conformance-web-backend", "certificate", c, k);
+    let (c, k) = self_signed(&["*.org", "*.wildcard.org", "example.org"]);
+    secret(INFRA, "tls-validity-checks-certificate", c, k);
+    let web_ca = ca();
+    ca_config_map("gateway-conformance-web-backend", "web-backend-cm", &web_ca);
+    let default_ca = ca();
+    ca_config_map(INFRA, "tls-validity-checks-ca-certificate", &default_ca);
+    let (c, k) = signed(&default_ca, &[]);
+    secret(INFRA, "tls-validity-checks-client-certificate", c, k);
+    let per_port_ca = ca();
+    ca_config_map(
+        INFRA,
+        "tls-validity-checks-per-port-ca-certificate",
+        &per_port_ca,
+    );
+    let (c, k) = signed(&per_port_ca, &[]);
+    secret(
+        INFRA,
+        "tls-validity-checks-per-port-client-certificate",
+        c,
+        k,
+    );
+    let checks_ca = ca();
+    ca_config_map(INFRA, "tls-checks-ca-certificate", &checks_ca);
+    let (c, k) = signed(
+        &checks_ca,
+        &[
+            "abc.example.com",
+            "spiffe://abc.example.com/test-identity",
+            "other.example.com",
+        ],
+    );
+    secret(INFRA, "tls-checks-certificate", c, k);
+    let (c, k) = signed(&checks_ca, &[]);
+    secret(INFRA, "tls-checks-client-certificate", c, k);
+    let (c, k) = signed(&checks_ca, &["abc.example.com"]);
+    secret(
+        INFRA,
+        "tls-passthrough-checks-certificate",
+        c.clone(),
+        k.clone(),
+    );
+    secret(
+        "gateway-conformance-app-backend",
+        "tls-passthrough-checks-certificate",
+        c,
+        k,
+    );
+    let (c, k) = signed(&checks_ca, &["tls.example.com"]);
+    secret(INFRA, "tls-terminate-checks-certificate", c, k);
+    ca_config_map(INFRA, "mismatch-ca-certificate", &ca());
+    yaml.push_str(&config_maps);
+    SuiteMaterial { yaml, pem }
 }
 
 /// A pod of a Deployment: its name, namespace, labels, address and named container ports.
@@ -216,9 +351,128 @@ struct Captured {
     body: Vec<u8>,
 }
 
+/// The client for an exchange: plain, or HTTPS trusting the exchange's server certificate,
+/// presenting its client certificate, and sending its server name (resolved to `addr`).
+fn client_for(
+    tls: Option<&TlsClient>,
+    addr: &str,
+    material: &SuiteMaterial,
+) -> Result<reqwest::Client, String> {
+    let Some(tls) = tls else {
+        return Ok(support::client());
+    };
+    let pem = |p: &str| {
+        material
+            .pem
+            .get(p)
+            .cloned()
+            .ok_or(format!("no material {p}"))
+    };
+    let ders = |text: String| -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        rustls_pemfile::certs(&mut text.as_bytes())
+            .filter_map(Result::ok)
+            .collect()
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    if !tls.trust.is_empty() {
+        roots.add_parsable_certificates(ders(pem(&tls.trust)?));
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| e.to_string())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned(verifier)));
+    let mut config = if tls.client_cert.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let key = rustls_pemfile::private_key(&mut pem(&tls.client_key)?.as_bytes())
+            .map_err(|e| e.to_string())?
+            .ok_or("no private key")?;
+        builder
+            .with_client_auth_cert(ders(pem(&tls.client_cert)?), key)
+            .map_err(|e| e.to_string())?
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .use_preconfigured_tls(config)
+        .resolve(
+            &tls.server_name,
+            addr.parse().map_err(|e| format!("{addr}: {e}"))?,
+        )
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The suite's client trusts the certificate it was given: the server's chain must verify to
+/// it. (Go also checks the name against SANs such as `*.org`, which rustls's stricter rules
+/// refuse; the name is not checked here, the agent's choice of certificate by SNI is what is
+/// under test.)
+#[derive(Debug)]
+struct Pinned(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 /// Make the exchange's request at `addr` (`ip:port`); a mesh test's client names the Service
-/// (`echo` unless the test says) as its host.
-async fn round_trip(addr: &str, expected: &Value, mesh: bool) -> Result<Captured, String> {
+/// (`echo` unless the test says) as its host. An HTTPS exchange connects by its server name.
+async fn round_trip(
+    addr: &str,
+    expected: &Value,
+    mesh: bool,
+    tls: Option<&TlsClient>,
+    material: &SuiteMaterial,
+) -> Result<Captured, String> {
     let method = match text(expected, "/Request/Method") {
         "" => "GET",
         m => m,
@@ -227,8 +481,15 @@ async fn round_trip(addr: &str, expected: &Value, mesh: bool) -> Result<Captured
         "" => "/",
         p => p,
     };
-    let url = format!("http://{addr}{path}");
-    let mut req = support::client().request(
+    let url = match tls {
+        Some(t) => format!(
+            "https://{}:{}{path}",
+            t.server_name,
+            addr.rsplit_once(':').map_or("443", |(_, p)| p)
+        ),
+        None => format!("http://{addr}{path}"),
+    };
+    let mut req = client_for(tls, addr, material)?.request(
         reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
         &url,
     );
@@ -236,6 +497,7 @@ async fn round_trip(addr: &str, expected: &Value, mesh: bool) -> Result<Captured
     let host = match text(expected, "/Request/Host") {
         "" if mesh => "echo".to_string(),
         "" => addr.strip_suffix(":80").unwrap_or(addr).to_string(),
+        h if tls.is_some() => h.strip_suffix(":443").unwrap_or(h).to_string(),
         h => h.strip_suffix(":80").unwrap_or(h).to_string(),
     };
     req = req.header("host", host);
@@ -251,7 +513,15 @@ async fn round_trip(addr: &str, expected: &Value, mesh: bool) -> Result<Captured
     if !body.is_empty() {
         req = req.body(body.to_string());
     }
-    let resp = req.send().await.map_err(|e| format!("{e}"))?;
+    let resp = req.send().await.map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
+    })?;
     let status = resp.status().as_u16();
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in resp.headers() {
@@ -373,7 +643,7 @@ fn compare_mesh(expected: &Value, got: &Captured) -> Result<(), String> {
 }
 
 /// Upstream's `CompareRoundTrip`, on what the exchange expects.
-fn compare(expected: &Value, addr: &str, got: &Captured) -> Result<(), String> {
+fn compare(expected: &Value, addr: &str, scheme: &str, got: &Captured) -> Result<(), String> {
     let codes = status_codes(expected);
     if !codes.contains(&u64::from(got.status)) {
         return Err(format!("status {} (expected one of {codes:?})", got.status));
@@ -511,6 +781,14 @@ fn compare(expected: &Value, addr: &str, got: &Captured) -> Result<(), String> {
                 text(expected, "/Backend")
             ));
         }
+        // What the backend's TLS server saw (BackendTLSPolicy): the server name the proxy sent.
+        let want_sni = text(&exp_req, "/Request/SNI");
+        let got_sni = text(&captured, "/tls/serverName");
+        if !want_sni.is_empty() && want_sni != got_sni {
+            return Err(format!(
+                "the backend saw TLS server name {got_sni:?}, expected {want_sni:?}"
+            ));
+        }
     } else if matches!(got.status, 300..=399) {
         let Some(redirect) = expected.get("RedirectRequest").filter(|r| !r.is_null()) else {
             return Ok(());
@@ -519,7 +797,7 @@ fn compare(expected: &Value, addr: &str, got: &Captured) -> Result<(), String> {
             .headers
             .get("location")
             .ok_or("a redirect without Location")?;
-        let base = url::Url::parse(&format!("http://{addr}/")).map_err(|e| e.to_string())?;
+        let base = url::Url::parse(&format!("{scheme}://{addr}/")).map_err(|e| e.to_string())?;
         let to = base
             .join(location)
             .map_err(|e| format!("Location {location:?}: {e}"))?;
@@ -557,7 +835,7 @@ fn compare(expected: &Value, addr: &str, got: &Captured) -> Result<(), String> {
             ));
         }
         let want_scheme = match text(redirect, "/Scheme") {
-            "" => "http",
+            "" => scheme,
             s => s,
         };
         if to.scheme() != want_scheme {
@@ -644,6 +922,9 @@ fn target(x: &Exchange, agent: &support::Agent, gateways: &[Value]) -> Result<St
     let host_port = text(&x.expected, "/Request/Host")
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok());
+    if !gw.port.is_empty() {
+        return Ok(format!("{}:{}", text(g, "/address"), gw.port));
+    }
     let l = if let Some(l) = host_port.and_then(|p| listeners.iter().find(|l| l["port"] == p)) {
         Some(l)
     } else {
@@ -678,6 +959,7 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
         by_test.entry(&x.test).or_default().push(x);
     }
     let only = std::env::var("REPLAY_ONLY").ok();
+    let material = suite_material();
     let (mut passed, mut total, mut failures) = (0, 0, Vec::new());
     for (test, cases) in &by_test {
         if only.as_deref().is_some_and(|o| !test.contains(o)) {
@@ -700,6 +982,7 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
         let dir = support::folder(&format!("replay-{test}"));
         std::fs::write(dir.join("manifests.yaml"), &yaml).unwrap();
         std::fs::write(dir.join("endpoints.yaml"), endpoint_slices(&objects, &pods)).unwrap();
+        std::fs::write(dir.join("suite-material.yaml"), &material.yaml).unwrap();
         let backends: Vec<_> = futures_util::future::join_all(
             mesh_echo::endpoints_from(&dir)
                 .into_iter()
@@ -733,9 +1016,19 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
                                 .replace("{uuid}", &uuid::Uuid::new_v4().to_string()),
                         )
                         .unwrap();
-                        last = match round_trip(&addr, &expected, mesh).await {
+                        let tls = x.tls.as_ref();
+                        let got = round_trip(&addr, &expected, mesh, tls, &material).await;
+                        last = match got {
+                            Ok(got) if tls.is_some_and(|t| t.fail) => Err(format!(
+                                "the request should fail (client certificate refused), got {}",
+                                got.status
+                            )),
+                            Err(_) if tls.is_some_and(|t| t.fail) => Ok(()),
                             Ok(got) if mesh => compare_mesh(&expected, &got),
-                            Ok(got) => compare(&expected, &addr, &got),
+                            Ok(got) => {
+                                let scheme = if tls.is_some() { "https" } else { "http" };
+                                compare(&expected, &addr, scheme, &got)
+                            }
                             Err(e) => Err(format!("request failed: {e}")),
                         };
                         if last.is_err() {

@@ -86,8 +86,10 @@ type Exchange struct {
 	// ("{address of app=echo,version=v2}" for a pod's IP).
 	Mesh string `json:"mesh,omitempty"`
 	// Expected is the http.ExpectedResponse, fields as Go names them.
-	Expected any    `json:"expected"`
-	After    string `json:"after,omitempty"`
+	Expected any `json:"expected"`
+	// TLS is set for an HTTPS exchange.
+	TLS   *TLSClient `json:"tls,omitempty"`
+	After string     `json:"after,omitempty"`
 }
 
 // GwAddr is what kubernetes.GatewayAnd*RoutesMustBeAccepted and WaitForGatewayAddress return:
@@ -96,6 +98,20 @@ type GwAddr struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Listener  string `json:"listener,omitempty"`
+	// Port is set when the test names the port itself (net.JoinHostPort(gwAddr, "443")).
+	Port string `json:"port,omitempty"`
+}
+
+// TLSClient is how an HTTPS exchange connects: the server name it sends and verifies, the
+// certificate it trusts and the one it presents, as placeholders naming the Secret they come
+// from ("{secret gateway-conformance-infra/name cert}"; "key" for the private key).
+type TLSClient struct {
+	ServerName string `json:"server_name"`
+	Trust      string `json:"trust,omitempty"`
+	ClientCert string `json:"client_cert,omitempty"`
+	ClientKey  string `json:"client_key,omitempty"`
+	// Fail: the request must fail (MakeTLSRequestAndExpectFailureResponse).
+	Fail bool `json:"fail,omitempty"`
 }
 
 // MeshClient is what echo.ConnectToApp returns: a client pod of the mesh tests.
@@ -388,6 +404,15 @@ func eval(e ast.Expr, vars env) any {
 		switch {
 		case name == "string" && len(e.Args) == 1:
 			return eval(e.Args[0], vars)
+		case name == "net.JoinHostPort" && len(e.Args) == 2:
+			if addr, ok := eval(e.Args[0], vars).(GwAddr); ok {
+				addr.Port, _ = eval(e.Args[1], vars).(string)
+				return addr
+			}
+		case name == "kubernetes.GetTLSSecret" && len(e.Args) == 2:
+			if nn, ok := eval(e.Args[1], vars).(NN); ok {
+				return "{secret " + nn.Namespace + "/" + nn.Name + " cert}"
+			}
 		case name == "echo.ConnectToApp" && len(e.Args) == 3:
 			if sel, ok := e.Args[2].(*ast.SelectorExpr); ok {
 				// The app's label selector (echo.MeshAppEchoV1 is "app=echo,version=v1").
@@ -570,8 +595,15 @@ func (w walker) stmt(s ast.Stmt, vars env) {
 		}
 		// gwAddr, hostnames := kubernetes.GatewayAndTLSRoutesMustBeAccepted(...)
 		if len(s.Rhs) == 1 && len(s.Lhs) > 1 {
+			first := eval(s.Rhs[0], vars)
 			if id, ok := s.Lhs[0].(*ast.Ident); ok {
-				vars[id.Name] = eval(s.Rhs[0], vars)
+				vars[id.Name] = first
+			}
+			// cert, key, err := kubernetes.GetTLSSecret(...): the key is the Secret's too.
+			if cert, ok := first.(string); ok && strings.HasSuffix(cert, " cert}") {
+				if id, ok := s.Lhs[1].(*ast.Ident); ok && id.Name != "_" {
+					vars[id.Name] = strings.TrimSuffix(cert, " cert}") + " key}"
+				}
 			}
 		}
 		for _, r := range s.Rhs {
@@ -789,11 +821,33 @@ func helperKind(helper string) string {
 // http.MakeRequestAndExpectEventuallyConsistentResponse(t, rt, timeouts, gwAddr, expected) or a
 // mesh test's client.MakeRequestAndExpectEventuallyConsistentResponse(t, expected, timeouts).
 func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
-	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") && name != "http.MakeRequest" {
+	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") && name != "http.MakeRequest" &&
+		!strings.HasPrefix(name, "tls.MakeTLSRequestAndExpect") {
 		return
 	}
 	x := Exchange{Test: w.test.name, Manifests: append([]string{}, w.test.manifests...), Features: w.test.features, After: *w.after}
+	str := func(i int) string { v, _ := eval(c.Args[i], vars).(string); return v }
 	switch {
+	// tls.MakeTLSRequestAndExpectEventuallyConsistentResponse(t, rt, timeouts, gwAddr,
+	// serverCert, clientCert, clientKey, serverName, expected)
+	case name == "tls.MakeTLSRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 9:
+		addr, ok := eval(c.Args[3], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway = &addr
+		x.TLS = &TLSClient{Trust: str(4), ClientCert: str(5), ClientKey: str(6), ServerName: str(7)}
+		x.Expected = jsonValue(eval(c.Args[8], vars))
+	// tls.MakeTLSRequestAndExpectFailureResponse(t, rt, gwAddr, serverCert, clientCert,
+	// clientKey, serverName, expected)
+	case name == "tls.MakeTLSRequestAndExpectFailureResponse" && len(c.Args) == 8:
+		addr, ok := eval(c.Args[2], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway = &addr
+		x.TLS = &TLSClient{Trust: str(3), ClientCert: str(4), ClientKey: str(5), ServerName: str(6), Fail: true}
+		x.Expected = jsonValue(eval(c.Args[7], vars))
 	case name == "http.MakeRequest" && len(c.Args) == 5:
 		addr, ok := eval(c.Args[2], vars).(GwAddr)
 		if !ok {
