@@ -129,3 +129,67 @@ fn analyze_reports_a_key_of_another_certificate() {
     );
     assert_eq!(f.reason, Some("InvalidCertificateRef"));
 }
+
+/// A CA as a ConfigMap of `ca.crt`, and a client certificate (PEM cert + key) it issued.
+fn ca_and_client(name: &str) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["client.example".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config_map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n  ca.crt: |\n    {}\n",
+        ca.pem().trim_end().replace('\n', "\n    ")
+    );
+    (config_map, format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+/// GET over TLS on `port` presenting `identity` (PEM cert + key), if any.
+async fn https_as(port: u16, identity: Option<&str>) -> Result<u16, String> {
+    let mut b = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("good.example", format!("{GATEWAY}:{port}").parse().unwrap())
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy();
+    if let Some(id) = identity {
+        b = b.identity(reqwest::Identity::from_pem(id.as_bytes()).unwrap());
+    }
+    b.build()
+        .unwrap()
+        .get(format!("https://good.example:{port}/"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_checked_against_the_ca_in_force() {
+    backend("127.0.1.52:9000", "echo", "default").await;
+    let server = rcgen::generate_simple_self_signed(vec!["good.example".into()]).unwrap();
+    let (ca1, client1) = ca_and_client("client-ca");
+    let (ca2, client2) = ca_and_client("client-ca");
+    let dir = support::folder("tls-mtls");
+    let config = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: mesh}}\nspec: {{controllerName: kubectl-mesh.io/gateway-controller}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  tls:\n    frontend:\n      default:\n        validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: client-ca}}]}}\n      perPort:\n      - port: 9444\n        tls:\n          validation: {{mode: AllowInsecureFallback, caCertificateRefs: [{{group: '', kind: ConfigMap, name: client-ca}}]}}\n  listeners:\n  - {{name: strict, port: 8444, protocol: HTTPS, tls: {{certificateRefs: [{{name: good}}]}}}}\n  - {{name: lax, port: 9444, protocol: HTTPS, tls: {{certificateRefs: [{{name: good}}]}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: all, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]\n---\n{}---\n{}", service("default", "svc", 80, "127.0.1.52", 9000), secret("good", &server.cert.pem(), server.signing_key.serialize_pem().as_bytes()));
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    std::fs::write(dir.join("ca.yaml"), &ca1).unwrap();
+    let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
+    agent.loaded().await;
+
+    // AllowValidOnly: a certificate of the CA passes; none, or another CA's, is refused.
+    assert_eq!(https_as(8444, Some(&client1)).await, Ok(200));
+    assert!(https_as(8444, None).await.is_err(), "no client certificate");
+    assert!(https_as(8444, Some(&client2)).await.is_err(), "another CA's certificate");
+    // AllowInsecureFallback on the per-port entry: asked for, never required.
+    assert_eq!(https_as(9444, None).await, Ok(200));
+    assert_eq!(https_as(9444, Some(&client2)).await, Ok(200));
+
+    // The CA is replaced: the old client is refused on its next handshake, the new one passes.
+    agent.write("ca.yaml", &ca2).await;
+    assert!(https_as(8444, Some(&client1)).await.is_err(), "a revoked CA still passes");
+    assert_eq!(https_as(8444, Some(&client2)).await, Ok(200));
+}

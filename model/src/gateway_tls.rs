@@ -7,6 +7,12 @@ use gateway_api::apis::experimental::gateways::{
     GatewaySpec, GatewayTlsFrontend, GatewayTlsFrontendPerPort,
 };
 
+use crate::grants;
+use crate::kind::{Kind, GATEWAY_GROUP};
+use crate::object::Object;
+use crate::resource::Resource;
+use crate::snapshot::Snapshot;
+
 /// One reference, as written (no defaults applied but the kind's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsRef<'a> {
@@ -71,6 +77,29 @@ pub fn listener_ca_refs(spec: &GatewaySpec, port: i32) -> Vec<TlsRef<'_>> {
     }
 }
 
+/// Whether the frontend validation that applies to a listener on `port` is
+/// `AllowInsecureFallback` (connections with a missing or invalid client certificate are let
+/// through) rather than the default `AllowValidOnly`. None when no validation applies.
+pub fn listener_insecure_fallback(spec: &GatewaySpec, port: i32) -> Option<bool> {
+    use gateway_api::apis::experimental::gateways::{
+        GatewayTlsFrontendDefaultValidationMode as D,
+        GatewayTlsFrontendPerPortTlsValidationMode as P,
+    };
+    let frontend = spec.tls.as_ref()?.frontend.as_ref()?;
+    match frontend.per_port.iter().flatten().find(|p| p.port == port) {
+        Some(p) => p
+            .tls
+            .validation
+            .as_ref()
+            .map(|v| matches!(v.mode, Some(P::AllowInsecureFallback))),
+        None => frontend
+            .default
+            .validation
+            .as_ref()
+            .map(|v| matches!(v.mode, Some(D::AllowInsecureFallback))),
+    }
+}
+
 /// The client certificate the Gateway presents to backends.
 pub fn backend_client_certificate(spec: &GatewaySpec) -> Option<TlsRef<'_>> {
     let c = spec
@@ -101,4 +130,59 @@ pub fn references(spec: &GatewaySpec) -> Vec<TlsRef<'_>> {
     }
     out.extend(backend_client_certificate(spec));
     out
+}
+
+/// What is wrong with a CA certificate reference, if anything.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Problem {
+    /// Not a kind that holds CA certificates.
+    Kind,
+    /// No such object, or a ConfigMap without `ca.crt`.
+    NotFound,
+    /// In another namespace, and no ReferenceGrant allows it.
+    NotPermitted,
+}
+
+/// What is wrong with a reference from `o` to a CA bundle (`group`, `kind`, `ns`, `name`).
+pub fn ca_problem(
+    o: &Object,
+    s: &Snapshot,
+    group: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Option<Problem> {
+    let k = match (group, kind) {
+        ("", "ConfigMap") => Kind::ConfigMap,
+        ("", "Secret") => Kind::Secret,
+        _ => return Some(Problem::Kind),
+    };
+    let own_ns = o.namespace.as_deref().unwrap_or_default();
+    if ns != own_ns {
+        let from = grants::From {
+            group: GATEWAY_GROUP,
+            kind: &o.kind,
+            namespace: own_ns,
+        };
+        let to = grants::To {
+            group: "",
+            kind,
+            namespace: ns,
+            name,
+        };
+        if !grants::permitted(s, &from, &to) {
+            return Some(Problem::NotPermitted);
+        }
+    }
+    // Checked only when the input has objects of the kind: a file set without ConfigMaps says
+    // nothing about which exist. A ConfigMap holds its bundle under `ca.crt`.
+    match s.get(k, Some(ns), name) {
+        None => s.has_kind(k).then_some(Problem::NotFound),
+        Some(Object {
+            resource: Resource::ConfigMap(cm),
+            ..
+        }) => (!cm.data.as_ref().is_some_and(|d| d.contains_key("ca.crt")))
+            .then_some(Problem::NotFound),
+        Some(_) => None,
+    }
 }

@@ -172,6 +172,9 @@ pub fn compile(snap: &Snapshot) -> Plan {
             };
             let mut built = listener(name, l.port as u16, protocol, hosts);
             built.certificates = certificates(owner, l, snap);
+            if built.protocol == Protocol::Https {
+                built.client_validation = client_validation(gw, l.port, snap);
+            }
             built.hostname = HostMatch::parse(l.hostname.as_deref());
             built.gateway = Some(gw_key.clone());
             built.parent = format!("{} {ns}/{}", owner.kind, owner.name);
@@ -298,6 +301,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         protocol,
         virtual_hosts,
         certificates: Vec::new(),
+        client_validation: None,
         hostname: HostMatch::Any,
         gateway: None,
         parent: String::new(),
@@ -308,6 +312,56 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
 
 /// The usable certificates of a listener: core Secrets of type kubernetes.io/tls that exist,
 /// may be referenced (ReferenceGrant across namespaces) and parse.
+/// The frontend validation of the Gateway's HTTPS listeners on `port` (a ListenerSet's
+/// listeners take their Gateway's): the CA bundles of the references that resolve (a
+/// ConfigMap's or Secret's `ca.crt`, across namespaces with a ReferenceGrant).
+fn client_validation(gw: &Object, port: i32, snap: &Snapshot) -> Option<super::ClientValidation> {
+    let Resource::Gateway(spec) = &gw.resource else {
+        return None;
+    };
+    let insecure_fallback = crate::gateway_tls::listener_insecure_fallback(spec, port)?;
+    let gw_ns = gw.namespace.clone().unwrap_or_default();
+    let mut ca_pem = Vec::new();
+    for r in crate::gateway_tls::listener_ca_refs(spec, port) {
+        let ns = r.namespace.unwrap_or(&gw_ns);
+        if crate::gateway_tls::ca_problem(gw, snap, r.group, r.kind, ns, r.name).is_some() {
+            continue;
+        }
+        let kind = if r.kind == "Secret" {
+            Kind::Secret
+        } else {
+            Kind::ConfigMap
+        };
+        let bundle = match snap.get(kind, Some(ns), r.name) {
+            Some(Object {
+                resource: Resource::ConfigMap(cm),
+                ..
+            }) => cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get("ca.crt"))
+                .map(|s| s.as_bytes().to_vec()),
+            Some(Object {
+                resource: Resource::Secret(secret),
+                ..
+            }) => secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get("ca.crt"))
+                .map(|b| b.0.clone()),
+            _ => None,
+        };
+        if let Some(b) = bundle {
+            ca_pem.extend_from_slice(&b);
+            ca_pem.push(b'\n');
+        }
+    }
+    Some(super::ClientValidation {
+        ca_pem,
+        insecure_fallback,
+    })
+}
+
 /// (`gw` is the Gateway or ListenerSet that declares the listener.)
 fn certificates(
     gw: &Object,

@@ -56,6 +56,9 @@ pub struct Listener {
     pub virtual_hosts: Vec<VirtualHost>,
     /// HTTPS: the certificates to terminate with, chosen by SNI.
     pub certificates: Vec<Certificate>,
+    /// HTTPS: how client certificates are validated (the Gateway's `spec.tls.frontend` for
+    /// the listener's port), if they are.
+    pub client_validation: Option<ClientValidation>,
     /// The Gateway listener's own hostname (Any when unset, and for the mesh entry): how a
     /// request picks among listeners that share a port.
     pub hostname: HostMatch,
@@ -96,6 +99,18 @@ impl std::fmt::Debug for Certificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Certificate({} for {:?})", self.secret, self.names)
     }
+}
+
+/// Frontend client-certificate validation of an HTTPS listener (mutual TLS at the Gateway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientValidation {
+    /// The CA certificates (PEM) a client certificate must chain to: every usable bundle the
+    /// listener's `caCertificateRefs` name. Empty when none can be used, which refuses every
+    /// client, as the spec asks of a listener whose CA references are all invalid.
+    pub ca_pem: Vec<u8>,
+    /// `AllowInsecureFallback`: a missing or invalid certificate does not refuse the
+    /// connection.
+    pub insecure_fallback: bool,
 }
 
 /// Which request hosts a virtual host serves.

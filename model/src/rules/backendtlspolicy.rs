@@ -1,8 +1,8 @@
 //! MESH114x: BackendTLSPolicy, how a Gateway verifies the backends it originates TLS to.
 
-use super::client_ca::{ca_problem, Problem};
 use super::{fixture, Rule, Scope};
 use crate::diagnostic::Level;
+use crate::gateway_tls::{ca_problem, Problem};
 use crate::kind::Kind;
 use crate::object::Object;
 use crate::resource::Resource;

@@ -8,8 +8,8 @@
 
 use super::{fixture, Rule, Scope};
 use crate::diagnostic::Level;
-use crate::grants;
-use crate::kind::{Kind, GATEWAY_GROUP};
+use crate::gateway_tls::{ca_problem, Problem};
+use crate::kind::Kind;
 use crate::object::Object;
 use crate::resource::Resource;
 use crate::snapshot::Snapshot;
@@ -26,17 +26,6 @@ struct CaRef<'a> {
     kind: &'a str,
     namespace: String,
     name: &'a str,
-}
-
-/// What is wrong with a CA certificate reference, if anything.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Problem {
-    /// Not a kind that holds CA certificates.
-    Kind,
-    /// No such object, or a ConfigMap without `ca.crt`.
-    NotFound,
-    /// In another namespace, and no ReferenceGrant allows it.
-    NotPermitted,
 }
 
 /// Every CA reference each terminating (HTTPS) listener of a Gateway validates clients with.
@@ -66,50 +55,6 @@ fn ca_refs(o: &Object) -> Vec<CaRef<'_>> {
 
 fn problem(o: &Object, s: &Snapshot, c: &CaRef<'_>) -> Option<Problem> {
     ca_problem(o, s, c.group, c.kind, &c.namespace, c.name)
-}
-
-/// What is wrong with a reference from `o` to a CA bundle (`group`, `kind`, `ns`, `name`).
-pub(super) fn ca_problem(
-    o: &Object,
-    s: &Snapshot,
-    group: &str,
-    kind: &str,
-    ns: &str,
-    name: &str,
-) -> Option<Problem> {
-    let k = match (group, kind) {
-        ("", "ConfigMap") => Kind::ConfigMap,
-        ("", "Secret") => Kind::Secret,
-        _ => return Some(Problem::Kind),
-    };
-    let own_ns = o.namespace.as_deref().unwrap_or_default();
-    if ns != own_ns {
-        let from = grants::From {
-            group: GATEWAY_GROUP,
-            kind: &o.kind,
-            namespace: own_ns,
-        };
-        let to = grants::To {
-            group: "",
-            kind,
-            namespace: ns,
-            name,
-        };
-        if !grants::permitted(s, &from, &to) {
-            return Some(Problem::NotPermitted);
-        }
-    }
-    // Checked only when the input has objects of the kind: a file set without ConfigMaps says
-    // nothing about which exist. A ConfigMap holds its bundle under `ca.crt`.
-    match s.get(k, Some(ns), name) {
-        None => s.has_kind(k).then_some(Problem::NotFound),
-        Some(Object {
-            resource: Resource::ConfigMap(cm),
-            ..
-        }) => (!cm.data.as_ref().is_some_and(|d| d.contains_key("ca.crt")))
-            .then_some(Problem::NotFound),
-        Some(_) => None,
-    }
 }
 
 /// Report each reference with `which` problem on the listener that uses it.
