@@ -481,6 +481,9 @@ async fn ipv6_listeners_and_endpoints() {
         pod: "v6".into(),
         namespace: "default".into(),
         seen: None,
+        tls_cert: None,
+        tls_key: None,
+        tls: None,
     })
     .await
     .expect("[::1] port free");

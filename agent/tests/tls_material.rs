@@ -183,13 +183,19 @@ async fn client_certificates_are_checked_against_the_ca_in_force() {
     // AllowValidOnly: a certificate of the CA passes; none, or another CA's, is refused.
     assert_eq!(https_as(8444, Some(&client1)).await, Ok(200));
     assert!(https_as(8444, None).await.is_err(), "no client certificate");
-    assert!(https_as(8444, Some(&client2)).await.is_err(), "another CA's certificate");
+    assert!(
+        https_as(8444, Some(&client2)).await.is_err(),
+        "another CA's certificate"
+    );
     // AllowInsecureFallback on the per-port entry: asked for, never required.
     assert_eq!(https_as(9444, None).await, Ok(200));
     assert_eq!(https_as(9444, Some(&client2)).await, Ok(200));
 
     // The CA is replaced: the old client is refused on its next handshake, the new one passes.
     agent.write("ca.yaml", &ca2).await;
-    assert!(https_as(8444, Some(&client1)).await.is_err(), "a revoked CA still passes");
+    assert!(
+        https_as(8444, Some(&client1)).await.is_err(),
+        "a revoked CA still passes"
+    );
     assert_eq!(https_as(8444, Some(&client2)).await, Ok(200));
 }

@@ -212,6 +212,9 @@ pub async fn backend(addr: &str, pod: &str, namespace: &str) -> Seen {
         pod: pod.into(),
         namespace: namespace.into(),
         seen: Some(seen.clone()),
+        tls_cert: None,
+        tls_key: None,
+        tls: None,
     })
     .await
     .expect("backend address free");

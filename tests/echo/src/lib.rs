@@ -1,7 +1,9 @@
 //! `mesh-echo`: the test and demo backend. Answers every request with JSON describing it
 //! (`{path, host, method, proto, headers, namespace, pod}`, like the Gateway API conformance
 //! echo server), so a test can see which backend it reached and what that backend received.
-//! `?delay=<ms>` (or `?delay=1s`) delays the answer (for timeout tests), `x-echo-delay: <pod>=<ms>` delays only
+//! With `--tls-cert`/`--tls-key` it serves HTTPS instead and describes the connection under
+//! `tls` (`version`, `serverName`, `negotiatedProtocol`, `peerCertificates`), as the
+//! conformance echo server does. `?delay=<ms>` (or `?delay=1s`) delays the answer (for timeout tests), `x-echo-delay: <pod>=<ms>` delays only
 //! the backend of that pod name (a slow mirror); every request is logged on stdout as
 //! one JSON line (mirror tests read it). HTTP/1.1 and h2c (prior knowledge) on one port.
 //!
@@ -53,6 +55,152 @@ pub struct Args {
     /// Every request received, for tests that run the backend in-process.
     #[arg(skip)]
     pub seen: Option<Arc<std::sync::Mutex<Vec<serde_json::Value>>>>,
+    /// Serve HTTPS with this certificate (PEM), as the conformance echo server does when
+    /// given TLS_SERVER_CERT; answers then describe the connection under `tls`.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The same, in memory (for tests that run the backend in-process).
+    #[arg(skip)]
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A serving certificate and its key, PEM.
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// What a TLS client showed, as the conformance echo server reports it.
+#[derive(Debug, Clone)]
+struct TlsSeen(serde_json::Value);
+
+fn tls_config(id: &TlsIdentity) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let certs: Vec<_> = rustls_pemfile::certs(&mut id.cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("certificate: {e}")))?;
+    let key = rustls_pemfile::private_key(&mut id.key_pem.as_slice())
+        .map_err(|e| bad(format!("key: {e}")))?
+        .ok_or_else(|| bad("no private key".into()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // Client certificates are asked for and reported, not required (echo-basic's
+    // VerifyClientCertIfGiven without a CA: any is shown).
+    let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(AnyClient(provider)))
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts whatever client certificate is shown (to report it), and none.
+#[derive(Debug)]
+struct AnyClient(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClient {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The `tls` part of an answer: version, server name, ALPN, client certificates (PEM).
+fn tls_seen(conn: &rustls::ServerConnection) -> TlsSeen {
+    use std::fmt::Write;
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "",
+    };
+    let peers: Vec<String> = conn
+        .peer_certificates()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let b64 = base64_encode(c.as_ref());
+            let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                let _ = writeln!(pem, "{}", String::from_utf8_lossy(line));
+            }
+            pem.push_str("-----END CERTIFICATE-----\n");
+            pem
+        })
+        .collect();
+    TlsSeen(json!({
+        "version": version,
+        "serverName": conn.server_name().unwrap_or(""),
+        "negotiatedProtocol": conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
+        "peerCertificates": peers,
+    }))
+}
+
+/// Standard base64 (for PEM), without a dependency for one use.
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= c.len() {
+                out.push(T[(n >> shift & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 async fn echo(
@@ -61,6 +209,7 @@ async fn echo(
     Query(query): Query<BTreeMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
+    let tls = req.extensions().get::<TlsSeen>().map(|t| t.0.clone());
     let req_delay = req
         .headers()
         .get("x-echo-delay")
@@ -105,6 +254,10 @@ async fn echo(
         "pod": args.pod,
         "peer": peer.to_string(),
     });
+    let mut body = body;
+    if let Some(tls) = tls {
+        body["tls"] = tls;
+    }
     let record = |body: &serde_json::Value| {
         println!("{body}");
         if let Some(seen) = &args.seen {
@@ -154,6 +307,10 @@ async fn echo(
     resp
 }
 
+/// A connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Attempts seen per (pod, uuid) by the retry simulation.
 static ATTEMPTS: std::sync::OnceLock<
     std::sync::Mutex<std::collections::HashMap<(String, String), u64>>,
@@ -194,6 +351,19 @@ fn retry_simulation(pod: &str, query: &BTreeMap<String, String>) -> Option<Respo
 
 /// Serve until the task is dropped; the listener is bound before this returns.
 pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut args = args;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        args.tls = Some(TlsIdentity {
+            cert_pem: std::fs::read(cert)?,
+            key_pem: std::fs::read(key)?,
+        });
+    }
+    let tls = args
+        .tls
+        .as_ref()
+        .map(tls_config)
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let app = axum::Router::new()
         .fallback(echo)
@@ -203,17 +373,35 @@ pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Outpu
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
-            let app = app.clone();
+            let (app, tls) = (app.clone(), tls.clone());
             tokio::spawn(async move {
-                let service = TowerToHyperService::new(app.map_request(
-                    move |mut r: Request<hyper::body::Incoming>| {
-                        r.extensions_mut().insert(ConnectInfo(peer));
-                        r
-                    },
-                ));
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+                let serve = |io, seen: Option<TlsSeen>| async move {
+                    let service = TowerToHyperService::new(app.map_request(
+                        move |mut r: Request<hyper::body::Incoming>| {
+                            r.extensions_mut().insert(ConnectInfo(peer));
+                            if let Some(t) = &seen {
+                                r.extensions_mut().insert(t.clone());
+                            }
+                            r
+                        },
+                    ));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(io), service)
+                        .await;
+                };
+                match tls {
+                    None => serve(Box::new(tcp) as Box<dyn Io>, None).await,
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                                .await
+                        else {
+                            return;
+                        };
+                        let seen = tls_seen(stream.get_ref().1);
+                        serve(Box::new(stream) as Box<dyn Io>, Some(seen)).await;
+                    }
+                }
             });
         }
     })
@@ -236,6 +424,9 @@ pub fn backends_for(plan: &mesh_model::plan::Plan) -> Vec<Args> {
                     pod: service.to_string(),
                     namespace: "default".into(),
                     seen: None,
+                    tls_cert: None,
+                    tls_key: None,
+                    tls: None,
                 });
             }
         }
@@ -288,6 +479,9 @@ pub fn endpoints_from(dir: &std::path::Path) -> Vec<Args> {
                             pod: pod.clone(),
                             namespace: ns.clone(),
                             seen: None,
+                            tls_cert: None,
+                            tls_key: None,
+                            tls: None,
                         });
                     }
                 }

@@ -14,6 +14,9 @@ async fn health_check_and_echo_over_h2c() {
         pod: "echo-0".into(),
         namespace: "ns".into(),
         seen: None,
+        tls_cert: None,
+        tls_key: None,
+        tls: None,
     })
     .await
     .unwrap();
