@@ -14,6 +14,7 @@ mod config;
 mod filters;
 mod headers;
 mod local_reply;
+mod origination;
 mod passthrough;
 mod proxy;
 mod serve;

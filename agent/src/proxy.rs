@@ -404,7 +404,7 @@ impl Proxy {
         let upstream = Request::from_parts(outgoing.parts, outgoing.body);
         let result = self
             .upstreams
-            .send(upstream, &ep, UpstreamProtocol::Http1, &host)
+            .send(upstream, &ep, UpstreamProtocol::Http1, &host, None)
             .await;
         let resp = self.respond(
             result,
@@ -445,13 +445,13 @@ impl Proxy {
             Ok(o) => o,
             Err(e) => return (answer(StatusCode::BAD_REQUEST, &format!("{e}\n")), false),
         };
-        let targets: Vec<(&Endpoint, UpstreamProtocol)> = call
+        let targets: Vec<(&Endpoint, &Cluster)> = call
             .mirrors
             .iter()
             .filter(|m| self.current.sample(m))
             .filter_map(|m| {
                 let c = call.plan.mirror_cluster(m)?;
-                Some((self.current.endpoint(c), c.protocol))
+                Some((self.current.endpoint(c), c))
             })
             .collect();
         // An upgrade (WebSocket) is tried once: its bytes cannot be sent twice.
@@ -478,11 +478,11 @@ impl Proxy {
         };
         match &held {
             Some(bytes) if bytes.len() <= self.settings.mirror_body_limit => {
-                for (ep, protocol) in targets {
+                for (ep, cluster) in targets {
                     self.mirror(
                         Request::from_parts(parts.clone(), full(bytes.clone())),
                         ep,
-                        protocol,
+                        cluster,
                         &host,
                     );
                 }
@@ -524,9 +524,16 @@ impl Proxy {
             .into_iter()
             .flatten()
             .min();
-            let send = self
-                .upstreams
-                .send(upstream, ep, call.cluster.protocol, &host);
+            let send = self.upstreams.send(
+                upstream,
+                ep,
+                call.cluster.protocol,
+                &host,
+                call.cluster
+                    .tls
+                    .as_ref()
+                    .map(|t| (call.cluster.name.as_str(), t)),
+            );
             let result = match deadline {
                 Some(at) => tokio::time::timeout_at(at, send).await.ok(),
                 None => Some(send.await),
@@ -632,11 +639,13 @@ impl Proxy {
     }
 
     /// Send a copy; its answer, latency or failure never reach the client.
-    fn mirror(&self, req: Request<Body>, ep: &Endpoint, protocol: UpstreamProtocol, host: &str) {
+    fn mirror(&self, req: Request<Body>, ep: &Endpoint, cluster: &Cluster, host: &str) {
         let (ep, host) = (ep.clone(), host.to_string());
+        let (name, protocol, tls) = (cluster.name.clone(), cluster.protocol, cluster.tls.clone());
         let upstreams = self.upstreams.clone();
         tokio::spawn(async move {
-            if let Ok(resp) = upstreams.send(req, &ep, protocol, &host).await {
+            let tls = tls.as_ref().map(|t| (name.as_str(), t));
+            if let Ok(resp) = upstreams.send(req, &ep, protocol, &host, tls).await {
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
             }
         });

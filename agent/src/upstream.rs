@@ -1,6 +1,8 @@
 //! Connections to upstream endpoints: an HTTP/1.1 pool (hyper-util's, per endpoint) and an
 //! HTTP/2 (h2c) connection per endpoint, multiplexed, so a request carries its own
-//! `:authority` (the client's host) while it is sent to the endpoint's address.
+//! `:authority` (the client's host) while it is sent to the endpoint's address. A cluster a
+//! BackendTLSPolicy covers is reached over TLS instead, through a pool of its own
+//! (`origination`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use mesh_model::plan::upstream_tls::UpstreamTls;
 use mesh_model::plan::{Endpoint, UpstreamProtocol};
 
 use crate::body::Body;
@@ -28,7 +31,16 @@ pub enum UpstreamError {
     Http2(#[source] hyper::Error),
     #[error("the endpoint address {0:?} is not a valid authority")]
     BadAddress(String),
+    #[error("{0}")]
+    Tls(#[from] crate::origination::TlsSetupError),
 }
+
+/// A TLS pool: the policy it was made for, and the client.
+type TlsPool = (
+    UpstreamTls,
+    UpstreamProtocol,
+    Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
+);
 
 /// `address:port` as a URI authority: IPv6 addresses in brackets.
 pub fn authority(address: &str, port: u16) -> String {
@@ -44,6 +56,9 @@ type H2 = tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body
 pub struct Upstreams {
     http1: Client<HttpConnector, Body>,
     h2: Keyed<H2>,
+    /// Per cluster with upstream TLS; replaced when its policy changes (so at most one per
+    /// cluster).
+    tls: std::sync::Mutex<std::collections::HashMap<String, TlsPool>>,
     connect_timeout: Duration,
 }
 
@@ -60,17 +75,55 @@ impl Upstreams {
                 .set_host(false)
                 .build(connector),
             h2: Keyed::default(),
+            tls: Default::default(),
             connect_timeout,
         }
     }
 
-    /// Send `req` (origin-form path in its URI, Host set) to `ep` over `protocol`.
+    /// The TLS client of a cluster, made (or remade, after its policy changed) on demand.
+    fn tls_client(
+        &self,
+        cluster: &str,
+        tls: &UpstreamTls,
+        protocol: UpstreamProtocol,
+    ) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>, UpstreamError> {
+        let mut pools = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, p, c)) = pools.get(cluster) {
+            if t == tls && *p == protocol {
+                return Ok(c.clone());
+            }
+        }
+        let (config, name) = crate::origination::client_config(tls)?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.connect_timeout));
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+        let connector = match protocol {
+            UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
+            UpstreamProtocol::H2c => builder.enable_http2().wrap_connector(http),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_timer(TokioTimer::new())
+            .set_host(false)
+            .build(connector);
+        pools.insert(cluster.to_string(), (tls.clone(), protocol, client.clone()));
+        Ok(client)
+    }
+
+    /// Send `req` (origin-form path in its URI, Host set) to `ep` over `protocol`; over TLS
+    /// when `tls` names the cluster and the policy it originates TLS for.
     pub async fn send(
         &self,
         mut req: Request<Body>,
         ep: &Endpoint,
         protocol: UpstreamProtocol,
         host: &str,
+        tls: Option<(&str, &UpstreamTls)>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let target = authority(&ep.address, ep.port);
         let path = req
@@ -78,6 +131,29 @@ impl Upstreams {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
+        if let Some((cluster, policy)) = tls {
+            let client = self.tls_client(cluster, policy, protocol)?;
+            *req.uri_mut() = format!("https://{target}{path}")
+                .parse()
+                .map_err(|_| UpstreamError::BadAddress(target.clone()))?;
+            if protocol == UpstreamProtocol::H2c {
+                // HTTP/2 over TLS: the client's host as `:authority`.
+                *req.version_mut() = hyper::Version::HTTP_2;
+                if let Ok(uri) = format!("https://{host}{path}").parse() {
+                    *req.uri_mut() = uri;
+                }
+                req.headers_mut().remove(hyper::header::HOST);
+            } else {
+                *req.version_mut() = hyper::Version::HTTP_11;
+            }
+            return client.request(req).await.map_err(|e| {
+                if e.is_connect() {
+                    connect_error(&e)
+                } else {
+                    UpstreamError::Http1(e)
+                }
+            });
+        }
         match protocol {
             UpstreamProtocol::Http1 => {
                 *req.uri_mut() = format!("http://{target}{path}")

@@ -199,3 +199,113 @@ async fn client_certificates_are_checked_against_the_ca_in_force() {
     );
     assert_eq!(https_as(8444, Some(&client2)).await, Ok(200));
 }
+
+/// A CA as a ConfigMap named `name`, and a serving certificate (cert, key) it issued for
+/// `names` (DNS names, or `spiffe://` URIs).
+fn ca_and_server(name: &str, names: &[&str]) -> (String, mesh_echo::TlsIdentity) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "backend");
+    for n in names {
+        leaf.subject_alt_names.push(if n.starts_with("spiffe://") {
+            SanType::URI(n.to_string().try_into().unwrap())
+        } else {
+            SanType::DnsName(n.to_string().try_into().unwrap())
+        });
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let config_map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n  ca.crt: |\n    {}\n",
+        ca.pem().trim_end().replace('\n', "\n    ")
+    );
+    (
+        config_map,
+        mesh_echo::TlsIdentity {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_tls_policies_originate_tls_and_check_the_backend() {
+    let (ca, identity) = ca_and_server(
+        "backend-ca",
+        &[
+            "backend.example",
+            "spiffe://cluster.local/ns/default/sa/backend",
+        ],
+    );
+    let (other_ca, _) = ca_and_server("other-ca", &["backend.example"]);
+    let run = mesh_echo::serve(mesh_echo::Args {
+        listen: "127.0.1.53:9443".parse().unwrap(),
+        pod: "tls-backend".into(),
+        namespace: "default".into(),
+        seen: None,
+        tls_cert: None,
+        tls_key: None,
+        tls: Some(identity),
+    })
+    .await
+    .unwrap();
+    tokio::spawn(run);
+    let policy = |name: &str, svc: &str, ca: &str, validation: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  targetRefs: [{{group: '', kind: Service, name: {svc}}}]\n  validation:\n    caCertificateRefs: [{{group: '', kind: ConfigMap, name: {ca}}}]\n    {validation}\n")
+    };
+    let route = |path: &str, svc: &str| {
+        support::route_yaml(
+            path.trim_start_matches('/'),
+            path,
+            &format!("    backendRefs: [{{name: {svc}, port: 443}}]\n"),
+        )
+    };
+    let config = [
+        support::CLASS.to_string(),
+        support::gateway_yaml(8445),
+        ca.clone(),
+        other_ca,
+        service("default", "good", 443, "127.0.1.53", 9443),
+        service("default", "by-uri", 443, "127.0.1.53", 9443),
+        service("default", "wrong-name", 443, "127.0.1.53", 9443),
+        service("default", "wrong-ca", 443, "127.0.1.53", 9443),
+        policy("good", "good", "backend-ca", "hostname: backend.example"),
+        policy("by-uri", "by-uri", "backend-ca", "hostname: other.example\n    subjectAltNames: [{type: URI, uri: 'spiffe://cluster.local/ns/default/sa/backend'}]"),
+        policy("wrong-name", "wrong-name", "backend-ca", "hostname: elsewhere.example"),
+        policy("wrong-ca", "wrong-ca", "other-ca", "hostname: backend.example"),
+        route("/good", "good"),
+        route("/by-uri", "by-uri"),
+        route("/wrong-name", "wrong-name"),
+        route("/wrong-ca", "wrong-ca"),
+    ]
+    .join("---\n");
+    let dir = support::folder("backend-tls");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
+    agent.loaded().await;
+    let c = support::client();
+    let get = |path: &str| {
+        let c = c.clone();
+        let url = format!("http://{GATEWAY}:8445{path}");
+        async move { c.get(url).send().await.unwrap() }
+    };
+    let r = get("/good").await;
+    assert_eq!(r.status(), 200);
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["tls"]["serverName"], "backend.example", "{seen}");
+    // subjectAltNames replace the hostname check; the hostname is still the SNI.
+    let r = get("/by-uri").await;
+    assert_eq!(r.status(), 200);
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["tls"]["serverName"], "other.example", "{seen}");
+    // A certificate without the policy's hostname, or of another CA: no connection, 503.
+    assert_eq!(get("/wrong-name").await.status(), 503);
+    assert_eq!(get("/wrong-ca").await.status(), 503);
+}

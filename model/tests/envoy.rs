@@ -53,6 +53,28 @@ fn retry_policies_render_as_envoy_takes_them() {
 }
 
 #[test]
+fn backend_tls_renders_as_envoy_takes_it() {
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
+        return;
+    };
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
+    let bundle = ca.cert.pem().trim_end().replace('\n', "\n    ");
+    let plan = mesh_model::testing::plan_of(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\nspec:\n  gatewayClassName: c\n  listeners: [{{name: web, protocol: HTTP, port: 8080}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc, namespace: default}}\nspec: {{ports: [{{name: https, port: 443}}]}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: default}}\ndata:\n  ca.crt: |\n    {bundle}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: p, namespace: default}}\nspec:\n  targetRefs: [{{group: '', kind: Service, name: svc}}]\n  validation:\n    caCertificateRefs: [{{group: '', kind: ConfigMap, name: ca}}]\n    hostname: backend.example\n    subjectAltNames: [{{type: URI, uri: 'spiffe://cluster.local/ns/default/sa/backend'}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: svc, port: 443}}]}}]\n"
+    ));
+    let config = render::bootstrap(&plan, &render::RenderOptions::default());
+    let text = config.to_string();
+    for needle in [
+        "UpstreamTlsContext",
+        "\"sni\":\"backend.example\"",
+        "\"san_type\":\"URI\"",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    validate(&envoy, &config).unwrap_or_else(|e| panic!("envoy rejected the upstream TLS:\n{e}"));
+}
+
+#[test]
 fn every_example_bootstrap_passes_envoy_validate() {
     let Some(envoy) = mesh_model::testing::envoy_for_test() else {
         return;

@@ -765,6 +765,7 @@ fn resolve_backend(
                     sp.name.as_deref(),
                     false,
                 ),
+                tls: super::upstream_tls::for_service_port(snap, svc, sp.name.as_deref()),
             },
         );
     }

@@ -14,6 +14,7 @@ pub mod render;
 pub mod rewrite;
 pub mod status;
 pub mod target;
+pub mod upstream_tls;
 
 use std::collections::BTreeMap;
 
@@ -354,6 +355,8 @@ pub struct Cluster {
     pub endpoints: Vec<Endpoint>,
     /// How the proxy talks to the endpoints.
     pub protocol: UpstreamProtocol,
+    /// TLS to the endpoints, when a BackendTLSPolicy targets the Service port.
+    pub tls: Option<upstream_tls::UpstreamTls>,
 }
 
 /// The upstream protocol of a cluster: HTTP/1.1 unless the backend is known to speak HTTP/2

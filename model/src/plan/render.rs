@@ -115,8 +115,14 @@ fn owned<'l>(group: &[&'l Listener], plan: &Plan) -> Vec<(&'l Listener, Vec<&'l 
 /// The Envoy clusters of the Plan (STATIC, endpoints inline), one at a time.
 pub fn clusters(plan: &Plan) -> impl Iterator<Item = Value> + '_ {
     plan.clusters.values().map(|c| {
-        let lb: Vec<Value> = c.endpoints.iter().map(|e| json!({"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}})).collect();
+        // A BackendTLSPolicy without any usable CA connects nowhere (the agent refuses the
+        // handshake): Envoy gets the cluster without endpoints, 503 alike.
+        let unreachable = c.tls.as_ref().is_some_and(|t| t.ca_pem.is_empty() && !t.system_roots);
+        let lb: Vec<Value> = c.endpoints.iter().filter(|_| !unreachable).map(|e| json!({"endpoint": {"address": {"socket_address": {"address": e.address, "port_value": e.port}}}})).collect();
         let mut cluster = json!({"name": c.name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": lb}]}});
+        if let Some(t) = c.tls.as_ref().filter(|_| !unreachable) {
+            cluster["transport_socket"] = upstream_tls_socket(t);
+        }
         if c.protocol == UpstreamProtocol::H2c {
             cluster["typed_extension_protocol_options"] = json!({
                 "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -126,6 +132,41 @@ pub fn clusters(plan: &Plan) -> impl Iterator<Item = Value> + '_ {
             });
         }
         cluster
+    })
+}
+
+/// Envoy's UpstreamTlsContext for a BackendTLSPolicy: SNI, trusted CAs (inline, or the
+/// system bundle), and the names the certificate must carry.
+fn upstream_tls_socket(t: &super::upstream_tls::UpstreamTls) -> Value {
+    use super::upstream_tls::SubjectAltName;
+    let mut ca = String::from_utf8_lossy(&t.ca_pem).into_owned();
+    if t.system_roots {
+        // Envoy reads one bundle: the policy's CAs with the system's, as the agent trusts.
+        if let Ok(system) = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt") {
+            ca.push_str(&system);
+        }
+    }
+    let sans: Vec<Value> = if t.subject_alt_names.is_empty() {
+        vec![json!({"san_type": "DNS", "matcher": {"exact": t.sni}})]
+    } else {
+        t.subject_alt_names
+            .iter()
+            .map(|s| match s {
+                SubjectAltName::Hostname(h) => json!({"san_type": "DNS", "matcher": {"exact": h}}),
+                SubjectAltName::Uri(u) => json!({"san_type": "URI", "matcher": {"exact": u}}),
+            })
+            .collect()
+    };
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": t.sni,
+            "common_tls_context": {"validation_context": {
+                "trusted_ca": {"inline_string": ca},
+                "match_typed_subject_alt_names": sans,
+            }},
+        }
     })
 }
 

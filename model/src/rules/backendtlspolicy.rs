@@ -117,7 +117,7 @@ pub static CONFLICTED: Rule = Rule {
     good: fixture!("MESH1143", "good"),
     check: |o, s, r| {
         let Some(mine) = spec(o) else { return };
-        let order = |x: &Object| (x.raw.pointer("/metadata/creationTimestamp").and_then(serde_json::Value::as_str).map(str::to_string), x.namespace.clone(), x.name.clone());
+        let order = crate::plan::upstream_tls::precedence;
         for (i, t) in mine.target_refs.iter().enumerate() {
             let winner = s.of_kind(Kind::BackendTlsPolicy).filter(|x| x.namespace == o.namespace && order(x) < order(o)).find(|x| {
                 spec(x).is_some_and(|other| other.target_refs.iter().any(|u| u.group == t.group && u.kind == t.kind && u.name == t.name && u.section_name == t.section_name))
