@@ -404,6 +404,25 @@ func eval(e ast.Expr, vars env) any {
 		switch {
 		case name == "string" && len(e.Args) == 1:
 			return eval(e.Args[0], vars)
+		case name == "append" && len(e.Args) >= 1:
+			// append(cases, more...) or append(cases, a, b)
+			base, _ := eval(e.Args[0], vars).(Struct)
+			out := Struct{Type: base.Type, Fields: map[string]any{}, Elems: append([]any{}, base.Elems...)}
+			elem := strings.TrimPrefix(base.Type, "[]")
+			for _, a := range e.Args[1:] {
+				if e.Ellipsis.IsValid() {
+					if more, ok := eval(a, vars).(Struct); ok {
+						out.Elems = append(out.Elems, more.Elems...)
+					}
+					continue
+				}
+				if c, ok := a.(*ast.CompositeLit); ok && c.Type == nil {
+					out.Elems = append(out.Elems, composite(c, vars, elem))
+					continue
+				}
+				out.Elems = append(out.Elems, eval(a, vars))
+			}
+			return out
 		case name == "net.JoinHostPort" && len(e.Args) == 2:
 			if addr, ok := eval(e.Args[0], vars).(GwAddr); ok {
 				addr.Port, _ = eval(e.Args[1], vars).(string)
@@ -708,7 +727,15 @@ func (w walker) expr(e ast.Expr, vars env) {
 	if sel, ok := c.Fun.(*ast.SelectorExpr); ok && *w.after == "" {
 		switch sel.Sel.Name {
 		case "Delete", "Update", "Patch", "Create", "Apply", "MustApplyWithCleanup":
-			if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "Client" || sel.Sel.Name == "MustApplyWithCleanup" {
+			// suite.Client.Update(...), or a helper's own client (klient.Patch(...)).
+			isClient := false
+			switch x := sel.X.(type) {
+			case *ast.SelectorExpr:
+				isClient = x.Sel.Name == "Client"
+			case *ast.Ident:
+				isClient = strings.HasSuffix(strings.ToLower(x.Name), "lient") // client, klient
+			}
+			if isClient || sel.Sel.Name == "MustApplyWithCleanup" {
 				*w.after = sel.Sel.Name
 			}
 		}
