@@ -140,3 +140,50 @@ fn without_a_channel_experimental_features_are_warnings() {
     }
     assert!(warned > 0, "no experimental example was told apart");
 }
+
+/// `docs/features.md` lists every feature the release names (`pkg/features`: the constants
+/// `SupportX = "X"`), so a feature of a new release cannot go unmentioned.
+#[test]
+fn the_feature_table_lists_every_upstream_feature() {
+    let dir = upstream::module_dir("sigs.k8s.io/gateway-api").join("pkg/features");
+    let table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/features.md"))
+            .expect("docs/features.md");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("pkg/features") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "go") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix("Support") else {
+                continue;
+            };
+            let Some((_, value)) = rest.split_once('=') else {
+                continue;
+            };
+            if let Some(name) = value
+                .trim()
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    assert!(
+        names.len() > 50,
+        "found only {} feature names in {}",
+        names.len(),
+        dir.display()
+    );
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !table.contains(&format!("| `{n}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/features.md does not list {missing:?}: add a row saying what mesh-agent does with each"
+    );
+}
