@@ -347,10 +347,14 @@ async fn listen(
             sni: std::sync::OnceLock::new(),
             _permit: Some(permit),
         });
-        let passthrough = protocol == Protocol::Tls;
+        let relayed = match protocol {
+            Protocol::Tls => Some(passthrough::By::Sni),
+            Protocol::Tcp => Some(passthrough::By::Port),
+            Protocol::Http | Protocol::Https => None,
+        };
         tokio::spawn(async move {
-            if passthrough {
-                passthrough::relay(tcp, inbound, &proxy, &limits).await;
+            if let Some(by) = relayed {
+                passthrough::relay(tcp, inbound, &proxy, &limits, by).await;
             } else {
                 serve::http(tcp, inbound, proxy, tls, limits).await;
             }

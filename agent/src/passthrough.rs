@@ -1,6 +1,7 @@
-//! TLS passthrough listeners: route a TLS connection by the SNI of its ClientHello to a
-//! TLSRoute's backend and relay the bytes untouched. The agent never terminates: the backend
-//! presents its own certificate, as `tls.mode: Passthrough` promises.
+//! TLS passthrough and TCP listeners: route a TLS connection by the SNI of its ClientHello to a
+//! TLSRoute's backend, or a TCP connection to its TCPRoute's, and relay the bytes untouched.
+//! The agent never terminates: a TLS backend presents its own certificate, as `tls.mode:
+//! Passthrough` promises.
 
 use std::sync::Arc;
 
@@ -14,9 +15,18 @@ use crate::serve::Limits;
 /// A ClientHello larger than this is refused rather than buffered without end.
 const MAX_HELLO: usize = 64 * 1024;
 
-/// Route one passthrough connection and relay it until either side closes.
-pub async fn relay(tcp: TcpStream, inbound: Arc<Inbound>, proxy: &Proxy, limits: &Limits) {
-    if let Err(why) = route(tcp, inbound.address, inbound.port, proxy, limits).await {
+/// What a relayed listener routes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The SNI of the client's TLS ClientHello (TLSRoute).
+    Sni,
+    /// Nothing: the listener's route takes every connection (TCPRoute).
+    Port,
+}
+
+/// Route one relayed connection and relay it until either side closes.
+pub async fn relay(tcp: TcpStream, inbound: Arc<Inbound>, proxy: &Proxy, limits: &Limits, by: By) {
+    if let Err(why) = route(tcp, inbound.address, inbound.port, proxy, limits, by).await {
         tracing::debug!(peer = %inbound.peer, listener = %inbound.socket, %why, "passthrough connection closed");
     }
 }
@@ -56,10 +66,14 @@ async fn route(
     port: u16,
     proxy: &Proxy,
     limits: &Limits,
+    by: By,
 ) -> Result<(), String> {
-    let (hello, sni) = tokio::time::timeout(limits.tls_handshake_timeout, client_hello(&mut tcp))
-        .await
-        .map_err(|_| "no ClientHello in time".to_string())??;
+    let (hello, sni) = match by {
+        By::Sni => tokio::time::timeout(limits.tls_handshake_timeout, client_hello(&mut tcp))
+            .await
+            .map_err(|_| "no ClientHello in time".to_string())??,
+        By::Port => (Vec::new(), None),
+    };
     let host = sni.unwrap_or_default();
     let plan = proxy.current.plan();
     let request = RouteRequest {
@@ -76,9 +90,9 @@ async fn route(
     let entry = plan
         .decide(&listener.name, &request)
         .and_then(|d| d.route)
-        .ok_or_else(|| format!("no TLSRoute for SNI {host:?}"))?;
+        .ok_or_else(|| format!("no route for SNI {host:?}"))?;
     let Action::Forward(backends) = &entry.action else {
-        return Err("a TLSRoute only forwards".into());
+        return Err("a TLSRoute or TCPRoute only forwards".into());
     };
     let (_, _, ep) = proxy
         .choose(&plan, backends)
@@ -88,10 +102,12 @@ async fn route(
         .await
         .map_err(|_| format!("connect {}:{}: timed out", ep.address, ep.port))?
         .map_err(|e| format!("connect {}:{}: {e}", ep.address, ep.port))?;
-    upstream
-        .write_all(&hello)
-        .await
-        .map_err(|e| e.to_string())?;
+    if !hello.is_empty() {
+        upstream
+            .write_all(&hello)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     crate::serve::relay(tcp, upstream, limits.stream_idle_timeout)
         .await
         .map_err(|e| e.to_string())

@@ -75,6 +75,24 @@ fn backend_tls_renders_as_envoy_takes_it() {
 }
 
 #[test]
+fn tcp_routes_render_as_envoy_takes_them() {
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
+        return;
+    };
+    let plan = mesh_model::testing::plan_of(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n  gatewayClassName: c\n  listeners: [{name: db, protocol: TCP, port: 5432}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: default}\nspec: {ports: [{port: 5432}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: default}\nspec: {ports: [{port: 5432}]}\n---\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: a, port: 5432, weight: 3}, {name: b, port: 5432, weight: 1}]}]\n",
+    );
+    let config = render::bootstrap(&plan, &render::RenderOptions::default());
+    let text = config.to_string();
+    assert!(text.contains("envoy.filters.network.tcp_proxy"), "{text}");
+    assert!(
+        !text.contains("tls_inspector"),
+        "a TCP listener reads no ClientHello: {text}"
+    );
+    validate(&envoy, &config).unwrap_or_else(|e| panic!("envoy rejected the TCP listener:\n{e}"));
+}
+
+#[test]
 fn every_example_bootstrap_passes_envoy_validate() {
     let Some(envoy) = mesh_model::testing::envoy_for_test() else {
         return;

@@ -33,13 +33,13 @@ type Hosts = BTreeMap<HostMatch, Vec<RouteEntry>>;
 /// A listener of a Gateway or ListenerSet: kind, namespace, name, listener name.
 type ListenerKey = (String, String, String, String);
 
-/// How the agent serves a Gateway listener, or `None` when it does not (TCP, UDP, TLS
-/// Terminate, which would end in TCPRoutes the agent does not carry yet).
+/// How the agent serves a Gateway listener, or `None` when it does not (UDP, TLS Terminate).
 pub fn served_protocol(l: &GatewayListeners) -> Option<Protocol> {
     match l.protocol.as_str() {
         "HTTP" => Some(Protocol::Http),
         "HTTPS" => Some(Protocol::Https),
         "TLS" if crate::attach::is_passthrough(l) => Some(Protocol::Tls),
+        "TCP" => Some(Protocol::Tcp),
         _ => None,
     }
 }
@@ -52,7 +52,12 @@ pub fn compile(snap: &Snapshot) -> Plan {
     let mut attached: BTreeMap<ListenerKey, Vec<&Object>> = BTreeMap::new();
     let mut mesh: Hosts = BTreeMap::new();
     let mut mirrors = 0usize;
-    for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
+    for kind in [
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::TlsRoute,
+        Kind::TcpRoute,
+    ] {
         for o in snap.of_kind(kind) {
             let Some(route) = o.resource.route() else {
                 continue;
@@ -82,7 +87,9 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     // GAMMA: producer routes only (the route lives in the Service's namespace).
                     // (TLSRoutes in the mesh would need an SNI-aware outbound entry; not yet.)
                     Parent::Service(svc)
-                        if svc.namespace == o.namespace && kind != Kind::TlsRoute =>
+                        if svc.namespace == o.namespace
+                            && kind != Kind::TlsRoute
+                            && kind != Kind::TcpRoute =>
                     {
                         // The route applies to the Service port its parentRef names, else to
                         // every port of the Service.
@@ -499,8 +506,9 @@ fn entries(
                 _ => vec![grpc_matcher(&GrpcRouteRulesMatches::default())],
             })
             .collect(),
-        // TLSRoutes match by SNI only: the virtual host has chosen, every rule takes it all.
-        Resource::TlsRoute(..) => route
+        // TLSRoutes match by SNI only: the virtual host has chosen, every rule takes it all;
+        // a TCPRoute's connections have nothing to match, its (one) rule takes them all.
+        Resource::TlsRoute(..) | Resource::TcpRoute(..) => route
             .rules
             .iter()
             .map(|_| vec![http_matcher(&HttpRouteRulesMatches::default())])

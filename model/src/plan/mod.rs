@@ -45,7 +45,10 @@ pub struct Plan {
 pub enum Protocol {
     Http,
     Https,
+    /// TLS Passthrough: routed by the ClientHello's SNI, relayed untouched.
     Tls,
+    /// TCP: relayed to the TCPRoute's backends, byte for byte.
+    Tcp,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -83,7 +83,8 @@ pub fn listeners<'p>(plan: &'p Plan, opts: &'p RenderOptions) -> impl Iterator<I
             .collect();
         match served.first()?.protocol {
             Protocol::Http => Some(listener(&served, plan, opts)),
-            Protocol::Tls => passthrough_listener(&served, plan, opts),
+            Protocol::Tls => passthrough_listener(&served, plan, opts, true),
+            Protocol::Tcp => passthrough_listener(&served, plan, opts, false),
             Protocol::Https => None,
         }
     })
@@ -262,9 +263,15 @@ fn listener_name(group: &[&Listener]) -> String {
 }
 
 /// A TLS passthrough listener: the TLS inspector reads the SNI and a filter chain per hostname
-/// proxies the still-encrypted bytes to the TLSRoute's backends. None without any route: Envoy
-/// refuses a listener with no filter chain.
-fn passthrough_listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Option<Value> {
+/// proxies the still-encrypted bytes to the TLSRoute's backends; or (`tls` false) a TCP
+/// listener, whose one chain proxies to the TCPRoute's backends. None without any route:
+/// Envoy refuses a listener with no filter chain.
+fn passthrough_listener(
+    group: &[&Listener],
+    plan: &Plan,
+    opts: &RenderOptions,
+    tls: bool,
+) -> Option<Value> {
     let name = listener_name(group);
     let mut chains: Vec<Value> = Vec::new();
     for (_, owned) in owned(group, plan) {
@@ -289,12 +296,18 @@ fn passthrough_listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) 
             Some(chain)
         }));
     }
-    (!chains.is_empty()).then(|| json!({
+    if chains.is_empty() {
+        return None;
+    }
+    let mut listener = json!({
         "name": name,
         "address": {"socket_address": {"address": gateway_address(group[0], opts), "port_value": group[0].port}},
-        "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": TLS_INSPECTOR}}],
         "filter_chains": chains,
-    }))
+    });
+    if tls {
+        listener["listener_filters"] = json!([{"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": TLS_INSPECTOR}}]);
+    }
+    Some(listener)
 }
 
 /// The `cluster` or `weighted_clusters` field, as route actions and TCP proxies both spell it.

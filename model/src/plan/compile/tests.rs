@@ -476,7 +476,7 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
         .gateway_status
         .remove(0)
     };
-    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: TCP, port: 5432}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
+    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: UDP, port: 5432}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
     let reason = |l: &str, kind: &str| {
         let c = status.listener(l).unwrap().condition(kind).unwrap();
         (c.status, c.reason)
