@@ -25,8 +25,15 @@ pub fn text(e: &Explanation) -> String {
         field(
             "route",
             format!(
-                "{} rule {} match {}: {}",
-                r.source, r.rule, r.matched, r.matcher
+                "{} rule {}{} match {}: {}",
+                r.source,
+                r.rule,
+                r.rule_name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                r.matched,
+                r.matcher
             ),
         );
     }

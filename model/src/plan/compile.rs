@@ -228,6 +228,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                             name: svc.name.clone(),
                             rule: 0,
                             matched: 0,
+                            rule_name: None,
                         },
                         request_timeout_ms: None,
                         backend_timeout_ms: None,
@@ -515,6 +516,22 @@ fn entries(
             .collect(),
         _ => return Vec::new(),
     };
+    // Rule names, for statuses and explain.
+    let rule_names: Vec<Option<String>> = match &o.resource {
+        Resource::HttpRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .collect(),
+        Resource::GrpcRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     let retries: Vec<Option<super::Retry>> = match &o.resource {
         Resource::HttpRoute(spec, _) => spec
             .rules
@@ -623,6 +640,7 @@ fn entries(
                     name: o.name.clone(),
                     rule: i,
                     matched: j,
+                    rule_name: rule_names.get(i).cloned().flatten(),
                 },
                 request_timeout_ms,
                 backend_timeout_ms,

@@ -86,6 +86,9 @@ pub struct Route {
     /// `HTTPRoute namespace/name`.
     pub source: String,
     pub rule: usize,
+    /// The rule's name, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
     #[serde(rename = "match")]
     pub matched: usize,
     pub matcher: String,
@@ -341,6 +344,7 @@ fn explain_on(
     out.route = Some(Route {
         source: source(&e.source),
         rule: e.source.rule,
+        rule_name: e.source.rule_name.clone(),
         matched: e.source.matched,
         matcher: e.matcher.to_string(),
     });

@@ -162,6 +162,8 @@ pub struct Source {
     pub name: String,
     pub rule: usize,
     pub matched: usize,
+    /// The rule's `name`, when it has one (HTTPRoute and GRPCRoute rules).
+    pub rule_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

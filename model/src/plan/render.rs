@@ -438,7 +438,13 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
     out.insert("match".into(), route_match(e));
     out.insert(
         "metadata".into(),
-        json!({"filter_metadata": {"kubectl-mesh": {"source": format!("{} {}/{}", e.source.kind, e.source.namespace, e.source.name), "rule": e.source.rule, "match": e.source.matched}}}),
+        {
+            let mut meta = json!({"source": format!("{} {}/{}", e.source.kind, e.source.namespace, e.source.name), "rule": e.source.rule, "match": e.source.matched});
+            if let Some(n) = &e.source.rule_name {
+                meta["rule_name"] = json!(n);
+            }
+            json!({"filter_metadata": {"kubectl-mesh": meta}})
+        },
     );
     header_modifiers(&e.filters, &mut out);
     match &e.action {

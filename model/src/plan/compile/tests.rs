@@ -559,3 +559,18 @@ fn listener_sets_serve_at_their_gateway_while_it_allows_them() {
         plan.listeners.iter().map(|l| &l.name).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn named_rules_are_named_in_explain() {
+    use crate::plan::explain::{explain, Question};
+    let plan = plan_of(&format!(
+        "{GW}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - name: checkout\n    matches: [{{path: {{type: PathPrefix, value: /pay}}}}]\n  - matches: [{{path: {{type: PathPrefix, value: /}}}}]\n"
+    ));
+    let ask = |path: &str| {
+        let q = Question::parse(&format!("http://shop.example{path}"), "GET", &[], None).unwrap();
+        let l = plan.listener_for(80, "shop.example").map(|l| l.name.clone());
+        explain(&plan, l.as_deref(), &q).route.unwrap()
+    };
+    assert_eq!(ask("/pay").rule_name.as_deref(), Some("checkout"));
+    assert_eq!(ask("/other").rule_name, None);
+}
