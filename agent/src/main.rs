@@ -20,6 +20,7 @@ mod proxy;
 mod serve;
 mod stats;
 mod tls;
+mod udp;
 mod upgrade;
 mod upstream;
 
@@ -98,6 +99,10 @@ struct Args {
     /// connection after this long without bytes either way (Envoy's stream_idle_timeout).
     #[arg(long, default_value = "300s", value_parser = duration)]
     stream_idle_timeout: Duration,
+    /// End a UDP flow (a client address of a UDPRoute's listener) after this long without
+    /// datagrams either way (Envoy's udp_proxy idle_timeout).
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    udp_idle_timeout: Duration,
     /// Time for a TLS client to complete its handshake (or send its ClientHello, for TLS
     /// passthrough).
     #[arg(long, default_value = "10s", value_parser = duration)]
@@ -184,9 +189,12 @@ struct Serving {
     /// Per-Gateway addresses, with `--gateway-address-pool`.
     pool: Option<addresses::Pool>,
     outbound_addr: SocketAddr,
-    /// One socket per address: listeners sharing a port share it (the proxy tells them apart
-    /// by hostname per request, TLS by SNI). Sockets stay bound across reloads.
-    bound: Vec<SocketAddr>,
+    /// One socket per address (and transport: UDP listeners have their own): listeners sharing
+    /// a port share it (the proxy tells them apart by hostname per request, TLS by SNI).
+    /// Sockets stay bound across reloads.
+    bound: Vec<(SocketAddr, bool)>,
+    /// How long a UDP flow lives without datagrams.
+    udp_idle_timeout: Duration,
 }
 
 impl Serving {
@@ -198,7 +206,33 @@ impl Serving {
             } else {
                 SocketAddr::new(l.address.unwrap_or(self.gateway_addr), l.port)
             };
-            if self.bound.contains(&addr) {
+            let udp = l.protocol == Protocol::Udp;
+            if self.bound.contains(&(addr, udp)) {
+                continue;
+            }
+            if udp {
+                let (name, gateway_address, idle) =
+                    (l.name.clone(), l.address, self.udp_idle_timeout);
+                let (proxy, permits) = (self.proxy.clone(), self.permits.clone());
+                runtime.spawn(async move {
+                    let socket = match tokio::net::UdpSocket::bind(addr).await {
+                        Ok(s) => Arc::new(s),
+                        Err(e) => {
+                            tracing::error!(%addr, listener = %name, error = %e, "cannot listen (UDP)");
+                            return;
+                        }
+                    };
+                    tracing::info!(%addr, listener = %name, "listening (UDP)");
+                    let listener = udp::UdpListener {
+                        socket,
+                        address: gateway_address,
+                        port: addr.port(),
+                        name,
+                        idle,
+                    };
+                    udp::serve(listener, proxy, permits).await;
+                });
+                self.bound.push((addr, true));
                 continue;
             }
             let tls = match l.protocol {
@@ -221,7 +255,7 @@ impl Serving {
                 self.limits.clone(),
                 self.permits.clone(),
             ));
-            self.bound.push(addr);
+            self.bound.push((addr, false));
         }
     }
 
@@ -350,7 +384,7 @@ async fn listen(
         let relayed = match protocol {
             Protocol::Tls => Some(passthrough::By::Sni),
             Protocol::Tcp => Some(passthrough::By::Port),
-            Protocol::Http | Protocol::Https => None,
+            Protocol::Http | Protocol::Https | Protocol::Udp => None,
         };
         tokio::spawn(async move {
             if let Some(by) = relayed {
@@ -414,6 +448,7 @@ async fn run(args: Args) {
         pool: args.gateway_address_pool.map(addresses::Pool::new),
         outbound_addr: args.outbound_addr,
         bound: Vec::new(),
+        udp_idle_timeout: args.udp_idle_timeout,
     };
     let runtime = tokio::runtime::Handle::current();
     let opts = LoadOptions {

@@ -93,6 +93,23 @@ fn tcp_routes_render_as_envoy_takes_them() {
 }
 
 #[test]
+fn udp_routes_render_as_envoy_takes_them() {
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
+        return;
+    };
+    let plan = mesh_model::testing::plan_of(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n  gatewayClassName: c\n  listeners: [{name: dns, protocol: UDP, port: 5353}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: default}\nspec: {ports: [{port: 53, protocol: UDP}]}\n---\napiVersion: gateway.networking.k8s.io/v1alpha2\nkind: UDPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: a, port: 53}]}]\n",
+    );
+    let config = render::bootstrap(&plan, &render::RenderOptions::default());
+    let text = config.to_string();
+    assert!(
+        text.contains("envoy.filters.udp_listener.udp_proxy"),
+        "{text}"
+    );
+    validate(&envoy, &config).unwrap_or_else(|e| panic!("envoy rejected the UDP listener:\n{e}"));
+}
+
+#[test]
 fn every_example_bootstrap_passes_envoy_validate() {
     let Some(envoy) = mesh_model::testing::envoy_for_test() else {
         return;

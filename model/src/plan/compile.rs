@@ -33,13 +33,14 @@ type Hosts = BTreeMap<HostMatch, Vec<RouteEntry>>;
 /// A listener of a Gateway or ListenerSet: kind, namespace, name, listener name.
 type ListenerKey = (String, String, String, String);
 
-/// How the agent serves a Gateway listener, or `None` when it does not (UDP, TLS Terminate).
+/// How the agent serves a Gateway listener, or `None` when it does not (TLS Terminate).
 pub fn served_protocol(l: &GatewayListeners) -> Option<Protocol> {
     match l.protocol.as_str() {
         "HTTP" => Some(Protocol::Http),
         "HTTPS" => Some(Protocol::Https),
         "TLS" if crate::attach::is_passthrough(l) => Some(Protocol::Tls),
         "TCP" => Some(Protocol::Tcp),
+        "UDP" => Some(Protocol::Udp),
         _ => None,
     }
 }
@@ -57,6 +58,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
         Kind::GrpcRoute,
         Kind::TlsRoute,
         Kind::TcpRoute,
+        Kind::UdpRoute,
     ] {
         for o in snap.of_kind(kind) {
             let Some(route) = o.resource.route() else {
@@ -88,8 +90,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     // (TLSRoutes in the mesh would need an SNI-aware outbound entry; not yet.)
                     Parent::Service(svc)
                         if svc.namespace == o.namespace
-                            && kind != Kind::TlsRoute
-                            && kind != Kind::TcpRoute =>
+                            && matches!(kind, Kind::HttpRoute | Kind::GrpcRoute) =>
                     {
                         // The route applies to the Service port its parentRef names, else to
                         // every port of the Service.
@@ -509,7 +510,7 @@ fn entries(
             .collect(),
         // TLSRoutes match by SNI only: the virtual host has chosen, every rule takes it all;
         // a TCPRoute's connections have nothing to match, its (one) rule takes them all.
-        Resource::TlsRoute(..) | Resource::TcpRoute(..) => route
+        Resource::TlsRoute(..) | Resource::TcpRoute(..) | Resource::UdpRoute(..) => route
             .rules
             .iter()
             .map(|_| vec![http_matcher(&HttpRouteRulesMatches::default())])

@@ -49,6 +49,8 @@ pub enum Protocol {
     Tls,
     /// TCP: relayed to the TCPRoute's backends, byte for byte.
     Tcp,
+    /// UDP: datagrams relayed to the UDPRoute's backends, one flow per client address.
+    Udp,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -85,6 +85,7 @@ pub fn listeners<'p>(plan: &'p Plan, opts: &'p RenderOptions) -> impl Iterator<I
             Protocol::Http => Some(listener(&served, plan, opts)),
             Protocol::Tls => passthrough_listener(&served, plan, opts, true),
             Protocol::Tcp => passthrough_listener(&served, plan, opts, false),
+            Protocol::Udp => udp_listener(&served, opts),
             Protocol::Https => None,
         }
     })
@@ -308,6 +309,37 @@ fn passthrough_listener(
         listener["listener_filters"] = json!([{"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": TLS_INSPECTOR}}]);
     }
     Some(listener)
+}
+
+/// A UDP listener: Envoy's udp_proxy to the UDPRoute's backend. Envoy's UDP proxy routes to
+/// one cluster, with no weights: a route splitting its datagrams over several backends is not
+/// rendered (the agent serves it; the dump leaves the listener out rather than misstate it).
+fn udp_listener(group: &[&Listener], opts: &RenderOptions) -> Option<Value> {
+    let name = listener_name(group);
+    let entry = group
+        .iter()
+        .flat_map(|l| &l.virtual_hosts)
+        .find_map(|vh| vh.routes.first())?;
+    let Action::Forward(backends) = &entry.action else {
+        return None;
+    };
+    let live: Vec<&super::WeightedBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+    let [one] = live.as_slice() else {
+        return None;
+    };
+    let cluster = one.cluster.clone().unwrap_or(INVALID_BACKEND.into());
+    Some(json!({
+        "name": name,
+        "address": {"socket_address": {"protocol": "UDP", "address": gateway_address(group[0], opts), "port_value": group[0].port}},
+        "listener_filters": [{"name": "envoy.filters.udp_listener.udp_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig",
+            "stat_prefix": name.replace('/', "_"),
+            "matcher": {"on_no_match": {"action": {"name": "route", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.Route",
+                "cluster": cluster,
+            }}}},
+        }}],
+    }))
 }
 
 /// The `cluster` or `weighted_clusters` field, as route actions and TCP proxies both spell it.

@@ -476,7 +476,7 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
         .gateway_status
         .remove(0)
     };
-    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: UDP, port: 5432}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
+    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: TLS, port: 5432, hostname: db.example, tls: {mode: Terminate, certificateRefs: [{name: other}]}}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
     let reason = |l: &str, kind: &str| {
         let c = status.listener(l).unwrap().condition(kind).unwrap();
         (c.status, c.reason)
@@ -500,7 +500,7 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
     );
     assert!(status.condition("Programmed").unwrap().status);
 
-    let none = gw("[{name: db, protocol: UDP, port: 53}]");
+    let none = gw("[{name: db, protocol: TLS, port: 5432, hostname: db.example, tls: {mode: Terminate, certificateRefs: [{name: other}]}}]");
     let accepted = none.condition("Accepted").unwrap();
     assert_eq!(
         (accepted.status, accepted.reason),
@@ -568,7 +568,9 @@ fn named_rules_are_named_in_explain() {
     ));
     let ask = |path: &str| {
         let q = Question::parse(&format!("http://shop.example{path}"), "GET", &[], None).unwrap();
-        let l = plan.listener_for(80, "shop.example").map(|l| l.name.clone());
+        let l = plan
+            .listener_for(80, "shop.example")
+            .map(|l| l.name.clone());
         explain(&plan, l.as_deref(), &q).route.unwrap()
     };
     assert_eq!(ask("/pay").rule_name.as_deref(), Some("checkout"));
