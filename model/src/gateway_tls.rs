@@ -186,3 +186,48 @@ pub fn ca_problem(
         Some(_) => None,
     }
 }
+
+/// The CA bundle (PEM, `ca.crt` of a ConfigMap or Secret) a reference from `o` names, when
+/// `ca_problem` finds nothing wrong with it; empty otherwise. Bundles of several references
+/// concatenate (each ends with a newline).
+pub fn usable_ca_bundle(
+    o: &Object,
+    s: &Snapshot,
+    group: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Vec<u8> {
+    if ca_problem(o, s, group, kind, ns, name).is_some() {
+        return Vec::new();
+    }
+    let k = if kind == "Secret" {
+        Kind::Secret
+    } else {
+        Kind::ConfigMap
+    };
+    let mut bundle = match s.get(k, Some(ns), name) {
+        Some(Object {
+            resource: Resource::ConfigMap(cm),
+            ..
+        }) => cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("ca.crt"))
+            .map(|t| t.as_bytes().to_vec()),
+        Some(Object {
+            resource: Resource::Secret(secret),
+            ..
+        }) => secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("ca.crt"))
+            .map(|b| b.0.clone()),
+        _ => None,
+    }
+    .unwrap_or_default();
+    if !bundle.is_empty() {
+        bundle.push(b'\n');
+    }
+    bundle
+}

@@ -333,37 +333,9 @@ fn client_validation(gw: &Object, port: i32, snap: &Snapshot) -> Option<super::C
     let mut ca_pem = Vec::new();
     for r in crate::gateway_tls::listener_ca_refs(spec, port) {
         let ns = r.namespace.unwrap_or(&gw_ns);
-        if crate::gateway_tls::ca_problem(gw, snap, r.group, r.kind, ns, r.name).is_some() {
-            continue;
-        }
-        let kind = if r.kind == "Secret" {
-            Kind::Secret
-        } else {
-            Kind::ConfigMap
-        };
-        let bundle = match snap.get(kind, Some(ns), r.name) {
-            Some(Object {
-                resource: Resource::ConfigMap(cm),
-                ..
-            }) => cm
-                .data
-                .as_ref()
-                .and_then(|d| d.get("ca.crt"))
-                .map(|s| s.as_bytes().to_vec()),
-            Some(Object {
-                resource: Resource::Secret(secret),
-                ..
-            }) => secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get("ca.crt"))
-                .map(|b| b.0.clone()),
-            _ => None,
-        };
-        if let Some(b) = bundle {
-            ca_pem.extend_from_slice(&b);
-            ca_pem.push(b'\n');
-        }
+        ca_pem.extend(crate::gateway_tls::usable_ca_bundle(
+            gw, snap, r.group, r.kind, ns, r.name,
+        ));
     }
     Some(super::ClientValidation {
         ca_pem,

@@ -7,7 +7,7 @@
 //! (creationTimestamp, then namespace/name), as GEP-713 settles policy conflicts; the others
 //! are Conflicted (MESH1143, which uses the same order).
 
-use crate::gateway_tls::ca_problem;
+use crate::gateway_tls::usable_ca_bundle;
 use crate::kind::Kind;
 use crate::object::Object;
 use crate::resource::Resource;
@@ -86,40 +86,9 @@ pub fn for_service_port(
     let ns = policy.namespace.as_deref().unwrap_or_default();
     let mut ca_pem = Vec::new();
     for c in spec.validation.ca_certificate_refs.iter().flatten() {
-        if ca_problem(policy, snap, &c.group, &c.kind, ns, &c.name).is_some() {
-            continue;
-        }
-        let bundle = match snap.get(
-            if c.kind == "Secret" {
-                Kind::Secret
-            } else {
-                Kind::ConfigMap
-            },
-            Some(ns),
-            &c.name,
-        ) {
-            Some(Object {
-                resource: Resource::ConfigMap(cm),
-                ..
-            }) => cm
-                .data
-                .as_ref()
-                .and_then(|d| d.get("ca.crt"))
-                .map(|s| s.as_bytes().to_vec()),
-            Some(Object {
-                resource: Resource::Secret(secret),
-                ..
-            }) => secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get("ca.crt"))
-                .map(|b| b.0.clone()),
-            _ => None,
-        };
-        if let Some(b) = bundle {
-            ca_pem.extend_from_slice(&b);
-            ca_pem.push(b'\n');
-        }
+        ca_pem.extend(usable_ca_bundle(
+            policy, snap, &c.group, &c.kind, ns, &c.name,
+        ));
     }
     Some(UpstreamTls {
         policy: format!("{ns}/{}", policy.name),
