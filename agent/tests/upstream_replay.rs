@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Exchanges that pass, of those replayed (raise it as the agent learns more).
-const PASSED_AT_LEAST: usize = 428;
+const PASSED_AT_LEAST: usize = 432;
 
 /// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
 const GATEWAY_POOL: &str = "127.77.0.0/24";
@@ -81,6 +81,10 @@ struct TlsClient {
     /// The request must fail (the handshake refused).
     #[serde(default)]
     fail: bool,
+    /// The connection must be closed during the handshake (no listener or usable route for
+    /// the server name).
+    #[serde(default)]
+    reject: bool,
 }
 
 /// The certificates the conformance suite creates when it starts (its `suite.Setup`): TLS
@@ -525,6 +529,48 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
     }
 }
 
+/// Upstream's waitForTLSConnectionRejection: a TLS handshake with `sni` at `addr` is closed by
+/// the server (end of stream or reset) rather than answered. An answer (a ServerHello, whose
+/// certificate this client does not trust) counts as accepted.
+async fn handshake_rejected(addr: &str, sni: &str, material: &SuiteMaterial) -> Result<(), String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let anchor = material
+        .pem
+        .get("{secret gateway-conformance-infra/tls-validity-checks-certificate cert}")
+        .cloned()
+        .unwrap_or_default();
+    roots.add_parsable_certificates(
+        rustls_pemfile::certs(&mut anchor.as_bytes()).filter_map(Result::ok),
+    );
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string())
+        .map_err(|e| format!("{sni}: {e}"))?;
+    let connect = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        Err(_) => Err("the handshake neither completed nor was closed".into()),
+        Ok(Ok(_)) => Err("the handshake completed: the connection was accepted".into()),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!("the server answered the handshake ({e})")),
+    }
+}
+
 /// Make the exchange's request at `addr` (`ip:port`); a mesh test's client names the Service
 /// (`echo` unless the test says) as its host. An HTTPS exchange connects by its server name.
 async fn round_trip(
@@ -934,6 +980,13 @@ fn not_replayable(x: &Exchange) -> Option<&'static str> {
     if text(&x.expected, "/Request/Protocol").eq_ignore_ascii_case("grpc") {
         return Some("gRPC");
     }
+    // The route's hostname, which the test reads from the cluster (hostnames[0]).
+    if x.tls
+        .as_ref()
+        .is_some_and(|t| t.reject && t.server_name.is_empty())
+    {
+        return Some("request computed at run time");
+    }
     if x.features
         .iter()
         .any(|f| f == "SupportMeshClusterIPMatching")
@@ -1102,6 +1155,13 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
                         )
                         .unwrap();
                         let tls = x.tls.as_ref();
+                        if let Some(t) = tls.filter(|t| t.reject) {
+                            last = handshake_rejected(&addr, &t.server_name, &material).await;
+                            if last.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                         let got = round_trip(&addr, &expected, mesh, tls, &material).await;
                         last = match got {
                             Ok(got) if tls.is_some_and(|t| t.fail) => Err(format!(

@@ -112,6 +112,9 @@ type TLSClient struct {
 	ClientKey  string `json:"client_key,omitempty"`
 	// Fail: the request must fail (MakeTLSRequestAndExpectFailureResponse).
 	Fail bool `json:"fail,omitempty"`
+	// Reject: the connection must be closed during the handshake
+	// (MakeTLSConnectionAndExpectEventuallyConnectionRejection).
+	Reject bool `json:"reject,omitempty"`
 }
 
 // MeshClient is what echo.ConnectToApp returns: a client pod of the mesh tests.
@@ -849,7 +852,7 @@ func helperKind(helper string) string {
 // mesh test's client.MakeRequestAndExpectEventuallyConsistentResponse(t, expected, timeouts).
 func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") && name != "http.MakeRequest" &&
-		!strings.HasPrefix(name, "tls.MakeTLSRequestAndExpect") {
+		!strings.HasPrefix(name, "tls.MakeTLS") {
 		return
 	}
 	x := Exchange{Test: w.test.name, Manifests: append([]string{}, w.test.manifests...), Features: w.test.features, After: *w.after}
@@ -875,6 +878,15 @@ func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 		x.Gateway = &addr
 		x.TLS = &TLSClient{Trust: str(3), ClientCert: str(4), ClientKey: str(5), ServerName: str(6), Fail: true}
 		x.Expected = jsonValue(eval(c.Args[7], vars))
+	// tls.MakeTLSConnectionAndExpectEventuallyConnectionRejection(t, timeouts, gwAddr, serverName)
+	case name == "tls.MakeTLSConnectionAndExpectEventuallyConnectionRejection" && len(c.Args) == 4:
+		addr, ok := eval(c.Args[2], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway = &addr
+		x.TLS = &TLSClient{ServerName: str(3), Reject: true}
+		x.Expected = map[string]any{}
 	case name == "http.MakeRequest" && len(c.Args) == 5:
 		addr, ok := eval(c.Args[2], vars).(GwAddr)
 		if !ok {
