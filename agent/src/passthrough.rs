@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use mesh_model::plan::{Action, Request as RouteRequest};
+use mesh_model::plan::{Action, Endpoint, Request as RouteRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -60,6 +60,40 @@ async fn client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, Option<String>), 
     }
 }
 
+/// The endpoint a relayed connection (or UDP flow) goes to: the route of the listener at
+/// `address`/`port` that takes `host` (the SNI; empty for TCP and UDP), a backend by weight,
+/// an endpoint of it. An error says why there is none (the connection is then closed, as
+/// Envoy does when no filter chain matches).
+pub fn endpoint_for(
+    proxy: &Proxy,
+    address: Option<std::net::IpAddr>,
+    port: u16,
+    host: &str,
+) -> Result<Endpoint, String> {
+    let plan = proxy.current.plan();
+    let request = RouteRequest {
+        host,
+        path: "/",
+        method: "",
+        headers: &[],
+        query: &[],
+    };
+    let listener = plan
+        .listener_at(address, port, host)
+        .ok_or_else(|| format!("no listener for {host:?}"))?;
+    let entry = plan
+        .decide(&listener.name, &request)
+        .and_then(|d| d.route)
+        .ok_or_else(|| format!("no route for {host:?}"))?;
+    let Action::Forward(backends) = &entry.action else {
+        return Err("a TLSRoute, TCPRoute or UDPRoute only forwards".into());
+    };
+    let (_, _, ep) = proxy
+        .choose(&plan, backends)
+        .map_err(|(r, _)| format!("{} for {host:?}", r.message()))?;
+    Ok(ep.clone())
+}
+
 async fn route(
     mut tcp: TcpStream,
     address: Option<std::net::IpAddr>,
@@ -75,28 +109,7 @@ async fn route(
         By::Port => (Vec::new(), None),
     };
     let host = sni.unwrap_or_default();
-    let plan = proxy.current.plan();
-    let request = RouteRequest {
-        host: &host,
-        path: "/",
-        method: "",
-        headers: &[],
-        query: &[],
-    };
-    // No listener or route for the SNI: close, as Envoy does when no filter chain matches.
-    let listener = plan
-        .listener_at(address, port, &host)
-        .ok_or_else(|| format!("no listener for SNI {host:?}"))?;
-    let entry = plan
-        .decide(&listener.name, &request)
-        .and_then(|d| d.route)
-        .ok_or_else(|| format!("no route for SNI {host:?}"))?;
-    let Action::Forward(backends) = &entry.action else {
-        return Err("a TLSRoute or TCPRoute only forwards".into());
-    };
-    let (_, _, ep) = proxy
-        .choose(&plan, backends)
-        .map_err(|_| format!("no endpoint for SNI {host:?}"))?;
+    let ep = endpoint_for(proxy, address, port, &host)?;
     let connect = TcpStream::connect((ep.address.as_str(), ep.port));
     let mut upstream = tokio::time::timeout(proxy.settings.connect_timeout, connect)
         .await

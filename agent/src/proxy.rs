@@ -498,21 +498,15 @@ impl Proxy {
             .default_route_timeout
             .map(|d| d.as_millis() as u64);
         let now = tokio::time::Instant::now();
-        let whole_deadline = match call.entry.request_timeout_ms {
-            Some(0) => None,
-            Some(ms) => Some(now + Duration::from_millis(ms)),
-            None => call
-                .entry
-                .deadline_or(default_ms)
-                .filter(|_| call.entry.backend_timeout_ms.is_none_or(|b| b == 0))
-                .map(|ms| now + Duration::from_millis(ms)),
-        };
-        let per_try = call
+        let whole_deadline = call
             .entry
-            .backend_timeout_ms
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
-        let mut upstream = Request::from_parts(parts.clone(), body);
+            .request_deadline_or(default_ms)
+            .map(|ms| now + Duration::from_millis(ms));
+        let per_try = call.entry.attempt_timeout_ms().map(Duration::from_millis);
+        // The request head is kept for a retry only when one may follow (a copy per request
+        // otherwise).
+        let retry_parts = replay.as_ref().map(|_| parts.clone());
+        let mut upstream = Request::from_parts(parts, body);
         let mut ep = call.ep;
         let mut attempt = 0u32;
         let (result, deadline) = loop {
@@ -547,9 +541,9 @@ impl Proxy {
                 (Some(Err(_)), Some(_)) => true,
             };
             let next = retry
-                .zip(replay.as_ref())
+                .zip(replay.as_ref().zip(retry_parts.as_ref()))
                 .filter(|(r, _)| retryable && attempt < r.retries);
-            let Some((r, bytes)) = next else {
+            let Some((r, (bytes, parts))) = next else {
                 break (result, deadline);
             };
             attempt += 1;

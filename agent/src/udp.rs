@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mesh_model::plan::{Action, Request as RouteRequest};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 
@@ -116,27 +115,7 @@ pub async fn serve(l: UdpListener, proxy: Arc<Proxy>, permits: Arc<Semaphore>) {
 
 /// A socket connected to the backend the listener's route picks for a new flow.
 async fn open(l: &UdpListener, proxy: &Proxy) -> Result<UdpSocket, String> {
-    let plan = proxy.current.plan();
-    let listener = plan
-        .listener_at(l.address, l.port, "")
-        .ok_or("no listener")?;
-    let request = RouteRequest {
-        host: "",
-        path: "/",
-        method: "",
-        headers: &[],
-        query: &[],
-    };
-    let entry = plan
-        .decide(&listener.name, &request)
-        .and_then(|d| d.route)
-        .ok_or("no UDPRoute")?;
-    let Action::Forward(backends) = &entry.action else {
-        return Err("a UDPRoute only forwards".into());
-    };
-    let (_, _, ep) = proxy
-        .choose(&plan, backends)
-        .map_err(|(r, _)| r.message().to_string())?;
+    let ep = crate::passthrough::endpoint_for(proxy, l.address, l.port, "")?;
     let target: SocketAddr = crate::upstream::authority(&ep.address, ep.port)
         .parse()
         .map_err(|e| format!("{}:{}: {e}", ep.address, ep.port))?;

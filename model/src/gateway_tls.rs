@@ -59,21 +59,34 @@ fn per_port_refs(k: usize, entry: &GatewayTlsFrontendPerPort) -> Vec<TlsRef<'_>>
         .collect()
 }
 
-/// The CA references a listener on `port` validates client certificates with: its port's
-/// `perPort` entry when there is one, else `default`.
-pub fn listener_ca_refs(spec: &GatewaySpec, port: i32) -> Vec<TlsRef<'_>> {
-    let Some(frontend) = spec.tls.as_ref().and_then(|t| t.frontend.as_ref()) else {
-        return Vec::new();
-    };
-    let entry = frontend
+/// The frontend entry that applies to a listener on a port: the port's `perPort` entry (with
+/// its index) when there is one, else `default`.
+enum FrontendEntry<'a> {
+    PerPort(usize, &'a GatewayTlsFrontendPerPort),
+    Default(&'a GatewayTlsFrontend),
+}
+
+fn frontend_entry(spec: &GatewaySpec, port: i32) -> Option<FrontendEntry<'_>> {
+    let frontend = spec.tls.as_ref()?.frontend.as_ref()?;
+    let per_port = frontend
         .per_port
         .iter()
         .flatten()
         .enumerate()
         .find(|(_, p)| p.port == port);
-    match entry {
-        Some((k, p)) => per_port_refs(k, p),
-        None => default_refs(frontend),
+    Some(match per_port {
+        Some((k, p)) => FrontendEntry::PerPort(k, p),
+        None => FrontendEntry::Default(frontend),
+    })
+}
+
+/// The CA references a listener on `port` validates client certificates with: its port's
+/// `perPort` entry when there is one, else `default`.
+pub fn listener_ca_refs(spec: &GatewaySpec, port: i32) -> Vec<TlsRef<'_>> {
+    match frontend_entry(spec, port) {
+        None => Vec::new(),
+        Some(FrontendEntry::PerPort(k, p)) => per_port_refs(k, p),
+        Some(FrontendEntry::Default(frontend)) => default_refs(frontend),
     }
 }
 
@@ -85,14 +98,13 @@ pub fn listener_insecure_fallback(spec: &GatewaySpec, port: i32) -> Option<bool>
         GatewayTlsFrontendDefaultValidationMode as D,
         GatewayTlsFrontendPerPortTlsValidationMode as P,
     };
-    let frontend = spec.tls.as_ref()?.frontend.as_ref()?;
-    match frontend.per_port.iter().flatten().find(|p| p.port == port) {
-        Some(p) => p
+    match frontend_entry(spec, port)? {
+        FrontendEntry::PerPort(_, p) => p
             .tls
             .validation
             .as_ref()
             .map(|v| matches!(v.mode, Some(P::AllowInsecureFallback))),
-        None => frontend
+        FrontendEntry::Default(frontend) => frontend
             .default
             .validation
             .as_ref()

@@ -319,8 +319,6 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
     }
 }
 
-/// The usable certificates of a listener: core Secrets of type kubernetes.io/tls that exist,
-/// may be referenced (ReferenceGrant across namespaces) and parse.
 /// The frontend validation of the Gateway's HTTPS listeners on `port` (a ListenerSet's
 /// listeners take their Gateway's): the CA bundles of the references that resolve (a
 /// ConfigMap's or Secret's `ca.crt`, across namespaces with a ReferenceGrant).
@@ -343,7 +341,9 @@ fn client_validation(gw: &Object, port: i32, snap: &Snapshot) -> Option<super::C
     })
 }
 
-/// (`gw` is the Gateway or ListenerSet that declares the listener.)
+/// The usable certificates of a listener: core Secrets of type kubernetes.io/tls that exist,
+/// may be referenced (ReferenceGrant across namespaces) and parse. (`gw` is the Gateway or
+/// ListenerSet that declares the listener.)
 fn certificates(
     gw: &Object,
     l: &gateway_api::apis::experimental::gateways::GatewayListeners,
@@ -489,65 +489,7 @@ fn entries(
             .collect(),
         _ => return Vec::new(),
     };
-    // Rule names, for statuses and explain.
-    let rule_names: Vec<Option<String>> = match &o.resource {
-        Resource::HttpRoute(spec, _) => spec
-            .rules
-            .iter()
-            .flatten()
-            .map(|r| r.name.clone())
-            .collect(),
-        Resource::GrpcRoute(spec, _) => spec
-            .rules
-            .iter()
-            .flatten()
-            .map(|r| r.name.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let retries: Vec<Option<super::Retry>> = match &o.resource {
-        Resource::HttpRoute(spec, _) => spec
-            .rules
-            .iter()
-            .flatten()
-            .map(|r| {
-                let r = r.retry.as_ref()?;
-                Some(super::Retry {
-                    codes: r
-                        .codes
-                        .iter()
-                        .flatten()
-                        .filter_map(|c| u16::try_from(*c).ok())
-                        .collect(),
-                    retries: r
-                        .attempts
-                        .map_or(super::Retry::DEFAULT_RETRIES, |a| a.max(0) as u32),
-                    backoff_ms: r
-                        .backoff
-                        .as_deref()
-                        .and_then(crate::validate::duration_ms)
-                        .unwrap_or(super::Retry::DEFAULT_BACKOFF_MS),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let timeouts: Vec<(Option<u64>, Option<u64>)> = match &o.resource {
-        Resource::HttpRoute(spec, _) => spec
-            .rules
-            .iter()
-            .flatten()
-            .map(|r| {
-                let t = r.timeouts.as_ref();
-                let ms = |v: Option<&String>| v.and_then(|s| crate::validate::duration_ms(s));
-                (
-                    ms(t.and_then(|t| t.request.as_ref())),
-                    ms(t.and_then(|t| t.backend_request.as_ref())),
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let settings = rule_settings(o);
     // Mirror targets resolve like backends (exist, have the port, are permitted); one that
     // does not is not copied to.
     let mirrors_of = |filters: &[(String, Filter)],
@@ -599,8 +541,7 @@ fn entries(
             }
             Action::Forward(backends)
         };
-        let (request_timeout_ms, backend_timeout_ms) =
-            timeouts.get(i).copied().unwrap_or((None, None));
+        let set = settings.get(i).cloned().unwrap_or_default();
         for (j, m) in ms.into_iter().enumerate() {
             out.push(RouteEntry {
                 matcher: m,
@@ -613,16 +554,69 @@ fn entries(
                     name: o.name.clone(),
                     rule: i,
                     matched: j,
-                    rule_name: rule_names.get(i).cloned().flatten(),
+                    rule_name: set.name.clone(),
                 },
-                request_timeout_ms,
-                backend_timeout_ms,
-                retry: retries.get(i).cloned().flatten(),
+                request_timeout_ms: set.request_timeout_ms,
+                backend_timeout_ms: set.backend_timeout_ms,
+                retry: set.retry.clone(),
                 age: age.clone(),
             });
         }
     }
     out
+}
+
+/// What a route rule sets beyond matches, filters and backends.
+#[derive(Debug, Clone, Default)]
+struct RuleSettings {
+    /// The rule's name (HTTPRoute and GRPCRoute rules), for statuses and explain.
+    name: Option<String>,
+    request_timeout_ms: Option<u64>,
+    backend_timeout_ms: Option<u64>,
+    retry: Option<super::Retry>,
+}
+
+/// The settings of each rule of a route, by rule index (none for kinds without them).
+fn rule_settings(o: &Object) -> Vec<RuleSettings> {
+    let ms = |v: Option<&String>| v.and_then(|s| crate::validate::duration_ms(s));
+    match &o.resource {
+        Resource::HttpRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| {
+                let t = r.timeouts.as_ref();
+                RuleSettings {
+                    name: r.name.clone(),
+                    request_timeout_ms: ms(t.and_then(|t| t.request.as_ref())),
+                    backend_timeout_ms: ms(t.and_then(|t| t.backend_request.as_ref())),
+                    retry: r.retry.as_ref().map(|r| super::Retry {
+                        codes: r
+                            .codes
+                            .iter()
+                            .flatten()
+                            .filter_map(|c| u16::try_from(*c).ok())
+                            .collect(),
+                        retries: r
+                            .attempts
+                            .map_or(super::Retry::DEFAULT_RETRIES, |a| a.max(0) as u32),
+                        backoff_ms: ms(r.backoff.as_ref())
+                            .unwrap_or(super::Retry::DEFAULT_BACKOFF_MS),
+                    }),
+                }
+            })
+            .collect(),
+        Resource::GrpcRoute(spec, _) => spec
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| RuleSettings {
+                name: r.name.clone(),
+                ..RuleSettings::default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The cluster of a backendRef, if it is a Service that exists, has the port, and may be

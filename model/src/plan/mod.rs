@@ -200,15 +200,22 @@ impl RouteEntry {
             .min()
     }
 
-    /// The deadline with a proxy-wide default for routes that set none (Envoy's route timeout
-    /// defaults to 15 s): a route whose `timeouts.request` is `0s` has asked for no deadline,
-    /// and keeps none.
-    pub fn deadline_or(&self, default_ms: Option<u64>) -> Option<u64> {
-        match (self.deadline_ms(), self.request_timeout_ms) {
-            (Some(ms), _) => Some(ms),
-            (None, Some(0)) => None,
-            (None, _) => default_ms,
+    /// The deadline of the whole exchange, retries included: `timeouts.request`, or the
+    /// proxy-wide default (Envoy's route timeout defaults to 15 s) for a route that sets no
+    /// timeout at all. A route whose `timeouts.request` is `0s` has asked for no deadline and
+    /// keeps none; one with only `timeouts.backendRequest` is bounded by its attempts.
+    pub fn request_deadline_or(&self, default_ms: Option<u64>) -> Option<u64> {
+        match self.request_timeout_ms {
+            Some(0) => None,
+            Some(ms) => Some(ms),
+            None if self.attempt_timeout_ms().is_some() => None,
+            None => default_ms,
         }
+    }
+
+    /// The deadline of each attempt at the backend (`timeouts.backendRequest`; `0s` is none).
+    pub fn attempt_timeout_ms(&self) -> Option<u64> {
+        self.backend_timeout_ms.filter(|ms| *ms > 0)
     }
 }
 
