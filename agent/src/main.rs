@@ -15,8 +15,8 @@ mod filters;
 mod headers;
 mod local_reply;
 mod origination;
-mod passthrough;
 mod proxy;
+mod relay;
 mod serve;
 mod stats;
 mod tls;
@@ -236,11 +236,9 @@ impl Serving {
                 continue;
             }
             let tls = match l.protocol {
-                Protocol::Https => Some(Arc::new(tls::server_config(
-                    self.certificates.clone(),
-                    l.address,
-                    l.port,
-                ))),
+                Protocol::Https | Protocol::Tls | Protocol::TlsTerminate => Some(Arc::new(
+                    tls::server_config(self.certificates.clone(), l.address, l.port),
+                )),
                 _ => None,
             };
             runtime.spawn(listen(
@@ -381,16 +379,12 @@ async fn listen(
             sni: std::sync::OnceLock::new(),
             _permit: Some(permit),
         });
-        let relayed = match protocol {
-            Protocol::Tls => Some(passthrough::By::Sni),
-            Protocol::Tcp => Some(passthrough::By::Port),
-            Protocol::Http | Protocol::Https | Protocol::Udp => None,
-        };
+        let tcp_relay = protocol == Protocol::Tcp;
         tokio::spawn(async move {
-            if let Some(by) = relayed {
-                passthrough::relay(tcp, inbound, &proxy, &limits, by).await;
-            } else {
-                serve::http(tcp, inbound, proxy, tls, limits).await;
+            match tls {
+                _ if tcp_relay => relay::tcp(tcp, inbound, &proxy, &limits).await,
+                Some(tls) => relay::tls(tcp, inbound, proxy, tls, limits).await,
+                None => serve::http(tcp, inbound, proxy, None, limits).await,
             }
         });
     }

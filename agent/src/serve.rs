@@ -311,8 +311,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Serve one HTTP connection (HTTP/1.1 or h2c, or either over TLS) until it ends or a timer
 /// ends it: a graceful shutdown when idle (HTTP/2 gets a GOAWAY), a close when a stream or the
 /// first request stalls.
-pub async fn http(
-    tcp: TcpStream,
+pub async fn http<S: Io + 'static>(
+    tcp: S,
     inbound: Arc<Inbound>,
     proxy: Arc<Proxy>,
     tls: Option<tokio_rustls::TlsAcceptor>,

@@ -476,15 +476,11 @@ async fn the_mesh_routes_by_the_requests_target_and_port() {
 async fn ipv6_listeners_and_endpoints() {
     let _serial = SERIAL.lock().await;
     let port = 39_871;
-    let run = mesh_echo::serve(mesh_echo::Args {
-        listen: format!("[::1]:{port}").parse().unwrap(),
-        pod: "v6".into(),
-        namespace: "default".into(),
-        seen: None,
-        tls_cert: None,
-        tls_key: None,
-        tls: None,
-    })
+    let run = mesh_echo::serve(mesh_echo::Args::new(
+        format!("[::1]:{port}").parse().unwrap(),
+        "v6",
+        "default",
+    ))
     .await
     .expect("[::1] port free");
     tokio::spawn(run);

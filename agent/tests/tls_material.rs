@@ -4,19 +4,9 @@
 
 mod support;
 
-use base64::Engine;
-use support::{backend, service, spawn};
+use support::{backend, ca_and_server, secret, service, spawn};
 
 const GATEWAY: &str = "127.0.0.51";
-
-fn secret(name: &str, cert_pem: &str, key_pem: &[u8]) -> String {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
-        b64(cert_pem.as_bytes()),
-        b64(key_pem)
-    )
-}
 
 fn config() -> String {
     format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: mesh}}\nspec: {{controllerName: kubectl-mesh.io/gateway-controller}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  listeners:\n  - {{name: good, port: 8443, protocol: HTTPS, hostname: good.example, tls: {{certificateRefs: [{{name: good}}]}}}}\n  - {{name: bad, port: 9443, protocol: HTTPS, hostname: bad.example, tls: {{certificateRefs: [{{name: bad}}]}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: all, namespace: default}}\nspec:\n  parentRefs: [{{name: edge}}]\n  rules: [{{backendRefs: [{{name: svc, port: 80}}]}}]\n---\n{}", service("default", "svc", 80, "127.0.1.51", 9000))
@@ -200,41 +190,6 @@ async fn client_certificates_are_checked_against_the_ca_in_force() {
     assert_eq!(https_as(8444, Some(&client2)).await, Ok(200));
 }
 
-/// A CA as a ConfigMap named `name`, and a serving certificate (cert, key) it issued for
-/// `names` (DNS names, or `spiffe://` URIs).
-fn ca_and_server(name: &str, names: &[&str]) -> (String, mesh_echo::TlsIdentity) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
-    };
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(DnType::CommonName, format!("{name} CA"));
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "backend");
-    for n in names {
-        leaf.subject_alt_names.push(if n.starts_with("spiffe://") {
-            SanType::URI(n.to_string().try_into().unwrap())
-        } else {
-            SanType::DnsName(n.to_string().try_into().unwrap())
-        });
-    }
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &ca).unwrap();
-    let config_map = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n  ca.crt: |\n    {}\n",
-        ca.pem().trim_end().replace('\n', "\n    ")
-    );
-    (
-        config_map,
-        mesh_echo::TlsIdentity {
-            cert_pem: cert.pem().into_bytes(),
-            key_pem: key.serialize_pem().into_bytes(),
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_tls_policies_originate_tls_and_check_the_backend() {
     let (ca, identity) = ca_and_server(
@@ -246,13 +201,8 @@ async fn backend_tls_policies_originate_tls_and_check_the_backend() {
     );
     let (other_ca, _) = ca_and_server("other-ca", &["backend.example"]);
     let run = mesh_echo::serve(mesh_echo::Args {
-        listen: "127.0.1.53:9443".parse().unwrap(),
-        pod: "tls-backend".into(),
-        namespace: "default".into(),
-        seen: None,
-        tls_cert: None,
-        tls_key: None,
         tls: Some(identity),
+        ..mesh_echo::Args::new("127.0.1.53:9443".parse().unwrap(), "tls-backend", "default")
     })
     .await
     .unwrap();

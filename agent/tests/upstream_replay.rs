@@ -1,29 +1,35 @@
-//! Upstream's conformance tests' HTTP expectations, replayed against mesh-agent.
+//! Upstream's conformance tests' expectations, replayed against mesh-agent.
 //!
 //! `scripts/gateway-api/conformance -http` reads the Go sources of the conformance tests of the
-//! targeted release and lists every HTTP exchange a test expects
-//! (`http.ExpectedResponse` values of Gateway tests and GAMMA mesh tests), with the Gateway
-//! (and listener) the request is sent to. For each test, this runs what the suite would have
-//! on a cluster, on loopback: the suite's base manifests and the test's in the agent's folder;
-//! each Deployment's pods as mesh-echo backends on addresses of their own (the conformance echo
-//! server's JSON), with the EndpointSlices a cluster's controller would write for the Services
-//! that select them; every Gateway on an address of its own (`--gateway-address-pool`), as a
-//! cluster's load balancer gives it. Each exchange is then made and judged as upstream's
-//! `CompareRoundTrip` judges it (status, backend request's path, host, method and headers,
-//! backend pod and namespace, response headers, redirect target), and must hold three times in
-//! a row.
+//! targeted release and lists every exchange a test expects: HTTP and HTTPS
+//! (`http.ExpectedResponse` values of Gateway tests and GAMMA mesh tests), TCP and TLS
+//! connections to the echo server's TCP protocol (`tcp.ExpectedResponse`), UDP datagrams
+//! (`udp.ExpectedResponse`), each with the Gateway (and listener) it is sent to. For each test,
+//! this runs what the suite would have on a cluster, on loopback: the suite's base manifests and
+//! the test's in the agent's folder; each Deployment's pods as mesh-echo backends on addresses
+//! of their own (speaking the conformance echo server's HTTP JSON, or its TCP or UDP echo when
+//! the pod's environment asks for it), with the EndpointSlices a cluster's controller would
+//! write for the Services that select them; every Gateway on an address of its own
+//! (`--gateway-address-pool`), as a cluster's load balancer gives it. Each exchange is then
+//! made and judged as upstream's helpers judge it (`CompareRoundTrip`: status, backend
+//! request's path, host, method and headers, backend pod and namespace, response headers,
+//! redirect target; the TCP helper: welcome, PING, IS_TLS, backend pod, server name the
+//! backend saw), and must hold three times in a row.
 //!
 //! Not replayed here, each counted and said: exchanges a test makes only after changing objects;
 //! those whose request is computed at run time from what the cluster holds; gRPC ones (their
 //! own client); mesh tests of `SupportMeshClusterIPMatching`, which route by the address a
-//! client dialled (the eBPF datapath's original destination). HTTPS, TLS, weighted-distribution
-//! and mirror checks use other helpers and are not extracted. The figure is printed per test;
-//! the test fails when it falls below the level reached so far (`PASSED_AT_LEAST`).
+//! client dialled (the eBPF datapath's original destination). Weighted-distribution and mirror
+//! checks use other helpers and are not extracted. The figure is printed per test; the test
+//! fails when it falls below the level reached so far (`PASSED_AT_LEAST`).
 
 #[path = "../../model/tests/upstream/mod.rs"]
 mod upstream;
 
 mod support;
+
+#[path = "replay/l4.rs"]
+mod l4;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,7 +40,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Exchanges that pass, of those replayed (raise it as the agent learns more).
-const PASSED_AT_LEAST: usize = 432;
+const PASSED_AT_LEAST: usize = 456;
 
 /// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
 const GATEWAY_POOL: &str = "127.77.0.0/24";
@@ -55,6 +61,9 @@ struct Exchange {
     tls: Option<TlsClient>,
     #[serde(default)]
     after: String,
+    /// "tcp" or "udp" for the echo server's TCP and UDP protocols; empty for HTTP.
+    #[serde(default)]
+    kind: String,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -151,7 +160,9 @@ fn suite_material() -> SuiteMaterial {
         (cert.pem(), key.serialize_pem())
     };
     let mut config_maps = String::new();
+    let mut ca_pems = Vec::new();
     let mut ca_config_map = |ns: &str, name: &str, issuer: &CertifiedIssuer<'_, KeyPair>| {
+        ca_pems.push((format!("{{configmap {ns}/{name} ca.crt}}"), issuer.pem()));
         let text = issuer.pem().replace('\n', "\n    ");
         config_maps.push_str(&format!(
             "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata:\n  ca.crt: |\n    {}\n",
@@ -212,6 +223,7 @@ fn suite_material() -> SuiteMaterial {
     secret(INFRA, "tls-terminate-checks-certificate", c, k);
     ca_config_map(INFRA, "mismatch-ca-certificate", &ca());
     yaml.push_str(&config_maps);
+    pem.extend(ca_pems);
     SuiteMaterial { yaml, pem }
 }
 
@@ -222,9 +234,14 @@ struct Pod {
     labels: BTreeMap<String, String>,
     address: String,
     ports: HashMap<String, i64>,
-    /// The TLS Secret (`ns/name`) and port of a pod whose echo server serves HTTPS (its
-    /// container's TLS_SERVER_CERT, from a Secret volume; HTTPS_PORT or 8443).
-    https: Option<(String, u16)>,
+    /// The TLS Secret (`ns/name`) and port of a pod whose echo server serves TLS (its
+    /// container's TLS_SERVER_CERT, from a Secret volume): HTTPS on HTTPS_PORT, or the TCP
+    /// echo on TLS_PORT (8443 for either by default).
+    tls: Option<(String, u16)>,
+    /// The echo server's protocol: TCP_ECHO_SERVER or UDP_ECHO_SERVER set, else HTTP.
+    protocol: mesh_echo::EchoProtocol,
+    /// SERVICE_NAME, which the TCP and UDP echoes report.
+    service: String,
 }
 
 fn str_map(v: &Value) -> BTreeMap<String, String> {
@@ -288,12 +305,21 @@ fn pods(objects: &[mesh_model::Object]) -> Vec<Pod> {
                     .find_map(|v| v.pointer("/secret/secretName")?.as_str())
             });
         let ns = o.namespace.clone().unwrap_or_else(|| "default".into());
-        let https = match (env("TLS_SERVER_CERT"), secret_volume) {
+        let protocol = if env("TCP_ECHO_SERVER").is_some() {
+            mesh_echo::EchoProtocol::Tcp
+        } else if env("UDP_ECHO_SERVER").is_some() {
+            mesh_echo::EchoProtocol::Udp
+        } else {
+            mesh_echo::EchoProtocol::Http
+        };
+        let tls_port = match protocol {
+            mesh_echo::EchoProtocol::Tcp => env("TLS_PORT"),
+            _ => env("HTTPS_PORT"),
+        };
+        let tls = match (env("TLS_SERVER_CERT"), secret_volume) {
             (Some(_), Some(secret)) => Some((
                 format!("{ns}/{secret}"),
-                env("HTTPS_PORT")
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(8443),
+                tls_port.and_then(|p| p.parse().ok()).unwrap_or(8443),
             )),
             _ => None,
         };
@@ -305,7 +331,9 @@ fn pods(objects: &[mesh_model::Object]) -> Vec<Pod> {
                 labels: str_map(template.pointer("/metadata/labels").unwrap_or(&Value::Null)),
                 address: format!("{}.{}.{}.{}", POD_NET[0], POD_NET[1], n / 250, n % 250 + 1),
                 ports: ports.clone(),
-                https: https.clone(),
+                tls: tls.clone(),
+                protocol,
+                service: env("SERVICE_NAME").unwrap_or_default(),
             });
         }
     }
@@ -344,7 +372,8 @@ fn endpoint_slices(objects: &[mesh_model::Object], pods: &[Pod]) -> String {
                 Some(Value::String(name)) => first.ports.get(name).copied().unwrap_or(port),
                 _ => port,
             };
-            let mut entry = json!({"port": target, "protocol": "TCP"});
+            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            let mut entry = json!({"port": target, "protocol": protocol});
             if let Some(n) = p.get("name") {
                 entry["name"] = n.clone();
             }
@@ -416,6 +445,27 @@ fn client_for(
     let Some(tls) = tls else {
         return Ok(support::client());
     };
+    let mut config = tls_client_config(tls, material)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .use_preconfigured_tls(config)
+        .resolve(
+            &tls.server_name,
+            addr.parse().map_err(|e| format!("{addr}: {e}"))?,
+        )
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The TLS side of an exchange's client: trusting the exchange's server certificate (as Go's
+/// pool does, see `Pinned`) and presenting its client certificate, without ALPN.
+fn tls_client_config(
+    tls: &TlsClient,
+    material: &SuiteMaterial,
+) -> Result<rustls::ClientConfig, String> {
     let pem = |p: &str| {
         material
             .pem
@@ -447,7 +497,7 @@ fn client_for(
         .map_err(|e| e.to_string())?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned(verifier, trusted)));
-    let mut config = if tls.client_cert.is_empty() {
+    let config = if tls.client_cert.is_empty() {
         builder.with_no_client_auth()
     } else {
         let key = rustls_pemfile::private_key(&mut pem(&tls.client_key)?.as_bytes())
@@ -457,18 +507,7 @@ fn client_for(
             .with_client_auth_cert(ders(pem(&tls.client_cert)?), key)
             .map_err(|e| e.to_string())?
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(5))
-        .no_proxy()
-        .use_preconfigured_tls(config)
-        .resolve(
-            &tls.server_name,
-            addr.parse().map_err(|e| format!("{addr}: {e}"))?,
-        )
-        .build()
-        .map_err(|e| e.to_string())
+    Ok(config)
 }
 
 /// The suite's client trusts the certificate it was given: the server's chain must verify to
@@ -527,6 +566,26 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.supported_verify_schemes()
     }
+}
+
+/// A TCP or UDP check (the echo server's protocols), over TLS when the exchange says.
+async fn l4_exchange(
+    addr: &str,
+    x: &Exchange,
+    expected: &Value,
+    material: &SuiteMaterial,
+) -> Result<(), String> {
+    if x.kind == "udp" {
+        return l4::udp(addr, expected).await;
+    }
+    let tls = match &x.tls {
+        None => None,
+        Some(t) => Some((
+            Arc::new(tls_client_config(t, material)?),
+            t.server_name.clone(),
+        )),
+    };
+    l4::tcp(addr, tls, expected).await
 }
 
 /// Upstream's waitForTLSConnectionRejection: a TLS handshake with `sni` at `addr` is closed by
@@ -980,13 +1039,6 @@ fn not_replayable(x: &Exchange) -> Option<&'static str> {
     if text(&x.expected, "/Request/Protocol").eq_ignore_ascii_case("grpc") {
         return Some("gRPC");
     }
-    // The route's hostname, which the test reads from the cluster (hostnames[0]).
-    if x.tls
-        .as_ref()
-        .is_some_and(|t| t.reject && t.server_name.is_empty())
-    {
-        return Some("request computed at run time");
-    }
     if x.features
         .iter()
         .any(|f| f == "SupportMeshClusterIPMatching")
@@ -994,6 +1046,36 @@ fn not_replayable(x: &Exchange) -> Option<&'static str> {
         return Some("routes by the dialled address (eBPF datapath)");
     }
     None
+}
+
+/// A route's hostname where the extractor left a placeholder for what the test reads from the
+/// cluster ("{hostname 0 of TLSRoute ns/name}": the route's `spec.hostnames[0]`).
+fn fill_hostnames(text: &str, objects: &[mesh_model::Object]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("{hostname ") {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find('}') else {
+            break;
+        };
+        let inner = &rest[at + "{hostname ".len()..at + end];
+        let found = inner.split_once(" of ").and_then(|(i, route)| {
+            let (kind, nn) = route.split_once(' ')?;
+            let (ns, name) = nn.split_once('/')?;
+            let o = objects
+                .iter()
+                .find(|o| o.kind == kind && o.namespace.as_deref() == Some(ns) && o.name == name)?;
+            let i: usize = i.parse().ok()?;
+            o.raw.pointer(&format!("/spec/hostnames/{i}"))?.as_str()
+        });
+        match found {
+            Some(h) => out.push_str(h),
+            None => out.push_str(&rest[at..=at + end]),
+        }
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A pod's address where the extractor left a placeholder for it ("{address of app=echo,...}").
@@ -1104,8 +1186,18 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
             let pod = pods
                 .iter()
                 .find(|p| p.address == args.listen.ip().to_string());
-            if let Some((secret, port)) = pod.and_then(|p| p.https.as_ref()) {
-                if *port == args.listen.port() {
+            if let Some(p) = pod {
+                // The EndpointSlice says which ports are UDP; the pod's environment which
+                // protocol its TCP ports speak, and the Service name it reports.
+                if args.protocol == mesh_echo::EchoProtocol::Http {
+                    args.protocol = p.protocol;
+                }
+                if !p.service.is_empty() {
+                    args.service = p.service.clone();
+                }
+            }
+            if let Some((secret, port)) = pod.and_then(|p| p.tls.as_ref()) {
+                if *port == args.listen.port() && args.protocol != mesh_echo::EchoProtocol::Udp {
                     let pem = |part: &str| {
                         material
                             .pem
@@ -1139,6 +1231,11 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
             total += 1;
             let mut x = (*x).clone();
             fill_addresses(&mut x.expected, &pods);
+            x.expected = serde_json::from_str(&fill_hostnames(&x.expected.to_string(), &objects))
+                .expect("JSON stays JSON");
+            if let Some(t) = &mut x.tls {
+                t.server_name = fill_hostnames(&t.server_name, &objects);
+            }
             let x = &x;
             let outcome = match target(x, &agent, &gateways) {
                 Err(e) => Err(e),
@@ -1155,6 +1252,13 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
                         )
                         .unwrap();
                         let tls = x.tls.as_ref();
+                        if !x.kind.is_empty() {
+                            last = l4_exchange(&addr, x, &expected, &material).await;
+                            if last.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                         if let Some(t) = tls.filter(|t| t.reject) {
                             last = handshake_rejected(&addr, &t.server_name, &material).await;
                             if last.is_err() {
@@ -1192,6 +1296,11 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
             }
             match outcome {
                 Ok(()) => test_passed += 1,
+                Err(why) if !x.kind.is_empty() => failures.push(format!(
+                    "{test}: {} {}: {why}",
+                    x.kind.to_uppercase(),
+                    x.tls.as_ref().map_or("", |t| t.server_name.as_str()),
+                )),
                 Err(why) => failures.push(format!(
                     "{test}: {} {}{}: {why}",
                     match text(&x.expected, "/Request/Method") {

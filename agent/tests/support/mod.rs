@@ -208,13 +208,8 @@ pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
 pub async fn backend(addr: &str, pod: &str, namespace: &str) -> Seen {
     let seen = Seen::default();
     let run = mesh_echo::serve(mesh_echo::Args {
-        listen: addr.parse().unwrap(),
-        pod: pod.into(),
-        namespace: namespace.into(),
         seen: Some(seen.clone()),
-        tls_cert: None,
-        tls_key: None,
-        tls: None,
+        ..mesh_echo::Args::new(addr.parse().unwrap(), pod, namespace)
     })
     .await
     .expect("backend address free");
@@ -317,4 +312,50 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A `kubernetes.io/tls` Secret in `default` holding a certificate and its key (PEM).
+pub fn secret(name: &str, cert_pem: &str, key_pem: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(cert_pem.as_bytes()),
+        b64(key_pem)
+    )
+}
+
+/// A CA as a ConfigMap named `name`, and a serving certificate (cert, key) it issued for
+/// `names` (DNS names, or `spiffe://` URIs).
+pub fn ca_and_server(name: &str, names: &[&str]) -> (String, mesh_echo::TlsIdentity) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "backend");
+    for n in names {
+        leaf.subject_alt_names.push(if n.starts_with("spiffe://") {
+            SanType::URI(n.to_string().try_into().unwrap())
+        } else {
+            SanType::DnsName(n.to_string().try_into().unwrap())
+        });
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let config_map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\ndata:\n  ca.crt: |\n    {}\n",
+        ca.pem().trim_end().replace('\n', "\n    ")
+    );
+    (
+        config_map,
+        mesh_echo::TlsIdentity {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+        },
+    )
 }

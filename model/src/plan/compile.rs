@@ -33,12 +33,14 @@ type Hosts = BTreeMap<HostMatch, Vec<RouteEntry>>;
 /// A listener of a Gateway or ListenerSet: kind, namespace, name, listener name.
 type ListenerKey = (String, String, String, String);
 
-/// How the agent serves a Gateway listener, or `None` when it does not (TLS Terminate).
+/// How the agent serves a Gateway listener, or `None` when it does not (a protocol of an
+/// implementation's own).
 pub fn served_protocol(l: &GatewayListeners) -> Option<Protocol> {
     match l.protocol.as_str() {
         "HTTP" => Some(Protocol::Http),
         "HTTPS" => Some(Protocol::Https),
         "TLS" if crate::attach::is_passthrough(l) => Some(Protocol::Tls),
+        "TLS" => Some(Protocol::TlsTerminate),
         "TCP" => Some(Protocol::Tcp),
         "UDP" => Some(Protocol::Udp),
         _ => None,

@@ -197,9 +197,6 @@ impl HostIndex {
 }
 
 impl Plan {
-    /// The one routing function: the listener by name, then the virtual host by Host, then the
-    /// route entry by precedence. `None` when the listener does not exist or no virtual host
-    /// serves the host.
     /// The Gateway listener on `port` that takes a request (or TLS connection) for `host`.
     ///
     /// Listeners may share a port when their hostnames differ; the spec sends a request to the
@@ -212,22 +209,45 @@ impl Plan {
 
     /// `listener_for` among the listeners bound at `address` (`None`: at any address, as
     /// when every Gateway shares one; `Some`: the listeners of the Gateway given that address).
+    /// UDP listeners are not among them: they have sockets of their own ([`Plan::udp_listener_at`]).
     pub fn listener_at(
         &self,
         address: Option<std::net::IpAddr>,
         port: u16,
         host: &str,
     ) -> Option<&Listener> {
+        self.listener_among(address, port, host, |l| l.protocol != super::Protocol::Udp)
+    }
+
+    /// The UDP listener bound at `address` and `port`, which a TCP listener may share.
+    pub fn udp_listener_at(
+        &self,
+        address: Option<std::net::IpAddr>,
+        port: u16,
+    ) -> Option<&Listener> {
+        self.listener_among(address, port, "", |l| l.protocol == super::Protocol::Udp)
+    }
+
+    fn listener_among(
+        &self,
+        address: Option<std::net::IpAddr>,
+        port: u16,
+        host: &str,
+        transport: impl Fn(&Listener) -> bool,
+    ) -> Option<&Listener> {
         self.listeners
             .iter()
             .rev()
-            .filter(|l| l.port == port && l.name != super::MESH_LISTENER)
+            .filter(|l| l.port == port && l.name != super::MESH_LISTENER && transport(l))
             .filter(|l| address.is_none() || l.address == address)
             .filter_map(|l| Some((specificity(&l.hostname, host)?, l)))
             .max_by_key(|(s, _)| *s)
             .map(|(_, l)| l)
     }
 
+    /// The one routing function: the listener by name, then the virtual host by Host, then the
+    /// route entry by precedence. `None` when the listener does not exist or no virtual host
+    /// serves the host.
     pub fn decide<'p>(&'p self, listener: &str, req: &Request<'_>) -> Option<Decision<'p>> {
         let listener = self.listeners.iter().find(|l| l.name == listener)?;
         let vh = &listener.virtual_hosts[listener.index.host(req.host)?];

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{rewrite, Action, Plan, Protocol, Request, MESH_LISTENER};
+use super::{rewrite, Action, Plan, Request, MESH_LISTENER};
 
 /// The outcome of a mesh request for a destination that is no Service: it leaves as
 /// addressed (or is refused, under the agent's `--outbound-policy registry-only`).
@@ -268,7 +268,7 @@ fn explain_on(
             .as_ref()
             .is_some_and(|d| std::ptr::eq(d.virtual_host, vh));
         for e in vh.routes.iter().filter(|e| e.source.kind != "Service") {
-            if chosen.is_some_and(|c| std::ptr::eq(c, e)) || (here && l.protocol == Protocol::Tls) {
+            if chosen.is_some_and(|c| std::ptr::eq(c, e)) || (here && l.protocol.is_relayed()) {
                 continue;
             }
             if !here {
@@ -396,8 +396,8 @@ fn explain_on(
             out.location = Some(location);
         }
         Action::Forward(backends) => {
-            // A passthrough connection is forwarded as is: no path, no Host.
-            if l.protocol != Protocol::Tls {
+            // A relayed connection is forwarded as is: no path, no Host.
+            if !l.protocol.is_relayed() {
                 let (path, host) = rewrite::rewritten(e, &e.filters, req.path);
                 out.forwarded_path = Some(path);
                 out.forwarded_host = host;

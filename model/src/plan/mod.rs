@@ -47,10 +47,30 @@ pub enum Protocol {
     Https,
     /// TLS Passthrough: routed by the ClientHello's SNI, relayed untouched.
     Tls,
+    /// TLS Terminate (protocol TLS, `tls.mode: Terminate`): the listener completes the
+    /// handshake with its certificate and relays the plaintext bytes to the TLSRoute's (or
+    /// TCPRoute's) backend.
+    TlsTerminate,
     /// TCP: relayed to the TCPRoute's backends, byte for byte.
     Tcp,
     /// UDP: datagrams relayed to the UDPRoute's backends, one flow per client address.
     Udp,
+}
+
+impl Protocol {
+    /// Whether connections are relayed as byte streams (or datagrams) rather than served as
+    /// HTTP: no path, no Host, the first route of the virtual host takes them.
+    pub fn is_relayed(&self) -> bool {
+        matches!(
+            self,
+            Protocol::Tls | Protocol::TlsTerminate | Protocol::Tcp | Protocol::Udp
+        )
+    }
+
+    /// Whether the listener completes TLS handshakes itself (it holds private keys).
+    pub fn terminates_tls(&self) -> bool {
+        matches!(self, Protocol::Https | Protocol::TlsTerminate)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +80,7 @@ pub struct Listener {
     pub port: u16,
     pub protocol: Protocol,
     pub virtual_hosts: Vec<VirtualHost>,
-    /// HTTPS: the certificates to terminate with, chosen by SNI.
+    /// HTTPS and TLS Terminate: the certificates to terminate with, chosen by SNI.
     pub certificates: Vec<Certificate>,
     /// HTTPS: how client certificates are validated (the Gateway's `spec.tls.frontend` for
     /// the listener's port), if they are.

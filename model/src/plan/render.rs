@@ -79,14 +79,14 @@ pub fn listeners<'p>(plan: &'p Plan, opts: &'p RenderOptions) -> impl Iterator<I
         // The others on a port share one protocol (a conflict is an Error, never compiled).
         let served: Vec<&Listener> = group
             .into_iter()
-            .filter(|l| l.protocol != Protocol::Https)
+            .filter(|l| !l.protocol.terminates_tls())
             .collect();
         match served.first()?.protocol {
             Protocol::Http => Some(listener(&served, plan, opts)),
             Protocol::Tls => passthrough_listener(&served, plan, opts, true),
             Protocol::Tcp => passthrough_listener(&served, plan, opts, false),
             Protocol::Udp => udp_listener(&served, opts),
-            Protocol::Https => None,
+            Protocol::Https | Protocol::TlsTerminate => None,
         }
     })
 }

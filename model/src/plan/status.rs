@@ -226,15 +226,7 @@ pub fn gateways(
                         ..condition("Accepted", Err("UnsupportedProtocol"))
                     },
                     (None, None) => Condition {
-                        message: format!(
-                            "mesh-agent does not serve {} listeners{}",
-                            l.protocol,
-                            if l.protocol == "TLS" {
-                                " in Terminate mode"
-                            } else {
-                                ""
-                            }
-                        ),
+                        message: format!("mesh-agent does not serve {} listeners", l.protocol),
                         ..condition("Accepted", Err("UnsupportedProtocol"))
                     },
                     (None, Some(_)) => condition("Accepted", Ok("Accepted")),

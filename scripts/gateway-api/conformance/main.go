@@ -87,9 +87,13 @@ type Exchange struct {
 	Mesh string `json:"mesh,omitempty"`
 	// Expected is the http.ExpectedResponse, fields as Go names them.
 	Expected any `json:"expected"`
-	// TLS is set for an HTTPS exchange.
+	// TLS is set for an HTTPS exchange, and for a TCP one over TLS.
 	TLS   *TLSClient `json:"tls,omitempty"`
 	After string     `json:"after,omitempty"`
+	// Kind is "tcp" for the echo server's TCP protocol (Expected is a tcp.ExpectedResponse;
+	// empty: any backend's answer), "udp" for its UDP echo (a udp.ExpectedResponse), empty
+	// for HTTP.
+	Kind string `json:"kind,omitempty"`
 }
 
 // GwAddr is what kubernetes.GatewayAnd*RoutesMustBeAccepted and WaitForGatewayAddress return:
@@ -119,6 +123,25 @@ type TLSClient struct {
 
 // MeshClient is what echo.ConnectToApp returns: a client pod of the mesh tests.
 type MeshClient struct{ App string }
+
+// RouteHostnames is the hostnames a kubernetes.GatewayAnd*RoutesMustBeAccepted call returns:
+// the spec.hostnames of the last route it was given, known from the manifests. Indexing it
+// gives a placeholder the replay fills in ("{hostname 0 of TLSRoute ns/name}").
+type RouteHostnames struct {
+	Kind  string
+	Route NN
+}
+
+// Closure is a function literal bound to a variable (expect := func(t, listener string) {...}),
+// with the scope it was defined in: a call to it is followed like a call to a file's function.
+type Closure struct {
+	Fn    *ast.FuncLit
+	Scope env
+}
+
+// ConfigMapData is what kubernetes.GetConfigMapData returns; indexing it by key gives a
+// placeholder ("{configmap ns/name ca.crt}").
+type ConfigMapData struct{ NN NN }
 
 // httpMode prints exchanges instead of negative conditions.
 var httpMode bool
@@ -348,6 +371,18 @@ func eval(e ast.Expr, vars env) any {
 		s, _ := literal(e)
 		return s
 	case *ast.IndexExpr:
+		switch x := eval(e.X, vars).(type) {
+		case RouteHostnames:
+			if i, ok := eval(e.Index, vars).(int64); ok {
+				return fmt.Sprintf("{hostname %d of %s %s/%s}", i, x.Kind, x.Route.Namespace, x.Route.Name)
+			}
+			return nil
+		case ConfigMapData:
+			if k, ok := eval(e.Index, vars).(string); ok {
+				return fmt.Sprintf("{configmap %s/%s %s}", x.NN.Namespace, x.NN.Name, k)
+			}
+			return nil
+		}
 		if s, ok := eval(e.X, vars).(Struct); ok {
 			if i, ok := eval(e.Index, vars).(int64); ok && int(i) < len(s.Elems) && i >= 0 {
 				return s.Elems[i]
@@ -431,6 +466,10 @@ func eval(e ast.Expr, vars env) any {
 				addr.Port, _ = eval(e.Args[1], vars).(string)
 				return addr
 			}
+		case name == "kubernetes.GetConfigMapData" && len(e.Args) == 3:
+			if nn, ok := eval(e.Args[2], vars).(NN); ok {
+				return ConfigMapData{NN: nn}
+			}
 		case name == "kubernetes.GetTLSSecret" && len(e.Args) == 2:
 			if nn, ok := eval(e.Args[1], vars).(NN); ok {
 				return "{secret " + nn.Namespace + "/" + nn.Name + " cert}"
@@ -476,6 +515,8 @@ func eval(e ast.Expr, vars env) any {
 		return nil
 	case *ast.CompositeLit:
 		return composite(e, vars, "")
+	case *ast.FuncLit:
+		return Closure{Fn: e, Scope: vars}
 	}
 	return nil
 }
@@ -621,6 +662,18 @@ func (w walker) stmt(s ast.Stmt, vars env) {
 			if id, ok := s.Lhs[0].(*ast.Ident); ok {
 				vars[id.Name] = first
 			}
+			// gwAddr, hostnames := kubernetes.GatewayAndTLSRoutesMustBeAccepted(..., routeNN):
+			// the hostnames of the last route named.
+			if call, ok := s.Rhs[0].(*ast.CallExpr); ok && gatewayAddress(callName(call)) {
+				kind := strings.TrimSuffix(strings.TrimPrefix(callName(call), "kubernetes.GatewayAnd"), "sMustBeAccepted")
+				for _, a := range call.Args {
+					if nn, ok := eval(a, vars).(NN); ok {
+						if id, ok := s.Lhs[1].(*ast.Ident); ok && id.Name != "_" && id.Name != "err" {
+							vars[id.Name] = RouteHostnames{Kind: kind, Route: nn}
+						}
+					}
+				}
+			}
 			// cert, key, err := kubernetes.GetTLSSecret(...): the key is the Secret's too.
 			if cert, ok := first.(string); ok && strings.HasSuffix(cert, " cert}") {
 				if id, ok := s.Lhs[1].(*ast.Ident); ok && id.Name != "_" {
@@ -699,8 +752,15 @@ func (w walker) expr(e ast.Expr, vars env) {
 		}
 	}
 	name := callName(c)
-	if f, ok := w.funcs[name]; ok && w.depth < 3 {
-		scope := w.pkg.child()
+	fn, scope := w.funcs[name], w.pkg
+	if id, ok := c.Fun.(*ast.Ident); ok {
+		if cl, ok := vars[id.Name].(Closure); ok {
+			fn = &ast.FuncDecl{Type: cl.Fn.Type, Body: cl.Fn.Body}
+			scope = cl.Scope
+		}
+	}
+	if f := fn; f != nil && w.depth < 3 {
+		scope := scope.child()
 		i := 0
 		for _, field := range f.Type.Params.List {
 			for _, n := range field.Names {
@@ -852,7 +912,7 @@ func helperKind(helper string) string {
 // mesh test's client.MakeRequestAndExpectEventuallyConsistentResponse(t, expected, timeouts).
 func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") && name != "http.MakeRequest" &&
-		!strings.HasPrefix(name, "tls.MakeTLS") {
+		!strings.HasPrefix(name, "tls.MakeTLS") && !strings.HasPrefix(name, "tcp.") && !strings.HasPrefix(name, "udp.") {
 		return
 	}
 	x := Exchange{Test: w.test.name, Manifests: append([]string{}, w.test.manifests...), Features: w.test.features, After: *w.after}
@@ -887,6 +947,35 @@ func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 		x.Gateway = &addr
 		x.TLS = &TLSClient{ServerName: str(3), Reject: true}
 		x.Expected = map[string]any{}
+	// tcp.MakeTCPRequestAndExpectEventuallyValidResponse(t, timeouts, gwAddr, serverCert,
+	// serverName, useTLS, expected)
+	case name == "tcp.MakeTCPRequestAndExpectEventuallyValidResponse" && len(c.Args) == 7:
+		addr, ok := eval(c.Args[2], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway, x.Kind = &addr, "tcp"
+		if useTLS, _ := eval(c.Args[5], vars).(bool); useTLS {
+			x.TLS = &TLSClient{Trust: str(3), ServerName: str(4)}
+		}
+		x.Expected = jsonValue(eval(c.Args[6], vars))
+	// tcp.ExpectEchoResponse(t, timeouts, gwAddr), udp.ExpectEchoResponse(t, timeout, gwAddr):
+	// any backend's answer.
+	case (name == "tcp.ExpectEchoResponse" || name == "udp.ExpectEchoResponse") && len(c.Args) == 3:
+		addr, ok := eval(c.Args[2], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway, x.Kind = &addr, strings.TrimSuffix(name, ".ExpectEchoResponse")
+		x.Expected = map[string]any{}
+	// udp.ExpectEchoResponseFromBackend(t, timeout, gwAddr, expected)
+	case name == "udp.ExpectEchoResponseFromBackend" && len(c.Args) == 4:
+		addr, ok := eval(c.Args[2], vars).(GwAddr)
+		if !ok {
+			return
+		}
+		x.Gateway, x.Kind = &addr, "udp"
+		x.Expected = jsonValue(eval(c.Args[3], vars))
 	case name == "http.MakeRequest" && len(c.Args) == 5:
 		addr, ok := eval(c.Args[2], vars).(GwAddr)
 		if !ok {

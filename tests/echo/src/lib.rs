@@ -18,6 +18,9 @@
 //! gRPC (`content-type: application/grpc`): `grpc.health.v1.Health/Check` answers SERVING, and
 //! every other method answers OK with one message whose field 1 (a string) is the same JSON
 //! description, so GRPCRoute tests see which backend got which method (see `grpc`).
+//!
+//! `--protocol tcp` and `--protocol udp` speak the conformance echo server's TCP and UDP
+//! protocols instead (see `l4`), for TCPRoute, TLSRoute and UDPRoute tests.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +38,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 pub mod grpc;
+pub mod l4;
 
 /// Who the backend says it is, and where it listens.
 #[derive(Parser, Debug, Clone)]
@@ -65,6 +69,43 @@ pub struct Args {
     /// The same, in memory (for tests that run the backend in-process).
     #[arg(skip)]
     pub tls: Option<TlsIdentity>,
+    /// What the backend speaks: the JSON echo over HTTP, or the conformance echo server's TCP
+    /// or UDP protocol (see [`l4`]).
+    #[arg(long, value_enum, default_value_t = EchoProtocol::Http)]
+    pub protocol: EchoProtocol,
+    /// The Service name the TCP and UDP echoes report (the conformance pods' SERVICE_NAME).
+    #[arg(long, default_value = "")]
+    pub service: String,
+}
+
+/// The protocol a backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EchoProtocol {
+    /// The JSON echo over HTTP/1.1 and h2c (HTTPS with a certificate), gRPC included.
+    #[default]
+    Http,
+    /// The conformance TCP echo: a welcome line, then PING, IS_TLS and TEST commands (over TLS
+    /// with a certificate).
+    Tcp,
+    /// The conformance UDP echo: each datagram answered with a JSON envelope.
+    Udp,
+}
+
+impl Args {
+    /// An HTTP echo backend named `pod` in `namespace` on `listen`, without TLS.
+    pub fn new(listen: SocketAddr, pod: impl Into<String>, namespace: impl Into<String>) -> Args {
+        Args {
+            listen,
+            pod: pod.into(),
+            namespace: namespace.into(),
+            seen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls: None,
+            protocol: EchoProtocol::Http,
+            service: String::new(),
+        }
+    }
 }
 
 /// A serving certificate and its key, PEM.
@@ -350,7 +391,7 @@ fn retry_simulation(pod: &str, query: &BTreeMap<String, String>) -> Option<Respo
 }
 
 /// Serve until the task is dropped; the listener is bound before this returns.
-pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub async fn serve(args: Args) -> std::io::Result<Running> {
     let mut args = args;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         args.tls = Some(TlsIdentity {
@@ -364,11 +405,16 @@ pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Outpu
         .map(tls_config)
         .transpose()?
         .map(tokio_rustls::TlsAcceptor::from);
+    match args.protocol {
+        EchoProtocol::Http => {}
+        EchoProtocol::Tcp => return l4::tcp(args, tls).await.map(futures_boxed),
+        EchoProtocol::Udp => return l4::udp(args).await.map(futures_boxed),
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let app = axum::Router::new()
         .fallback(echo)
         .with_state(Arc::new(args));
-    Ok(async move {
+    Ok(futures_boxed(async move {
         loop {
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
@@ -392,10 +438,7 @@ pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Outpu
                 match tls {
                     None => serve(Box::new(tcp) as Box<dyn Io>, None).await,
                     Some(acceptor) => {
-                        let Ok(Ok(stream)) =
-                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                                .await
-                        else {
+                        let Some(stream) = handshake(&acceptor, tcp).await else {
                             return;
                         };
                         let seen = tls_seen(stream.get_ref().1);
@@ -404,7 +447,25 @@ pub async fn serve(args: Args) -> std::io::Result<impl std::future::Future<Outpu
                 }
             });
         }
-    })
+    }))
+}
+
+/// A client's TLS handshake, given ten seconds; None when it fails or takes longer.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// A running backend: its accept loop, to spawn.
+pub type Running = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn futures_boxed(f: impl std::future::Future<Output = ()> + Send + 'static) -> Running {
+    Box::pin(f)
 }
 
 /// One backend per endpoint of a compiled Plan, each address once, its pod name the Service its
@@ -419,15 +480,7 @@ pub fn backends_for(plan: &mesh_model::plan::Plan) -> Vec<Args> {
                 continue;
             };
             if !out.iter().any(|a| a.listen == listen) {
-                out.push(Args {
-                    listen,
-                    pod: service.to_string(),
-                    namespace: "default".into(),
-                    seen: None,
-                    tls_cert: None,
-                    tls_key: None,
-                    tls: None,
-                });
+                out.push(Args::new(listen, service.to_string(), "default"));
             }
         }
     }
@@ -456,7 +509,12 @@ pub fn endpoints_from(dir: &std::path::Path) -> Vec<Args> {
             .cloned()
             .unwrap_or_else(|| o.name.clone());
         let ns = o.namespace.clone().unwrap_or_else(|| "default".into());
-        for port in es.ports.iter().flatten().filter_map(|p| p.port) {
+        for (port, udp) in es
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| Some((p.port?, p.protocol.as_deref() == Some("UDP"))))
+        {
             for (i, ep) in es
                 .endpoints
                 .iter()
@@ -473,16 +531,17 @@ pub fn endpoints_from(dir: &std::path::Path) -> Vec<Args> {
                     let Ok(listen) = format!("{addr}:{port}").parse() else {
                         continue;
                     };
-                    if !out.iter().any(|a| a.listen == listen) {
-                        out.push(Args {
-                            listen,
-                            pod: pod.clone(),
-                            namespace: ns.clone(),
-                            seen: None,
-                            tls_cert: None,
-                            tls_key: None,
-                            tls: None,
-                        });
+                    // A UDP port is its own socket beside a TCP one of the same number.
+                    if !out
+                        .iter()
+                        .any(|a| a.listen == listen && (a.protocol == EchoProtocol::Udp) == udp)
+                    {
+                        let mut args = Args::new(listen, pod.clone(), ns.clone());
+                        args.service = service.clone();
+                        if udp {
+                            args.protocol = EchoProtocol::Udp;
+                        }
+                        out.push(args);
                     }
                 }
             }

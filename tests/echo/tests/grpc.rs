@@ -9,17 +9,9 @@ async fn health_check_and_echo_over_h2c() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", mesh_model::testing::free_port())
         .parse()
         .unwrap();
-    let run = mesh_echo::serve(mesh_echo::Args {
-        listen: addr,
-        pod: "echo-0".into(),
-        namespace: "ns".into(),
-        seen: None,
-        tls_cert: None,
-        tls_key: None,
-        tls: None,
-    })
-    .await
-    .unwrap();
+    let run = mesh_echo::serve(mesh_echo::Args::new(addr, "echo-0", "ns"))
+        .await
+        .unwrap();
     let server = tokio::spawn(run);
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

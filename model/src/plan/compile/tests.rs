@@ -476,7 +476,7 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
         .gateway_status
         .remove(0)
     };
-    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: TLS, port: 5432, hostname: db.example, tls: {mode: Terminate, certificateRefs: [{name: other}]}}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
+    let status = gw("[{name: web, protocol: HTTP, port: 80}, {name: db, protocol: example.com/redis, port: 5432}, {name: term, protocol: TLS, port: 5433, hostname: db.example, tls: {mode: Terminate, certificateRefs: [{name: other}]}}, {name: a, protocol: HTTPS, port: 8443, hostname: x.example, tls: {certificateRefs: [{name: other}]}}, {name: b, protocol: TLS, port: 8443, hostname: x.example, tls: {mode: Passthrough}}, {name: tls, protocol: HTTPS, port: 443, tls: {certificateRefs: [{name: missing}]}}]");
     let reason = |l: &str, kind: &str| {
         let c = status.listener(l).unwrap().condition(kind).unwrap();
         (c.status, c.reason)
@@ -484,6 +484,13 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
     assert_eq!(reason("web", "Programmed"), (true, "Programmed"));
     assert_eq!(reason("db", "Accepted"), (false, "UnsupportedProtocol"));
     assert_eq!(reason("db", "Programmed"), (false, "Invalid"));
+    // TLS Terminate is served; this one's certificate is no kubernetes.io/tls Secret.
+    assert_eq!(reason("term", "Accepted"), (true, "Accepted"));
+    assert_eq!(
+        reason("term", "ResolvedRefs"),
+        (false, "InvalidCertificateRef")
+    );
+    assert_eq!(reason("term", "Programmed"), (false, "Invalid"));
     assert_eq!(reason("b", "Conflicted"), (true, "HostnameConflict"));
     assert_eq!(reason("b", "Programmed"), (false, "Invalid"));
     assert_eq!(reason("web", "Conflicted"), (false, "NoConflicts"));
@@ -500,7 +507,7 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
     );
     assert!(status.condition("Programmed").unwrap().status);
 
-    let none = gw("[{name: db, protocol: TLS, port: 5432, hostname: db.example, tls: {mode: Terminate, certificateRefs: [{name: other}]}}]");
+    let none = gw("[{name: db, protocol: example.com/redis, port: 5432}]");
     let accepted = none.condition("Accepted").unwrap();
     assert_eq!(
         (accepted.status, accepted.reason),
