@@ -27,23 +27,10 @@ pub fn is_grpc(headers: &hyper::HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-/// The gRPC status for an HTTP status, as gRPC's HTTP mapping (and Envoy) define it: a route
-/// that does not exist is UNIMPLEMENTED, an unreachable or slow backend UNAVAILABLE.
-fn grpc_status(http: StatusCode) -> u16 {
-    match http.as_u16() {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502 | 503 | 504 => 14,
-        _ => 2,
-    }
-}
-
 /// Rewrites a local reply to a gRPC request as a trailers-only gRPC response: HTTP 200 with
 /// `grpc-status` and `grpc-message` and no body, the form gRPC clients read (and Envoy sends).
 pub fn grpc_local_reply(http: StatusCode, message: &str) -> Response<Body> {
-    let status = grpc_status(http);
+    let status = mesh_model::grpc::status_for_http(http.as_u16());
     let mut r = Response::new(full(Bytes::new()));
     let headers = r.headers_mut();
     headers.insert(
@@ -88,7 +75,7 @@ mod tests {
     fn grpc_messages_are_percent_encoded() {
         assert_eq!(percent_encode("no route"), "no route");
         assert_eq!(percent_encode("100% é"), "100%25 %C3%A9");
-        assert_eq!(grpc_status(StatusCode::NOT_FOUND), 12);
-        assert_eq!(grpc_status(StatusCode::GATEWAY_TIMEOUT), 14);
+        assert_eq!(mesh_model::grpc::status_for_http(404), 12);
+        assert_eq!(mesh_model::grpc::status_for_http(504), 14);
     }
 }

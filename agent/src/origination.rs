@@ -10,6 +10,7 @@
 use std::sync::{Arc, OnceLock};
 
 use mesh_model::plan::upstream_tls::{SubjectAltName, UpstreamTls};
+use mesh_model::plan::Certificate;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -36,11 +37,15 @@ pub enum TlsSetupError {
     NoTrust(String),
     #[error("BackendTLSPolicy {policy}: {hostname:?} is not a valid server name")]
     BadName { policy: String, hostname: String },
+    #[error("the Gateway's client certificate (Secret {secret}) cannot be used: {why}")]
+    BadClientCertificate { secret: String, why: String },
 }
 
-/// The rustls client configuration for a cluster's TLS, and the server name to send.
+/// The rustls client configuration for a cluster's TLS, presenting `client_certificate` when
+/// the backend asks for one, and the server name to send.
 pub fn client_config(
     tls: &UpstreamTls,
+    client_certificate: Option<&Certificate>,
 ) -> Result<(rustls::ClientConfig, ServerName<'static>), TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(
@@ -58,15 +63,33 @@ pub fn client_config(
         hostname: tls.sni.clone(),
     })?;
     // ALPN is the connector's to set, from the protocol (`http/1.1`, or `h2` for gRPC).
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(BackendVerifier {
             inner: verifier,
             subject_alt_names: tls.subject_alt_names.clone(),
-        }))
-        .with_no_client_auth();
+        }));
+    let config = match client_certificate {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let bad = |why: String| TlsSetupError::BadClientCertificate {
+                secret: c.secret.clone(),
+                why,
+            };
+            let chain: Vec<CertificateDer<'static>> =
+                rustls_pemfile::certs(&mut c.cert_pem.as_slice())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| bad(format!("tls.crt: {e}")))?;
+            let key = rustls_pemfile::private_key(&mut c.key_pem.as_slice())
+                .map_err(|e| bad(format!("tls.key: {e}")))?
+                .ok_or_else(|| bad("tls.key holds no private key".into()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| bad(e.to_string()))?
+        }
+    };
     Ok((config, name))
 }
 

@@ -12,7 +12,7 @@ use hyper::header::{HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
 use mesh_model::plan::target::{self, Authority};
 use mesh_model::plan::{
-    cors, query_pairs, rewrite, Action, Cluster, Endpoint, Mirror, Plan, Refusal,
+    cors, query_pairs, rewrite, Action, Certificate, Cluster, Endpoint, Mirror, Plan, Refusal,
     Request as RouteRequest, RouteEntry, UpstreamProtocol, WeightedBackend, MESH_LISTENER,
 };
 use mesh_model::route::Filter;
@@ -266,9 +266,12 @@ impl Proxy {
                 headers: &headers,
                 query: &query,
             };
-            plan.decide(listener, &route_req).map(|d| d.route)
+            plan.decide(listener, &route_req)
         };
-        let entry = match decision {
+        let client_certificate = decision
+            .as_ref()
+            .and_then(|d| d.listener.backend_client_certificate.as_ref());
+        let entry = match decision.map(|d| d.route) {
             Some(Some(entry)) => entry,
             Some(None) => return answer(StatusCode::NOT_FOUND, "no route\n"),
             // No Service of that name and port: the destination is outside the mesh.
@@ -346,6 +349,7 @@ impl Proxy {
                         mirrors: &mirrors,
                         cluster,
                         ep,
+                        client_certificate,
                         inbound,
                         trusted: mesh || self.settings.xff_num_trusted_hops > 0,
                         authority: &authority,
@@ -483,6 +487,7 @@ impl Proxy {
                         Request::from_parts(parts.clone(), full(bytes.clone())),
                         ep,
                         cluster,
+                        call.client_certificate,
                         &host,
                     );
                 }
@@ -523,10 +528,7 @@ impl Proxy {
                 ep,
                 call.cluster.protocol,
                 &host,
-                call.cluster
-                    .tls
-                    .as_ref()
-                    .map(|t| (call.cluster.name.as_str(), t)),
+                origination(call.cluster, call.client_certificate),
             );
             let result = match deadline {
                 Some(at) => tokio::time::timeout_at(at, send).await.ok(),
@@ -633,17 +635,36 @@ impl Proxy {
     }
 
     /// Send a copy; its answer, latency or failure never reach the client.
-    fn mirror(&self, req: Request<Body>, ep: &Endpoint, cluster: &Cluster, host: &str) {
+    fn mirror(
+        &self,
+        req: Request<Body>,
+        ep: &Endpoint,
+        cluster: &Cluster,
+        client_certificate: Option<&Certificate>,
+        host: &str,
+    ) {
         let (ep, host) = (ep.clone(), host.to_string());
-        let (name, protocol, tls) = (cluster.name.clone(), cluster.protocol, cluster.tls.clone());
+        let (cluster, client_certificate) = (cluster.clone(), client_certificate.cloned());
         let upstreams = self.upstreams.clone();
         tokio::spawn(async move {
-            let tls = tls.as_ref().map(|t| (name.as_str(), t));
-            if let Ok(resp) = upstreams.send(req, &ep, protocol, &host, tls).await {
+            let tls = origination(&cluster, client_certificate.as_ref());
+            if let Ok(resp) = upstreams.send(req, &ep, cluster.protocol, &host, tls).await {
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
             }
         });
     }
+}
+
+/// How the proxy connects to a cluster over TLS, when its Service port has a BackendTLSPolicy.
+fn origination<'a>(
+    cluster: &'a Cluster,
+    client_certificate: Option<&'a Certificate>,
+) -> Option<crate::upstream::Origination<'a>> {
+    Some(crate::upstream::Origination {
+        cluster: &cluster.name,
+        tls: cluster.tls.as_ref()?,
+        client_certificate,
+    })
 }
 
 /// The rewritten path and query are no valid request target (answered 400).
@@ -720,6 +741,8 @@ struct Call<'a> {
     mirrors: &'a [&'a Mirror],
     cluster: &'a Cluster,
     ep: &'a Endpoint,
+    /// The certificate the listener's Gateway shows backends it originates TLS to.
+    client_certificate: Option<&'a Certificate>,
     inbound: &'a Arc<Inbound>,
     /// Whether the peer's forwarding headers are kept (see `headers::forwarded`).
     trusted: bool,

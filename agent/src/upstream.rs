@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use mesh_model::plan::upstream_tls::UpstreamTls;
-use mesh_model::plan::{Endpoint, UpstreamProtocol};
+use mesh_model::plan::{Certificate, Endpoint, UpstreamProtocol};
 
 use crate::body::Body;
 use crate::stats::Keyed;
@@ -38,9 +38,19 @@ pub enum UpstreamError {
 /// A TLS pool: the policy it was made for, and the client.
 type TlsPool = (
     UpstreamTls,
+    Option<Certificate>,
     UpstreamProtocol,
     Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
 );
+
+/// TLS to a cluster's endpoints: the cluster, its policy (BackendTLSPolicy), and the client
+/// certificate the Gateway shows (`spec.tls.backend.clientCertificateRef`), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Origination<'a> {
+    pub cluster: &'a str,
+    pub tls: &'a UpstreamTls,
+    pub client_certificate: Option<&'a Certificate>,
+}
 
 /// `address:port` as a URI authority: IPv6 addresses in brackets.
 pub fn authority(address: &str, port: u16) -> String {
@@ -56,9 +66,9 @@ type H2 = tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body
 pub struct Upstreams {
     http1: Client<HttpConnector, Body>,
     h2: Keyed<H2>,
-    /// Per cluster with upstream TLS; replaced when its policy changes (so at most one per
-    /// cluster).
-    tls: std::sync::Mutex<std::collections::HashMap<String, TlsPool>>,
+    /// Per cluster with upstream TLS and client certificate shown (Gateways may show
+    /// different ones to one cluster); replaced when the policy or the certificate changes.
+    tls: std::sync::Mutex<std::collections::HashMap<(String, Option<String>), TlsPool>>,
     connect_timeout: Duration,
 }
 
@@ -80,20 +90,24 @@ impl Upstreams {
         }
     }
 
-    /// The TLS client of a cluster, made (or remade, after its policy changed) on demand.
+    /// The TLS client of a cluster, made (or remade, after its policy or the client
+    /// certificate changed) on demand.
     fn tls_client(
         &self,
-        cluster: &str,
-        tls: &UpstreamTls,
+        to: &Origination<'_>,
         protocol: UpstreamProtocol,
     ) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>, UpstreamError> {
+        let key = (
+            to.cluster.to_string(),
+            to.client_certificate.map(|c| c.secret.clone()),
+        );
         let mut pools = self.tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((t, p, c)) = pools.get(cluster) {
-            if t == tls && *p == protocol {
+        if let Some((t, cert, p, c)) = pools.get(&key) {
+            if t == to.tls && cert.as_ref() == to.client_certificate && *p == protocol {
                 return Ok(c.clone());
             }
         }
-        let (config, name) = crate::origination::client_config(tls)?;
+        let (config, name) = crate::origination::client_config(to.tls, to.client_certificate)?;
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(self.connect_timeout));
@@ -111,19 +125,27 @@ impl Upstreams {
             .pool_timer(TokioTimer::new())
             .set_host(false)
             .build(connector);
-        pools.insert(cluster.to_string(), (tls.clone(), protocol, client.clone()));
+        pools.insert(
+            key,
+            (
+                to.tls.clone(),
+                to.client_certificate.cloned(),
+                protocol,
+                client.clone(),
+            ),
+        );
         Ok(client)
     }
 
     /// Send `req` (origin-form path in its URI, Host set) to `ep` over `protocol`; over TLS
-    /// when `tls` names the cluster and the policy it originates TLS for.
+    /// when `tls` says so.
     pub async fn send(
         &self,
         mut req: Request<Body>,
         ep: &Endpoint,
         protocol: UpstreamProtocol,
         host: &str,
-        tls: Option<(&str, &UpstreamTls)>,
+        tls: Option<Origination<'_>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let target = authority(&ep.address, ep.port);
         let path = req
@@ -131,8 +153,8 @@ impl Upstreams {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        if let Some((cluster, policy)) = tls {
-            let client = self.tls_client(cluster, policy, protocol)?;
+        if let Some(to) = tls {
+            let client = self.tls_client(&to, protocol)?;
             *req.uri_mut() = format!("https://{target}{path}")
                 .parse()
                 .map_err(|_| UpstreamError::BadAddress(target.clone()))?;

@@ -259,3 +259,63 @@ async fn backend_tls_policies_originate_tls_and_check_the_backend() {
     assert_eq!(get("/wrong-name").await.status(), 503);
     assert_eq!(get("/wrong-ca").await.status(), 503);
 }
+
+/// The Gateway's `spec.tls.backend.clientCertificateRef` is shown to backends it originates
+/// TLS to, and stops being shown at once when the ReferenceGrant that let the Gateway use a
+/// Secret of another namespace is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_show_their_client_certificate_to_tls_backends() {
+    let (ca, identity) = ca_and_server("backend-ca", &["backend.example"]);
+    let (_, client) = ca_and_server("client-ca", &["gateway.example"]);
+    let run = mesh_echo::serve(mesh_echo::Args {
+        tls: Some(identity),
+        ..mesh_echo::Args::new("127.0.1.54:9443".parse().unwrap(), "tls-backend", "default")
+    })
+    .await
+    .unwrap();
+    tokio::spawn(run);
+    let client_pem = String::from_utf8(client.cert_pem.clone()).unwrap();
+    let config = [
+        support::CLASS.to_string(),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: default}\nspec:\n  gatewayClassName: mesh\n  listeners: [{name: http, port: 8446, protocol: HTTP}]\n  tls: {backend: {clientCertificateRef: {name: client, namespace: certs}}}\n".to_string(),
+        ca,
+        secret("client", &client_pem, &client.key_pem).replace("namespace: default", "namespace: certs"),
+        service("default", "backend", 443, "127.0.1.54", 9443),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: backend, namespace: default}\nspec:\n  targetRefs: [{group: '', kind: Service, name: backend}]\n  validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: backend-ca}], hostname: backend.example}\n".to_string(),
+        support::route_yaml("all", "/", "    backendRefs: [{name: backend, port: 443}]\n"),
+    ]
+    .join("---\n");
+    let dir = support::folder("backend-client-cert");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    std::fs::write(
+        dir.join("grant.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: gateways, namespace: certs}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: default}]\n  to: [{group: '', kind: Secret}]\n",
+    )
+    .unwrap();
+    let agent = spawn(&dir, &["--gateway-addr", GATEWAY]).await;
+    agent.loaded().await;
+    let shown = || async {
+        let r = support::client()
+            .get(format!("http://{GATEWAY}:8446/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let seen: serde_json::Value = r.json().await.unwrap();
+        seen["tls"]["peerCertificates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let certs = shown().await;
+    assert_eq!(certs.len(), 1, "the Gateway's certificate is shown");
+    assert_eq!(
+        certs[0].as_str().unwrap().trim(),
+        client_pem.replace("\r\n", "\n").trim()
+    );
+    agent.remove("grant.yaml").await;
+    assert!(
+        shown().await.is_empty(),
+        "without the ReferenceGrant the Secret is not used"
+    );
+}

@@ -2,9 +2,10 @@
 //!
 //! `scripts/gateway-api/conformance -http` reads the Go sources of the conformance tests of the
 //! targeted release and lists every exchange a test expects: HTTP and HTTPS
-//! (`http.ExpectedResponse` values of Gateway tests and GAMMA mesh tests), TCP and TLS
-//! connections to the echo server's TCP protocol (`tcp.ExpectedResponse`), UDP datagrams
-//! (`udp.ExpectedResponse`), each with the Gateway (and listener) it is sent to. For each test,
+//! (`http.ExpectedResponse` values of Gateway tests and GAMMA mesh tests), gRPC calls to the
+//! echo service (`grpc.ExpectedResponse`), TCP and TLS connections to the echo server's TCP
+//! protocol (`tcp.ExpectedResponse`), UDP datagrams (`udp.ExpectedResponse`), each with the
+//! Gateway (and listener) it is sent to, and the objects the test deleted before it. For each test,
 //! this runs what the suite would have on a cluster, on loopback: the suite's base manifests and
 //! the test's in the agent's folder; each Deployment's pods as mesh-echo backends on addresses
 //! of their own (speaking the conformance echo server's HTTP JSON, or its TCP or UDP echo when
@@ -16,10 +17,11 @@
 //! redirect target; the TCP helper: welcome, PING, IS_TLS, backend pod, server name the
 //! backend saw), and must hold three times in a row.
 //!
-//! Not replayed here, each counted and said: exchanges a test makes only after changing objects;
-//! those whose request is computed at run time from what the cluster holds; gRPC ones (their
-//! own client); mesh tests of `SupportMeshClusterIPMatching`, which route by the address a
-//! client dialled (the eBPF datapath's original destination). Weighted-distribution and mirror
+//! A test that deletes an object (a ReferenceGrant) before its next exchange has the object
+//! taken out of the agent's folder at that point. Not replayed here, each counted and said:
+//! exchanges a test makes after changing objects otherwise; those whose request is computed at
+//! run time from what the cluster holds; a mesh client's gRPC exchange; mesh tests of
+//! `SupportMeshClusterIPMatching`, which route by the address a client dialled (the eBPF datapath's original destination). Weighted-distribution and mirror
 //! checks use other helpers and are not extracted. The figure is printed per test; the test
 //! fails when it falls below the level reached so far (`PASSED_AT_LEAST`).
 
@@ -31,6 +33,9 @@ mod support;
 #[path = "replay/l4.rs"]
 mod l4;
 
+#[path = "replay/grpc.rs"]
+mod grpc;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -40,7 +45,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Exchanges that pass, of those replayed (raise it as the agent learns more).
-const PASSED_AT_LEAST: usize = 456;
+const PASSED_AT_LEAST: usize = 494;
 
 /// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
 const GATEWAY_POOL: &str = "127.77.0.0/24";
@@ -61,7 +66,8 @@ struct Exchange {
     tls: Option<TlsClient>,
     #[serde(default)]
     after: String,
-    /// "tcp" or "udp" for the echo server's TCP and UDP protocols; empty for HTTP.
+    /// "tcp", "udp" or "grpc" for the echo server's TCP, UDP and gRPC protocols; empty for
+    /// HTTP.
     #[serde(default)]
     kind: String,
 }
@@ -568,15 +574,18 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
     }
 }
 
-/// A TCP or UDP check (the echo server's protocols), over TLS when the exchange says.
+/// A TCP, UDP or gRPC check (the echo server's other protocols), over TLS when the exchange
+/// says.
 async fn l4_exchange(
     addr: &str,
     x: &Exchange,
     expected: &Value,
     material: &SuiteMaterial,
 ) -> Result<(), String> {
-    if x.kind == "udp" {
-        return l4::udp(addr, expected).await;
+    match x.kind.as_str() {
+        "udp" => return l4::udp(addr, expected).await,
+        "grpc" => return grpc::call(addr, expected).await,
+        _ => {}
     }
     let tls = match &x.tls {
         None => None,
@@ -955,6 +964,17 @@ fn compare(expected: &Value, addr: &str, scheme: &str, got: &Captured) -> Result
                 "the backend saw TLS server name {got_sni:?}, expected {want_sni:?}"
             ));
         }
+        // The client certificate the proxy showed the backend (the Gateway's
+        // `spec.tls.backend.clientCertificateRef`), as PEM.
+        let want_cert = text(&exp_req, "/Request/ClientCert");
+        let shown = strings(&captured, "/tls/peerCertificates");
+        let pem = |p: &str| p.replace("\r\n", "\n").trim().to_string();
+        if !want_cert.is_empty() && !shown.iter().any(|c| pem(c) == pem(want_cert)) {
+            return Err(format!(
+                "the backend was not shown the expected client certificate ({} shown)",
+                shown.len()
+            ));
+        }
     } else if matches!(got.status, 300..=399) {
         let Some(redirect) = expected.get("RedirectRequest").filter(|r| !r.is_null()) else {
             return Ok(());
@@ -1027,8 +1047,8 @@ fn compare(expected: &Value, addr: &str, scheme: &str, got: &Captured) -> Result
 /// Why an exchange cannot be replayed on a standalone agent, if it cannot.
 fn not_replayable(x: &Exchange) -> Option<&'static str> {
     let request = x.expected.get("Request");
-    if !x.after.is_empty() {
-        return Some("asserted after the test changes objects");
+    if !x.after.is_empty() && deletions(&x.after).is_none() {
+        return Some("asserted after the test changes objects (not only deletions)");
     }
     if ["Path", "Host"]
         .iter()
@@ -1046,6 +1066,34 @@ fn not_replayable(x: &Exchange) -> Option<&'static str> {
         return Some("routes by the dialled address (eBPF datapath)");
     }
     None
+}
+
+/// The objects a test deleted before an exchange (`kind`, `namespace/name`), when every change
+/// it made is a deletion of a known object (which the replay makes by taking the object out
+/// of the agent's folder); None when a change is of another sort.
+fn deletions(after: &str) -> Option<Vec<(&str, &str)>> {
+    after
+        .split("; ")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.strip_prefix("Delete ")?.split_once(' '))
+        .collect()
+}
+
+/// The manifests without the objects `deleted` names.
+fn without(yaml: &str, deleted: &[(&str, &str)]) -> String {
+    yaml.split("\n---")
+        .filter(|doc| {
+            let Ok(objects) = load_str(doc, Source::File("doc".into()), &LoadOptions::default())
+            else {
+                return true;
+            };
+            !objects.iter().any(|o| {
+                let nn = format!("{}/{}", o.namespace.as_deref().unwrap_or("default"), o.name);
+                deleted.iter().any(|(k, n)| o.kind == *k && nn == *n)
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("\n---")
 }
 
 /// A route's hostname where the extractor left a placeholder for what the test reads from the
@@ -1213,28 +1261,46 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
                 }
             }
         }
-        let backends: Vec<_> = futures_util::future::join_all(
-            echoes
-                .into_iter()
-                .map(|args| async move { mesh_echo::serve(args).await }),
-        )
+        let backends: Vec<_> = futures_util::future::join_all(echoes.into_iter().map(|args| {
+            let at = args.listen;
+            async move { (at, mesh_echo::serve(args).await) }
+        }))
         .await
         .into_iter()
-        .filter_map(Result::ok)
-        .map(tokio::spawn)
+        .map(|(at, served)| {
+            let run = served.unwrap_or_else(|e| {
+                panic!("{test}: backend {at}: {e} (is another replay running?)")
+            });
+            tokio::spawn(run)
+        })
         .collect();
         let agent = support::spawn(&dir, &["--gateway-address-pool", GATEWAY_POOL]).await;
         agent.loaded().await;
         let gateways: Vec<Value> = agent.admin_json("/gateways").await;
         let mut test_passed = 0;
+        // The changes made so far (the deletions of the exchanges' `after`).
+        let mut applied = String::new();
         for x in cases {
             total += 1;
+            if x.after != applied {
+                let deleted = deletions(&x.after).expect("only deletions are replayed");
+                agent
+                    .write("manifests.yaml", &without(&yaml, &deleted))
+                    .await;
+                applied = x.after.clone();
+            }
             let mut x = (*x).clone();
             fill_addresses(&mut x.expected, &pods);
             x.expected = serde_json::from_str(&fill_hostnames(&x.expected.to_string(), &objects))
                 .expect("JSON stays JSON");
             if let Some(t) = &mut x.tls {
                 t.server_name = fill_hostnames(&t.server_name, &objects);
+            }
+            // A certificate the test reads from a Secret the suite made.
+            if let Some(cert) = x.expected.pointer_mut("/Request/ClientCert") {
+                if let Some(pem) = cert.as_str().and_then(|p| material.pem.get(p)) {
+                    *cert = Value::String(pem.clone());
+                }
             }
             let x = &x;
             let outcome = match target(x, &agent, &gateways) {

@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod envoy;
 pub mod gateway_tls;
 pub mod grants;
+pub mod grpc;
 pub mod hostname;
 pub mod index;
 pub mod kind;

@@ -146,6 +146,8 @@ pub fn compile(snap: &Snapshot) -> Plan {
             gw.namespace.as_deref().unwrap_or_default(),
             gw.name
         );
+        // Every listener's backends see the Gateway's client certificate, a ListenerSet's too.
+        let client_certificate = backend_client_certificate(gw, snap);
         // The Gateway's own listeners, then those of the ListenerSets it accepts, in the
         // order the spec settles conflicts (the earlier wins a tie between hostnames).
         for (owner, _, l) in attach::merged_listeners(gw, snap) {
@@ -186,6 +188,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                 built.client_validation = client_validation(gw, l.port, snap);
             }
             built.hostname = HostMatch::parse(l.hostname.as_deref());
+            built.backend_client_certificate = client_certificate.clone();
             built.gateway = Some(gw_key.clone());
             built.parent = format!("{} {ns}/{}", owner.kind, owner.name);
             listeners.push(built);
@@ -313,6 +316,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         virtual_hosts,
         certificates: Vec::new(),
         client_validation: None,
+        backend_client_certificate: None,
         hostname: HostMatch::Any,
         gateway: None,
         parent: String::new(),
@@ -351,66 +355,89 @@ fn certificates(
     l: &gateway_api::apis::experimental::gateways::GatewayListeners,
     snap: &Snapshot,
 ) -> Vec<super::Certificate> {
-    let gw_ns = gw.namespace.clone().unwrap_or_default();
-    let mut out = Vec::new();
-    for c in l
-        .tls
+    l.tls
         .iter()
         .flat_map(|t| t.certificate_refs.iter().flatten())
-    {
-        let ns = c.namespace.clone().unwrap_or_else(|| gw_ns.clone());
-        // A ListenerSet's references are granted to ListenerSets.
-        let from = grants::From {
-            group: GATEWAY_GROUP,
-            kind: &gw.kind,
-            namespace: &gw_ns,
-        };
-        let to = grants::To {
-            group: "",
-            kind: "Secret",
-            namespace: &ns,
-            name: &c.name,
-        };
-        if !c.group.as_deref().unwrap_or("").is_empty()
-            || c.kind.as_deref().unwrap_or("Secret") != "Secret"
-            || !grants::permitted(snap, &from, &to)
-        {
-            continue;
-        }
-        let Some(Object {
-            resource: Resource::Secret(secret),
-            ..
-        }) = snap.get(Kind::Secret, Some(&ns), &c.name)
-        else {
-            continue;
-        };
-        let Ok(material) = crate::cert::read(secret) else {
-            continue;
-        };
-        let field = |k: &str| {
-            secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(k))
-                .map(|b| b.0.clone())
-                .or_else(|| {
-                    secret
-                        .string_data
-                        .as_ref()
-                        .and_then(|d| d.get(k))
-                        .map(|s| s.clone().into_bytes())
-                })
-        };
-        if let (Some(cert_pem), Some(key_pem)) = (field("tls.crt"), field("tls.key")) {
-            out.push(super::Certificate {
-                secret: format!("{ns}/{}", c.name),
-                names: material.names,
-                cert_pem,
-                key_pem,
-            });
-        }
+        .filter_map(|c| {
+            tls_secret(
+                gw,
+                c.group.as_deref().unwrap_or(""),
+                c.kind.as_deref().unwrap_or("Secret"),
+                c.namespace.as_deref(),
+                &c.name,
+                snap,
+            )
+        })
+        .collect()
+}
+
+/// The client certificate a Gateway presents to backends that ask for one
+/// (`spec.tls.backend.clientCertificateRef`), when it is usable (MESH1120 and MESH1121 say
+/// why not).
+fn backend_client_certificate(gw: &Object, snap: &Snapshot) -> Option<super::Certificate> {
+    let Resource::Gateway(spec) = &gw.resource else {
+        return None;
+    };
+    let r = crate::gateway_tls::backend_client_certificate(spec)?;
+    tls_secret(gw, r.group, r.kind, r.namespace, r.name, snap)
+}
+
+/// A `kubernetes.io/tls` Secret `owner` (a Gateway or ListenerSet) refers to, read as a
+/// certificate and key, when the reference is to a core Secret, permitted (same namespace or a
+/// ReferenceGrant for the owner's kind) and readable.
+fn tls_secret(
+    owner: &Object,
+    group: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    snap: &Snapshot,
+) -> Option<super::Certificate> {
+    let owner_ns = owner.namespace.clone().unwrap_or_default();
+    let ns = namespace.map_or_else(|| owner_ns.clone(), str::to_string);
+    // A ListenerSet's references are granted to ListenerSets.
+    let from = grants::From {
+        group: GATEWAY_GROUP,
+        kind: &owner.kind,
+        namespace: &owner_ns,
+    };
+    let to = grants::To {
+        group: "",
+        kind: "Secret",
+        namespace: &ns,
+        name,
+    };
+    if !group.is_empty() || kind != "Secret" || !grants::permitted(snap, &from, &to) {
+        return None;
     }
-    out
+    let Some(Object {
+        resource: Resource::Secret(secret),
+        ..
+    }) = snap.get(Kind::Secret, Some(&ns), name)
+    else {
+        return None;
+    };
+    let material = crate::cert::read(secret).ok()?;
+    let field = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(k))
+                    .map(|s| s.clone().into_bytes())
+            })
+    };
+    Some(super::Certificate {
+        secret: format!("{ns}/{name}"),
+        names: material.names,
+        cert_pem: field("tls.crt")?,
+        key_pem: field("tls.key")?,
+    })
 }
 
 /// Route precedence between routes: the oldest creationTimestamp, then namespace/name (as in

@@ -85,6 +85,9 @@ pub struct Listener {
     /// HTTPS: how client certificates are validated (the Gateway's `spec.tls.frontend` for
     /// the listener's port), if they are.
     pub client_validation: Option<ClientValidation>,
+    /// The certificate the listener's Gateway presents to backends it originates TLS to
+    /// (`spec.tls.backend.clientCertificateRef`), when usable.
+    pub backend_client_certificate: Option<Certificate>,
     /// The Gateway listener's own hostname (Any when unset, and for the mesh entry): how a
     /// request picks among listeners that share a port.
     pub hostname: HostMatch,

@@ -60,8 +60,9 @@ type Expectation struct {
 	Status string `json:"status"`
 	// Reason is empty when the test accepts any reason.
 	Reason string `json:"reason"`
-	// After names the first change the test made to the objects before asserting this
-	// (Client.Delete, Client.Update, ...): the manifests alone do not produce it.
+	// After lists the changes the test made to the objects before asserting this, in order,
+	// separated by "; " ("Delete ReferenceGrant ns/name" when the deleted object is known;
+	// else the client call: Update, Patch, ...): the manifests alone do not produce it.
 	After string `json:"after,omitempty"`
 }
 
@@ -91,8 +92,9 @@ type Exchange struct {
 	TLS   *TLSClient `json:"tls,omitempty"`
 	After string     `json:"after,omitempty"`
 	// Kind is "tcp" for the echo server's TCP protocol (Expected is a tcp.ExpectedResponse;
-	// empty: any backend's answer), "udp" for its UDP echo (a udp.ExpectedResponse), empty
-	// for HTTP.
+	// empty: any backend's answer), "udp" for its UDP echo (a udp.ExpectedResponse), "grpc"
+	// for a call to its gRPC echo service (a grpc.ExpectedResponse; status codes by name),
+	// empty for HTTP.
 	Kind string `json:"kind,omitempty"`
 }
 
@@ -257,6 +259,14 @@ type test struct {
 func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 	var out []Expectation
 	var exchanges []Exchange
+	aliases = map[string]string{}
+	for _, imp := range file.Imports {
+		if imp.Name != nil {
+			if path, err := strconv.Unquote(imp.Path.Value); err == nil {
+				aliases[imp.Name.Name] = path[strings.LastIndex(path, "/")+1:]
+			}
+		}
+	}
 	pkg := env{}
 	// The file's own helper functions, which tests call with their cases
 	// (assertConsistentRetryBehaviour(t, suite, gwAddr, ns, path, values, want)).
@@ -402,6 +412,10 @@ func eval(e ast.Expr, vars env) any {
 		return nil
 	case *ast.SelectorExpr:
 		if x, ok := e.X.(*ast.Ident); ok {
+			// A gRPC status code (codes.Unimplemented) by its name.
+			if _, local := vars[x.Name]; !local && x.Name == "codes" {
+				return e.Sel.Name
+			}
 			if _, local := vars[x.Name]; !local {
 				if s, ok := consts[e.Sel.Name]; ok {
 					return s
@@ -616,12 +630,19 @@ func composite(e *ast.CompositeLit, vars env, implied string) any {
 	return s
 }
 
+// aliases maps the current file's import names to the packages' own names
+// (h "sigs.k8s.io/gateway-api/conformance/utils/http": h -> http).
+var aliases = map[string]string{}
+
 func callName(c *ast.CallExpr) string {
 	switch f := c.Fun.(type) {
 	case *ast.Ident:
 		return f.Name
 	case *ast.SelectorExpr:
 		if x, ok := f.X.(*ast.Ident); ok {
+			if pkg, ok := aliases[x.Name]; ok {
+				return pkg + "." + f.Sel.Name
+			}
 			return x.Name + "." + f.Sel.Name
 		}
 		return "." + f.Sel.Name
@@ -638,7 +659,7 @@ type walker struct {
 	funcs map[string]*ast.FuncDecl
 	pkg   env
 	depth int
-	// after is the first change the test made to the cluster's objects, once made.
+	// after lists the changes the test made to the cluster's objects so far.
 	after *string
 }
 
@@ -787,7 +808,7 @@ func (w walker) expr(e ast.Expr, vars env) {
 			}
 		}
 	}
-	if sel, ok := c.Fun.(*ast.SelectorExpr); ok && *w.after == "" {
+	if sel, ok := c.Fun.(*ast.SelectorExpr); ok {
 		switch sel.Sel.Name {
 		case "Delete", "Update", "Patch", "Create", "Apply", "MustApplyWithCleanup":
 			// suite.Client.Update(...), or a helper's own client (klient.Patch(...)).
@@ -799,7 +820,24 @@ func (w walker) expr(e ast.Expr, vars env) {
 				isClient = strings.HasSuffix(strings.ToLower(x.Name), "lient") // client, klient
 			}
 			if isClient || sel.Sel.Name == "MustApplyWithCleanup" {
-				*w.after = sel.Sel.Name
+				change := sel.Sel.Name
+				// Client.Delete(ctx, &v1.ReferenceGrant{ObjectMeta: ...}): which object.
+				if change == "Delete" && len(c.Args) >= 2 {
+					if obj, ok := eval(c.Args[1], vars).(Struct); ok {
+						if meta, ok := obj.Fields["ObjectMeta"].(Struct); ok {
+							ns, _ := meta.Fields["Namespace"].(string)
+							name, _ := meta.Fields["Name"].(string)
+							if name != "" {
+								change = fmt.Sprintf("Delete %s %s/%s", obj.Type, ns, name)
+							}
+						}
+					}
+				}
+				if *w.after == "" {
+					*w.after = change
+				} else {
+					*w.after += "; " + change
+				}
 			}
 		}
 	}
@@ -917,44 +955,45 @@ func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 	}
 	x := Exchange{Test: w.test.name, Manifests: append([]string{}, w.test.manifests...), Features: w.test.features, After: *w.after}
 	str := func(i int) string { v, _ := eval(c.Args[i], vars).(string); return v }
+	// at reads the Gateway address argument i into the exchange.
+	at := func(i int) bool {
+		addr, ok := eval(c.Args[i], vars).(GwAddr)
+		if ok {
+			x.Gateway = &addr
+		}
+		return ok
+	}
 	switch {
 	// tls.MakeTLSRequestAndExpectEventuallyConsistentResponse(t, rt, timeouts, gwAddr,
 	// serverCert, clientCert, clientKey, serverName, expected)
 	case name == "tls.MakeTLSRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 9:
-		addr, ok := eval(c.Args[3], vars).(GwAddr)
-		if !ok {
+		if !at(3) {
 			return
 		}
-		x.Gateway = &addr
 		x.TLS = &TLSClient{Trust: str(4), ClientCert: str(5), ClientKey: str(6), ServerName: str(7)}
 		x.Expected = jsonValue(eval(c.Args[8], vars))
 	// tls.MakeTLSRequestAndExpectFailureResponse(t, rt, gwAddr, serverCert, clientCert,
 	// clientKey, serverName, expected)
 	case name == "tls.MakeTLSRequestAndExpectFailureResponse" && len(c.Args) == 8:
-		addr, ok := eval(c.Args[2], vars).(GwAddr)
-		if !ok {
+		if !at(2) {
 			return
 		}
-		x.Gateway = &addr
 		x.TLS = &TLSClient{Trust: str(3), ClientCert: str(4), ClientKey: str(5), ServerName: str(6), Fail: true}
 		x.Expected = jsonValue(eval(c.Args[7], vars))
 	// tls.MakeTLSConnectionAndExpectEventuallyConnectionRejection(t, timeouts, gwAddr, serverName)
 	case name == "tls.MakeTLSConnectionAndExpectEventuallyConnectionRejection" && len(c.Args) == 4:
-		addr, ok := eval(c.Args[2], vars).(GwAddr)
-		if !ok {
+		if !at(2) {
 			return
 		}
-		x.Gateway = &addr
 		x.TLS = &TLSClient{ServerName: str(3), Reject: true}
 		x.Expected = map[string]any{}
 	// tcp.MakeTCPRequestAndExpectEventuallyValidResponse(t, timeouts, gwAddr, serverCert,
 	// serverName, useTLS, expected)
 	case name == "tcp.MakeTCPRequestAndExpectEventuallyValidResponse" && len(c.Args) == 7:
-		addr, ok := eval(c.Args[2], vars).(GwAddr)
-		if !ok {
+		if !at(2) {
 			return
 		}
-		x.Gateway, x.Kind = &addr, "tcp"
+		x.Kind = "tcp"
 		if useTLS, _ := eval(c.Args[5], vars).(bool); useTLS {
 			x.TLS = &TLSClient{Trust: str(3), ServerName: str(4)}
 		}
@@ -962,33 +1001,34 @@ func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 	// tcp.ExpectEchoResponse(t, timeouts, gwAddr), udp.ExpectEchoResponse(t, timeout, gwAddr):
 	// any backend's answer.
 	case (name == "tcp.ExpectEchoResponse" || name == "udp.ExpectEchoResponse") && len(c.Args) == 3:
-		addr, ok := eval(c.Args[2], vars).(GwAddr)
-		if !ok {
+		if !at(2) {
 			return
 		}
-		x.Gateway, x.Kind = &addr, strings.TrimSuffix(name, ".ExpectEchoResponse")
+		x.Kind = strings.TrimSuffix(name, ".ExpectEchoResponse")
 		x.Expected = map[string]any{}
 	// udp.ExpectEchoResponseFromBackend(t, timeout, gwAddr, expected)
 	case name == "udp.ExpectEchoResponseFromBackend" && len(c.Args) == 4:
-		addr, ok := eval(c.Args[2], vars).(GwAddr)
-		if !ok {
+		if !at(2) {
 			return
 		}
-		x.Gateway, x.Kind = &addr, "udp"
+		x.Kind = "udp"
 		x.Expected = jsonValue(eval(c.Args[3], vars))
 	case name == "http.MakeRequest" && len(c.Args) == 5:
-		addr, ok := eval(c.Args[2], vars).(GwAddr)
-		if !ok {
+		if !at(2) {
 			return
 		}
-		x.Gateway = &addr
 		x.Expected = jsonValue(eval(c.Args[1], vars))
-	case name == "http.MakeRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 5:
-		addr, ok := eval(c.Args[3], vars).(GwAddr)
-		if !ok {
+	// grpc.MakeRequestAndExpectEventuallyConsistentResponse(t, client, timeouts, gwAddr, expected)
+	case name == "grpc.MakeRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 5:
+		if !at(3) {
 			return
 		}
-		x.Gateway = &addr
+		x.Kind = "grpc"
+		x.Expected = jsonValue(eval(c.Args[4], vars))
+	case name == "http.MakeRequestAndExpectEventuallyConsistentResponse" && len(c.Args) == 5:
+		if !at(3) {
+			return
+		}
 		x.Expected = jsonValue(eval(c.Args[4], vars))
 	case len(c.Args) == 3:
 		sel, ok := c.Fun.(*ast.SelectorExpr)

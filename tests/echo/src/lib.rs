@@ -293,6 +293,7 @@ async fn echo(
         "headers": headers,
         "namespace": args.namespace,
         "pod": args.pod,
+        "service": args.service,
         "peer": peer.to_string(),
     });
     let mut body = body;
