@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
+use mesh_model::plan::session::{SessionKind, SessionPersistence};
 use mesh_model::plan::target::{self, Authority};
 use mesh_model::plan::{
     cors, query_pairs, rewrite, Action, Certificate, Cluster, Endpoint, Mirror, Plan, Refusal,
@@ -327,7 +328,19 @@ impl Proxy {
                 }
                 Action::Forward(backends) => {
                     let started = Instant::now();
-                    let (backend, cluster, ep) = match self.choose(plan, backends) {
+                    // A request of a persistent session goes where its session is pinned.
+                    let now_s = unix_seconds();
+                    let pinned = entry.session.as_ref().and_then(|s| {
+                        let token = session_token(s, req.headers())?;
+                        let session = s.read(&token, now_s)?;
+                        let chosen = plan.endpoint_among(backends, &session.endpoint)?;
+                        Some((chosen, session.started))
+                    });
+                    let chosen = match pinned {
+                        Some((chosen, _)) => Ok(chosen),
+                        None => self.choose(plan, backends),
+                    };
+                    let (backend, cluster, ep) = match chosen {
                         Ok(chosen) => chosen,
                         Err((refusal, cluster)) => {
                             if let (Refusal::NoEndpoints, Some(c)) = (refusal, cluster) {
@@ -356,13 +369,26 @@ impl Proxy {
                         path: &path,
                         query: query_text.as_deref(),
                     };
-                    let (resp, counted) = self.forward(req, call).await;
+                    let (mut resp, counted) = self.forward(req, call).await;
                     if counted {
                         self.stats.upstream(
                             &cluster.name,
                             resp.status().as_u16(),
                             started.elapsed(),
                         );
+                    }
+                    // A new session's token.
+                    if let Some(s) = &entry.session {
+                        if pinned.is_none() {
+                            let token = s.write(&ep.authority(), now_s);
+                            let (name, value) = s.response_header(&token);
+                            if let (Ok(n), Ok(v)) = (
+                                hyper::header::HeaderName::try_from(name),
+                                HeaderValue::try_from(value),
+                            ) {
+                                resp.headers_mut().append(n, v);
+                            }
+                        }
                     }
                     resp
                 }
@@ -653,6 +679,27 @@ impl Proxy {
             }
         });
     }
+}
+
+/// Now, in Unix seconds (session tokens count in them).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The session token a request carries for `s` (its cookie or header), if any.
+fn session_token(s: &SessionPersistence, headers: &hyper::HeaderMap) -> Option<String> {
+    let carrier = match s.kind {
+        SessionKind::Cookie => "cookie",
+        SessionKind::Header => s.name.as_str(),
+    };
+    let values: Vec<(&str, &str)> = headers
+        .get_all(carrier)
+        .iter()
+        .filter_map(|v| Some((carrier, v.to_str().ok()?)))
+        .collect();
+    s.token(&values).map(str::to_string)
 }
 
 /// How the proxy connects to a cluster over TLS, when its Service port has a BackendTLSPolicy.

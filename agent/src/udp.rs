@@ -116,7 +116,8 @@ pub async fn serve(l: UdpListener, proxy: Arc<Proxy>, permits: Arc<Semaphore>) {
 /// A socket connected to the backend the listener's route picks for a new flow.
 async fn open(l: &UdpListener, proxy: &Proxy) -> Result<UdpSocket, String> {
     let ep = crate::relay::endpoint_for(proxy, l.address, l.port, "", true)?;
-    let target: SocketAddr = crate::upstream::authority(&ep.address, ep.port)
+    let target: SocketAddr = ep
+        .authority()
         .parse()
         .map_err(|e| format!("{}:{}: {e}", ep.address, ep.port))?;
     let local: SocketAddr = if target.is_ipv6() {

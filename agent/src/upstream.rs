@@ -52,14 +52,6 @@ pub struct Origination<'a> {
     pub client_certificate: Option<&'a Certificate>,
 }
 
-/// `address:port` as a URI authority: IPv6 addresses in brackets.
-pub fn authority(address: &str, port: u16) -> String {
-    match address.parse::<std::net::IpAddr>() {
-        Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
-        Err(_) => format!("{address}:{port}"),
-    }
-}
-
 /// An h2c connection to one endpoint, made on first use and again after it closes.
 type H2 = tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>;
 
@@ -147,7 +139,7 @@ impl Upstreams {
         host: &str,
         tls: Option<Origination<'_>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let target = authority(&ep.address, ep.port);
+        let target = ep.authority();
         let path = req
             .uri()
             .path_and_query()
@@ -249,14 +241,4 @@ fn connect_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
         source = s.source();
     }
     UpstreamError::Connect(std::io::Error::other(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ipv6_endpoints_get_brackets() {
-        assert_eq!(super::authority("::1", 8080), "[::1]:8080");
-        assert_eq!(super::authority("127.0.0.1", 80), "127.0.0.1:80");
-        assert_eq!(super::authority("backend.local", 80), "backend.local:80");
-    }
 }

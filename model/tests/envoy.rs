@@ -53,6 +53,27 @@ fn retry_policies_render_as_envoy_takes_them() {
 }
 
 #[test]
+fn session_persistence_renders_as_envoy_takes_it() {
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
+        return;
+    };
+    let plan = mesh_model::testing::plan_of(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n  gatewayClassName: c\n  listeners: [{name: web, protocol: HTTP, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: default}\nspec: {ports: [{port: 80}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /cart}}]\n    sessionPersistence: {sessionName: cart, absoluteTimeout: 1h, cookieConfig: {lifetimeType: Permanent}}\n    backendRefs: [{name: svc, port: 80}]\n  - matches: [{path: {type: PathPrefix, value: /api}}]\n    sessionPersistence: {sessionName: x-session, type: Header}\n    backendRefs: [{name: svc, port: 80}]\n  - backendRefs: [{name: svc, port: 80}]\n",
+    );
+    let config = render::bootstrap(&plan, &render::RenderOptions::default());
+    let text = config.to_string();
+    for needle in [
+        "\"cookie\":{\"name\":\"cart\",\"path\":\"/cart\",\"ttl\":\"3600s\"}",
+        "HeaderBasedSessionState\",\"name\":\"x-session\"",
+        "envoy.filters.http.stateful_session",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    validate(&envoy, &config)
+        .unwrap_or_else(|e| panic!("envoy rejected the session persistence:\n{e}"));
+}
+
+#[test]
 fn backend_tls_renders_as_envoy_takes_it() {
     let Some(envoy) = mesh_model::testing::envoy_for_test() else {
         return;

@@ -76,6 +76,9 @@ pub fn text(e: &Explanation) -> String {
     if let Some(ms) = e.timeout_ms {
         field("timeout", format!("{ms} ms (504 after)"));
     }
+    if let Some(s) = &e.session {
+        field("session", s.clone());
+    }
     field("outcome", e.outcome.clone());
     if !e.not_matched.is_empty() {
         out.push_str("  not matched:\n");

@@ -239,6 +239,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                         request_timeout_ms: None,
                         backend_timeout_ms: None,
                         retry: None,
+                        session: None,
                         age: (None, ns.clone(), svc.name.clone()),
                     });
                 }
@@ -572,6 +573,17 @@ fn entries(
         };
         let set = settings.get(i).cloned().unwrap_or_default();
         for (j, m) in ms.into_iter().enumerate() {
+            // The session cookie goes back on the requests this match takes.
+            let session = set
+                .session
+                .clone()
+                .map(|s| super::session::SessionPersistence {
+                    cookie_path: match (&m.path, o.kind.as_str()) {
+                        (PathMatch::Exact(p) | PathMatch::Prefix(p), "HTTPRoute") => p.clone(),
+                        _ => "/".into(),
+                    },
+                    ..s
+                });
             out.push(RouteEntry {
                 matcher: m,
                 action: action.clone(),
@@ -588,6 +600,7 @@ fn entries(
                 request_timeout_ms: set.request_timeout_ms,
                 backend_timeout_ms: set.backend_timeout_ms,
                 retry: set.retry.clone(),
+                session,
                 age: age.clone(),
             });
         }
@@ -603,6 +616,29 @@ struct RuleSettings {
     request_timeout_ms: Option<u64>,
     backend_timeout_ms: Option<u64>,
     retry: Option<super::Retry>,
+    session: Option<super::session::SessionPersistence>,
+}
+
+/// A rule's `sessionPersistence`, read from its JSON form (HTTPRoute's and GRPCRoute's are
+/// the same fields in types of their own); its cookie Path is left to each match.
+fn session_of(p: &impl serde::Serialize) -> super::session::SessionPersistence {
+    use super::session::{SessionKind, SessionPersistence};
+    let v = serde_json::to_value(p).unwrap_or_default();
+    let text = |path: &str| v.pointer(path).and_then(serde_json::Value::as_str);
+    SessionPersistence {
+        name: text("/sessionName")
+            .unwrap_or(SessionPersistence::DEFAULT_NAME)
+            .to_string(),
+        kind: match text("/type") {
+            Some("Header") => SessionKind::Header,
+            _ => SessionKind::Cookie,
+        },
+        absolute_timeout_s: text("/absoluteTimeout")
+            .and_then(crate::validate::duration_ms)
+            .map(|ms| ms.div_ceil(1000)),
+        permanent: text("/cookieConfig/lifetimeType") == Some("Permanent"),
+        cookie_path: "/".into(),
+    }
 }
 
 /// The settings of each rule of a route, by rule index (none for kinds without them).
@@ -632,6 +668,7 @@ fn rule_settings(o: &Object) -> Vec<RuleSettings> {
                         backoff_ms: ms(r.backoff.as_ref())
                             .unwrap_or(super::Retry::DEFAULT_BACKOFF_MS),
                     }),
+                    session: r.session_persistence.as_ref().map(session_of),
                 }
             })
             .collect(),
@@ -641,6 +678,7 @@ fn rule_settings(o: &Object) -> Vec<RuleSettings> {
             .flatten()
             .map(|r| RuleSettings {
                 name: r.name.clone(),
+                session: r.session_persistence.as_ref().map(session_of),
                 ..RuleSettings::default()
             })
             .collect(),

@@ -137,6 +137,9 @@ pub struct Explanation {
     pub redirect_status: Option<u16>,
     pub location: Option<String>,
     pub timeout_ms: Option<u64>,
+    /// The rule's session persistence, described ("cookie mesh-session, ...").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// Routes that did not take the request, and why.
     pub not_matched: Vec<Miss>,
 }
@@ -246,6 +249,7 @@ fn empty(q: &Question, listener: Option<&str>) -> Explanation {
         redirect_status: None,
         location: None,
         timeout_ms: None,
+        session: None,
         not_matched: Vec::new(),
     }
 }
@@ -350,6 +354,7 @@ fn explain_on(
     });
     out.filters = e.filters.iter().map(describe).collect();
     out.timeout_ms = e.deadline_ms();
+    out.session = e.session.as_ref().map(|s| s.to_string());
     // A CORS preflight is answered by the proxy, whatever the action.
     let header = |name: &str| req.header(name);
     let (origin, acrm, acrh) = (

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod matcher;
 pub mod render;
 pub mod rewrite;
+pub mod session;
 pub mod status;
 pub mod target;
 pub mod upstream_tls;
@@ -205,6 +206,8 @@ pub struct RouteEntry {
     pub backend_timeout_ms: Option<u64>,
     /// The rule's `retry` policy, when it has one.
     pub retry: Option<Retry>,
+    /// The rule's `sessionPersistence`, when it has one.
+    pub session: Option<session::SessionPersistence>,
     /// Tie-break after the matcher's own precedence: creationTimestamp, then namespace/name.
     pub(crate) age: (Option<String>, String, String),
 }
@@ -377,6 +380,21 @@ impl Plan {
         Ok(c)
     }
 
+    /// The backend, cluster and endpoint of `backends` (weight above 0) whose endpoint is
+    /// `authority` (`address:port`): where a session pinned to that endpoint goes, while the
+    /// rule still sends traffic there.
+    pub fn endpoint_among<'p>(
+        &'p self,
+        backends: &'p [WeightedBackend],
+        authority: &str,
+    ) -> Option<(&'p WeightedBackend, &'p Cluster, &'p Endpoint)> {
+        backends.iter().filter(|b| b.weight > 0).find_map(|b| {
+            let c = self.backend_cluster(b).ok()?;
+            let ep = c.endpoints.iter().find(|e| e.authority() == authority)?;
+            Some((b, c, ep))
+        })
+    }
+
     /// The cluster a mirror copies to, when it resolves and has endpoints.
     pub fn mirror_cluster(&self, m: &Mirror) -> Option<&Cluster> {
         m.cluster
@@ -435,4 +453,14 @@ impl UpstreamProtocol {
 pub struct Endpoint {
     pub address: String,
     pub port: u16,
+}
+
+impl Endpoint {
+    /// `address:port` as a URI authority (an IPv6 address in brackets).
+    pub fn authority(&self) -> String {
+        match self.address.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, self.port).to_string(),
+            Err(_) => format!("{}:{}", self.address, self.port),
+        }
+    }
 }

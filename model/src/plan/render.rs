@@ -16,6 +16,7 @@ use crate::route::Filter;
 
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const STATEFUL_SESSION: &str = "envoy.filters.http.stateful_session";
 const TCP_PROXY: &str =
     "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const TLS_INSPECTOR: &str =
@@ -228,6 +229,18 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
         }
     }
     let name = listener_name(group);
+    // Envoy's stateful-session filter, configured per route, where a route keeps sessions.
+    let sessions = group
+        .iter()
+        .flat_map(|l| &l.virtual_hosts)
+        .flat_map(|vh| &vh.routes)
+        .any(|e| e.session.is_some());
+    let mut http_filters = Vec::new();
+    if sessions {
+        http_filters.push(json!({"name": STATEFUL_SESSION, "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession"}}));
+    }
+    http_filters
+        .push(json!({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}));
     json!({
         "name": name,
         "address": {"socket_address": {"address": address, "port_value": port}},
@@ -242,7 +255,7 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
                 // The agent routes by the normalised path (`target::normalize_path`).
                 "normalize_path": true,
                 "route_config": {"name": name, "virtual_hosts": hosts, "validate_clusters": false},
-                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]
+                "http_filters": http_filters
             }
         }]}]
     })
@@ -340,6 +353,32 @@ fn udp_listener(group: &[&Listener], opts: &RenderOptions) -> Option<Value> {
             }}}},
         }}],
     }))
+}
+
+/// Envoy's session state for a rule's session persistence: a cookie (its name, the rule's
+/// path, and the absolute timeout as its TTL when the cookie is permanent) or a header. Envoy
+/// keeps the session's timeout in the cookie's own expiry; the agent also refuses tokens past
+/// the absolute timeout of a session cookie.
+fn session_state(s: &super::session::SessionPersistence) -> Value {
+    use super::session::SessionKind;
+    match s.kind {
+        SessionKind::Cookie => {
+            let mut cookie = json!({"name": s.name, "path": s.cookie_path});
+            if let (true, Some(ttl)) = (s.permanent, s.absolute_timeout_s) {
+                cookie["ttl"] = json!(format!("{ttl}s"));
+            }
+            json!({"name": "envoy.http.stateful_session.cookie", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.cookie.v3.CookieBasedSessionState",
+                "cookie": cookie,
+            }})
+        }
+        SessionKind::Header => {
+            json!({"name": "envoy.http.stateful_session.header", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.header.v3.HeaderBasedSessionState",
+                "name": s.name,
+            }})
+        }
+    }
 }
 
 /// The `cluster` or `weighted_clusters` field, as route actions and TCP proxies both spell it.
@@ -479,6 +518,15 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
         },
     );
     header_modifiers(&e.filters, &mut out);
+    if let Some(s) = &e.session {
+        out.insert(
+            "typed_per_filter_config".into(),
+            json!({STATEFUL_SESSION: {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSessionPerRoute",
+                "stateful_session": {"session_state": session_state(s)},
+            }}),
+        );
+    }
     match &e.action {
         Action::Redirect => {
             out.insert("redirect".into(), redirect(e));
