@@ -11,6 +11,7 @@ mod addresses;
 mod admin;
 mod body;
 mod config;
+mod ext_auth;
 mod filters;
 mod headers;
 mod local_reply;
@@ -133,6 +134,10 @@ struct Args {
     /// (bytes, or with Ki/Mi/Gi); a larger request is tried once.
     #[arg(long, default_value = "1Mi", value_parser = mesh_model::load::parse_size)]
     retry_body_limit: u64,
+    /// How long an ExternalAuth filter waits for its authorization service before denying the
+    /// request with 403 (Envoy's ext_authz default, 200ms).
+    #[arg(long, default_value = "200ms", value_parser = duration)]
+    external_auth_timeout: Duration,
     /// What the outbound entry does with a destination that is no Service: forward it as
     /// addressed (allow-any, Istio's ALLOW_ANY) or refuse it with 502 (registry-only).
     #[arg(long, value_enum, default_value_t = proxy::OutboundPolicy::AllowAny)]
@@ -412,6 +417,7 @@ async fn run(args: Args) {
         merge_slashes: args.merge_slashes,
         mirror_body_limit: usize::try_from(args.mirror_body_limit).unwrap_or(usize::MAX),
         retry_body_limit: usize::try_from(args.retry_body_limit).unwrap_or(usize::MAX),
+        external_auth_timeout: args.external_auth_timeout,
         outbound_policy: args.outbound_policy,
     };
     let status = Arc::new(Mutex::new(Status::default()));

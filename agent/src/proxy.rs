@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
+use mesh_model::plan::ext_auth::ExternalAuth;
 use mesh_model::plan::session::{SessionKind, SessionPersistence};
 use mesh_model::plan::target::{self, Authority};
 use mesh_model::plan::{
@@ -53,7 +54,7 @@ impl Current {
 
     /// The cluster's next endpoint, round robin (the cluster has at least one: see
     /// `Plan::backend_cluster` and `Plan::mirror_cluster`).
-    fn endpoint<'p>(&self, c: &'p Cluster) -> &'p Endpoint {
+    pub fn endpoint<'p>(&self, c: &'p Cluster) -> &'p Endpoint {
         let n = self.next.get(&c.name).fetch_add(1, Ordering::Relaxed);
         &c.endpoints[n % c.endpoints.len()]
     }
@@ -116,13 +117,15 @@ pub struct Settings {
     pub mirror_body_limit: usize,
     /// Largest request body held to send again on a retry; a larger one is tried once.
     pub retry_body_limit: usize,
+    /// How long an ExternalAuth filter waits for its service before denying.
+    pub external_auth_timeout: Duration,
     pub outbound_policy: OutboundPolicy,
 }
 
 pub struct Proxy {
     pub current: Arc<Current>,
     pub settings: Settings,
-    upstreams: Arc<Upstreams>,
+    pub upstreams: Arc<Upstreams>,
     requests: AtomicU64,
     pub stats: Stats,
 }
@@ -355,6 +358,31 @@ impl Proxy {
                         entry.filters.iter().chain(&backend.filters).collect();
                     let mirrors: Vec<&Mirror> =
                         entry.mirrors.iter().chain(&backend.mirrors).collect();
+                    let auth: Vec<&ExternalAuth> = entry
+                        .external_auth
+                        .iter()
+                        .chain(&backend.external_auth)
+                        .collect();
+                    let asked = (!auth.is_empty()).then(|| crate::ext_auth::Asked {
+                        method: req.method().to_string(),
+                        path: req
+                            .uri()
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .to_string(),
+                        host: authority_text(&authority),
+                        scheme: inbound.scheme,
+                        headers: std::iter::once(("host".to_string(), authority_text(&authority)))
+                            .chain(req.headers().iter().filter(|(k, _)| *k != HOST).map(
+                                |(k, v)| {
+                                    (
+                                        k.as_str().to_string(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                },
+                            ))
+                            .collect(),
+                    });
                     let call = Call {
                         plan,
                         entry,
@@ -363,6 +391,8 @@ impl Proxy {
                         cluster,
                         ep,
                         client_certificate,
+                        auth,
+                        asked,
                         inbound,
                         trusted: mesh || self.settings.xff_num_trusted_hops > 0,
                         authority: &authority,
@@ -490,14 +520,17 @@ impl Proxy {
             .retry
             .as_ref()
             .filter(|_| client_upgrade.is_none());
+        // The body ExternalAuth filters forward to their services (`forwardBody.maxSize`).
+        let auth_body = call.auth.iter().map(|a| a.forward_body).max().unwrap_or(0);
         let limit = [
             (!targets.is_empty()).then_some(self.settings.mirror_body_limit),
             retry.map(|_| self.settings.retry_body_limit),
+            (auth_body > 0).then_some(usize::try_from(auth_body).unwrap_or(usize::MAX)),
         ]
         .into_iter()
         .flatten()
         .max();
-        // The body is held whole when copies or retries need it and it fits.
+        // The body is held whole when copies, retries or authorization need it and it fits.
         let (held, body) = match limit {
             None => (None, body),
             Some(limit) => match buffer(body, limit).await {
@@ -506,6 +539,34 @@ impl Proxy {
                 Err(e) => return (answer(StatusCode::BAD_REQUEST, &format!("{e}\n")), false),
             },
         };
+        // ExternalAuth: nothing is forwarded or copied before every filter allows it.
+        let mut parts = parts;
+        if let Some(asked) = &call.asked {
+            for auth in &call.auth {
+                let body = match (&held, auth.forward_body) {
+                    (_, 0) => hyper::body::Bytes::new(),
+                    (Some(b), max) if b.len() as u64 <= max => b.clone(),
+                    // A body over forwardBody.maxSize is refused (the spec's 4xx; Envoy's 413).
+                    _ => {
+                        return (
+                            answer(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "request body larger than the authorization service takes\n",
+                            ),
+                            false,
+                        )
+                    }
+                };
+                match crate::ext_auth::check(self, call.plan, auth, asked, body).await {
+                    crate::ext_auth::Verdict::Allow(headers) => {
+                        for (k, v) in headers {
+                            parts.headers.insert(k, v);
+                        }
+                    }
+                    crate::ext_auth::Verdict::Deny(resp) => return (resp, false),
+                }
+            }
+        }
         match &held {
             Some(bytes) if bytes.len() <= self.settings.mirror_body_limit => {
                 for (ep, cluster) in targets {
@@ -703,7 +764,7 @@ fn session_token(s: &SessionPersistence, headers: &hyper::HeaderMap) -> Option<S
 }
 
 /// How the proxy connects to a cluster over TLS, when its Service port has a BackendTLSPolicy.
-fn origination<'a>(
+pub fn origination<'a>(
     cluster: &'a Cluster,
     client_certificate: Option<&'a Certificate>,
 ) -> Option<crate::upstream::Origination<'a>> {
@@ -790,6 +851,10 @@ struct Call<'a> {
     ep: &'a Endpoint,
     /// The certificate the listener's Gateway shows backends it originates TLS to.
     client_certificate: Option<&'a Certificate>,
+    /// The ExternalAuth filters to pass (the rule's, then the backend's), with the client's
+    /// request as they see it.
+    auth: Vec<&'a ExternalAuth>,
+    asked: Option<crate::ext_auth::Asked>,
     inbound: &'a Arc<Inbound>,
     /// Whether the peer's forwarding headers are kept (see `headers::forwarded`).
     trusted: bool,

@@ -171,14 +171,25 @@ pub fn mirror_ref(path: &str, f: &Filter, ns: &str) -> Option<BackendRef> {
     })
 }
 
+/// The authorization service an ExternalAuth filter at `path` asks (weight 0: it takes no
+/// share of the traffic).
+pub fn external_auth_ref(path: &str, f: &Filter, ns: &str) -> Option<BackendRef> {
+    let b: httproutes::HttpRouteRulesBackendRefs = retype(&f.external_auth.as_ref()?.backend_ref)?;
+    Some(BackendRef {
+        weight: 0,
+        ..backend(format!("{path}.externalAuth.backendRef"), ns, &b)
+    })
+}
+
 impl Route {
-    /// Every mirror target of every rule: backends too, which must exist and be permitted.
-    /// They carry weight 0 (a mirror never takes a share of the traffic).
-    pub fn mirror_refs(&self, ns: &str) -> Vec<BackendRef> {
+    /// Every backend filters of every rule send requests to (mirror targets, authorization
+    /// services): backends too, which must exist and be permitted. They carry weight 0 (they
+    /// never take a share of the traffic).
+    pub fn filter_refs(&self, ns: &str) -> Vec<BackendRef> {
         self.rules
             .iter()
             .flat_map(|r| r.all_filters())
-            .filter_map(|(p, f)| mirror_ref(p, f, ns))
+            .filter_map(|(p, f)| mirror_ref(p, f, ns).or_else(|| external_auth_ref(p, f, ns)))
             .collect()
     }
 

@@ -74,6 +74,28 @@ fn session_persistence_renders_as_envoy_takes_it() {
 }
 
 #[test]
+fn external_auth_renders_as_envoy_takes_it() {
+    let Some(envoy) = mesh_model::testing::envoy_for_test() else {
+        return;
+    };
+    let plan = mesh_model::testing::plan_of(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\nspec:\n  gatewayClassName: c\n  listeners: [{name: web, protocol: HTTP, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: default}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: authz, namespace: default}\nspec: {ports: [{name: http, port: 80}, {name: grpc, port: 9000}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /grpc}}]\n    filters: [{type: ExternalAuth, externalAuth: {protocol: GRPC, backendRef: {name: authz, port: 9000}, grpc: {}, forwardBody: {maxSize: 1024}}}]\n    backendRefs: [{name: svc, port: 80}]\n  - matches: [{path: {type: PathPrefix, value: /http}}]\n    filters: [{type: ExternalAuth, externalAuth: {protocol: HTTP, backendRef: {name: authz, port: 80}, http: {path: /check, allowedHeaders: [x-tenant], allowedResponseHeaders: [x-user]}}}]\n    backendRefs: [{name: svc, port: 80}]\n  - backendRefs: [{name: svc, port: 80}]\n",
+    );
+    let config = render::bootstrap(&plan, &render::RenderOptions::default());
+    let text = config.to_string();
+    for needle in [
+        "envoy.filters.http.ext_authz",
+        "\"disabled\":true",
+        "\"path_prefix\":\"/check\"",
+        "\"max_request_bytes\":1024",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    validate(&envoy, &config)
+        .unwrap_or_else(|e| panic!("envoy rejected the external authorization:\n{e}"));
+}
+
+#[test]
 fn backend_tls_renders_as_envoy_takes_it() {
     let Some(envoy) = mesh_model::testing::envoy_for_test() else {
         return;

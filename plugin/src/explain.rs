@@ -79,6 +79,9 @@ pub fn text(e: &Explanation) -> String {
     if let Some(s) = &e.session {
         field("session", s.clone());
     }
+    if let Some(a) = &e.authorization {
+        field("authorization", a.clone());
+    }
     field("outcome", e.outcome.clone());
     if !e.not_matched.is_empty() {
         out.push_str("  not matched:\n");

@@ -152,7 +152,7 @@ impl Cluster {
                             c.routes_by_match.entry(key).or_default().push(i);
                         }
                     }
-                    let mirrors = route.mirror_refs(&ns);
+                    let mirrors = route.filter_refs(&ns);
                     for b in route
                         .rules
                         .iter()
@@ -286,7 +286,7 @@ impl Cluster {
                         out.extend(self.routes_by_match.get(&key).into_iter().flatten());
                     }
                 }
-                let mirrors = route.mirror_refs(&ns);
+                let mirrors = route.filter_refs(&ns);
                 for b in route
                     .rules
                     .iter()

@@ -359,3 +359,23 @@ pub fn ca_and_server(name: &str, names: &[&str]) -> (String, mesh_echo::TlsIdent
         },
     )
 }
+
+/// Build the Go program in `tests/NAME` (test infrastructure, e.g. the authorization service)
+/// once per test binary, returning its path (`go` must be on PATH; modules come from the Go
+/// module proxy and are cached after the first build).
+pub fn go_program(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests")
+        .join(name);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("go-{name}"));
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .env("GOFLAGS", "-mod=mod")
+        .current_dir(&src)
+        .status()
+        .expect("`go` runs (install Go: the test services are built with it)");
+    assert!(status.success(), "go build in {}", src.display());
+    out
+}

@@ -225,6 +225,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                             weight: 1,
                             filters: Vec::new(),
                             mirrors: Vec::new(),
+                            external_auth: None,
                         }]),
                         filters: Vec::new(),
                         mirrors: Vec::new(),
@@ -240,6 +241,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                         backend_timeout_ms: None,
                         retry: None,
                         session: None,
+                        external_auth: None,
                         age: (None, ns.clone(), svc.name.clone()),
                     });
                 }
@@ -520,6 +522,42 @@ fn entries(
         _ => return Vec::new(),
     };
     let settings = rule_settings(o);
+    // An ExternalAuth filter's service resolves like a backend; one that does not denies.
+    let external_auth_of = |filters: &[(String, Filter)],
+                            clusters: &mut BTreeMap<String, Cluster>|
+     -> Option<super::ext_auth::ExternalAuth> {
+        filters.iter().find_map(|(path, f)| {
+            use gateway_api::apis::experimental::httproutes::HttpRouteRulesFiltersExternalAuthProtocol as P;
+            let a = f.external_auth.as_ref()?;
+            let lower = |v: Option<&Vec<String>>| -> Vec<String> {
+                v.into_iter().flatten().map(|h| h.to_ascii_lowercase()).collect()
+            };
+            let grpc = matches!(a.protocol, P::Grpc);
+            Some(super::ext_auth::ExternalAuth {
+                cluster: crate::route::external_auth_ref(path, f, &ns)
+                    .and_then(|target| permitted_backend(o, &target, snap, clusters)),
+                protocol: if grpc {
+                    super::ext_auth::AuthProtocol::Grpc
+                } else {
+                    super::ext_auth::AuthProtocol::Http
+                },
+                path_prefix: a.http.as_ref().and_then(|h| h.path.clone()).unwrap_or_default(),
+                allowed_headers: if grpc {
+                    lower(a.grpc.as_ref().and_then(|g| g.allowed_headers.as_ref()))
+                } else {
+                    lower(a.http.as_ref().and_then(|h| h.allowed_headers.as_ref()))
+                },
+                allowed_response_headers: lower(
+                    a.http.as_ref().and_then(|h| h.allowed_response_headers.as_ref()),
+                ),
+                forward_body: a
+                    .forward_body
+                    .as_ref()
+                    .and_then(|b| b.max_size)
+                    .map_or(0, |n| n.max(0) as u64),
+            })
+        })
+    };
     // Mirror targets resolve like backends (exist, have the port, are permitted); one that
     // does not is not copied to.
     let mirrors_of = |filters: &[(String, Filter)],
@@ -567,11 +605,13 @@ fn entries(
                     weight: b.weight.max(0) as u32,
                     filters: b.filters.iter().map(|(_, f)| f.clone()).collect(),
                     mirrors,
+                    external_auth: external_auth_of(&b.filters, clusters),
                 });
             }
             Action::Forward(backends)
         };
         let set = settings.get(i).cloned().unwrap_or_default();
+        let rule_auth = external_auth_of(&rule.filters, clusters);
         for (j, m) in ms.into_iter().enumerate() {
             // The session cookie goes back on the requests this match takes.
             let session = set
@@ -601,6 +641,7 @@ fn entries(
                 backend_timeout_ms: set.backend_timeout_ms,
                 retry: set.retry.clone(),
                 session,
+                external_auth: rule_auth.clone(),
                 age: age.clone(),
             });
         }

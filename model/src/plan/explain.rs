@@ -140,6 +140,10 @@ pub struct Explanation {
     /// The rule's session persistence, described ("cookie mesh-session, ...").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The rule's ExternalAuth filter, described: the request is forwarded only if its
+    /// service allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
     /// Routes that did not take the request, and why.
     pub not_matched: Vec<Miss>,
 }
@@ -250,6 +254,7 @@ fn empty(q: &Question, listener: Option<&str>) -> Explanation {
         location: None,
         timeout_ms: None,
         session: None,
+        authorization: None,
         not_matched: Vec::new(),
     }
 }
@@ -355,6 +360,7 @@ fn explain_on(
     out.filters = e.filters.iter().map(describe).collect();
     out.timeout_ms = e.deadline_ms();
     out.session = e.session.as_ref().map(|s| s.to_string());
+    out.authorization = e.external_auth.as_ref().map(|a| a.to_string());
     // A CORS preflight is answered by the proxy, whatever the action.
     let header = |name: &str| req.header(name);
     let (origin, acrm, acrh) = (

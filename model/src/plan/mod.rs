@@ -9,6 +9,7 @@ pub mod compile;
 pub mod cors;
 pub mod decide;
 pub mod explain;
+pub mod ext_auth;
 pub mod matcher;
 pub mod render;
 pub mod rewrite;
@@ -208,6 +209,8 @@ pub struct RouteEntry {
     pub retry: Option<Retry>,
     /// The rule's `sessionPersistence`, when it has one.
     pub session: Option<session::SessionPersistence>,
+    /// The rule's ExternalAuth filter, when it has one: asked before anything is forwarded.
+    pub external_auth: Option<ext_auth::ExternalAuth>,
     /// Tie-break after the matcher's own precedence: creationTimestamp, then namespace/name.
     pub(crate) age: (Option<String>, String, String),
 }
@@ -292,6 +295,8 @@ pub struct WeightedBackend {
     pub filters: Vec<Filter>,
     /// The backendRef's own RequestMirror filters.
     pub mirrors: Vec<Mirror>,
+    /// The backendRef's own ExternalAuth filter, asked after the rule's.
+    pub external_auth: Option<ext_auth::ExternalAuth>,
 }
 
 /// A RequestMirror filter, resolved: where copies go and which share of requests is copied.

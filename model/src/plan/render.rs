@@ -17,6 +17,9 @@ use crate::route::Filter;
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const STATEFUL_SESSION: &str = "envoy.filters.http.stateful_session";
+const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
+/// The agent's `--external-auth-timeout` default (Envoy's ext_authz default too).
+const EXT_AUTHZ_TIMEOUT: &str = "0.2s";
 const TCP_PROXY: &str =
     "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const TLS_INSPECTOR: &str =
@@ -211,12 +214,20 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
     } else {
         (gateway_address(first, opts), first.port)
     };
+    // Envoy's ext_authz filter, where a route asks an authorization service: the filter's own
+    // service is the first such route's (Envoy requires one); each route names its own
+    // (`service_override`), and routes without ExternalAuth turn the filter off.
+    let first_auth = group
+        .iter()
+        .flat_map(|l| &l.virtual_hosts)
+        .flat_map(|vh| &vh.routes)
+        .find_map(|e| e.external_auth.as_ref()?.cluster.as_deref());
     let mut hosts: Vec<Value> = Vec::new();
     for (l, owned) in owned(group, plan) {
         hosts.extend(
             owned
                 .iter()
-                .map(|vh| virtual_host(vh, plan, l.name == MESH_LISTENER)),
+                .map(|vh| virtual_host(vh, plan, l.name == MESH_LISTENER, first_auth.is_some())),
         );
         // A listener's own hostname answers 404 when it has no route for it, rather than
         // falling to a less specific listener's wildcard vhost (as the agent does).
@@ -236,6 +247,13 @@ fn listener(group: &[&Listener], plan: &Plan, opts: &RenderOptions) -> Value {
         .flat_map(|vh| &vh.routes)
         .any(|e| e.session.is_some());
     let mut http_filters = Vec::new();
+    if let Some(cluster) = first_auth {
+        http_filters.push(json!({"name": EXT_AUTHZ, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+            "grpc_service": {"envoy_grpc": {"cluster_name": cluster}, "timeout": EXT_AUTHZ_TIMEOUT},
+            "transport_api_version": "V3",
+        }}));
+    }
     if sessions {
         http_filters.push(json!({"name": STATEFUL_SESSION, "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession"}}));
     }
@@ -355,6 +373,44 @@ fn udp_listener(group: &[&Listener], opts: &RenderOptions) -> Option<Value> {
     }))
 }
 
+const EXT_AUTHZ_PER_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
+
+/// A route's ExternalAuth as Envoy's per-route ext_authz settings: the service (gRPC, or HTTP
+/// with the path prefix and header lists), and the body up to `forwardBody.maxSize`.
+fn ext_authz_per_route(a: &super::ext_auth::ExternalAuth) -> Value {
+    use super::ext_auth::AuthProtocol;
+    let cluster = a.cluster.clone().unwrap_or_default();
+    let patterns = |names: &[String]| -> Value {
+        json!({"patterns": names.iter().map(|n| json!({"exact": n, "ignore_case": true})).collect::<Vec<_>>()})
+    };
+    let mut settings = match a.protocol {
+        AuthProtocol::Grpc => {
+            json!({"grpc_service": {"envoy_grpc": {"cluster_name": cluster}, "timeout": EXT_AUTHZ_TIMEOUT}})
+        }
+        AuthProtocol::Http => {
+            let mut http = json!({
+                "server_uri": {"uri": format!("http://{cluster}"), "cluster": cluster, "timeout": EXT_AUTHZ_TIMEOUT},
+                "path_prefix": a.path_prefix.trim_end_matches('/'),
+            });
+            if !a.allowed_headers.is_empty() {
+                http["authorization_request"] =
+                    json!({"allowed_headers": patterns(&a.allowed_headers)});
+            }
+            if !a.allowed_response_headers.is_empty() {
+                http["authorization_response"] =
+                    json!({"allowed_upstream_headers": patterns(&a.allowed_response_headers)});
+            }
+            json!({"http_service": http})
+        }
+    };
+    if a.forward_body > 0 {
+        settings["with_request_body"] =
+            json!({"max_request_bytes": a.forward_body, "allow_partial_message": false});
+    }
+    json!({"@type": EXT_AUTHZ_PER_ROUTE, "check_settings": settings})
+}
+
 /// Envoy's session state for a rule's session persistence: a cookie (its name, the rule's
 /// path, and the absolute timeout as its TTL when the cookie is permanent) or a header. Envoy
 /// keeps the session's timeout in the cookie's own expiry; the agent also refuses tokens past
@@ -394,7 +450,7 @@ fn cluster_choice(live: &[&super::WeightedBackend]) -> (&'static str, Value) {
     ("weighted_clusters", json!({"clusters": clusters}))
 }
 
-fn virtual_host(vh: &VirtualHost, plan: &Plan, mesh: bool) -> Value {
+fn virtual_host(vh: &VirtualHost, plan: &Plan, mesh: bool, auth_filter: bool) -> Value {
     let domains = match &vh.host {
         HostMatch::Any => vec!["*".to_string()],
         // A mesh name without a port is the Service's port 80, which a client may also write.
@@ -403,7 +459,7 @@ fn virtual_host(vh: &VirtualHost, plan: &Plan, mesh: bool) -> Value {
         }
         other => vec![other.display()],
     };
-    json!({"name": vh.host.display(), "domains": domains, "routes": vh.routes.iter().map(|e| route(e, plan)).collect::<Vec<_>>()})
+    json!({"name": vh.host.display(), "domains": domains, "routes": vh.routes.iter().map(|e| route(e, plan, auth_filter)).collect::<Vec<_>>()})
 }
 
 fn string_match(v: &ValueMatch) -> Value {
@@ -504,7 +560,9 @@ fn redirect(e: &RouteEntry) -> Value {
     Value::Object(out)
 }
 
-fn route(e: &RouteEntry, plan: &Plan) -> Value {
+/// A route entry as an Envoy route; `auth_filter`: the listener has the ext_authz filter, which
+/// a route without ExternalAuth turns off.
+fn route(e: &RouteEntry, plan: &Plan, auth_filter: bool) -> Value {
     let mut out = Map::new();
     out.insert("match".into(), route_match(e));
     out.insert(
@@ -518,14 +576,43 @@ fn route(e: &RouteEntry, plan: &Plan) -> Value {
         },
     );
     header_modifiers(&e.filters, &mut out);
+    let mut per_filter = Map::new();
     if let Some(s) = &e.session {
-        out.insert(
-            "typed_per_filter_config".into(),
-            json!({STATEFUL_SESSION: {
+        per_filter.insert(
+            STATEFUL_SESSION.into(),
+            json!({
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSessionPerRoute",
                 "stateful_session": {"session_state": session_state(s)},
-            }}),
+            }),
         );
+    }
+    // ExternalAuth: the route's own service; none for a route without (where the listener
+    // has the filter). A service that does not resolve, or ExternalAuth on a backendRef (not
+    // rendered), denies every request, as the agent does for the former.
+    let backend_auth =
+        matches!(&e.action, Action::Forward(bs) if bs.iter().any(|b| b.external_auth.is_some()));
+    if backend_auth
+        || e.external_auth
+            .as_ref()
+            .is_some_and(|a| a.cluster.is_none())
+    {
+        out.insert("direct_response".into(), json!({"status": 403}));
+        return Value::Object(out);
+    }
+    match &e.external_auth {
+        Some(a) => {
+            per_filter.insert(EXT_AUTHZ.into(), ext_authz_per_route(a));
+        }
+        None if auth_filter => {
+            per_filter.insert(
+                EXT_AUTHZ.into(),
+                json!({"@type": EXT_AUTHZ_PER_ROUTE, "disabled": true}),
+            );
+        }
+        None => {}
+    }
+    if !per_filter.is_empty() {
+        out.insert("typed_per_filter_config".into(), Value::Object(per_filter));
     }
     match &e.action {
         Action::Redirect => {

@@ -486,7 +486,7 @@ pub static BACKEND_PORT_MISSING: Rule = Rule {
     good: fixture!("MESH2012", "good"),
     check: |o, _, r| {
         let Some(route) = view(o) else { return };
-        let mirrors = route.mirror_refs(o.namespace.as_deref().unwrap_or(""));
+        let mirrors = route.filter_refs(o.namespace.as_deref().unwrap_or(""));
         for b in route.rules.iter().flat_map(|x| &x.backend_refs).chain(&mirrors) {
             if b.is_service() && b.port.is_none() {
                 r.at(b.field.clone(), format!("Service {} needs a port", b.name));

@@ -127,7 +127,7 @@ pub static KIND_NOT_ALLOWED: Rule = Rule {
     },
 };
 
-/// Every backend a route references (backendRefs and mirror targets).
+/// Every backend a route references (backendRefs, mirror targets, authorization services).
 fn backends(o: &Object) -> Vec<BackendRef> {
     let Some(route) = o.resource.route() else {
         return Vec::new();
@@ -137,7 +137,7 @@ fn backends(o: &Object) -> Vec<BackendRef> {
         .iter()
         .flat_map(|x| x.backend_refs.iter().cloned())
         .collect();
-    all.extend(route.mirror_refs(o.namespace.as_deref().unwrap_or("")));
+    all.extend(route.filter_refs(o.namespace.as_deref().unwrap_or("")));
     all
 }
 
