@@ -9,8 +9,9 @@ use serde_json::Value;
 
 const SERVICE: &str = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho";
 
-/// Make the call `expected` (a `grpc.ExpectedResponse`, Go field names) describes at `addr`.
-pub async fn call(addr: &str, expected: &Value) -> Result<(), String> {
+/// Make the call `expected` (a `grpc.ExpectedResponse`, Go field names) describes at `addr`;
+/// the answering pod when it holds (empty for an expected non-OK status).
+pub async fn call(addr: &str, expected: &Value) -> Result<String, String> {
     let method = if !expected["EchoRequest"].is_null() {
         "Echo"
     } else if !expected["EchoTwoRequest"].is_null() {
@@ -87,7 +88,7 @@ pub async fn call(addr: &str, expected: &Value) -> Result<(), String> {
         ));
     }
     if got != "OK" {
-        return Ok(());
+        return Ok(String::new());
     }
     let bytes = body.to_bytes();
     let message = mesh_echo::grpc::messages(&bytes)
@@ -118,5 +119,5 @@ pub async fn call(addr: &str, expected: &Value) -> Result<(), String> {
     if !pod.starts_with(backend) {
         return Err(format!("answered by pod {pod}, expected one of {backend}"));
     }
-    Ok(())
+    Ok(pod)
 }

@@ -18,12 +18,12 @@ const UDP_PROBE: &str = "gateway-api-conformance-udp-echo";
 
 /// A TCP check at `addr`: plain, or over TLS with `tls` (config and server name). `expected`
 /// is a `tcp.ExpectedResponse` (Go field names); empty, any backend's answer will do
-/// (`ExpectEchoResponse`, which sends only TEST).
+/// (`ExpectEchoResponse`, which sends only TEST). The answering pod, when it holds.
 pub async fn tcp(
     addr: &str,
     tls: Option<(Arc<rustls::ClientConfig>, String)>,
     expected: &Value,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let connect = async {
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
@@ -49,7 +49,7 @@ pub async fn tcp(
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     expected: &Value,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut line = String::new();
@@ -92,7 +92,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(format!("TEST answer without a pod: {line:?}"));
     }
     if !full {
-        return Ok(());
+        return Ok(pod.to_string());
     }
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     if text(&got, "namespace") != text(expected, "Namespace") {
@@ -113,12 +113,13 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             "the backend saw server name {sni:?}, expected {hostname:?}"
         ));
     }
-    Ok(())
+    Ok(pod.to_string())
 }
 
 /// A UDP check at `addr`: the probe datagram answered, by the expected Service and namespace
-/// when `expected` (a `udp.ExpectedResponse`) names them.
-pub async fn udp(addr: &str, expected: &Value) -> Result<(), String> {
+/// when `expected` (a `udp.ExpectedResponse`) names them. The answering pod (empty when the
+/// answer is no JSON and nothing was expected of it).
+pub async fn udp(addr: &str, expected: &Value) -> Result<String, String> {
     let socket = tokio::net::UdpSocket::bind("0.0.0.0:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -137,11 +138,12 @@ pub async fn udp(addr: &str, expected: &Value) -> Result<(), String> {
         .map_err(|e| format!("receive: {e}"))?;
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let (service, namespace) = (text(expected, "Service"), text(expected, "Namespace"));
+    let parsed: Result<Value, String> = serde_json::from_slice(&buf[..n])
+        .map_err(|e| format!("answer {:?}: {e}", String::from_utf8_lossy(&buf[..n])));
     if service.is_empty() && namespace.is_empty() {
-        return Ok(());
+        return Ok(parsed.map(|v| text(&v, "pod")).unwrap_or_default());
     }
-    let got: Value = serde_json::from_slice(&buf[..n])
-        .map_err(|e| format!("answer {:?}: {e}", String::from_utf8_lossy(&buf[..n])))?;
+    let got = parsed?;
     for (field, want) in [("service", service), ("namespace", namespace)] {
         if !want.is_empty() && text(&got, field) != want {
             return Err(format!(
@@ -151,5 +153,5 @@ pub async fn udp(addr: &str, expected: &Value) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(text(&got, "pod"))
 }

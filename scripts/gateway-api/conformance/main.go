@@ -91,6 +91,9 @@ type Exchange struct {
 	// TLS is set for an HTTPS exchange, and for a TCP one over TLS.
 	TLS   *TLSClient `json:"tls,omitempty"`
 	After string     `json:"after,omitempty"`
+	// Weights is set on a copy of the exchange a weighted-distribution check
+	// (weight.TestWeightedDistribution) repeats: the share of requests each backend must get.
+	Weights map[string]float64 `json:"weights,omitempty"`
 	// Kind is "tcp" for the echo server's TCP protocol (Expected is a tcp.ExpectedResponse;
 	// empty: any backend's answer), "udp" for its UDP echo (a udp.ExpectedResponse), "grpc"
 	// for a call to its gRPC echo service (a grpc.ExpectedResponse; status codes by name),
@@ -377,6 +380,10 @@ func eval(e ast.Expr, vars env) any {
 	case *ast.BasicLit:
 		if n, ok := integer(e); ok {
 			return n
+		}
+		if e.Kind == token.FLOAT {
+			f, _ := strconv.ParseFloat(e.Value, 64)
+			return f
 		}
 		s, _ := literal(e)
 		return s
@@ -843,6 +850,7 @@ func (w walker) expr(e ast.Expr, vars env) {
 	}
 	if httpMode {
 		w.exchange(c, name, vars)
+		w.distribution(c, name, vars)
 	}
 	if !strings.HasPrefix(name, "kubernetes.") {
 		return
@@ -1056,6 +1064,37 @@ func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
 		}
 	}
 	*w.exchanges = append(*w.exchanges, x)
+}
+
+// distribution records a weighted-distribution check (weight.TestWeightedDistribution(sender,
+// weights), or its batch form): the test's latest exchange, which the sender repeats (each
+// weight test asserts the request once before sampling it), with the expected shares.
+func (w walker) distribution(c *ast.CallExpr, name string, vars env) {
+	if name != "weight.TestWeightedDistribution" && name != "weight.TestWeightedDistributionBatch" || len(c.Args) != 2 {
+		return
+	}
+	m, ok := eval(c.Args[1], vars).(Struct)
+	if !ok || m.Type != "map" {
+		return
+	}
+	for i := len(*w.exchanges) - 1; i >= 0; i-- {
+		x := (*w.exchanges)[i]
+		if x.Test != w.test.name || x.Weights != nil {
+			continue
+		}
+		x.Weights = map[string]float64{}
+		for k, v := range m.Fields {
+			switch v := v.(type) {
+			case float64:
+				x.Weights[k] = v
+			case int64:
+				x.Weights[k] = float64(v)
+			}
+		}
+		x.After = *w.after
+		*w.exchanges = append(*w.exchanges, x)
+		return
+	}
 }
 
 // encodeValues is url.Values.Encode of an evaluated map literal; a "{name}" placeholder is
