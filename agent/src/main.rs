@@ -286,6 +286,7 @@ impl Serving {
                 warnings,
             } => {
                 let mut plan = plan;
+                addresses::bind_requested(&mut plan, addresses::bindable);
                 if let Some(pool) = &mut self.pool {
                     pool.assign(&mut plan);
                 }

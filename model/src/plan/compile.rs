@@ -116,8 +116,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
     }
     // A listener is served when its status says Programmed: not when it conflicts with
     // another or has no usable certificate (partial validity: its Gateway's other listeners
-    // serve on). A ListenerSet's listeners serve only while the ListenerSet is Accepted (its
-    // Gateway allows it).
+    // serve on), and only while its Gateway (or ListenerSet) is Accepted.
     let gateway_status = super::status::gateways(snap, |kind, ns, gw, l| {
         attached
             .get(&(
@@ -133,9 +132,9 @@ pub fn compile(snap: &Snapshot) -> Plan {
         gateway_status
             .iter()
             .find(|g| g.kind == owner.kind && g.namespace == ns && g.name == owner.name)
-            .filter(|g| {
-                owner.kind == "Gateway" || g.condition("Accepted").is_some_and(|c| c.status)
-            })
+            // A Gateway or ListenerSet that is not Accepted serves nothing (an address type
+            // mesh-agent cannot bind, a ListenerSet its Gateway does not allow).
+            .filter(|g| g.condition("Accepted").is_some_and(|c| c.status))
             .and_then(|g| g.listener(l))
             .and_then(|l| l.condition("Programmed"))
             .is_some_and(|c| c.status)
@@ -148,6 +147,16 @@ pub fn compile(snap: &Snapshot) -> Plan {
         );
         // Every listener's backends see the Gateway's client certificate, a ListenerSet's too.
         let client_certificate = backend_client_certificate(gw, snap);
+        let requested: Vec<std::net::IpAddr> = match &gw.resource {
+            Resource::Gateway(spec) => spec
+                .addresses
+                .iter()
+                .flatten()
+                .filter(|a| a.r#type.as_deref().unwrap_or("IPAddress") == "IPAddress")
+                .filter_map(|a| a.value.as_deref()?.parse().ok())
+                .collect(),
+            _ => Vec::new(),
+        };
         // The Gateway's own listeners, then those of the ListenerSets it accepts, in the
         // order the spec settles conflicts (the earlier wins a tie between hostnames).
         for (owner, _, l) in attach::merged_listeners(gw, snap) {
@@ -189,6 +198,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
             }
             built.hostname = HostMatch::parse(l.hostname.as_deref());
             built.backend_client_certificate = client_certificate.clone();
+            built.requested_addresses = requested.clone();
             built.gateway = Some(gw_key.clone());
             built.parent = format!("{} {ns}/{}", owner.kind, owner.name);
             listeners.push(built);
@@ -324,6 +334,7 @@ fn listener(name: String, port: u16, protocol: Protocol, hosts: Hosts) -> Listen
         gateway: None,
         parent: String::new(),
         address: None,
+        requested_addresses: Vec::new(),
         index,
     }
 }

@@ -100,9 +100,13 @@ pub struct Listener {
     /// (`Gateway ns/name` or `ListenerSet ns/name`); empty for the mesh entry.
     pub parent: String,
     /// The address of the listener's Gateway when Gateways have addresses of their own (the
-    /// agent's `--gateway-address-pool`): only requests to that address reach it, as each
-    /// Gateway of a cluster gets its own. `None`: the address all Gateways share.
+    /// agent's `--gateway-address-pool`, or the Gateway's `spec.addresses`): only requests to
+    /// that address reach it, as each Gateway of a cluster gets its own. `None`: the address
+    /// all Gateways share.
     pub address: Option<std::net::IpAddr>,
+    /// The IP addresses the Gateway asks for (`spec.addresses` of type IPAddress), in order:
+    /// the agent binds the first it can.
+    pub requested_addresses: Vec<std::net::IpAddr>,
     pub(crate) index: decide::ListenerIndex,
 }
 

@@ -197,18 +197,27 @@ pub fn gateways(
             r.reason.is_some() && r.kinds.contains(&kind)
         });
         let mut gateway_problem: Option<Condition> = None;
+        // A reference of the Gateway's own (`spec.tls`: the backend client certificate, the
+        // frontend CA bundles) that does not resolve: ResolvedRefs=False, the Gateway still
+        // Accepted, as the spec has it.
+        let mut unresolved: Option<Condition> = None;
         let mut per_listener: Vec<Vec<&crate::Diagnostic>> = vec![Vec::new(); defs.len()];
         for d in &findings {
-            match listener_index(&d.field) {
-                Some(i) if i < per_listener.len() => per_listener[i].push(d),
-                _ => {
-                    if let Some(reason) = d.reason {
-                        gateway_problem.get_or_insert(Condition {
-                            message: d.message.clone(),
-                            ..condition("Accepted", Err(reason))
-                        });
-                    }
+            match (listener_index(&d.field), d.reason) {
+                (Some(i), _) if i < per_listener.len() => per_listener[i].push(d),
+                (_, Some(reason)) if d.field.starts_with("spec.tls.") => {
+                    unresolved.get_or_insert(Condition {
+                        message: d.message.clone(),
+                        ..condition("ResolvedRefs", Err(reason))
+                    });
                 }
+                (_, Some(reason)) => {
+                    gateway_problem.get_or_insert(Condition {
+                        message: d.message.clone(),
+                        ..condition("Accepted", Err(reason))
+                    });
+                }
+                _ => {}
             }
         }
         let listeners: Vec<ListenerStatus> = defs
@@ -302,7 +311,11 @@ pub fn gateways(
             kind: gw.kind.clone(),
             namespace: ns,
             name: gw.name.clone(),
-            conditions: vec![accepted, gateway_programmed],
+            conditions: vec![
+                accepted,
+                gateway_programmed,
+                unresolved.unwrap_or_else(|| condition("ResolvedRefs", Ok("ResolvedRefs"))),
+            ],
             listeners,
         });
     }

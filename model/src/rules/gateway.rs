@@ -25,6 +25,7 @@ pub static RULES: &[&Rule] = &[
     &HOSTNAME_NOT_ALLOWED,
     &SELECTOR_MISSING,
     &ADDRESS_INVALID,
+    &ADDRESS_TYPE_UNSUPPORTED,
     &ROUTE_KIND_INVALID,
     &PASSTHROUGH_CERTIFICATES,
     &CONTROLLER_NAME_INVALID,
@@ -253,6 +254,29 @@ pub static ADDRESS_INVALID: Rule = Rule {
             }
             if let Some(first) = seen.insert((t.to_string(), v.clone()), i) {
                 r.at(field, format!("address {v:?} is repeated (spec.addresses[{first}])"));
+            }
+        }
+    },
+};
+
+pub static ADDRESS_TYPE_UNSUPPORTED: Rule = Rule {
+    code: "MESH1131",
+    name: "AddressTypeUnsupported",
+    level: Level::Warning,
+    title: "mesh-agent cannot give a Gateway an address of this type",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Object,
+    reason: Some("UnsupportedAddress"),
+    doc: "`spec.addresses` asks for the addresses a Gateway gets. mesh-agent binds IP addresses (type IPAddress, the default): it listens on the first one it can bind. A Hostname or an implementation-specific type (`example.com/pool`) is one it cannot honour, so the Gateway gets Accepted=False (UnsupportedAddress) from it, as the spec asks; another implementation may support the type, hence a warning.",
+    hint: "Use type IPAddress with an address of the node, or leave spec.addresses out to take one from --gateway-address-pool.",
+    bad: fixture!("MESH1131", "bad"),
+    good: fixture!("MESH1131", "good"),
+    check: |o, _, r| {
+        let Some(s) = spec(o) else { return };
+        for (i, a) in s.addresses.iter().flatten().enumerate() {
+            let t = a.r#type.as_deref().unwrap_or("IPAddress");
+            if t != "IPAddress" {
+                r.at(format!("spec.addresses[{i}].type"), format!("mesh-agent binds IP addresses, not addresses of type {t}"));
             }
         }
     },

@@ -583,3 +583,33 @@ fn named_rules_are_named_in_explain() {
     assert_eq!(ask("/pay").rule_name.as_deref(), Some("checkout"));
     assert_eq!(ask("/other").rule_name, None);
 }
+
+#[test]
+fn gateways_ask_for_addresses_mesh_agent_can_bind() {
+    let yaml = |addresses: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g, namespace: d}}\nspec:\n  gatewayClassName: c\n  addresses: {addresses}\n  listeners: [{{name: http, port: 8080, protocol: HTTP}}]\n"
+        )
+    };
+    // An address type mesh-agent cannot honour: not accepted, nothing served.
+    let plan = plan_of(&yaml(
+        "[{type: test/fake-invalid-type, value: 'fake'}, {value: 127.0.9.9}]",
+    ));
+    let accepted = plan.gateway_status[0].condition("Accepted").unwrap();
+    assert_eq!(
+        (accepted.status, accepted.reason),
+        (false, "UnsupportedAddress")
+    );
+    assert!(plan.listeners.iter().all(|l| l.gateway() != Some("d/g")));
+    // IP addresses: served, asking for them in order.
+    let plan = plan_of(&yaml(
+        "[{value: 127.0.9.9}, {type: IPAddress, value: '::1'}]",
+    ));
+    let l = plan
+        .listeners
+        .iter()
+        .find(|l| l.gateway() == Some("d/g"))
+        .expect("served");
+    let want: Vec<std::net::IpAddr> = vec!["127.0.9.9".parse().unwrap(), "::1".parse().unwrap()];
+    assert_eq!(l.requested_addresses, want);
+}
