@@ -33,6 +33,7 @@ pub static RULES: &[&Rule] = &[
     &NO_VALID_LISTENER,
     &GATEWAY_CLASS_NOT_FOUND,
     &PARAMETERS_REF_INVALID,
+    &PARAMETERS_KIND_UNSUPPORTED,
     &PROTOCOL_CONFLICT,
     &HOSTNAME_CONFLICT,
     &CERTIFICATE_NOT_FOUND,
@@ -454,6 +455,26 @@ pub static NO_VALID_LISTENER: Rule = Rule {
         };
         if (0..all.len()).all(invalid) {
             r.at("spec.listeners", format!("none of the {} listeners is valid, so the {} serves nothing", all.len(), o.kind));
+        }
+    },
+};
+
+pub static PARAMETERS_KIND_UNSUPPORTED: Rule = Rule {
+    code: "MESH1132",
+    name: "InfrastructureParametersUnsupported",
+    level: Level::Warning,
+    title: "spec.infrastructure.parametersRef names a kind mesh-agent does not read",
+    kinds: &[Kind::Gateway],
+    scope: Scope::Cluster,
+    reason: Some("InvalidParameters"),
+    doc: "An implementation that does not support the kind `parametersRef` names must not accept the Gateway (Accepted=False, InvalidParameters), as the spec says. mesh-agent reads none but ConfigMaps, so a Gateway naming another kind is not served by it; the implementation that owns the kind may accept it, hence a warning. (When the input holds objects of that kind, MESH1130 checks the reference exists.)",
+    hint: "For mesh-agent leave spec.infrastructure.parametersRef out (or name a ConfigMap); keep it for the implementation whose kind it is.",
+    bad: fixture!("MESH1132", "bad"),
+    good: fixture!("MESH1132", "good"),
+    check: |o, _, r| {
+        let Some(p) = spec(o).and_then(|g| g.infrastructure.as_ref()).and_then(|i| i.parameters_ref.as_ref()) else { return };
+        if Kind::lookup(&p.group, &p.kind) != Some(Kind::ConfigMap) {
+            r.at("spec.infrastructure.parametersRef", format!("mesh-agent does not read {} (group {:?}) parameters", p.kind, p.group));
         }
     },
 };

@@ -60,6 +60,9 @@ type Expectation struct {
 	Status string `json:"status"`
 	// Reason is empty when the test accepts any reason.
 	Reason string `json:"reason"`
+	// SkipWhen lists features whose support makes the test return before asserting anything
+	// (the "NotSupported" tests: their expectations hold only for implementations without).
+	SkipWhen []string `json:"skip_when,omitempty"`
 	// After lists the changes the test made to the objects before asserting this, in order,
 	// separated by "; " ("Delete ReferenceGrant ns/name" when the deleted object is known;
 	// else the client call: Update, Patch, ...): the manifests alone do not produce it.
@@ -257,6 +260,9 @@ type test struct {
 	name      string
 	manifests []string
 	features  []string
+	// skipWhen: features whose support ends the test at once
+	// (if suite.SupportedFeatures.Has(features.X) { return }).
+	skipWhen []string
 }
 
 func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
@@ -327,6 +333,7 @@ func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 			}
 		}
 		if body != nil {
+			t.skipWhen = skippedWhen(body)
 			after := ""
 			w := walker{test: t, out: &out, exchanges: &exchanges, after: &after, funcs: funcs, pkg: pkg}
 			w.block(body, pkg.child())
@@ -334,6 +341,38 @@ func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 		return false
 	})
 	return out, exchanges
+}
+
+// skippedWhen finds a test body's early exits on a supported feature:
+// `if suite.SupportedFeatures.Has(features.X) { ...; return }` (or t.Skip).
+func skippedWhen(body *ast.BlockStmt) []string {
+	var out []string
+	for _, st := range body.List {
+		ifs, ok := st.(*ast.IfStmt)
+		if !ok || len(ifs.Body.List) == 0 {
+			continue
+		}
+		call, ok := ifs.Cond.(*ast.CallExpr)
+		if !ok || !strings.HasSuffix(callName(call), ".Has") || len(call.Args) != 1 {
+			continue
+		}
+		if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || !strings.Contains(fmt.Sprint(sel.X), "SupportedFeatures") {
+			continue
+		}
+		exits := false
+		switch last := ifs.Body.List[len(ifs.Body.List)-1].(type) {
+		case *ast.ReturnStmt:
+			exits = true
+		case *ast.ExprStmt:
+			if c, ok := last.X.(*ast.CallExpr); ok && strings.HasSuffix(callName(c), ".Skip") {
+				exits = true
+			}
+		}
+		if f, ok := call.Args[0].(*ast.SelectorExpr); ok && exits {
+			out = append(out, f.Sel.Name)
+		}
+	}
+	return out
 }
 
 func isConformanceTest(e ast.Expr) bool {
@@ -885,7 +924,7 @@ func (w walker) expr(e ast.Expr, vars env) {
 			Test: w.test.name, Manifests: w.test.manifests, Features: w.test.features,
 			Helper: helper, Kind: kind, Namespace: object.Namespace, Name: object.Name,
 			Listener: listener, Parent: parent, Type: cond.Type, Status: cond.Status, Reason: cond.Reason,
-			After: *w.after,
+			After: *w.after, SkipWhen: w.test.skipWhen,
 		})
 	}
 	if strings.HasSuffix(helper, "MustHaveNoAcceptedParents") {
