@@ -286,7 +286,21 @@ impl Serving {
                 warnings,
             } => {
                 let mut plan = plan;
-                addresses::bind_requested(&mut plan, addresses::bindable);
+                // A Gateway none of whose spec.addresses this node has is not served: said
+                // where what is left out is said (/ready, the log).
+                let mut left_out = left_out;
+                left_out.extend(
+                    addresses::bind_requested(&mut plan, addresses::bindable)
+                        .into_iter()
+                        .map(|gw| mesh_model::lastgood::LeftOut {
+                            what: format!("Gateway {gw}"),
+                            origin: "spec.addresses".into(),
+                            reason: "none of its addresses can be bound on this node \
+                                     (AddressNotUsable)"
+                                .into(),
+                            kept_last_good: false,
+                        }),
+                );
                 if let Some(pool) = &mut self.pool {
                     pool.assign(&mut plan);
                 }

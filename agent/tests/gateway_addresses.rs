@@ -64,6 +64,12 @@ async fn gateways_listen_on_the_addresses_they_ask_for() {
     let (status, body) = support::get("http://127.0.2.140:8449/", "app.example").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(seen.lock().unwrap().len(), 1);
+    // /ready says which Gateway is not served, and why.
+    let (_, ready) = agent.ready().await;
+    assert!(
+        ready.contains("Gateway default/unusable") && ready.contains("AddressNotUsable"),
+        "{ready}"
+    );
     // Nothing answers at the shared address for the Gateways that are not served.
     assert!(
         support::client()
