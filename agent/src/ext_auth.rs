@@ -105,37 +105,42 @@ struct Ask<'a> {
     body: Bytes,
 }
 
+impl Ask<'_> {
+    /// Send `req` to the service's endpoint (over TLS when its Service port has a
+    /// BackendTLSPolicy), with `host` as Host or `:authority`.
+    async fn send(
+        &self,
+        req: Request<Body>,
+        protocol: UpstreamProtocol,
+        host: &str,
+    ) -> Result<Response<hyper::body::Incoming>, String> {
+        self.proxy
+            .upstreams
+            .send(
+                req,
+                self.ep,
+                protocol,
+                host,
+                crate::proxy::origination(self.cluster, None),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 async fn http(ask: Ask<'_>) -> Result<Verdict, String> {
-    let Ask {
-        proxy,
-        cluster,
-        ep,
-        auth,
-        asked,
-        headers,
-        body,
-    } = ask;
+    let (auth, asked, body) = (ask.auth, ask.asked, ask.body.clone());
     let mut req = Request::builder()
         .method(asked.method.as_str())
         .uri(auth.http_path(&asked.path));
-    for (k, v) in headers {
-        req = req.header(k, v);
+    for (k, v) in &ask.headers {
+        req = req.header(*k, *v);
     }
     let req = req
         .header(hyper::header::CONTENT_LENGTH, body.len())
         .body(full(body))
         .map_err(|e| format!("authorization request: {e}"))?;
-    let resp = proxy
-        .upstreams
-        .send(
-            req,
-            ep,
-            UpstreamProtocol::Http1,
-            &asked.host,
-            crate::proxy::origination(cluster, None),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = ask.send(req, UpstreamProtocol::Http1, &asked.host).await?;
     let (parts, body) = resp.into_parts();
     if parts.status == StatusCode::OK {
         let headers = parts
@@ -268,17 +273,9 @@ fn header_of(h: &pb::HeaderValueOption) -> Option<(HeaderName, HeaderValue)> {
 
 async fn grpc(ask: Ask<'_>) -> Result<Verdict, String> {
     use prost::Message;
-    let Ask {
-        proxy,
-        cluster,
-        ep,
-        asked,
-        headers: sent,
-        body,
-        ..
-    } = ask;
+    let (asked, body) = (ask.asked, &ask.body);
     let mut headers = std::collections::HashMap::new();
-    for (k, v) in sent {
+    for &(k, v) in &ask.headers {
         headers
             .entry(k.to_ascii_lowercase())
             .and_modify(|old: &mut String| {
@@ -313,17 +310,9 @@ async fn grpc(ask: Ask<'_>) -> Result<Verdict, String> {
         .header(hyper::header::TE, "trailers")
         .body(full(Bytes::from(framed)))
         .map_err(|e| e.to_string())?;
-    let resp = proxy
-        .upstreams
-        .send(
-            req,
-            ep,
-            UpstreamProtocol::H2c,
-            &ep.authority(),
-            crate::proxy::origination(cluster, None),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = ask
+        .send(req, UpstreamProtocol::H2c, &ask.ep.authority())
+        .await?;
     if resp.status() != StatusCode::OK {
         return Err(format!("the service answered HTTP {}", resp.status()));
     }

@@ -332,15 +332,13 @@ impl Proxy {
                 Action::Forward(backends) => {
                     let started = Instant::now();
                     // A request of a persistent session goes where its session is pinned.
-                    let now_s = unix_seconds();
                     let pinned = entry.session.as_ref().and_then(|s| {
                         let token = session_token(s, req.headers())?;
-                        let session = s.read(&token, now_s)?;
-                        let chosen = plan.endpoint_among(backends, &session.endpoint)?;
-                        Some((chosen, session.started))
+                        let session = s.read(&token, unix_seconds())?;
+                        plan.endpoint_among(backends, &session.endpoint)
                     });
                     let chosen = match pinned {
-                        Some((chosen, _)) => Ok(chosen),
+                        Some(chosen) => Ok(chosen),
                         None => self.choose(plan, backends),
                     };
                     let (backend, cluster, ep) = match chosen {
@@ -410,7 +408,7 @@ impl Proxy {
                     // A new session's token.
                     if let Some(s) = &entry.session {
                         if pinned.is_none() {
-                            let token = s.write(&ep.authority(), now_s);
+                            let token = s.write(&ep.authority(), unix_seconds());
                             let (name, value) = s.response_header(&token);
                             if let (Ok(n), Ok(v)) = (
                                 hyper::header::HeaderName::try_from(name),

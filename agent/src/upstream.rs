@@ -35,7 +35,7 @@ pub enum UpstreamError {
     Tls(#[from] crate::origination::TlsSetupError),
 }
 
-/// A TLS pool: the policy it was made for, and the client.
+/// A TLS pool: the policy and client certificate it was made for, and the client.
 type TlsPool = (
     UpstreamTls,
     Option<Certificate>,
@@ -58,9 +58,10 @@ type H2 = tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body
 pub struct Upstreams {
     http1: Client<HttpConnector, Body>,
     h2: Keyed<H2>,
-    /// Per cluster with upstream TLS and client certificate shown (Gateways may show
-    /// different ones to one cluster); replaced when the policy or the certificate changes.
-    tls: std::sync::Mutex<std::collections::HashMap<(String, Option<String>), TlsPool>>,
+    /// Per cluster with upstream TLS, one per client certificate shown (Gateways may show
+    /// different ones to one cluster, so a cluster has few); replaced when the policy or the
+    /// certificate changes. Looked up by reference: a request allocates nothing here.
+    tls: std::sync::Mutex<std::collections::HashMap<String, Vec<TlsPool>>>,
     connect_timeout: Duration,
 }
 
@@ -89,12 +90,13 @@ impl Upstreams {
         to: &Origination<'_>,
         protocol: UpstreamProtocol,
     ) -> Result<Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>, UpstreamError> {
-        let key = (
-            to.cluster.to_string(),
-            to.client_certificate.map(|c| c.secret.clone()),
-        );
+        let secret = to.client_certificate.map(|c| c.secret.as_str());
+        let same_identity = |p: &TlsPool| p.1.as_ref().map(|c| c.secret.as_str()) == secret;
         let mut pools = self.tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((t, cert, p, c)) = pools.get(&key) {
+        if let Some((t, cert, p, c)) = pools
+            .get(to.cluster)
+            .and_then(|ps| ps.iter().find(|p| same_identity(p)))
+        {
             if t == to.tls && cert.as_ref() == to.client_certificate && *p == protocol {
                 return Ok(c.clone());
             }
@@ -117,15 +119,17 @@ impl Upstreams {
             .pool_timer(TokioTimer::new())
             .set_host(false)
             .build(connector);
-        pools.insert(
-            key,
-            (
-                to.tls.clone(),
-                to.client_certificate.cloned(),
-                protocol,
-                client.clone(),
-            ),
+        let made = (
+            to.tls.clone(),
+            to.client_certificate.cloned(),
+            protocol,
+            client.clone(),
         );
+        let of_cluster = pools.entry(to.cluster.to_string()).or_default();
+        match of_cluster.iter_mut().find(|p| same_identity(p)) {
+            Some(old) => *old = made,
+            None => of_cluster.push(made),
+        }
         Ok(client)
     }
 

@@ -397,9 +397,21 @@ impl Plan {
         backends: &'p [WeightedBackend],
         authority: &str,
     ) -> Option<(&'p WeightedBackend, &'p Cluster, &'p Endpoint)> {
+        // Parsed once, compared per endpoint without building its authority.
+        let (host, port) = authority.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = host.parse::<std::net::IpAddr>().ok();
+        let same = |e: &Endpoint| {
+            e.port == port
+                && match ip {
+                    Some(ip) => e.address.parse::<std::net::IpAddr>().ok() == Some(ip),
+                    None => e.address == host,
+                }
+        };
         backends.iter().filter(|b| b.weight > 0).find_map(|b| {
             let c = self.backend_cluster(b).ok()?;
-            let ep = c.endpoints.iter().find(|e| e.authority() == authority)?;
+            let ep = c.endpoints.iter().find(|e| same(e))?;
             Some((b, c, ep))
         })
     }
