@@ -10,6 +10,10 @@
 //! listener and one match: the worst case for the conflict rules) or `--shape envoy` (rich
 //! CiliumEnvoyConfigs only: Envoy's constraints and checks at scale).
 
+/// The allocator kubectl-mesh uses, so the figures are analyze's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use mesh_bench::corpus::{contended_unit, envoy_unit, unit};

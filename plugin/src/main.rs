@@ -14,6 +14,11 @@ mod report;
 mod suppress;
 mod table;
 
+/// analyze allocates a value, its line table and its typed form for every field of every
+/// object; mimalloc does that about a fifth faster than glibc's allocator (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -22,6 +22,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::memo::{self, Reads};
 use super::schema::{type_name, Constraint, Schema, Scope, Violation};
 use crate::path::Trail;
 
@@ -47,6 +48,8 @@ struct Compiled {
     rule: Option<Arc<Program>>,
     message: Option<Arc<Program>>,
     transition: bool,
+    /// What the rule and its message expression read of `self`, to remember verdicts by.
+    reads: Reads,
 }
 
 /// Two rules are the same when they say the same; what was compiled from them is not compared.
@@ -84,10 +87,13 @@ impl ValidationRule {
             let transition = rule
                 .as_ref()
                 .is_some_and(|p| p.references().has_variable("oldSelf"));
+            let message = self.message_expression.as_deref().and_then(compile);
+            let reads = Reads::of(rule.iter().chain(message.iter()).map(|p| p.as_ref()));
             Compiled {
                 rule,
-                message: self.message_expression.as_deref().and_then(compile),
+                message,
                 transition,
+                reads,
             }
         })
     }
@@ -488,18 +494,39 @@ fn evaluate(
     let Some(program) = &compiled.rule else {
         return;
     };
-    // An error (a missing key the rule did not guard) is what the API server reports as an
-    // internal error of the rule, not as the user's mistake: nothing is said here.
-    if !matches!(program.execute(ctx), Ok(cel::Value::Bool(false))) {
+    let run = || {
+        // An error (a missing key the rule did not guard) is what the API server reports as an
+        // internal error of the rule, not as the user's mistake: nothing is said here.
+        if !matches!(program.execute(ctx), Ok(cel::Value::Bool(false))) {
+            return None;
+        }
+        Some(
+            compiled
+                .message
+                .as_ref()
+                .and_then(|m| match m.execute(ctx) {
+                    Ok(cel::Value::String(s)) if !s.is_empty() => Some(s.to_string()),
+                    _ => None,
+                }),
+        )
+    };
+    // A transition rule reads `oldSelf` too, which the remembered verdicts are not keyed by.
+    let verdict = if compiled.transition {
+        run()
+    } else {
+        let id = (
+            Arc::as_ptr(program) as usize,
+            compiled
+                .message
+                .as_ref()
+                .map_or(0, |m| Arc::as_ptr(m) as usize),
+        );
+        memo::verdict(id, &compiled.reads, value, run)
+    };
+    let Some(said) = verdict else {
         return;
-    }
-    let message = compiled
-        .message
-        .as_ref()
-        .and_then(|m| match m.execute(ctx) {
-            Ok(cel::Value::String(s)) if !s.is_empty() => Some(s.to_string()),
-            _ => None,
-        })
+    };
+    let message = said
         .or_else(|| rule.message.clone())
         .unwrap_or_else(|| format!("failed rule: {}", rule.rule));
     let mut field = trail.render(base);

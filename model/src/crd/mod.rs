@@ -12,6 +12,7 @@
 //! would refuse is reported apart, as [`ChannelProblems::standard_only`].
 
 mod cel;
+mod memo;
 mod schema;
 
 use std::sync::OnceLock;

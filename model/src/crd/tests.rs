@@ -310,3 +310,83 @@ fn versions_sort_as_kubernetes_sorts_them() {
         ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha3", "v1alpha1", "x1"]
     );
 }
+
+/// Remembered CEL verdicts (`memo`) change nothing that is found: every Gateway API object of
+/// the rule fixtures and examples (most of them broken on purpose) gets the same findings with
+/// every rule run and with verdicts remembered, on a cold table and a warm one.
+#[test]
+fn remembered_verdicts_find_what_running_every_rule_finds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["model/fixtures/rules", "examples"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let mut objects = Vec::new();
+    for f in &files {
+        let Ok(docs) = crate::yaml::parse_documents(&std::fs::read_to_string(f).unwrap()) else {
+            continue;
+        };
+        for d in docs {
+            let api = d.value["apiVersion"].as_str().unwrap_or("");
+            if api.starts_with("gateway.networking") && api.contains('/') {
+                objects.push(d.value);
+            }
+        }
+    }
+    assert!(objects.len() > 200, "{} objects", objects.len());
+    let all = |bypass: bool| {
+        memo::BYPASS.set(bypass);
+        let found: Vec<String> = objects
+            .iter()
+            .map(|o| {
+                let api = o["apiVersion"].as_str().unwrap();
+                let (group, version) = api.rsplit_once('/').unwrap();
+                let kind = o["kind"].as_str().unwrap_or("");
+                format!("{:?}", check(None, group, kind, version, o, None))
+            })
+            .collect();
+        memo::BYPASS.set(false);
+        found
+    };
+    let every_rule = all(true);
+    assert!(
+        every_rule.iter().filter(|f| f.contains("Rule")).count() > 20,
+        "the corpus breaks CEL rules"
+    );
+    assert_eq!(all(false), every_rule, "cold table");
+    assert_eq!(all(false), every_rule, "warm table");
+}
+
+/// Two filters of one type, one without the member its type needs: the verdict on the first
+/// is not reused for the second, whichever comes first.
+#[test]
+fn a_remembered_verdict_is_not_reused_for_a_value_the_rule_tells_apart() {
+    let good = json!({"type": "RequestHeaderModifier",
+                      "requestHeaderModifier": {"set": [{"name": "a", "value": "b"}]}});
+    let bad = json!({"type": "RequestHeaderModifier"});
+    for filters in [[&good, &bad], [&bad, &good]] {
+        let rules: Vec<Value> = filters.iter().map(|f| json!({"filters": [f]})).collect();
+        let p = problems(
+            Some(Channel::Standard),
+            route(json!({"parentRefs": [{"name": "gw"}], "rules": rules})),
+        );
+        assert_eq!(p.refused.len(), 1, "{filters:?}: {p:?}");
+        let i = filters.iter().position(|f| *f == &bad).unwrap();
+        assert_eq!(
+            p.refused[0].field,
+            format!("spec.rules[{i}].filters[0]"),
+            "{:?}",
+            p.refused
+        );
+    }
+}
