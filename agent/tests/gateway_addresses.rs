@@ -1,6 +1,7 @@
 //! A Gateway's `spec.addresses`: it listens on the first of its IP addresses the node can bind;
 //! one none of whose addresses can be bound is not served; one with an address type mesh-agent
-//! cannot honour is not accepted.
+//! cannot honour is not accepted; an IPAddress entry without a value (GatewayAddressEmpty)
+//! asks for an address to be assigned, and gets the one Gateways share.
 
 mod support;
 
@@ -19,11 +20,13 @@ fn foreign(nth: u8) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_listen_on_the_addresses_they_ask_for() {
     let seen = support::backend("127.0.2.141:8080", "app-0", "default").await;
-    let gateway = |name: &str, addresses: &str| {
-        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  addresses: {addresses}\n  listeners: [{{name: http, port: 8449, protocol: HTTP}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: app, port: 80}}]}}]\n")
+    let gateway_on = |port: u16, name: &str, addresses: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  gatewayClassName: mesh\n  addresses: {addresses}\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: app, port: 80}}]}}]\n")
     };
+    let gateway = |name: &str, addresses: &str| gateway_on(8449, name, addresses);
     let config = [
         CLASS.to_string(),
+        gateway_on(8450, "assigned", "[{type: IPAddress}]"),
         // The first is no address of this node: the next one is taken.
         gateway(
             "static",
@@ -58,12 +61,17 @@ async fn gateways_listen_on_the_addresses_they_ask_for() {
         .collect();
     assert_eq!(
         served,
-        vec![("default/static", "127.0.2.140")],
+        vec![
+            ("default/assigned", "127.0.2.142"),
+            ("default/static", "127.0.2.140")
+        ],
         "{gateways}"
     );
     let (status, body) = support::get("http://127.0.2.140:8449/", "app.example").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(seen.lock().unwrap().len(), 1);
+    let (status, body) = support::get("http://127.0.2.142:8450/", "app.example").await;
+    assert_eq!(status, 200, "{body}");
     // /ready says which Gateway is not served, and why.
     let (_, ready) = agent.ready().await;
     assert!(

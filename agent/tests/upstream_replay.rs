@@ -4,7 +4,8 @@
 //! targeted release and lists every exchange a test expects: HTTP and HTTPS
 //! (`http.ExpectedResponse` values of Gateway tests and GAMMA mesh tests), gRPC calls to the
 //! echo service (`grpc.ExpectedResponse`), TCP and TLS connections to the echo server's TCP
-//! protocol (`tcp.ExpectedResponse`), UDP datagrams (`udp.ExpectedResponse`), each with the
+//! protocol (`tcp.ExpectedResponse`), UDP datagrams (`udp.ExpectedResponse`), WebSocket
+//! sessions (`suite.WebSocketDialer.Dial`: a text and a binary message echoed), each with the
 //! Gateway (and listener) it is sent to, and the objects the test deleted before it. For each test,
 //! this runs what the suite would have on a cluster, on loopback: the suite's base manifests and
 //! the test's in the agent's folder; each Deployment's pods as mesh-echo backends on addresses
@@ -38,6 +39,9 @@ mod l4;
 #[path = "replay/grpc.rs"]
 mod grpc;
 
+#[path = "replay/websocket.rs"]
+mod websocket;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -47,7 +51,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Exchanges that pass, of those replayed (raise it as the agent learns more).
-const PASSED_AT_LEAST: usize = 499;
+const PASSED_AT_LEAST: usize = 514;
 
 /// The range Gateways take their addresses from; pods take theirs from `POD_NET`.
 const GATEWAY_POOL: &str = "127.77.0.0/24";
@@ -590,6 +594,7 @@ async fn l4_exchange(
     match x.kind.as_str() {
         "udp" => return l4::udp(addr, expected).await,
         "grpc" => return grpc::call(addr, expected).await,
+        "websocket" => return websocket::session(addr, expected, &x.test).await,
         _ => {}
     }
     let tls = match &x.tls {

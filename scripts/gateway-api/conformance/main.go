@@ -100,8 +100,17 @@ type Exchange struct {
 	// Kind is "tcp" for the echo server's TCP protocol (Expected is a tcp.ExpectedResponse;
 	// empty: any backend's answer), "udp" for its UDP echo (a udp.ExpectedResponse), "grpc"
 	// for a call to its gRPC echo service (a grpc.ExpectedResponse; status codes by name),
-	// empty for HTTP.
+	// "websocket" for a WebSocket session with the echo server (suite.WebSocketDialer.Dial
+	// of a URL on the Gateway: text and binary messages come back unchanged; Expected holds
+	// the request's path), empty for HTTP.
 	Kind string `json:"kind,omitempty"`
+}
+
+// GwURL is a URL a test builds on a Gateway's address (fmt.Sprintf("ws://%s/ws", gwAddr)).
+type GwURL struct {
+	Addr   GwAddr
+	Scheme string
+	Path   string
 }
 
 // GwAddr is what kubernetes.GatewayAnd*RoutesMustBeAccepted and WaitForGatewayAddress return:
@@ -301,6 +310,23 @@ func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 			}
 		}
 	}
+	// Test bodies by the variable that holds the test, for a test that runs another's
+	// (`Test: HTTPRouteRequestHeaderModifier.Test` with manifests of its own).
+	bodies := map[string]*ast.BlockStmt{}
+	for _, decl := range file.Decls {
+		if g, ok := decl.(*ast.GenDecl); ok && g.Tok == token.VAR {
+			for _, spec := range g.Specs {
+				v := spec.(*ast.ValueSpec)
+				for i, n := range v.Names {
+					if i < len(v.Values) && isConformanceTest(v.Values[i]) {
+						if f := testFunc(v.Values[i].(*ast.CompositeLit)); f != nil {
+							bodies[n.Name] = f.Body
+						}
+					}
+				}
+			}
+		}
+	}
 	ast.Inspect(file, func(n ast.Node) bool {
 		lit, ok := n.(*ast.CompositeLit)
 		if !ok || !isConformanceTest(lit) {
@@ -327,8 +353,13 @@ func fileExpectations(file *ast.File) ([]Expectation, []Exchange) {
 					}
 				}
 			case "Test":
-				if f, ok := kv.Value.(*ast.FuncLit); ok {
+				switch f := kv.Value.(type) {
+				case *ast.FuncLit:
 					body = f.Body
+				case *ast.SelectorExpr:
+					if id, ok := f.X.(*ast.Ident); ok && f.Sel.Name == "Test" {
+						body = bodies[id.Name]
+					}
 				}
 			}
 		}
@@ -373,6 +404,17 @@ func skippedWhen(body *ast.BlockStmt) []string {
 		}
 	}
 	return out
+}
+
+// testFunc is the function literal a ConformanceTest literal gives as its Test.
+func testFunc(lit *ast.CompositeLit) *ast.FuncLit {
+	for _, el := range lit.Elts {
+		if kv, ok := el.(*ast.KeyValueExpr); ok && key(kv.Key) == "Test" {
+			f, _ := kv.Value.(*ast.FuncLit)
+			return f
+		}
+	}
+	return nil
 }
 
 func isConformanceTest(e ast.Expr) bool {
@@ -521,6 +563,15 @@ func eval(e ast.Expr, vars env) any {
 				out.Elems = append(out.Elems, eval(a, vars))
 			}
 			return out
+		// fmt.Sprintf("ws://%s/ws", gwAddr): a URL on a Gateway's address.
+		case name == "fmt.Sprintf" && len(e.Args) == 2:
+			format, _ := eval(e.Args[0], vars).(string)
+			if addr, ok := eval(e.Args[1], vars).(GwAddr); ok {
+				if scheme, rest, ok := strings.Cut(format, "://%s"); ok {
+					return GwURL{Addr: addr, Scheme: scheme, Path: rest}
+				}
+			}
+			return nil
 		case name == "net.JoinHostPort" && len(e.Args) == 2:
 			if addr, ok := eval(e.Args[0], vars).(GwAddr); ok {
 				addr.Port, _ = eval(e.Args[1], vars).(string)
@@ -996,6 +1047,20 @@ func helperKind(helper string) string {
 // http.MakeRequestAndExpectEventuallyConsistentResponse(t, rt, timeouts, gwAddr, expected) or a
 // mesh test's client.MakeRequestAndExpectEventuallyConsistentResponse(t, expected, timeouts).
 func (w walker) exchange(c *ast.CallExpr, name string, vars env) {
+	// suite.WebSocketDialer.Dial(remote, protocol, origin)
+	if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Dial" && len(c.Args) == 3 {
+		if d, ok := sel.X.(*ast.SelectorExpr); ok && d.Sel.Name == "WebSocketDialer" {
+			if u, ok := eval(c.Args[0], vars).(GwURL); ok && u.Scheme == "ws" {
+				addr := u.Addr
+				*w.exchanges = append(*w.exchanges, Exchange{
+					Test: w.test.name, Manifests: append([]string{}, w.test.manifests...),
+					Features: w.test.features, After: *w.after, Gateway: &addr, Kind: "websocket",
+					Expected: map[string]any{"Request": map[string]any{"Path": u.Path}},
+				})
+			}
+			return
+		}
+	}
 	if !strings.HasSuffix(name, ".MakeRequestAndExpectEventuallyConsistentResponse") && name != "http.MakeRequest" &&
 		!strings.HasPrefix(name, "tls.MakeTLS") && !strings.HasPrefix(name, "tcp.") && !strings.HasPrefix(name, "udp.") {
 		return

@@ -15,6 +15,8 @@
 //! ones the usual description. (Its other failure mode, a TCP reset when no responseCode is
 //! given, is answered 400 here: hyper cannot reset a connection from a handler.)
 //!
+//! `/ws` with `Upgrade: websocket` is a WebSocket echo (see `ws`).
+//!
 //! gRPC (`content-type: application/grpc`): `grpc.health.v1.Health/Check` answers SERVING, and
 //! every other method answers OK with one message whose field 1 (a string) is the same JSON
 //! description, so GRPCRoute tests see which backend got which method (see `grpc`).
@@ -39,6 +41,7 @@ use tower::ServiceExt;
 
 pub mod grpc;
 pub mod l4;
+mod ws;
 
 /// Who the backend says it is, and where it listens.
 #[derive(Parser, Debug, Clone)]
@@ -250,6 +253,9 @@ async fn echo(
     Query(query): Query<BTreeMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
+    if ws::wanted(&req) {
+        return ws::accept(req);
+    }
     let tls = req.extensions().get::<TlsSeen>().map(|t| t.0.clone());
     let req_delay = req
         .headers()
@@ -433,7 +439,7 @@ pub async fn serve(args: Args) -> std::io::Result<Running> {
                         },
                     ));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(io), service)
+                        .serve_connection_with_upgrades(TokioIo::new(io), service)
                         .await;
                 };
                 match tls {
