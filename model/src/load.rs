@@ -406,6 +406,20 @@ pub fn build(
     lines: Lines,
     source: &Source,
     opts: &LoadOptions,
+    problems: Vec<SchemaProblem>,
+) -> Object {
+    build_update(raw, None, lines, source, opts, problems)
+}
+
+/// [`build`] for an update of `old` (an admission review's `oldObject`): the CRDs' transition
+/// rules (those reading `oldSelf`, such as an immutable GatewayClass `controllerName`) run
+/// only then, as in the API server.
+pub fn build_update(
+    raw: Value,
+    old: Option<&Value>,
+    lines: Lines,
+    source: &Source,
+    opts: &LoadOptions,
     mut problems: Vec<SchemaProblem>,
 ) -> Object {
     let text = |key: &str| {
@@ -469,7 +483,7 @@ pub fn build(
         None => written_ns,
     };
 
-    let crd_findings = crate::crd::check(opts.channel, group, &kind_name, version, &raw, None);
+    let crd_findings = crate::crd::check(opts.channel, group, &kind_name, version, &raw, old);
     let refused = match &crd_findings {
         Some(found) => {
             problems.extend(found.refused.iter().map(|v| SchemaProblem::of(v, false)));

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use mesh_model::load::{build, LoadOptions};
+use mesh_model::load::{build_update, LoadOptions};
 use mesh_model::rules::{self, Scope};
 use mesh_model::yaml::Lines;
 use mesh_model::{Diagnostic, Kind, Level, Snapshot, Source};
@@ -52,6 +52,9 @@ pub struct AdmissionRequest {
     pub operation: Operation,
     #[serde(default)]
     pub object: Option<Value>,
+    /// The stored object an UPDATE replaces (null otherwise).
+    #[serde(default)]
+    pub old_object: Option<Value>,
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
@@ -165,8 +168,14 @@ fn object_of(
         channel,
         ..Default::default()
     };
-    build(
+    // An UPDATE is checked against the object it replaces (transition rules).
+    let old = match req.operation {
+        Operation::Update => req.old_object.as_ref().filter(|o| !o.is_null()),
+        _ => None,
+    };
+    build_update(
         raw,
+        old,
         Lines::flat(0),
         &Source::Cluster("admission".into()),
         &opts,
@@ -341,6 +350,45 @@ mod tests {
         json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
             "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}],
             "backendRefs": [{"name": "svc", "port": 80}]}]}})
+    }
+
+    /// Transition rules run on an UPDATE, against its `oldObject`: a GatewayClass's
+    /// `controllerName` is immutable, as the API server enforces with the CRD's CEL.
+    #[test]
+    fn an_update_is_checked_against_the_object_it_replaces() {
+        let class = |controller: &str| {
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                   "metadata": {"name": "mesh"}, "spec": {"controllerName": controller}})
+        };
+        let request = |op: &str, object: Value, old: Value| {
+            let body = serde_json::to_vec(&json!({
+                "apiVersion": API_VERSION, "kind": "AdmissionReview",
+                "request": {"uid": "u-2", "kind": {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "GatewayClass"},
+                    "resource": {"group": "gateway.networking.k8s.io", "version": "v1", "resource": "gatewayclasses"},
+                    "name": "mesh", "operation": op, "userInfo": {"username": "me"},
+                    "object": object, "oldObject": old}
+            }))
+            .unwrap();
+            validate(&parse(&body).unwrap(), &ClusterView::default()).unwrap()
+        };
+        let (new, old) = (class("example.net/b"), class("example.net/a"));
+        assert_eq!(
+            request("CREATE", new.clone(), Value::Null).verdict,
+            Verdict::Allowed
+        );
+        assert_eq!(
+            request("UPDATE", new.clone(), new.clone()).verdict,
+            Verdict::Allowed
+        );
+        let changed = request("UPDATE", new, old);
+        assert_eq!(changed.verdict, Verdict::Denied, "{}", changed.body);
+        let message = changed.body["response"]["status"]["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.contains("spec.controllerName") && message.contains("Value is immutable"),
+            "{message}"
+        );
     }
 
     #[test]
