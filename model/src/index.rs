@@ -35,7 +35,14 @@ pub struct Index {
     pub match_winner: HashMap<MatchKey, usize>,
     /// ListenerSets by the Gateway (namespace, name) their parentRef names.
     pub listener_sets_by_gateway: HashMap<(String, String), Vec<usize>>,
+    /// BackendTLSPolicies by what they target (namespace, group, kind, name; any
+    /// sectionName), oldest first (the order that settles conflicts): each Service port and
+    /// each policy's conflict check looks only at its rivals.
+    pub backend_tls_by_target: HashMap<TargetKey, Vec<usize>>,
 }
+
+/// (namespace, group, kind, name) of a policy's target.
+pub type TargetKey = (String, String, String, String);
 
 /// (gateway namespace, gateway name, listener name).
 pub type ListenerKey = (String, String, String);
@@ -77,6 +84,25 @@ impl Index {
                     .or_default()
                     .push(i);
             }
+        }
+        for (i, o) in snap.indexed(Kind::BackendTlsPolicy) {
+            let Resource::BackendTlsPolicy(spec) = &o.resource else {
+                continue;
+            };
+            let ns = o.namespace.clone().unwrap_or_default();
+            for t in &spec.target_refs {
+                let v = ix
+                    .backend_tls_by_target
+                    .entry((ns.clone(), t.group.clone(), t.kind.clone(), t.name.clone()))
+                    .or_default();
+                // Two targetRefs of one policy naming one object (two of its ports).
+                if v.last() != Some(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        for v in ix.backend_tls_by_target.values_mut() {
+            v.sort_by_cached_key(|&i| crate::plan::upstream_tls::precedence(&snap.objects()[i]));
         }
         for (i, o) in snap.indexed(Kind::ReferenceGrant) {
             ix.grants_by_namespace

@@ -8,7 +8,6 @@
 //! are Conflicted (MESH1143, which uses the same order).
 
 use crate::gateway_tls::usable_ca_bundle;
-use crate::kind::Kind;
 use crate::object::Object;
 use crate::resource::Resource;
 use crate::snapshot::Snapshot;
@@ -55,7 +54,7 @@ pub fn for_service_port(
     svc: &Object,
     port_name: Option<&str>,
 ) -> Option<UpstreamTls> {
-    let applies = |o: &&Object| -> Option<bool> {
+    let applies = |o: &Object| -> Option<bool> {
         let Resource::BackendTlsPolicy(spec) = &o.resource else {
             return None;
         };
@@ -70,16 +69,19 @@ pub fn for_service_port(
             })
             .max()
     };
-    let policy = snap
-        .of_kind(Kind::BackendTlsPolicy)
-        .filter(|o| o.namespace == svc.namespace)
-        .filter_map(|o| Some((applies(&o)?, o)))
-        .min_by(|(a_port, a), (b_port, b)| {
-            b_port
-                .cmp(a_port)
-                .then_with(|| precedence(a).cmp(&precedence(b)))
-        })
-        .map(|(_, o)| o)?;
+    let key = (
+        svc.namespace.clone().unwrap_or_default(),
+        String::new(),
+        "Service".to_string(),
+        svc.name.clone(),
+    );
+    // Oldest first: the first that names the port, else the first for the whole Service.
+    let rivals = snap.index().backend_tls_by_target.get(&key)?;
+    let mut policies = rivals.iter().map(|&i| &snap.objects()[i]);
+    let policy = policies
+        .clone()
+        .find(|o| applies(o) == Some(true))
+        .or_else(|| policies.find(|o| applies(o) == Some(false)))?;
     let Resource::BackendTlsPolicy(spec) = &policy.resource else {
         return None;
     };
@@ -107,4 +109,51 @@ pub fn for_service_port(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::Kind;
+    use crate::load::{load_str, LoadOptions};
+    use crate::object::Source;
+
+    fn policy(name: &str, created: &str, section: Option<&str>) -> String {
+        let section = section.map_or(String::new(), |s| format!(", sectionName: {s}"));
+        format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {name}, namespace: shop, creationTimestamp: '{created}'}}\nspec:\n  targetRefs: [{{group: '', kind: Service, name: api{section}}}]\n  validation: {{wellKnownCACertificates: System, hostname: {name}.example}}\n")
+    }
+
+    /// A policy naming the port comes before one naming the whole Service, and among equals
+    /// the oldest; MESH1143 calls Conflicted exactly the policies that lose a target.
+    #[test]
+    fn the_port_policy_then_the_oldest_applies_and_the_others_conflict() {
+        let yaml = [
+            "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec:\n  ports: [{name: http, port: 80}, {name: admin, port: 9000}]\n".to_string(),
+            policy("port-new", "2021-01-01T00:00:00Z", Some("http")),
+            policy("whole", "2019-01-01T00:00:00Z", None),
+            policy("port-old", "2020-01-01T00:00:00Z", Some("http")),
+        ]
+        .concat();
+        let objects = load_str(
+            &yaml,
+            Source::File("p.yaml".into()),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let snap = Snapshot::new(objects);
+        let svc = snap.get(Kind::Service, Some("shop"), "api").unwrap();
+        let applied = |port| for_service_port(&snap, svc, Some(port)).map(|t| t.policy);
+        assert_eq!(applied("http").as_deref(), Some("shop/port-old"));
+        assert_eq!(applied("admin").as_deref(), Some("shop/whole"));
+        let conflicted: Vec<String> = crate::rules::check(&snap)
+            .into_iter()
+            .filter(|d| d.code == "MESH1143")
+            .map(|d| format!("{} {}", d.resource.name, d.message))
+            .collect();
+        assert_eq!(conflicted.len(), 1, "{conflicted:?}");
+        assert!(
+            conflicted[0].contains("port-new") && conflicted[0].contains("port-old"),
+            "{conflicted:?}"
+        );
+    }
 }
