@@ -24,9 +24,10 @@
 //! run time from what the cluster holds; a mesh client's gRPC exchange; mesh tests of
 //! `SupportMeshClusterIPMatching`, which route by the address a client dialled (the eBPF
 //! datapath's original destination). A weighted-distribution check repeats the test's request
-//! 500 times and holds each backend's share within 5 points, as upstream's does; mirror
-//! checks use other helpers and are not extracted. The figure is printed per test; the test
-//! fails when it falls below the level reached so far (`PASSED_AT_LEAST`).
+//! 500 times and holds each backend's share within 5 points, as upstream's does. Mirror
+//! checks (`MirroredTo`) read what the mirror backends received (see `mirror`). The figure
+//! is printed per test; the test fails when it falls below the level reached so far
+//! (`PASSED_AT_LEAST`).
 
 #[path = "../../model/tests/upstream/mod.rs"]
 mod upstream;
@@ -41,6 +42,9 @@ mod grpc;
 
 #[path = "replay/websocket.rs"]
 mod websocket;
+
+#[path = "replay/mirror.rs"]
+mod mirror;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -665,6 +669,64 @@ async fn distribution(
                 "{backend} got {got:.3} of requests, expected {want}"
             ));
         }
+    }
+    Ok(())
+}
+
+/// The mirror checks of an exchange that passed: each mirror backend without a percentage got
+/// the request (ExpectMirroredRequest); one with a percentage got its share of 500 requests
+/// (HTTPRouteRequestPercentageMirror), with five tries as upstream allows.
+async fn mirrored(
+    addr: &str,
+    x: &Exchange,
+    mesh: bool,
+    material: &SuiteMaterial,
+    seen: &std::sync::Mutex<Vec<Value>>,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    const TOTAL: usize = 500;
+    let target = text(&x.expected, "/Request/Path").to_string();
+    for m in mirror::mirrors(&x.expected) {
+        let Some(percent) = m.percent.filter(|p| *p < 100.0) else {
+            // Mirrors are sent alongside the answer: allow them a moment to arrive.
+            let mut got = 0;
+            for _ in 0..50 {
+                got = mirror::count(&seen.lock().unwrap(), &m, &target);
+                if got > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if got == 0 {
+                return Err(format!(
+                    "{}/{} never received {target}",
+                    m.namespace, m.name
+                ));
+            }
+            continue;
+        };
+        let mut last = Ok(());
+        for _ in 0..5 {
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut each = x.clone();
+            each.expected = mirror::with_request_id(&x.expected, &id);
+            let target = text(&each.expected, "/Request/Path").to_string();
+            let answers: Vec<Result<String, String>> = futures_util::stream::iter(0..TOTAL)
+                .map(|_| sample(addr, &each, mesh, material))
+                .buffer_unordered(10)
+                .collect()
+                .await;
+            if let Some(Err(e)) = answers.into_iter().find(Result::is_err) {
+                return Err(e);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let got = mirror::count(&seen.lock().unwrap(), &m, &target);
+            last = mirror::within_band(got, TOTAL, percent);
+            if last.is_ok() {
+                break;
+            }
+        }
+        last?;
     }
     Ok(())
 }
@@ -1302,7 +1364,10 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
         std::fs::write(dir.join("endpoints.yaml"), endpoint_slices(&objects, &pods)).unwrap();
         std::fs::write(dir.join("suite-material.yaml"), &material.yaml).unwrap();
         let mut echoes = mesh_echo::endpoints_from(&dir);
+        // What every backend received, for the mirror checks.
+        let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
         for args in &mut echoes {
+            args.seen = Some(seen.clone());
             let pod = pods
                 .iter()
                 .find(|p| p.address == args.listen.ip().to_string());
@@ -1426,6 +1491,9 @@ async fn the_agent_answers_as_the_conformance_tests_expect() {
                         if last.is_err() {
                             break;
                         }
+                    }
+                    if last.is_ok() && !mirror::mirrors(&x.expected).is_empty() {
+                        last = mirrored(&addr, x, mesh, &material, &seen).await;
                     }
                     last
                 }
