@@ -7,7 +7,7 @@ CARGO ?= cargo
 BIN := target/release/kubectl-mesh
 CLEAN_EXAMPLES := $(filter-out examples/broken/,$(sort $(dir $(wildcard examples/*/))))
 
-.PHONY: all deps build demo test lint docs bench bench-deps fuzz clean
+.PHONY: all deps build demo test lint docs bench bench-deps fuzz clean cluster-up cluster-down
 
 all: build
 
@@ -69,6 +69,14 @@ fuzz:
 			rm -rf $$corpus; \
 		done; \
 	fi
+
+# The tests' real control plane by hand (tests/cluster): built once from the Go module proxy
+# (about 15 minutes the first time), started on loopback; prints the kubeconfig to use.
+cluster-up:
+	$(CARGO) run --locked -q -p mesh-cluster -- up
+
+cluster-down:
+	$(CARGO) run --locked -q -p mesh-cluster -- down
 
 lint:
 	$(CARGO) fmt --all -- --check

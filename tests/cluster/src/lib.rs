@@ -1,0 +1,436 @@
+//! `mesh-cluster`: a real Kubernetes control plane on loopback, for tests and by hand.
+//!
+//! The binaries are the upstream ones, built once from the Go module proxy by `build.sh` (see
+//! there for the versions and the cache). [`Cluster::start`] runs, in a folder of its own:
+//!
+//! * **etcd** on loopback ports, without fsync (test data);
+//! * **kube-apiserver** on `127.0.0.1`, serving with a certificate of a CA made here, with
+//!   **RBAC** authorization and a token file of identities ([`Identity`]): an admin
+//!   (`system:masters`), and the ServiceAccounts of mesh-webhook and mesh-agent as the API
+//!   server names a ServiceAccount (`system:serviceaccount:NS:NAME`, in its groups) so RBAC
+//!   bindings to ServiceAccounts apply to them;
+//! * **kube-controller-manager** (namespace deletion, garbage collection, EndpointSlices, ...)
+//!   and **kube-scheduler**;
+//! * optionally **kwok**, which plays the nodes and pods of a cluster.
+//!
+//! Service ClusterIPs come from 198.18.0.0/16 (RFC 2544's benchmarking range, which no network
+//! routes): the control plane only allocates them; no test may send traffic to one.
+//!
+//! Dropping the [`Cluster`] stops every process it started and removes its folder
+//! (`MESH_TEST_KEEP=1` keeps the folder, with each process's log).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// What can go wrong starting the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("tests/cluster/build.sh failed ({0}); run it by hand to see why")]
+    Build(String),
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+    #[error("cannot start {0}: {1}")]
+    Spawn(&'static str, std::io::Error),
+    #[error("{0} did not become ready within {1:?}; its log is {2}")]
+    NotReady(&'static str, Duration, PathBuf),
+    #[error("cannot make the control plane's certificates: {0}")]
+    Certificates(String),
+    #[error("`{0}` failed: {1}")]
+    Kubectl(String, String),
+}
+
+/// An identity the API server knows by its token.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub token: String,
+}
+
+impl Identity {
+    fn new(user: &str, groups: &[&str]) -> Identity {
+        Identity {
+            user: user.to_string(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            token: token(),
+        }
+    }
+
+    /// A ServiceAccount's identity, named and grouped as the API server names ServiceAccounts.
+    fn service_account(namespace: &str, name: &str) -> Identity {
+        Identity::new(
+            &format!("system:serviceaccount:{namespace}:{name}"),
+            &[
+                "system:serviceaccounts",
+                &format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated",
+            ],
+        )
+    }
+}
+
+/// A random bearer token (32 hex digits from the OS's randomness).
+fn token() -> String {
+    let mut bytes = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Options of [`Cluster::start`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Run kwok too (simulated nodes and pods).
+    pub kwok: bool,
+    /// Keep running when dropped (`make cluster-up`): the processes are left to
+    /// `mesh-cluster down`.
+    pub detach: bool,
+}
+
+/// A running control plane.
+pub struct Cluster {
+    /// The folder holding its certificates, kubeconfigs, data and logs.
+    pub dir: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub server: String,
+    /// The CA that signed the API server's certificate (PEM).
+    pub ca_pem: String,
+    pub admin: Identity,
+    /// mesh-webhook's ServiceAccount (`kubectl-mesh-system/mesh-webhook`).
+    pub webhook: Identity,
+    /// mesh-agent's ServiceAccount (`kubectl-mesh-system/mesh-agent`).
+    pub agent: Identity,
+    children: Vec<(&'static str, Child)>,
+    detach: bool,
+}
+
+/// The folder the control plane's binaries are in, built on first use (`build.sh`).
+pub fn binaries() -> Result<PathBuf, Error> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("build.sh");
+        let out = Command::new("sh")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(out.status.to_string());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .last()
+            .map(|l| PathBuf::from(l.trim()))
+            .ok_or_else(|| "build.sh printed no folder".to_string())
+    })
+    .clone()
+    .map_err(Error::Build)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| Error::Write(path.to_path_buf(), e))
+}
+
+/// The flags kube-controller-manager and kube-scheduler share: their identity's kubeconfig for
+/// everything, no leader election, their health port on loopback.
+fn component(kubeconfig: &Path) -> Vec<String> {
+    let k = kubeconfig.display();
+    vec![
+        format!("--kubeconfig={k}"),
+        format!("--authentication-kubeconfig={k}"),
+        format!("--authorization-kubeconfig={k}"),
+        "--leader-elect=false".to_string(),
+        "--bind-address=127.0.0.1".to_string(),
+        format!("--secure-port={}", free_port()),
+    ]
+}
+
+/// The namespace the ServiceAccounts of kubectl-mesh live in (`manifests/`).
+pub const SYSTEM_NAMESPACE: &str = "kubectl-mesh-system";
+
+impl Cluster {
+    /// Start etcd, kube-apiserver, kube-controller-manager and kube-scheduler (and kwok if
+    /// asked), and wait until the API server is ready.
+    pub fn start(options: Options) -> Result<Cluster, Error> {
+        let bin = binaries()?;
+        let dir = std::env::temp_dir().join(format!(
+            "mesh-cluster-{}-{}",
+            std::process::id(),
+            token().get(..8).unwrap_or("0")
+        ));
+        std::fs::create_dir_all(dir.join("etcd")).map_err(|e| Error::Write(dir.clone(), e))?;
+        // etcd wants its data folder private.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o700);
+            std::fs::set_permissions(dir.join("etcd"), private)
+                .map_err(|e| Error::Write(dir.join("etcd"), e))?;
+        }
+        let mut cluster = Cluster {
+            server: String::new(),
+            ca_pem: String::new(),
+            admin: Identity::new("admin", &["system:masters", "system:authenticated"]),
+            webhook: Identity::service_account(SYSTEM_NAMESPACE, "mesh-webhook"),
+            agent: Identity::service_account(SYSTEM_NAMESPACE, "mesh-agent"),
+            children: Vec::new(),
+            detach: options.detach,
+            dir,
+        };
+        cluster.certificates()?;
+        let controllers = Identity::new(
+            "system:kube-controller-manager",
+            // The controllers run under one identity here (no per-controller ServiceAccount
+            // credentials), so it needs what all of them need.
+            &["system:masters", "system:authenticated"],
+        );
+        let scheduler = Identity::new("system:kube-scheduler", &["system:authenticated"]);
+        let tokens: String = [
+            &cluster.admin,
+            &cluster.webhook,
+            &cluster.agent,
+            &controllers,
+            &scheduler,
+        ]
+        .iter()
+        .map(|i| {
+            format!(
+                "{},{},{},\"{}\"\n",
+                i.token,
+                i.user,
+                i.user,
+                i.groups.join(",")
+            )
+        })
+        .collect();
+        write(&cluster.dir.join("tokens.csv"), &tokens)?;
+
+        let (client, peer) = (free_port(), free_port());
+        let d = cluster.dir.display().to_string();
+        cluster.spawn(
+            &bin,
+            "etcd",
+            &[
+                "--name=default",
+                &format!("--data-dir={d}/etcd"),
+                &format!("--listen-client-urls=http://127.0.0.1:{client}"),
+                &format!("--advertise-client-urls=http://127.0.0.1:{client}"),
+                &format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
+                &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+                &format!("--initial-cluster=default=http://127.0.0.1:{peer}"),
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )?;
+        let port = free_port();
+        cluster.server = format!("https://127.0.0.1:{port}");
+        cluster.spawn(
+            &bin,
+            "kube-apiserver",
+            &[
+                &format!("--etcd-servers=http://127.0.0.1:{client}"),
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={port}"),
+                &format!("--tls-cert-file={d}/tls.crt"),
+                &format!("--tls-private-key-file={d}/tls.key"),
+                &format!("--client-ca-file={d}/ca.crt"),
+                &format!("--token-auth-file={d}/tokens.csv"),
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                &format!("--service-account-key-file={d}/sa.pub"),
+                &format!("--service-account-signing-key-file={d}/sa.key"),
+                "--service-cluster-ip-range=198.18.0.0/16",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--enable-priority-and-fairness=false",
+            ],
+        )?;
+        cluster.wait_ready("kube-apiserver", Duration::from_secs(60))?;
+        let kcm = cluster.kubeconfig_for(&controllers, "controllers")?;
+        let mut args = component(&kcm);
+        args.extend([
+            format!("--service-account-private-key-file={d}/sa.key"),
+            format!("--root-ca-file={d}/ca.crt"),
+            "--use-service-account-credentials=false".to_string(),
+            "--controllers=*".to_string(),
+        ]);
+        cluster.spawn(&bin, "kube-controller-manager", &args)?;
+        let sched = cluster.kubeconfig_for(&scheduler, "scheduler")?;
+        cluster.spawn(&bin, "kube-scheduler", &component(&sched))?;
+        if options.kwok {
+            let admin = cluster.kubeconfig()?;
+            cluster.spawn(
+                &bin,
+                "kwok",
+                &[
+                    &format!("--kubeconfig={}", admin.display()),
+                    &format!("--config={}", bin.join("kwok-stages.yaml").display()),
+                    "--manage-all-nodes=false",
+                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                    "--cidr=127.80.0.0/16",
+                    "--node-ip=127.0.0.1",
+                    &format!("--server-address=127.0.0.1:{}", free_port()),
+                ],
+            )?;
+        }
+        Ok(cluster)
+    }
+
+    /// The CA and the API server's serving certificate (issued as mesh-webhook issues its
+    /// own: `ca.crt`, `tls.crt`, `tls.key`), and the ServiceAccount signing key.
+    fn certificates(&mut self) -> Result<(), Error> {
+        let extra = ["localhost".to_string(), "127.0.0.1".to_string()];
+        mesh_webhook::certs::issue("kubernetes", "default", &extra, &self.dir, 30)
+            .map_err(Error::Certificates)?;
+        self.ca_pem = std::fs::read_to_string(self.dir.join("ca.crt"))
+            .map_err(|e| Error::Write(self.dir.join("ca.crt"), e))?;
+        let sa = rcgen::KeyPair::generate().map_err(|e| Error::Certificates(e.to_string()))?;
+        write(&self.dir.join("sa.key"), &sa.serialize_pem())?;
+        write(&self.dir.join("sa.pub"), &sa.public_key_pem())?;
+        Ok(())
+    }
+
+    fn spawn(
+        &mut self,
+        bin: &Path,
+        name: &'static str,
+        args: &[impl AsRef<std::ffi::OsStr>],
+    ) -> Result<(), Error> {
+        let log_path = self.dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| Error::Write(log_path, e))?;
+        let err = log.try_clone().map_err(|e| Error::Spawn(name, e))?;
+        let child = Command::new(bin.join(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| Error::Spawn(name, e))?;
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    /// Wait until the API server answers `/readyz` to the admin.
+    fn wait_ready(&self, name: &'static str, within: Duration) -> Result<(), Error> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let out = self
+                .kubectl_as(&self.admin)
+                .args(["get", "--raw", "/readyz"])
+                .output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(Error::NotReady(
+            name,
+            within,
+            self.dir.join(format!("{name}.log")),
+        ))
+    }
+
+    /// A kubeconfig file for `who`, written into the cluster's folder.
+    pub fn kubeconfig_for(&self, who: &Identity, file: &str) -> Result<PathBuf, Error> {
+        let path = self.dir.join(format!("{file}.kubeconfig"));
+        let config = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "mesh",
+            "clusters": [{"name": "mesh", "cluster": {
+                "server": self.server,
+                "certificate-authority": self.dir.join("ca.crt"),
+            }}],
+            "users": [{"name": who.user, "user": {"token": who.token}}],
+            "contexts": [{"name": "mesh", "context": {"cluster": "mesh", "user": who.user}}],
+        });
+        write(&path, &config.to_string())?;
+        Ok(path)
+    }
+
+    /// The process ids of the control plane (for `mesh-cluster down`).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|(_, c)| c.id()).collect()
+    }
+
+    /// The admin's kubeconfig.
+    pub fn kubeconfig(&self) -> Result<PathBuf, Error> {
+        self.kubeconfig_for(&self.admin, "admin")
+    }
+
+    /// The real kubectl (of the same release, built with the control plane) as `who`.
+    pub fn kubectl_as(&self, who: &Identity) -> Command {
+        let kubectl = binaries()
+            .map(|b| b.join("kubectl"))
+            .unwrap_or_else(|_| PathBuf::from("kubectl"));
+        let mut c = Command::new(kubectl);
+        c.args([
+            &format!("--server={}", self.server),
+            &format!(
+                "--certificate-authority={}",
+                self.dir.join("ca.crt").display()
+            ),
+            &format!("--token={}", who.token),
+        ]);
+        c
+    }
+
+    /// `kubectl ARGS` as the admin, with `stdin` fed to it; its stdout, or an error with its
+    /// stderr.
+    pub fn kubectl(&self, args: &[&str], stdin: &str) -> Result<String, Error> {
+        run(self.kubectl_as(&self.admin), args, stdin)
+    }
+}
+
+/// Run a kubectl command with `stdin`; stdout, or stderr as the error.
+pub fn run(mut command: Command, args: &[&str], stdin: &str) -> Result<String, Error> {
+    let shown = format!("kubectl {}", args.join(" "));
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Kubectl(shown.clone(), e.to_string()))?;
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Kubectl(shown.clone(), e.to_string()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(Error::Kubectl(
+            shown,
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.detach {
+            return;
+        }
+        // The last started first: etcd goes last.
+        for (_, child) in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::env::var_os("MESH_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("mesh-cluster: kept {}", self.dir.display());
+        }
+    }
+}

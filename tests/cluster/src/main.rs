@@ -1,0 +1,87 @@
+//! `mesh-cluster up|down`: the tests' control plane by hand (`make cluster-up`,
+//! `make cluster-down`).
+//!
+//! `up` starts it (with kwok), leaves it running, records it in the state file and prints
+//! the admin kubeconfig's path; `down` stops what `up` started and removes its folder. The
+//! state file is `$MESH_CLUSTER_STATE`, else `kubectl-mesh-cluster.json` in the temporary
+//! folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mesh_cluster::{Cluster, Options};
+
+fn state_file() -> PathBuf {
+    std::env::var_os("MESH_CLUSTER_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("kubectl-mesh-cluster.json"))
+}
+
+fn up() -> Result<(), String> {
+    let state = state_file();
+    if state.exists() {
+        return Err(format!(
+            "a cluster is already up ({}); run `make cluster-down` first",
+            state.display()
+        ));
+    }
+    let cluster = Cluster::start(Options {
+        kwok: true,
+        detach: true,
+    })
+    .map_err(|e| e.to_string())?;
+    let kubeconfig = cluster.kubeconfig().map_err(|e| e.to_string())?;
+    let record = serde_json::json!({
+        "dir": cluster.dir, "pids": cluster.pids(), "kubeconfig": kubeconfig, "server": cluster.server,
+    });
+    std::fs::write(&state, record.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
+    eprintln!(
+        "mesh-cluster: up at {} (logs in {}); stop it with `make cluster-down`",
+        cluster.server,
+        cluster.dir.display()
+    );
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    Ok(())
+}
+
+fn down() -> Result<(), String> {
+    let state = state_file();
+    let text = match std::fs::read_to_string(&state) {
+        Ok(t) => t,
+        Err(_) => {
+            eprintln!("mesh-cluster: no cluster is up ({})", state.display());
+            return Ok(());
+        }
+    };
+    let record: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state.display()))?;
+    let pids = record["pids"].as_array().cloned().unwrap_or_default();
+    // The last started first: etcd goes last.
+    for pid in pids.iter().rev().filter_map(serde_json::Value::as_u64) {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    if let Some(dir) = record["dir"].as_str() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(&state);
+    eprintln!("mesh-cluster: stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let result = match std::env::args().nth(1).as_deref() {
+        Some("up") => up(),
+        Some("down") => down(),
+        _ => Err("usage: mesh-cluster up|down".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh-cluster: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

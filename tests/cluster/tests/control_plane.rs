@@ -1,0 +1,55 @@
+//! The control plane itself: the API server answers its admin, refuses an identity RBAC gives
+//! nothing, the controllers run (a deleted namespace is finalized and goes away), and kwok plays
+//! a node on which the scheduler places a pod that then runs with a loopback address.
+
+use mesh_cluster::{run, Cluster, Options};
+
+#[test]
+#[ignore = "builds the control plane on first use (about 15 minutes); `cargo test -p mesh-cluster -- --ignored` until make test runs it"]
+fn the_control_plane_serves_authorizes_and_finalizes() {
+    let cluster = Cluster::start(Options {
+        kwok: true,
+        ..Options::default()
+    })
+    .expect("the control plane starts");
+    let namespaces = cluster
+        .kubectl(&["get", "namespaces", "-o", "name"], "")
+        .unwrap();
+    assert!(namespaces.contains("namespace/default"), "{namespaces}");
+
+    // No binding names the webhook's ServiceAccount yet: RBAC refuses it.
+    let refused = run(
+        cluster.kubectl_as(&cluster.webhook),
+        &["create", "namespace", "not-allowed"],
+        "",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("forbidden"), "{refused}");
+
+    cluster
+        .kubectl(&["create", "namespace", "doomed"], "")
+        .unwrap();
+    // Deleting waits for the namespace controller (kube-controller-manager) to finalize it.
+    cluster
+        .kubectl(&["delete", "namespace", "doomed", "--timeout=90s"], "")
+        .unwrap();
+    let gone = cluster.kubectl(&["get", "namespace", "doomed"], "");
+    assert!(gone.is_err(), "{gone:?}");
+
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-0\n  annotations: {kwok.x-k8s.io/node: fake}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: echo, namespace: default}\nspec:\n  containers: [{name: echo, image: registry.k8s.io/echo:fake}]\n";
+    cluster.kubectl(&["apply", "-f", "-"], node).unwrap();
+    cluster
+        .kubectl(
+            &["wait", "pod/echo", "--for=condition=Ready", "--timeout=60s"],
+            "",
+        )
+        .unwrap();
+    let ip = cluster
+        .kubectl(
+            &["get", "pod", "echo", "-o", "jsonpath={.status.podIP}"],
+            "",
+        )
+        .unwrap();
+    assert!(ip.starts_with("127.80."), "pod IP {ip}");
+}
