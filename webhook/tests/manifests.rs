@@ -30,20 +30,48 @@ fn webhook_configurations() {
         })
         .map(|k| k.plural)
         .collect();
-    for (kind, path, policy) in [
-        ("ValidatingWebhookConfiguration", "/validate", "Fail"),
-        ("MutatingWebhookConfiguration", "/mutate", "Ignore"),
+    // Deletions are only warned about: they have an entry of their own that fails open, so a
+    // webhook that is down never blocks one (a namespace holding routes would stay Terminating).
+    for (kind, entry, path, policy, operations) in [
+        (
+            "ValidatingWebhookConfiguration",
+            0,
+            "/validate",
+            "Fail",
+            &["CREATE", "UPDATE"][..],
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            1,
+            "/validate",
+            "Ignore",
+            &["DELETE"][..],
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            0,
+            "/mutate",
+            "Ignore",
+            &["CREATE", "UPDATE"][..],
+        ),
     ] {
         let cfg = find(&all, kind);
         assert_eq!(cfg.len(), 1, "{kind}");
-        let w = &cfg[0]["webhooks"][0];
+        let w = &cfg[0]["webhooks"][entry];
         assert_eq!(w["admissionReviewVersions"], serde_json::json!(["v1"]));
         assert_eq!(w["sideEffects"], "None");
         assert_eq!(w["matchPolicy"], "Equivalent");
         assert_eq!(w["timeoutSeconds"], 5);
-        assert_eq!(w["failurePolicy"], policy);
+        assert_eq!(w["failurePolicy"], policy, "{kind} entry {entry}");
         assert_eq!(w["clientConfig"]["service"]["path"], path);
         assert_eq!(w["clientConfig"]["service"]["name"], "mesh-webhook");
+        for rule in w["rules"].as_array().unwrap() {
+            assert_eq!(
+                rule["operations"],
+                serde_json::json!(operations),
+                "{kind} entry {entry}"
+            );
+        }
         let excluded = &w["namespaceSelector"]["matchExpressions"][0];
         assert_eq!(excluded["operator"], "NotIn");
         for ns in ["kube-system", "mesh-system"] {

@@ -101,9 +101,9 @@ pub struct Cluster {
     /// The CA that signed the API server's certificate (PEM).
     pub ca_pem: String,
     pub admin: Identity,
-    /// mesh-webhook's ServiceAccount (`kubectl-mesh-system/mesh-webhook`).
+    /// mesh-webhook's ServiceAccount (`mesh-system/mesh-webhook`, as `manifests/webhook` names it).
     pub webhook: Identity,
-    /// mesh-agent's ServiceAccount (`kubectl-mesh-system/mesh-agent`).
+    /// mesh-agent's ServiceAccount (`mesh-system/mesh-agent`).
     pub agent: Identity,
     children: Vec<(&'static str, Child)>,
     detach: bool,
@@ -158,7 +158,7 @@ fn component(kubeconfig: &Path) -> Vec<String> {
 }
 
 /// The namespace the ServiceAccounts of kubectl-mesh live in (`manifests/`).
-pub const SYSTEM_NAMESPACE: &str = "kubectl-mesh-system";
+pub const SYSTEM_NAMESPACE: &str = "mesh-system";
 
 impl Cluster {
     /// Start etcd, kube-apiserver, kube-controller-manager and kube-scheduler (and kwok if
