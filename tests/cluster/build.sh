@@ -7,6 +7,11 @@
 #   etcd                                                     go.etcd.io/etcd/server/v3 (the
 #                                                            version that release selects)
 #   kwok                                                     sigs.k8s.io/kwok (KWOK_VERSION)
+#   crds/standard, crds/experimental                         sigs.k8s.io/gateway-api's
+#                                                            config/crd (GATEWAY_API_VERSION)
+#   crds/cilium                                              CiliumEnvoyConfig and
+#                                                            CiliumClusterwideEnvoyConfig from
+#                                                            github.com/cilium/cilium (CILIUM_VERSION)
 #
 # Everything comes from the Go module proxy; nothing else is downloaded. The cache is
 # $MESH_CLUSTER_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-mesh/cluster, in a directory
@@ -16,10 +21,13 @@
 set -eu
 
 KWOK_VERSION=v0.8.0
+# The Gateway API release the model targets (model/data/gateway-api-crds.json says the same).
+GATEWAY_API_VERSION=v1.6.3
+CILIUM_VERSION=v1.20.2
 
 here=$(cd "$(dirname "$0")" && pwd)
 release=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$here/go.mod")
-digest=$( (cat "$here/go.sum"; echo "kwok $KWOK_VERSION") | sha256sum | cut -c1-12)
+digest=$( (cat "$here/go.sum" "$0"; echo "kwok $KWOK_VERSION") | sha256sum | cut -c1-12)
 root=${MESH_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-mesh/cluster}
 out="$root/$release-$digest"
 bin="$out/bin"
@@ -28,7 +36,7 @@ have_all() {
 	for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok; do
 		[ -x "$bin/$b" ] || return 1
 	done
-	[ -f "$bin/kwok-stages.yaml" ]
+	[ -f "$bin/kwok-stages.yaml" ] && [ -d "$bin/crds/cilium" ]
 }
 
 if have_all; then
@@ -67,6 +75,21 @@ for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat
 	echo "---"
 	cat "$stages/$f"
 done >"$bin.partial/kwok-stages.yaml"
+# The CRDs the tests install, from the same releases' modules.
+module_dir() {
+	go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p'
+}
+gateway_api=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
+cilium=$(module_dir "github.com/cilium/cilium@$CILIUM_VERSION")
+for channel in standard experimental; do
+	mkdir -p "$bin.partial/crds/$channel"
+	cp "$gateway_api/config/crd/$channel/"gateway.networking*.yaml "$bin.partial/crds/$channel/"
+done
+mkdir -p "$bin.partial/crds/cilium"
+for crd in ciliumenvoyconfigs ciliumclusterwideenvoyconfigs; do
+	cp "$cilium/pkg/k8s/apis/cilium.io/client/crds/v2/$crd.yaml" "$bin.partial/crds/cilium/"
+done
+chmod -R u+w "$bin.partial/crds"
 rm -rf "$bin"
 mv "$bin.partial" "$bin"
 echo "$bin"

@@ -357,6 +357,37 @@ impl Cluster {
         Ok(path)
     }
 
+    /// Install the Gateway API CRDs of the targeted release (`experimental` or `standard`
+    /// channel, with its ValidatingAdmissionPolicy) and Cilium's CiliumEnvoyConfig and
+    /// CiliumClusterwideEnvoyConfig CRDs, by server-side apply, and wait until they are served.
+    pub fn install_crds(&self, channel: &str) -> Result<(), Error> {
+        let crds = binaries()?.join("crds");
+        for dir in [channel, "cilium"] {
+            let path = crds.join(dir).display().to_string();
+            self.kubectl(
+                &[
+                    "apply",
+                    "--server-side",
+                    "--field-manager=mesh-cluster",
+                    "-f",
+                    &path,
+                ],
+                "",
+            )?;
+        }
+        self.kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
+            "",
+        )?;
+        Ok(())
+    }
+
     /// The process ids of the control plane (for `mesh-cluster down`).
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|(_, c)| c.id()).collect()

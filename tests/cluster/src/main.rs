@@ -1,7 +1,8 @@
 //! `mesh-cluster up|down`: the tests' control plane by hand (`make cluster-up`,
 //! `make cluster-down`).
 //!
-//! `up` starts it (with kwok), leaves it running, records it in the state file and prints
+//! `up` starts it (with kwok and the CRDs of the Gateway API channel `MESH_CLUSTER_CHANNEL`,
+//! experimental unless said, and Cilium's Envoy-config CRDs), leaves it running, records it in the state file and prints
 //! the admin kubeconfig's path; `down` stops what `up` started and removes its folder. The
 //! state file is `$MESH_CLUSTER_STATE`, else `kubectl-mesh-cluster.json` in the temporary
 //! folder.
@@ -31,6 +32,8 @@ fn up() -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let kubeconfig = cluster.kubeconfig().map_err(|e| e.to_string())?;
+    let channel = std::env::var("MESH_CLUSTER_CHANNEL").unwrap_or_else(|_| "experimental".into());
+    cluster.install_crds(&channel).map_err(|e| e.to_string())?;
     let record = serde_json::json!({
         "dir": cluster.dir, "pids": cluster.pids(), "kubeconfig": kubeconfig, "server": cluster.server,
     });

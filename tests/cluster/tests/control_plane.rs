@@ -52,4 +52,22 @@ fn the_control_plane_serves_authorizes_and_finalizes() {
         )
         .unwrap();
     assert!(ip.starts_with("127.80."), "pod IP {ip}");
+
+    // The Gateway API CRDs are served, with their schema and CEL rules enforced by the API
+    // server: a PathPrefix value must start with '/'.
+    cluster.install_crds("experimental").unwrap();
+    let route = |path: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\nspec:\n  rules: [{{matches: [{{path: {{type: PathPrefix, value: '{path}'}}}}]}}]\n")
+    };
+    cluster
+        .kubectl(&["apply", "--dry-run=server", "-f", "-"], &route("/ok"))
+        .unwrap();
+    let refused = cluster
+        .kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            &route("no-slash"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("must be an absolute path"), "{refused}");
 }
