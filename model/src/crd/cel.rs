@@ -477,6 +477,20 @@ fn correlate(schema: &Schema, old: &Value, item: &Value) -> Option<usize> {
         .position(|o| schema.list_map_keys.iter().all(|k| o.get(k) == item.get(k)))
 }
 
+/// An evaluation error as the API server words it (Go's CEL: "no such key: NAME").
+fn evaluation_error(e: &cel::ExecutionError) -> String {
+    match e {
+        cel::ExecutionError::NoSuchKey(key) => format!("no such key: {key}"),
+        other => {
+            let text = other.to_string();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map_or(String::new(), |c| c.to_lowercase().chain(chars).collect())
+        }
+    }
+}
+
 /// Run one rule in its node's context (`self`, and `oldSelf` on an update).
 fn evaluate(
     base: &str,
@@ -494,22 +508,22 @@ fn evaluate(
     let Some(program) = &compiled.rule else {
         return;
     };
-    let run = || {
-        // An error (a missing key the rule did not guard) is what the API server reports as an
-        // internal error of the rule, not as the user's mistake: nothing is said here.
-        if !matches!(program.execute(ctx), Ok(cel::Value::Bool(false))) {
-            return None;
-        }
-        Some(
-            compiled
-                .message
-                .as_ref()
-                .and_then(|m| match m.execute(ctx) {
-                    Ok(cel::Value::String(s)) if !s.is_empty() => Some(s.to_string()),
-                    _ => None,
-                }),
-        )
-    };
+    let run =
+        || -> memo::Verdict {
+            match program.execute(ctx) {
+                Ok(cel::Value::Bool(false)) => Some(Ok(compiled.message.as_ref().and_then(|m| {
+                    match m.execute(ctx) {
+                        Ok(cel::Value::String(s)) if !s.is_empty() => Some(s.to_string()),
+                        _ => None,
+                    }
+                }))),
+                // A rule that fails to evaluate (a key it did not guard) refuses the object in the
+                // API server too, which says why: "no such key: certificateRefs evaluating rule:
+                // MESSAGE".
+                Err(e) => Some(Err(evaluation_error(&e))),
+                Ok(_) => None,
+            }
+        };
     // A transition rule reads `oldSelf` too, which the remembered verdicts are not keyed by.
     let verdict = if compiled.transition {
         run()
@@ -523,17 +537,23 @@ fn evaluate(
         );
         memo::verdict(id, &compiled.reads, value, run)
     };
-    let Some(said) = verdict else {
+    let Some(outcome) = verdict else {
         return;
     };
-    let message = said
-        .or_else(|| rule.message.clone())
-        .unwrap_or_else(|| format!("failed rule: {}", rule.rule));
+    let rule_message = || {
+        rule.message
+            .clone()
+            .unwrap_or_else(|| format!("failed rule: {}", rule.rule))
+    };
+    let (message, reason) = match outcome {
+        Ok(said) => (said.unwrap_or_else(rule_message), rule.reason.as_deref()),
+        Err(error) => (format!("{error} evaluating rule: {}", rule_message()), None),
+    };
     let mut field = trail.render(base);
     if let Some(extra) = &rule.field_path {
         field = crate::path::join_path(&field, extra);
     }
-    let message = match rule.reason.as_deref() {
+    let message = match reason {
         Some("FieldValueRequired") => format!("Required value: {message}"),
         Some("FieldValueForbidden") => format!("Forbidden: {message}"),
         Some("FieldValueDuplicate") => format!("Duplicate value: {message}"),

@@ -152,9 +152,10 @@ impl Write for LimitedWriter<'_> {
     }
 }
 
-/// A rule's verdict on one value: `None` when it holds, else what its message expression
-/// said (`Some(None)` when it has none or it said nothing usable).
-pub(super) type Verdict = Option<Option<String>>;
+/// A rule's verdict on one value: `None` when it holds; `Some(Ok(said))` when it fails, with
+/// what its message expression said (`None` when it has none or it said nothing usable);
+/// `Some(Err(error))` when it cannot be evaluated on the value.
+pub(super) type Verdict = Option<Result<Option<String>, String>>;
 
 #[derive(Default)]
 struct Table {

@@ -244,12 +244,23 @@ fn kubernetes_cel_functions_decide_like_the_api_server() {
     let backend = |port: &str| {
         json!({"apiVersion": "gateway.networking.x-k8s.io/v1alpha1", "kind": "XBackend",
                "metadata": {"name": "b", "namespace": "default"},
-               "spec": {"destination": {"type": "Hostname", "hostname": "example.com"},
-                        "port": {"number": 443, "name": port}}})
+               "spec": {"type": "ExternalHostname", "externalHostname": {"hostname": "example.com"},
+                        "port": {"port": 443, "name": port}}})
     };
     assert!(rule_failures(backend("https")).is_empty());
     assert!(rule_failures(backend("")).is_empty());
     assert_eq!(rule_failures(backend("Not_A_Label")), ["spec.port.name"]);
+    // A rule that cannot be evaluated (a key it reads without guarding it) refuses the object,
+    // worded as the API server words it.
+    let mut untyped = backend("https");
+    untyped["spec"].as_object_mut().unwrap().remove("type");
+    let refused = problems(Some(Channel::Experimental), untyped).refused;
+    assert!(
+        refused.iter().any(|v| v.field == "spec"
+            && v.message
+                == "Invalid value: \"object\": no such key: type evaluating rule: externalHostname must be set when type is ExternalHostname and must be unset otherwise"),
+        "{refused:?}"
+    );
 }
 
 /// Checking only where the channels differ finds what checking the whole standard schema finds
