@@ -118,12 +118,14 @@ pub static CONFLICTED: Rule = Rule {
     check: |o, s, r| {
         let Some(mine) = spec(o) else { return };
         let order = crate::plan::upstream_tls::precedence;
+        // This policy's place, worked out once (it allocates) rather than per rival.
+        let mine_order = order(o);
         let ns = o.namespace.clone().unwrap_or_default();
         for (i, t) in mine.target_refs.iter().enumerate() {
             let key = (ns.clone(), t.group.clone(), t.kind.clone(), t.name.clone());
             // Rivals come oldest first: the first older one naming the same section wins.
             let rivals = s.index().backend_tls_by_target.get(&key).into_iter().flatten().map(|&j| &s.objects()[j]);
-            let winner = rivals.take_while(|x| order(x) < order(o)).find(|x| {
+            let winner = rivals.take_while(|x| order(x) < mine_order).find(|x| {
                 spec(x).is_some_and(|other| other.target_refs.iter().any(|u| u.group == t.group && u.kind == t.kind && u.name == t.name && u.section_name == t.section_name))
             });
             if let Some(w) = winner {
