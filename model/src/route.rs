@@ -31,8 +31,6 @@ pub struct ParentRef {
     pub name: String,
     pub section_name: Option<String>,
     pub port: Option<i32>,
-    /// Whether group or kind were written out (for the GAMMA `group: ""` pitfall).
-    pub group_written: bool,
 }
 
 impl ParentRef {
@@ -101,7 +99,6 @@ fn parent(field: String, ns: &str, p: &httproutes::HttpRouteParentRefs) -> Paren
         name: p.name.clone(),
         section_name: p.section_name.clone(),
         port: p.port,
-        group_written: p.group.is_some(),
     }
 }
 

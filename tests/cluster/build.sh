@@ -43,6 +43,15 @@ if have_all; then
 	echo "$bin"
 	exit 0
 fi
+# One build at a time: `make test` starts one in the background while cargo compiles, and the
+# tests that need the binaries wait here for it instead of building them a second time.
+mkdir -p "$root"
+exec 9>"$root/.build.lock"
+flock 9
+if have_all; then
+	echo "$bin"
+	exit 0
+fi
 
 command -v go >/dev/null || {
 	echo "tests/cluster: go is needed to build the control plane (Go 1.26 or newer)" >&2

@@ -41,8 +41,19 @@ struct Cache {
     changed: Notify,
 }
 
-/// A model object of a watched object; Secrets lose their data here.
-fn to_object(kind: Kind, obj: DynamicObject) -> Option<Object> {
+/// A model object of a watched object of `ar`; Secrets lose their data here.
+///
+/// The API server leaves `apiVersion` and `kind` out of the items of a list of built-in
+/// kinds (Services, EndpointSlices, Namespaces, ConfigMaps: only custom resources carry them),
+/// so they are put back from the resource watched: without them the model cannot tell what the
+/// object is.
+fn to_object(ar: &ApiResource, kind: Kind, mut obj: DynamicObject) -> Option<Object> {
+    if obj.types.is_none() {
+        obj.types = Some(kube::api::TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        });
+    }
     let mut raw = serde_json::to_value(obj).ok()?;
     // The rules need to know these exist, not what they hold: keys and CA bundles stay out
     // of the webhook's memory. A ConfigMap keeps the names of its keys (a CA bundle without
@@ -72,8 +83,21 @@ fn to_object(kind: Kind, obj: DynamicObject) -> Option<Object> {
     Some(o)
 }
 
+/// The cache's key of an object; None (logged: never a silent drop) when the model does not
+/// know it as the kind it was watched as.
 fn key(o: &Object) -> Option<Key> {
-    Some((o.known?, o.namespace.clone(), o.name.clone()))
+    let key = o
+        .known
+        .map(|kind| (kind, o.namespace.clone(), o.name.clone()));
+    if key.is_none() {
+        tracing::warn!(
+            api_version = o.raw["apiVersion"].as_str().unwrap_or(""),
+            kind = o.raw["kind"].as_str().unwrap_or(""),
+            name = %o.name,
+            "watched object of an unknown kind; not cached"
+        );
+    }
+    key
 }
 
 fn api_resource(info: &KindInfo, version: &str) -> ApiResource {
@@ -157,7 +181,7 @@ impl Cache {
             let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             match event {
                 watcher::Event::Init => buffer.clear(),
-                watcher::Event::InitApply(o) => buffer.extend(to_object(info.kind, o)),
+                watcher::Event::InitApply(o) => buffer.extend(to_object(&ar, info.kind, o)),
                 watcher::Event::InitDone => {
                     store.objects.retain(|k, _| k.0 != info.kind);
                     for o in buffer.drain(..) {
@@ -168,14 +192,14 @@ impl Cache {
                     store.settled.insert(info.kind);
                 }
                 watcher::Event::Apply(o) => {
-                    if let Some(o) = to_object(info.kind, o) {
+                    if let Some(o) = to_object(&ar, info.kind, o) {
                         if let Some(k) = key(&o) {
                             store.objects.insert(k, o);
                         }
                     }
                 }
                 watcher::Event::Delete(o) => {
-                    if let Some(k) = to_object(info.kind, o).as_ref().and_then(key) {
+                    if let Some(k) = to_object(&ar, info.kind, o).as_ref().and_then(key) {
                         store.objects.remove(&k);
                     }
                 }
@@ -228,7 +252,8 @@ mod tests {
     fn secrets_lose_their_data_before_caching() {
         let raw = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
             "type": "kubernetes.io/tls", "data": {"tls.key": "c2VjcmV0"}, "stringData": {"x": "secret"}});
-        let o = to_object(Kind::Secret, serde_json::from_value(raw).unwrap()).unwrap();
+        let ar = api_resource(Kind::Secret.info(), "v1");
+        let o = to_object(&ar, Kind::Secret, serde_json::from_value(raw).unwrap()).unwrap();
         assert!(o.raw.get("data").is_none() && o.raw.get("stringData").is_none());
         assert_eq!(
             o.raw["type"], "kubernetes.io/tls",
@@ -240,11 +265,25 @@ mod tests {
         );
     }
 
+    /// A list of Services from the API server: items without apiVersion and kind.
+    #[test]
+    fn list_items_of_built_in_kinds_are_known_by_the_resource_watched() {
+        let item = serde_json::json!({"metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"ports": [{"port": 80}]}});
+        let ar = api_resource(Kind::Service.info(), "v1");
+        let o = to_object(&ar, Kind::Service, serde_json::from_value(item).unwrap()).unwrap();
+        assert_eq!(
+            key(&o),
+            Some((Kind::Service, Some("shop".into()), "api".into()))
+        );
+    }
+
     #[test]
     fn config_maps_keep_their_keys_not_their_values() {
         let raw = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ca", "namespace": "n"},
             "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}, "binaryData": {"x": "AAAA"}});
-        let o = to_object(Kind::ConfigMap, serde_json::from_value(raw).unwrap()).unwrap();
+        let ar = api_resource(Kind::ConfigMap.info(), "v1");
+        let o = to_object(&ar, Kind::ConfigMap, serde_json::from_value(raw).unwrap()).unwrap();
         assert_eq!(o.raw["data"], serde_json::json!({"ca.crt": ""}));
         assert!(o.raw.get("binaryData").is_none());
         assert!(!format!("{o:?}").contains("BEGIN"));

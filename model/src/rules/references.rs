@@ -250,15 +250,17 @@ pub static GAMMA_GROUP_MISSING: Rule = Rule {
     kinds: ROUTES,
     scope: Scope::Object,
     reason: Some("NoMatchingParent"),
-    doc: "parentRef group defaults to gateway.networking.k8s.io, so `kind: Service` alone points at a `gateway.networking.k8s.io/Service`, which does not exist. A GAMMA (mesh) route must say `group: \"\"` and `kind: Service`.",
+    doc: "parentRef group defaults to gateway.networking.k8s.io, so `kind: Service` alone points at a `gateway.networking.k8s.io/Service`, which does not exist. A GAMMA (mesh) route must say `group: \"\"` and `kind: Service`. Checked by the group, written or defaulted: the API server stores the default before a webhook sees the route.",
     hint: "Add group: \"\" next to kind: Service.",
     bad: fixture!("MESH2108", "bad"),
     good: fixture!("MESH2108", "good"),
     check: |o, _, r| {
         let Some(route) = o.resource.route() else { return };
         for p in &route.parent_refs {
-            if p.kind == "Service" && !p.group_written {
-                r.at(p.field.clone(), format!("kind Service without group \"\" refers to {GATEWAY_GROUP}/Service, which does not exist"));
+            // By group, not by whether it was written: an API server defaults the group
+            // into the stored object before any webhook sees it.
+            if p.kind == "Service" && p.group == GATEWAY_GROUP {
+                r.at(p.field.clone(), format!("kind Service in group {GATEWAY_GROUP} (the group a parentRef gets when it names none) refers to {GATEWAY_GROUP}/Service, which does not exist"));
             }
         }
     },

@@ -17,7 +17,9 @@
 //! routes): the control plane only allocates them; no test may send traffic to one.
 //!
 //! Dropping the [`Cluster`] stops every process it started and removes its folder
-//! (`MESH_TEST_KEEP=1` keeps the folder, with each process's log).
+//! (`MESH_TEST_KEEP=1` keeps the folder, with each process's log). A test process that dies
+//! takes its control plane with it (the kernel kills the children of a thread that exits), and
+//! the next start removes the folders of processes that are gone.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -165,9 +167,15 @@ impl Cluster {
     /// asked), and wait until the API server is ready.
     pub fn start(options: Options) -> Result<Cluster, Error> {
         let bin = binaries()?;
+        // Named for the test process, so a later start can tell the folder is stale; a
+        // detached one outlives its process and is `make cluster-down`'s to remove.
+        let owner = if options.detach {
+            "up".to_string()
+        } else {
+            std::process::id().to_string()
+        };
         let dir = std::env::temp_dir().join(format!(
-            "mesh-cluster-{}-{}",
-            std::process::id(),
+            "mesh-cluster-{owner}-{}",
             token().get(..8).unwrap_or("0")
         ));
         std::fs::create_dir_all(dir.join("etcd")).map_err(|e| Error::Write(dir.clone(), e))?;
@@ -178,6 +186,7 @@ impl Cluster {
             std::fs::set_permissions(dir.join("etcd"), private)
                 .map_err(|e| Error::Write(dir.join("etcd"), e))?;
         }
+        sweep_stale_folders();
         let mut cluster = Cluster {
             server: String::new(),
             ca_pem: String::new(),
@@ -310,13 +319,26 @@ impl Cluster {
         let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| Error::Write(log_path, e))?;
         let err = log.try_clone().map_err(|e| Error::Spawn(name, e))?;
-        let child = Command::new(bin.join(name))
+        let mut command = Command::new(bin.join(name));
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| Error::Spawn(name, e))?;
+            .stderr(err);
+        if !self.detach {
+            // A test that panics, or is killed, must not leave an API server and etcd behind.
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().map_err(|e| Error::Spawn(name, e))?;
         self.children.push((name, child));
         Ok(())
     }
@@ -361,8 +383,14 @@ impl Cluster {
     /// channel, with its ValidatingAdmissionPolicy) and Cilium's CiliumEnvoyConfig and
     /// CiliumClusterwideEnvoyConfig CRDs, by server-side apply, and wait until they are served.
     pub fn install_crds(&self, channel: &str) -> Result<(), Error> {
+        self.install_crd_sets(&[channel, "cilium"])
+    }
+
+    /// Install some of the CRD sets `build.sh` keeps (`standard`, `experimental`, `cilium`),
+    /// and wait until they are served.
+    pub fn install_crd_sets(&self, sets: &[&str]) -> Result<(), Error> {
         let crds = binaries()?.join("crds");
-        for dir in [channel, "cilium"] {
+        for dir in sets {
             let path = crds.join(dir).display().to_string();
             self.kubectl(
                 &[
@@ -420,10 +448,46 @@ impl Cluster {
     pub fn kubectl(&self, args: &[&str], stdin: &str) -> Result<String, Error> {
         run(self.kubectl_as(&self.admin), args, stdin)
     }
+
+    /// `kubectl ARGS` as the admin, with what it printed on both streams (the API server's
+    /// warnings are on stderr) whatever its outcome.
+    pub fn kubectl_output(&self, args: &[&str], stdin: &str) -> Result<Output, Error> {
+        output(self.kubectl_as(&self.admin), args, stdin)
+    }
 }
 
 /// Run a kubectl command with `stdin`; stdout, or stderr as the error.
-pub fn run(mut command: Command, args: &[&str], stdin: &str) -> Result<String, Error> {
+pub fn run(command: Command, args: &[&str], stdin: &str) -> Result<String, Error> {
+    let shown = format!("kubectl {}", args.join(" "));
+    let out = output(command, args, stdin)?;
+    if out.success {
+        Ok(out.stdout)
+    } else {
+        Err(Error::Kubectl(shown, out.stderr.trim().to_string()))
+    }
+}
+
+/// What a kubectl command printed, and whether it succeeded.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    /// Errors, and the API server's warnings (`Warning: ...`, one per line).
+    pub stderr: String,
+}
+
+impl Output {
+    /// The warnings kubectl showed, without their `Warning: ` prefix.
+    pub fn warnings(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("Warning: "))
+            .collect()
+    }
+}
+
+/// Run a kubectl command with `stdin`, keeping stdout and stderr whatever its outcome.
+pub fn output(mut command: Command, args: &[&str], stdin: &str) -> Result<Output, Error> {
     let shown = format!("kubectl {}", args.join(" "));
     let mut child = command
         .args(args)
@@ -432,19 +496,46 @@ pub fn run(mut command: Command, args: &[&str], stdin: &str) -> Result<String, E
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Kubectl(shown.clone(), e.to_string()))?;
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.as_bytes());
-    }
+    // Fed from a thread of its own: kubectl prints while it reads, and a large input written
+    // here while its output fills the pipe would leave both sides waiting.
+    let feeder = child.stdin.take().map(|mut input| {
+        let stdin = stdin.to_string();
+        std::thread::spawn(move || {
+            let _ = input.write_all(stdin.as_bytes());
+        })
+    });
     let out = child
         .wait_with_output()
-        .map_err(|e| Error::Kubectl(shown.clone(), e.to_string()))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(Error::Kubectl(
-            shown,
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
+        .map_err(|e| Error::Kubectl(shown, e.to_string()))?;
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    Ok(Output {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Remove the folders of control planes whose test process is gone (killed before it could
+/// clean up).
+fn sweep_stale_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("mesh-cluster-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

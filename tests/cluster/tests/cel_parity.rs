@@ -29,7 +29,6 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-#[ignore = "builds the control plane on first use (about 15 minutes); `cargo test -p mesh-cluster -- --ignored` until make test runs it"]
 fn analyze_refuses_what_the_api_server_refuses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let gateway_api = upstream::module_dir("sigs.k8s.io/gateway-api");

@@ -5,7 +5,6 @@
 use mesh_cluster::{run, Cluster, Options};
 
 #[test]
-#[ignore = "builds the control plane on first use (about 15 minutes); `cargo test -p mesh-cluster -- --ignored` until make test runs it"]
 fn the_control_plane_serves_authorizes_and_finalizes() {
     let cluster = Cluster::start(Options {
         kwok: true,
