@@ -28,7 +28,7 @@ type Key = (Kind, Option<String>, String);
 
 #[derive(Default)]
 struct Store {
-    objects: HashMap<Key, Object>,
+    objects: HashMap<Key, Arc<Object>>,
     /// Kinds whose initial list is in (or that are not served at all).
     settled: HashSet<Kind>,
     /// Kinds actually watched: the Cluster is complete for these.
@@ -54,6 +54,9 @@ fn to_object(ar: &ApiResource, kind: Kind, mut obj: DynamicObject) -> Option<Obj
             kind: ar.kind.clone(),
         });
     }
+    // What each field manager owns: no rule reads it, and it is most of a stored object's
+    // size (kubectl hides it too).
+    obj.metadata.managed_fields = None;
     let mut raw = serde_json::to_value(obj).ok()?;
     // The rules need to know these exist, not what they hold: keys and CA bundles stay out
     // of the webhook's memory. A ConfigMap keeps the names of its keys (a CA bundle without
@@ -162,7 +165,7 @@ impl Cache {
         let mut events = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        let mut buffer: Vec<Object> = Vec::new();
+        let mut buffer: Vec<Arc<Object>> = Vec::new();
         while let Some(event) = events.next().await {
             let event = match event {
                 Ok(e) => e,
@@ -181,7 +184,9 @@ impl Cache {
             let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             match event {
                 watcher::Event::Init => buffer.clear(),
-                watcher::Event::InitApply(o) => buffer.extend(to_object(&ar, info.kind, o)),
+                watcher::Event::InitApply(o) => {
+                    buffer.extend(to_object(&ar, info.kind, o).map(Arc::new))
+                }
                 watcher::Event::InitDone => {
                     store.objects.retain(|k, _| k.0 != info.kind);
                     for o in buffer.drain(..) {
@@ -194,7 +199,7 @@ impl Cache {
                 watcher::Event::Apply(o) => {
                     if let Some(o) = to_object(&ar, info.kind, o) {
                         if let Some(k) = key(&o) {
-                            store.objects.insert(k, o);
+                            store.objects.insert(k, Arc::new(o));
                         }
                     }
                 }
@@ -215,7 +220,7 @@ impl Cache {
         if store.settled.len() < KINDS.len() {
             return None;
         }
-        let objects: Vec<Object> = store.objects.values().cloned().collect();
+        let objects: Vec<Arc<Object>> = store.objects.values().cloned().collect();
         Some(ClusterView {
             cluster: Some(Arc::new(Cluster::new(objects, store.watched.clone()))),
             channel: None,
@@ -223,24 +228,59 @@ impl Cache {
     }
 }
 
+/// How the cache's rebuilds are paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// How long changes are batched before a rebuild.
+    pub debounce: Duration,
+    /// The most of one core rebuilds may take under constant change (0 < share ≤ 1).
+    pub share: f64,
+}
+
+impl Pace {
+    /// The wait before the next rebuild, after one that took `took`.
+    fn after(&self, took: Duration) -> Duration {
+        let share = self.share.clamp(0.01, 1.0);
+        self.debounce.max(took.mul_f64((1.0 - share) / share))
+    }
+}
+
 /// Watch every kind and keep `state`'s cluster view current. Never returns.
-pub async fn run(client: kube::Client, state: Arc<AppState>, debounce: Duration) {
+///
+/// A rebuild copies pointers to every object and rebuilds the indexes: linear in the cluster,
+/// so it runs on the blocking pool (reviews keep the runtime's workers) and is paced so that a
+/// cluster that never stops changing costs at most `pace.share` of a core.
+pub async fn run(client: kube::Client, state: Arc<AppState>, pace: Pace) {
     let cache = Arc::new(Cache::default());
     for info in KINDS {
         tokio::spawn(cache.clone().watch(client.clone(), info));
     }
+    let mut wait = pace.debounce;
     loop {
         cache.changed.notified().await;
-        tokio::time::sleep(debounce).await;
-        if let Some(view) = cache.view() {
-            let first = !state.ready.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(wait).await;
+        let started = std::time::Instant::now();
+        let (cache2, state2) = (cache.clone(), state.clone());
+        let rebuilt = tokio::task::spawn_blocking(move || {
+            let view = cache2.view()?;
+            let first = !state2.ready.load(std::sync::atomic::Ordering::Relaxed);
             let objects = view.cluster.as_ref().map_or(0, |c| c.len());
-            state.set_cluster(view);
-            tracing::debug!(objects, "cluster cache rebuilt");
+            state2.set_cluster(view);
+            Some((first, objects))
+        })
+        .await;
+        let took = started.elapsed();
+        if let Ok(Some((first, objects))) = rebuilt {
+            tracing::debug!(
+                objects,
+                took_ms = took.as_millis() as u64,
+                "cluster cache rebuilt"
+            );
             if first {
                 tracing::info!(objects, "cluster cache synced; ready");
             }
         }
+        wait = pace.after(took);
     }
 }
 
@@ -275,6 +315,27 @@ mod tests {
         assert_eq!(
             key(&o),
             Some((Kind::Service, Some("shop".into()), "api".into()))
+        );
+    }
+
+    #[test]
+    fn rebuilds_are_paced_to_their_share_of_a_core() {
+        let pace = Pace {
+            debounce: Duration::from_millis(100),
+            share: 0.1,
+        };
+        assert_eq!(
+            pace.after(Duration::from_millis(1)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            pace.after(Duration::from_millis(50)),
+            Duration::from_millis(450)
+        );
+        let all = Pace { share: 1.0, ..pace };
+        assert_eq!(
+            all.after(Duration::from_millis(50)),
+            Duration::from_millis(100)
         );
     }
 

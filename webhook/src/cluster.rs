@@ -9,6 +9,7 @@
 //! from it is missing from the cluster.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use mesh_model::resource::Resource;
 use mesh_model::{Kind, Object, Snapshot};
@@ -18,7 +19,9 @@ type Key = (Kind, Option<String>, String);
 type MatchKey = (String, String, String, Kind, String, String);
 
 pub struct Cluster {
-    objects: Vec<Object>,
+    /// Shared with the watch store and the previous views: a rebuild after a change copies
+    /// pointers and rebuilds the indexes, never the objects.
+    objects: Vec<Arc<Object>>,
     by_key: HashMap<Key, usize>,
     /// Routes by parent: ("Gateway" | "Service", namespace, name).
     routes_by_parent: HashMap<(String, String, String), Vec<usize>>,
@@ -109,7 +112,7 @@ fn config_services(o: &Object) -> (Vec<ServiceKey>, Vec<ServiceKey>) {
 }
 
 impl Cluster {
-    pub fn new(objects: Vec<Object>, complete: Vec<Kind>) -> Cluster {
+    pub fn new(objects: Vec<Arc<Object>>, complete: Vec<Kind>) -> Cluster {
         let mut c = Cluster {
             objects,
             by_key: HashMap::new(),
@@ -395,7 +398,7 @@ impl Cluster {
         let mut objects: Vec<Object> = self
             .related(&incoming)
             .into_iter()
-            .map(|i| self.objects[i].clone())
+            .map(|i| Object::clone(&self.objects[i]))
             .collect();
         objects.push(incoming);
         Snapshot::complete(objects, &self.complete)
@@ -466,7 +469,7 @@ mod tests {
         )
         .unwrap();
         Cluster::new(
-            objects,
+            objects.into_iter().map(Arc::new).collect(),
             mesh_model::kind::KINDS.iter().map(|k| k.kind).collect(),
         )
     }

@@ -47,6 +47,12 @@ enum Command {
         /// How long to batch cluster changes before the cache is rebuilt.
         #[arg(long, default_value = "100ms", value_parser = parse_duration)]
         debounce: Duration,
+        /// The most of one core rebuilding the cache's indexes may take while the cluster
+        /// keeps changing (EndpointSlices churn): after a rebuild that took T, the next waits
+        /// at least T×(1−share)/share. With 12,000 objects a rebuild takes tens of
+        /// milliseconds, so under constant change the cache trails by a few hundred.
+        #[arg(long, default_value = "0.1", value_parser = parse_share)]
+        rebuild_share: f64,
         /// Deadline for answering one review (the API server waits at most the webhook
         /// configuration's timeoutSeconds, 5 s in manifests/webhook).
         #[arg(long, default_value = "4s", value_parser = parse_duration)]
@@ -87,6 +93,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration such as 500ms or 2s"))
 }
 
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a share of a core between 0 (excluded) and 1"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -124,6 +139,7 @@ fn main() -> ExitCode {
             channel,
             reload_interval,
             debounce,
+            rebuild_share,
             request_timeout,
             tls_handshake_timeout,
             request_headers_timeout,
@@ -153,7 +169,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let cluster = if no_cluster { None } else { Some(debounce) };
+            let cluster = if no_cluster {
+                None
+            } else {
+                Some(cache::Pace {
+                    debounce,
+                    share: rebuild_share,
+                })
+            };
             match runtime.block_on(run(
                 tls_cert,
                 tls_key,
@@ -173,14 +196,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Serve; with `cluster` (the rebuild debounce), watch the cluster through the usual kube
+/// Serve; with `cluster` (how the cache's rebuilds are paced), watch the cluster through the usual kube
 /// configuration (in-cluster, or KUBECONFIG / ~/.kube/config).
 async fn run(
     cert: PathBuf,
     key: PathBuf,
     addr: String,
     reload: Duration,
-    cluster: Option<Duration>,
+    cluster: Option<cache::Pace>,
     channel: Option<mesh_model::crd::Channel>,
     limits: server::Limits,
 ) -> Result<(), String> {
@@ -196,11 +219,11 @@ async fn run(
         // No cluster: the view is the empty one, and the webhook is ready at once.
         None => state.set_cluster(review::ClusterView::default()),
         // Ready once every kind's initial list is in.
-        Some(debounce) => {
+        Some(pace) => {
             let client = kube::Client::try_default().await.map_err(|e| {
                 format!("cannot reach the Kubernetes API: {e} (use --no-cluster to run without it)")
             })?;
-            tokio::spawn(cache::run(client, state.clone(), debounce));
+            tokio::spawn(cache::run(client, state.clone(), pace));
         }
     }
     tracing::info!(addr = %local, cluster = cluster.is_some(), "mesh-webhook serving");
