@@ -83,11 +83,22 @@ impl Installed {
                 &configurations(&webhook.url, &ca_bundle),
             )
             .unwrap();
-        Installed {
+        let installed = Installed {
             cluster,
             webhook: Some(webhook),
             client,
-        }
+        };
+        // The API server takes a moment to load a new configuration; until it has, objects
+        // are admitted without being reviewed at all. Wait until a route to a missing parent
+        // is denied by us (a server-side dry run: nothing is stored).
+        let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe, namespace: early}\nspec:\n  parentRefs: [{name: no-such-gateway}]\n";
+        installed.until(
+            &["apply", "--dry-run=server", "-f", "-"],
+            probe,
+            "denied by the webhook",
+            denied_by_us,
+        );
+        installed
     }
 
     fn kubectl(&self, args: &[&str], stdin: &str) -> Output {
