@@ -50,13 +50,7 @@ impl Installed {
         cluster.install_crd_sets(crd_sets).unwrap();
         // Objects older than the webhook: it learns them from its first list, not by watch.
         cluster.kubectl(&["apply", "-f", "-"], PREDATING).unwrap();
-        let manifests = root().join("manifests/webhook");
-        for f in ["00-namespace.yaml", "10-rbac.yaml"] {
-            let path = manifests.join(f).display().to_string();
-            cluster
-                .kubectl(&["apply", "--server-side", "-f", &path], "")
-                .unwrap();
-        }
+        cluster.install_webhook_rbac().unwrap();
         let dir = support::tempdir(name);
         let ca_bundle = support::certs(&dir);
         let kubeconfig = cluster.kubeconfig_for(&cluster.webhook, "webhook").unwrap();
@@ -142,6 +136,11 @@ impl Installed {
     }
 }
 
+/// Denied by us, with `text` in the message.
+fn denied_with(out: &Output, text: &str) -> bool {
+    denied_by_us(out) && out.stderr.contains(text)
+}
+
 fn denied_by_us(out: &Output) -> bool {
     !out.success
         && out
@@ -149,25 +148,30 @@ fn denied_by_us(out: &Output) -> bool {
             .contains("admission webhook \"validate.mesh.kubectl-mesh.io\" denied the request")
 }
 
-/// The namespaces a file's objects name for themselves; empty when none does (the file is
-/// meant for the namespace kubectl is given).
-fn own_namespaces(path: &Path) -> BTreeSet<String> {
+/// The objects of a YAML file, as written.
+fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
-    mesh_model::load::load_str(&text, mesh_model::Source::Stdin, &Default::default())
+    mesh_model::yaml::parse_documents(&text)
         .unwrap()
-        .iter()
-        .filter_map(|o| o.raw["metadata"]["namespace"].as_str().map(str::to_string))
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|v| !v.is_null())
         .collect()
 }
 
-/// The objects of a file the Gateway API CRDs' schema or CEL refuse (kind and name), as
-/// analyze judges them.
-fn schema_refusals(path: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let docs = mesh_model::yaml::parse_documents(&text).unwrap();
+/// The namespaces objects name for themselves; empty when none does (a file meant for the
+/// namespace kubectl is given).
+fn own_namespaces(docs: &[Value]) -> BTreeSet<String> {
     docs.iter()
-        .filter_map(|d| {
-            let o = &d.value;
+        .filter_map(|o| o["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The objects the Gateway API CRDs' schema or CEL refuse (kind and name), as analyze judges
+/// them.
+fn schema_refusals(docs: &[Value]) -> Vec<(String, String)> {
+    docs.iter()
+        .filter_map(|o| {
             let (group, version) = o["apiVersion"].as_str()?.rsplit_once('/')?;
             let kind = o["kind"].as_str()?;
             let found = mesh_model::crd::check(
@@ -184,11 +188,11 @@ fn schema_refusals(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What a file's objects refer to and the file does not hold, as YAML for a cluster to have:
+/// What objects refer to and do not hold themselves, as YAML for a cluster to have:
 /// the Services its routes and Envoy configs send to (unless `code` is about a missing backend)
 /// and the Gateways its routes attach to (unless it is about a missing parent). `default_ns`
 /// is the namespace of objects that name none.
-fn referents(path: &Path, default_ns: &str, code: &str) -> String {
+fn referents(docs: &[Value], default_ns: &str, code: &str) -> String {
     #[derive(Default)]
     struct Wanted {
         services: BTreeSet<(String, String, u64)>,
@@ -219,12 +223,9 @@ fn referents(path: &Path, default_ns: &str, code: &str) -> String {
             _ => {}
         }
     }
-    let text = std::fs::read_to_string(path).unwrap();
-    let docs = mesh_model::yaml::parse_documents(&text).unwrap();
     let mut wanted = Wanted::default();
     let mut held = BTreeSet::new();
-    for d in &docs {
-        let o = &d.value;
+    for o in docs {
         let ns = o["metadata"]["namespace"].as_str().unwrap_or(default_ns);
         let name = o["metadata"]["name"].as_str().unwrap_or("");
         held.insert(format!("{}/{ns}/{name}", o["kind"].as_str().unwrap_or("")));
@@ -341,7 +342,8 @@ fn broken_examples_are_denied_or_warned(i: &Installed) {
         }
         let file = path.display().to_string();
         // A file that names no namespace goes to one of its own, as `kubectl apply -n` does.
-        let own = own_namespaces(path);
+        let docs = documents(path);
+        let own = own_namespaces(&docs);
         let target = format!("broken-{name}");
         let mut args = vec!["apply", "--server-side", "-f", &file];
         if own.is_empty() {
@@ -357,13 +359,13 @@ fn broken_examples_are_denied_or_warned(i: &Installed) {
         } else {
             "default"
         };
-        let context = referents(path, ns, &code);
+        let context = referents(&docs, ns, &code);
         if !context.is_empty() {
             let out = i.kubectl(&["apply", "-f", "-"], &context);
             assert!(out.success, "{out:?}");
         }
         let marker = format!("[{code}]");
-        let refused_by_schema = schema_refusals(path);
+        let refused_by_schema = schema_refusals(&docs);
         if !refused_by_schema.is_empty() {
             // The CRD's own CEL refuses the object before any validating webhook is called
             // (analyze reports these too, as the API server words them: tests/cluster's
@@ -381,7 +383,7 @@ fn broken_examples_are_denied_or_warned(i: &Installed) {
             // The objects the finding does not concern are created on the first pass; the
             // broken one is denied on every pass, with the finding once the others are cached.
             let out = i.until(&args, "", &format!("denied with {code}"), |o| {
-                denied_by_us(o) && o.stderr.contains(&marker)
+                denied_with(o, &marker)
             });
             assert!(
                 out.stderr.contains(&format!("{marker} spec."))
@@ -393,18 +395,16 @@ fn broken_examples_are_denied_or_warned(i: &Installed) {
             dry.push("--dry-run=server");
             let out = i.kubectl(&dry, "");
             assert!(
-                denied_by_us(&out) && out.stderr.contains(&marker),
+                denied_with(&out, &marker),
                 "{file} --dry-run=server: {out:?}"
             );
         } else {
             let out = i.until(&args, "", &format!("warned with {code}"), |o| {
-                o.success && o.warnings().iter().any(|w| w.contains(&marker))
+                o.success && o.warned(&marker)
             });
             assert!(
-                out.warnings()
-                    .iter()
-                    .any(|w| w.contains(&format!("{marker} spec."))
-                        || w.contains(&format!("{marker} metadata."))),
+                out.warned(&format!("{marker} spec."))
+                    || out.warned(&format!("{marker} metadata.")),
                 "{file}: the field is named: {}",
                 out.stderr
             );
@@ -430,28 +430,13 @@ fn clean_examples_are_allowed_without_warnings(i: &Installed) {
         }
     }
     files.sort();
-    let namespaces: BTreeSet<String> = files.iter().flat_map(|f| own_namespaces(f)).collect();
+    let mut docs: Vec<Value> = files.iter().flat_map(|f| documents(f)).collect();
+    let namespaces = own_namespaces(&docs);
     create_namespaces(i, namespaces.iter().map(String::as_str));
     // The examples' EndpointSlices give loopback addresses, for mesh-agent serving them on
-    // this machine; an API server refuses those ("may not be in the loopback range"), so here
-    // they move to 198.19.0.0/16 (RFC 2544's range, which nothing routes; no traffic is sent).
-    let all: String = files
-        .iter()
-        .flat_map(|f| {
-            let text = std::fs::read_to_string(f).unwrap();
-            text.split("\n---")
-                .map(|doc| {
-                    if doc.contains("kind: EndpointSlice") {
-                        doc.replace("\"127.0.0.", "\"198.19.0.")
-                            .replace(" 127.0.0.", " 198.19.0.")
-                    } else {
-                        doc.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .map(|doc| format!("---\n{doc}\n"))
-        .collect();
+    // this machine; an API server refuses those, so here they move off loopback.
+    docs.iter_mut().for_each(mesh_cluster::off_loopback);
+    let all: String = docs.iter().map(|o| format!("{o}\n")).collect();
     // Objects come in file order, so a route may arrive before the Service it sends to; a
     // later pass admits it.
     i.until(&["apply", "-f", "-"], &all, "admitted", |o| o.success);
@@ -483,18 +468,20 @@ fn verdicts_follow_the_cluster_by_watch(i: &Installed) {
         &route("shop-gatway", "shop", "cart-v2"),
         "denied with MESH2101",
         |o| {
-            denied_by_us(o)
-                && o.stderr
-                    .contains("[MESH2101] spec.parentRefs[0]: Gateway shop/shop-gatway not found")
+            denied_with(
+                o,
+                "[MESH2101] spec.parentRefs[0]: Gateway shop/shop-gatway not found",
+            )
         },
     );
 
     // A backend created later arrives by watch and the verdict changes.
     let missing = route("shop-gateway", "shop", "cart-v3");
     i.until(&apply, &missing, "denied with MESH2104", |o| {
-        denied_by_us(o)
-            && o.stderr
-                .contains("[MESH2104] spec.rules[0].backendRefs[0]: Service shop/cart-v3 not found")
+        denied_with(
+            o,
+            "[MESH2104] spec.rules[0].backendRefs[0]: Service shop/cart-v3 not found",
+        )
     });
     let cart_v3 = "apiVersion: v1\nkind: Service\nmetadata: {name: cart-v3, namespace: shop}\nspec: {ports: [{port: 8080}]}\n";
     assert!(i.kubectl(&apply, cart_v3).success);
@@ -503,7 +490,7 @@ fn verdicts_follow_the_cluster_by_watch(i: &Installed) {
     // A cross-namespace backend needs a ReferenceGrant; one created later is seen by watch.
     let cross = route("shop-gateway", "backends", "pricing");
     i.until(&apply, &cross, "denied with MESH2107", |o| {
-        denied_by_us(o) && o.stderr.contains("[MESH2107]")
+        denied_with(o, "[MESH2107]")
     });
     let grant = "apiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant\nmetadata: {name: shop-routes, namespace: backends}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]\n  to: [{group: \"\", kind: Service}]\n";
     assert!(i.kubectl(&apply, grant).success);
@@ -516,30 +503,20 @@ fn verdicts_follow_the_cluster_by_watch(i: &Installed) {
     let delete_grant = ["delete", "referencegrant", "shop-routes", "-n", "backends"];
     let dry = [&delete_grant[..], &["--dry-run=server"]].concat();
     i.until(&dry, "", "warned about HTTPRoute shop/cart", |o| {
-        o.success
-            && o.warnings()
-                .iter()
-                .any(|w| w.contains("HTTPRoute shop/cart"))
+        o.success && o.warned("HTTPRoute shop/cart")
     });
     let out = i.kubectl(&delete_grant, "");
     assert!(out.success, "{out:?}");
-    assert!(
-        out.warnings()
-            .iter()
-            .any(|w| w.contains("HTTPRoute shop/cart")),
-        "{out:?}"
-    );
+    assert!(out.warned("HTTPRoute shop/cart"), "{out:?}");
     i.until(&apply, &cross, "denied again with MESH2107", |o| {
-        denied_by_us(o) && o.stderr.contains("[MESH2107]")
+        denied_with(o, "[MESH2107]")
     });
 
     // Deleting a Gateway with attached routes warns too.
     let out = i.kubectl(&["delete", "gateway", "shop-gateway", "-n", "shop"], "");
     assert!(out.success, "{out:?}");
     assert!(
-        out.warnings()
-            .iter()
-            .any(|w| w.contains("still referenced by HTTPRoute shop/cart")),
+        out.warned("still referenced by HTTPRoute shop/cart"),
         "{out:?}"
     );
 }
@@ -569,7 +546,7 @@ fn a_second_config_on_one_frontend_warns_and_defaults_land_in_the_object(i: &Ins
     let out = i.kubectl(&["apply", "-f", "-"], &canary);
     assert!(out.success, "{out:?}");
     assert!(
-        out.warnings().iter().any(|w| w.contains("[MESH5008] spec.services[0]: Service default/helloworld is also claimed by CiliumEnvoyConfig default/envoy-lb-listener")),
+        out.warned("[MESH5008] spec.services[0]: Service default/helloworld is also claimed by CiliumEnvoyConfig default/envoy-lb-listener"),
         "{out:?}"
     );
     let stored = i.kubectl(
@@ -616,7 +593,7 @@ fn without_ciliums_crds_the_webhook_still_checks_gateway_api() {
     create_namespaces(&i, ["shop"]);
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: cart, namespace: shop}\nspec:\n  parentRefs: [{name: nope}]\n";
     i.until(&["apply", "-f", "-"], route, "denied with MESH2101", |o| {
-        denied_by_us(o) && o.stderr.contains("[MESH2101]")
+        denied_with(o, "[MESH2101]")
     });
 }
 

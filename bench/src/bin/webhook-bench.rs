@@ -113,13 +113,7 @@ async fn measure(
 /// 198.19.0.0/16, which nothing routes (no traffic is sent to them).
 fn populate(cluster: &Cluster, objects: &[Value]) {
     cluster.install_crds("experimental").expect("CRDs");
-    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/webhook");
-    for f in ["00-namespace.yaml", "10-rbac.yaml"] {
-        let path = manifests.join(f).display().to_string();
-        cluster
-            .kubectl(&["apply", "--server-side", "-f", &path], "")
-            .expect("the webhook's RBAC");
-    }
+    cluster.install_webhook_rbac().expect("the webhook's RBAC");
     // The corpus's Namespaces (with their labels), and the others its objects live in.
     let (namespaces, objects): (Vec<&Value>, Vec<&Value>) =
         objects.iter().partition(|o| o["kind"] == "Namespace");
@@ -146,15 +140,7 @@ fn populate(cluster: &Cluster, objects: &[Value]) {
         .iter()
         .map(|o| {
             let mut o = (*o).clone();
-            if o["kind"] == "EndpointSlice" {
-                for e in o["endpoints"].as_array_mut().into_iter().flatten() {
-                    for a in e["addresses"].as_array_mut().into_iter().flatten() {
-                        if let Some(ip) = a.as_str().and_then(|s| s.strip_prefix("127.0.")) {
-                            *a = json!(format!("198.19.{ip}"));
-                        }
-                    }
-                }
-            }
+            mesh_cluster::off_loopback(&mut o);
             o.to_string()
         })
         .collect();

@@ -416,6 +416,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// The namespace and RBAC of `manifests/webhook` (`00-namespace.yaml`, `10-rbac.yaml`),
+    /// by server-side apply: what mesh-webhook's ServiceAccount ([`Cluster::webhook`]) may do.
+    pub fn install_webhook_rbac(&self) -> Result<(), Error> {
+        let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/webhook");
+        for f in ["00-namespace.yaml", "10-rbac.yaml"] {
+            let path = manifests.join(f).display().to_string();
+            self.kubectl(&["apply", "--server-side", "-f", &path], "")?;
+        }
+        Ok(())
+    }
+
     /// The process ids of the control plane (for `mesh-cluster down`).
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(|(_, c)| c.id()).collect()
@@ -456,6 +467,23 @@ impl Cluster {
     }
 }
 
+/// Move an EndpointSlice's loopback addresses (127.0.x.y, which the repository's examples and
+/// corpora give so that mesh-agent can serve them on this machine) to 198.19.x.y: an API server
+/// refuses loopback endpoint addresses, and 198.18.0.0/15 (RFC 2544) is routed nowhere, so no
+/// traffic can reach it by mistake. Other objects are left as they are.
+pub fn off_loopback(object: &mut serde_json::Value) {
+    if object["kind"] != "EndpointSlice" {
+        return;
+    }
+    for e in object["endpoints"].as_array_mut().into_iter().flatten() {
+        for a in e["addresses"].as_array_mut().into_iter().flatten() {
+            if let Some(rest) = a.as_str().and_then(|s| s.strip_prefix("127.0.")) {
+                *a = serde_json::Value::String(format!("198.19.{rest}"));
+            }
+        }
+    }
+}
+
 /// Run a kubectl command with `stdin`; stdout, or stderr as the error.
 pub fn run(command: Command, args: &[&str], stdin: &str) -> Result<String, Error> {
     let shown = format!("kubectl {}", args.join(" "));
@@ -483,6 +511,11 @@ impl Output {
             .lines()
             .filter_map(|l| l.strip_prefix("Warning: "))
             .collect()
+    }
+
+    /// Whether one of the warnings contains `text`.
+    pub fn warned(&self, text: &str) -> bool {
+        self.warnings().iter().any(|w| w.contains(text))
     }
 }
 
