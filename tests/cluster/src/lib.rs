@@ -100,8 +100,6 @@ pub struct Cluster {
     pub dir: PathBuf,
     /// `https://127.0.0.1:PORT`.
     pub server: String,
-    /// The CA that signed the API server's certificate (PEM).
-    pub ca_pem: String,
     pub admin: Identity,
     /// mesh-webhook's ServiceAccount (`mesh-system/mesh-webhook`, as `manifests/webhook` names it).
     pub webhook: Identity,
@@ -189,7 +187,6 @@ impl Cluster {
         sweep_stale_folders();
         let mut cluster = Cluster {
             server: String::new(),
-            ca_pem: String::new(),
             admin: Identity::new("admin", &["system:masters", "system:authenticated"]),
             webhook: Identity::service_account(SYSTEM_NAMESPACE, "mesh-webhook"),
             agent: Identity::service_account(SYSTEM_NAMESPACE, "mesh-agent"),
@@ -298,12 +295,10 @@ impl Cluster {
 
     /// The CA and the API server's serving certificate (issued as mesh-webhook issues its
     /// own: `ca.crt`, `tls.crt`, `tls.key`), and the ServiceAccount signing key.
-    fn certificates(&mut self) -> Result<(), Error> {
+    fn certificates(&self) -> Result<(), Error> {
         let extra = ["localhost".to_string(), "127.0.0.1".to_string()];
         mesh_webhook::certs::issue("kubernetes", "default", &extra, &self.dir, 30)
             .map_err(Error::Certificates)?;
-        self.ca_pem = std::fs::read_to_string(self.dir.join("ca.crt"))
-            .map_err(|e| Error::Write(self.dir.join("ca.crt"), e))?;
         let sa = rcgen::KeyPair::generate().map_err(|e| Error::Certificates(e.to_string()))?;
         write(&self.dir.join("sa.key"), &sa.serialize_pem())?;
         write(&self.dir.join("sa.pub"), &sa.public_key_pem())?;
