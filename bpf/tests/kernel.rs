@@ -1,0 +1,153 @@
+//! The programs on this machine's kernel: loaded, attached to a cgroup made for the test,
+//! and exercised by a client process in it. Every address is in 127.0.0.0/8, so a program
+//! that did not attach makes the test fail and never sends a packet off the host.
+
+#![cfg(all(target_os = "linux", feature = "programs"))]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mesh_bpf::datapath::{self, Datapath, Limits};
+use mesh_bpf::table::{Backend, Entry, Table};
+use mesh_echo::probe::{self, Job};
+use mesh_model::plan::services::Transport;
+
+/// The child side of `probe::run_in_cgroup`.
+#[test]
+fn probe_child() {
+    probe::child_main();
+}
+
+/// A cgroup and a pin folder of the test's own, removed at the end.
+struct Sandbox {
+    cgroup: PathBuf,
+    pins: PathBuf,
+}
+
+impl Sandbox {
+    /// `None` (and a line saying why) where the test cannot run.
+    fn new(name: &str) -> Option<Sandbox> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: eBPF cgroup programs need root");
+            return None;
+        }
+        let root = match datapath::cgroup2_root() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("skipped: no cgroup v2: {e}");
+                return None;
+            }
+        };
+        let id = format!("mesh-test-{}-{name}", std::process::id());
+        let cgroup = root.join(&id);
+        std::fs::create_dir_all(&cgroup).expect("making the test cgroup");
+        Some(Sandbox {
+            cgroup,
+            pins: Path::new("/sys/fs/bpf").join(id),
+        })
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = datapath::uninstall(&self.pins);
+        let _ = std::fs::remove_dir(&self.cgroup);
+    }
+}
+
+async fn echo(addr: SocketAddr, pod: &str, protocol: mesh_echo::EchoProtocol) {
+    let mut args = mesh_echo::Args::new(addr, pod, "test");
+    args.protocol = protocol;
+    let run = mesh_echo::serve(args).await.expect("backend address free");
+    tokio::spawn(run);
+}
+
+fn pods(results: &[serde_json::Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in results {
+        assert!(r.get("error").is_none(), "exchange failed: {r}");
+        *out.entry(r["pod"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_a_cluster_ip_reaches_backends_by_weight() {
+    let Some(sandbox) = Sandbox::new("weights") else {
+        return;
+    };
+    let port = mesh_model::testing::free_port();
+    let backends: Vec<SocketAddr> = (21..24)
+        .map(|i| format!("127.0.0.{i}:{port}").parse().unwrap())
+        .collect();
+    for (i, b) in backends.iter().enumerate() {
+        echo(*b, &format!("pod-{i}"), mesh_echo::EchoProtocol::Http).await;
+    }
+    let frontend: SocketAddr = "127.10.0.1:80".parse().unwrap();
+    let mut dp = Datapath::load(&sandbox.pins, Limits::default()).expect("loading the programs");
+    dp.attach(&sandbox.cgroup).expect("attaching");
+    let table = Table {
+        entries: vec![Entry {
+            frontend,
+            transport: Transport::Tcp,
+            service: "test/web".into(),
+            l7: false,
+            backends: vec![
+                Backend {
+                    addr: backends[0],
+                    weight: 2,
+                },
+                Backend {
+                    addr: backends[1],
+                    weight: 1,
+                },
+                Backend {
+                    addr: backends[2],
+                    weight: 1,
+                },
+            ],
+        }],
+        unrouted: vec![],
+    };
+    let report = dp.sync(&table);
+    assert_eq!(report.written, 1, "{report:?}");
+    let cgroup = sandbox.cgroup.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        probe::run_in_cgroup(
+            Some(&cgroup),
+            "probe_child",
+            &Job::Http {
+                addr: frontend,
+                host: "web".into(),
+                count: 400,
+            },
+        )
+    })
+    .await
+    .unwrap();
+    let pods = pods(&results);
+    // getpeername answers the ClusterIP the client dialled, not the backend.
+    assert!(
+        results.iter().all(|r| r["peer"] == "127.10.0.1:80"),
+        "{results:?}"
+    );
+    eprintln!("pods: {pods:?}");
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    // weight 2 of 4: expect 200 of 400; 5 sigma is ±50.
+    assert!((150..=250).contains(&pods["pod-0"]), "{pods:?}");
+    // A process outside the cgroup is untouched: nothing listens on the ClusterIP.
+    assert!(std::net::TcpStream::connect(frontend).is_err());
+    let views = dp.services(&|_| Some("test/web".into()));
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].backends.len(), 3);
+    let stats = dp.stats();
+    assert!(
+        stats
+            .iter()
+            .any(|c| c.name == "mesh_bpf_connect_tcp_total" && c.value >= 400),
+        "{stats:?}"
+    );
+}

@@ -1,0 +1,97 @@
+//! The Service table of the socket-level load balancer: every ClusterIP frontend of every
+//! Service (address, port, protocol) with the cluster holding its backends, and whether its
+//! traffic goes through the agent's L7 proxy because mesh (GAMMA) routes are attached to it.
+//!
+//! The eBPF programs translate a connect to a frontend into a backend; this table is what
+//! the agent writes into their maps, what `kubectl mesh proxy-config services` shows, and
+//! how the outbound entry turns a recorded original destination back into a Service.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::object::Object;
+use crate::resource::Resource;
+
+/// The transport of a Service port the socket load balancer handles (SCTP is left to
+/// the kernel's own path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        }
+    }
+}
+
+/// One Service port, reachable on each of the Service's ClusterIPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFrontend {
+    /// `namespace/name` of the Service.
+    pub service: String,
+    pub port_name: Option<String>,
+    /// The ClusterIPs (`spec.clusterIPs`, else `spec.clusterIP`): one per family.
+    pub addresses: Vec<IpAddr>,
+    pub port: u16,
+    pub transport: Transport,
+    /// The Plan cluster (`namespace/name:port`) whose endpoints are the backends.
+    pub cluster: String,
+    /// Mesh routes (HTTPRoute, GRPCRoute with this Service as parent) apply to the port:
+    /// connections go to the agent's outbound entry, which routes each request.
+    pub l7: bool,
+}
+
+impl ServiceFrontend {
+    /// Whether `addr` is one of this frontend's addresses, port and transport.
+    pub fn serves(&self, addr: SocketAddr, transport: Transport) -> bool {
+        self.transport == transport
+            && self.port == addr.port()
+            && self.addresses.contains(&addr.ip().to_canonical())
+    }
+
+    /// The Service's cluster-local name with the port, as the mesh entry routes it:
+    /// `name.namespace.svc.cluster.local` (with `:port` unless 80).
+    pub fn authority(&self) -> String {
+        let (ns, name) = self.service.split_once('/').unwrap_or(("", &self.service));
+        super::target::mesh_host(&format!("{name}.{ns}.svc.cluster.local"), self.port).into_owned()
+    }
+}
+
+/// The ClusterIPs of a Service that the socket load balancer serves: none for a headless
+/// Service (`None`), an ExternalName Service, or one not yet allocated an address.
+pub(crate) fn cluster_ips(svc: &Object) -> Vec<IpAddr> {
+    let Resource::Service(s) = &svc.resource else {
+        return Vec::new();
+    };
+    let Some(spec) = &s.spec else {
+        return Vec::new();
+    };
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return Vec::new();
+    }
+    let listed = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .chain(spec.cluster_ip.iter());
+    let mut out: Vec<IpAddr> = Vec::new();
+    for ip in listed.filter_map(|a| a.parse::<IpAddr>().ok()) {
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// The transport of a Service port (`TCP` when unset, as the API server defaults it).
+pub(crate) fn transport(protocol: Option<&str>) -> Option<Transport> {
+    match protocol.unwrap_or("TCP") {
+        "TCP" => Some(Transport::Tcp),
+        "UDP" => Some(Transport::Udp),
+        _ => None,
+    }
+}
