@@ -12,7 +12,8 @@ for d in examples/*/; do
 done
 
 "$BIN/mesh-echo" --endpoints-from "$CONFIG" >/dev/null 2>&1 &
-"$BIN/mesh-agent" --config-dir "$CONFIG" --gateway-addr 127.0.0.1 --admin-addr 127.0.0.1:15000 --outbound-addr 127.0.0.1:15001 2>/dev/null &
+"$BIN/mesh-agent" --config-dir "$CONFIG" --gateway-addr 127.0.0.1 --admin-addr 127.0.0.1:15000 --outbound-addr 127.0.0.1:15001 \
+    --bpf off --bpf-pin-dir /nonexistent/mesh-demo 2>/dev/null &
 for _ in $(seq 1 100); do
   curl -sf http://127.0.0.1:15000/ready >/dev/null && break
   sleep 0.1

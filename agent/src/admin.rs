@@ -75,6 +75,7 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     render: render::RenderOptions,
     limits: Arc<Limits>,
+    lb: Arc<crate::bpf::LoadBalancer>,
 ) {
     let render = Arc::new(render);
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -91,11 +92,12 @@ pub async fn serve(
     );
     loop {
         let (tcp, _, permit) = acceptor.next().await;
-        let (status, proxy, render, limits) = (
+        let (status, proxy, render, limits, lb) = (
             status.clone(),
             proxy.clone(),
             render.clone(),
             limits.clone(),
+            lb.clone(),
         );
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -103,6 +105,7 @@ pub async fn serve(
                 let plan = proxy.current.plan();
                 let proxy = proxy.clone();
                 let render = render.clone();
+                let lb = lb.clone();
                 async move {
                     let (code, body) = match req.uri().path() {
                         "/ready" => s.ready(),
@@ -115,7 +118,8 @@ pub async fn serve(
                             (200, render::clusters_json(&plan).to_string())
                         }
                         "/clusters" => (200, clusters_text(&plan)),
-                        "/stats/prometheus" => (200, proxy.stats.prometheus()),
+                        "/stats/prometheus" => (200, proxy.stats.prometheus() + &lb.prometheus()),
+                        "/services" => (200, lb.services_json(&plan)),
                         "/gateways" => (200, gateways(&plan, &render).to_string()),
                         "/explain" => explain(
                             &plan,

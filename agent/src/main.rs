@@ -10,6 +10,7 @@
 mod addresses;
 mod admin;
 mod body;
+mod bpf;
 mod config;
 mod ext_auth;
 mod filters;
@@ -142,6 +143,39 @@ struct Args {
     /// addressed (allow-any, Istio's ALLOW_ANY) or refuse it with 502 (registry-only).
     #[arg(long, value_enum, default_value_t = proxy::OutboundPolicy::AllowAny)]
     outbound_policy: proxy::OutboundPolicy,
+    /// eBPF socket load balancing of Service ClusterIPs (bpf/): auto turns it on when the
+    /// kernel and privileges allow and otherwise says why once; off also detaches what a
+    /// previous agent left pinned.
+    #[arg(long, value_enum, default_value_t = bpf::Mode::Auto)]
+    bpf: bpf::Mode,
+    /// The cgroup (v2) whose processes, and those of every cgroup below it, are balanced
+    /// (default: the cgroup v2 root, mounted at /run/kubectl-mesh/cgroupv2 when the host has
+    /// none).
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
+    /// Where the programs' maps and links are pinned (a bpf filesystem; mounted on
+    /// /sys/fs/bpf when missing), so balancing goes on while the agent restarts.
+    #[arg(long, default_value = mesh_bpf::datapath::DEFAULT_PIN_DIR)]
+    bpf_pin_dir: PathBuf,
+    /// Where connections to a Service with mesh routes are redirected: the outbound entry as
+    /// clients reach it (default: --outbound-addr; needed when that is 0.0.0.0, e.g. the
+    /// node's address in a DaemonSet).
+    #[arg(long)]
+    bpf_redirect_addr: Option<SocketAddr>,
+    /// Service frontends (ClusterIP, port, protocol) the maps hold.
+    #[arg(long, default_value_t = 65_536)]
+    bpf_max_services: u32,
+    /// Backend slots the maps hold, all Services together (two generations of a Service's
+    /// slots live while it changes).
+    #[arg(long, default_value_t = 262_144)]
+    bpf_max_backend_slots: u32,
+    /// Sockets remembered for getpeername, UDP replies and original destinations (LRU).
+    #[arg(long, default_value_t = 65_536)]
+    bpf_max_sockets: u32,
+    /// Slots one Service port may take: weights are scaled down to fit, and past this many
+    /// backends the rest are left out.
+    #[arg(long, default_value_t = 4_096)]
+    bpf_slots_per_service: usize,
 }
 
 fn main() {
@@ -200,6 +234,8 @@ struct Serving {
     bound: Vec<(SocketAddr, bool)>,
     /// How long a UDP flow lives without datagrams.
     udp_idle_timeout: Duration,
+    /// The eBPF socket load balancer, given each new Plan's Service table.
+    lb: Arc<bpf::LoadBalancer>,
 }
 
 impl Serving {
@@ -246,12 +282,14 @@ impl Serving {
                 )),
                 _ => None,
             };
+            let mesh = l.name == MESH_LISTENER;
             runtime.spawn(listen(
                 Socket {
                     addr,
                     gateway_address: l.address,
                     name: l.name.clone(),
                     protocol: l.protocol.clone(),
+                    original_destinations: mesh.then(|| self.lb.original_destinations()).flatten(),
                 },
                 self.proxy.clone(),
                 tls,
@@ -311,6 +349,9 @@ impl Serving {
                 let plan = Arc::new(*plan);
                 self.proxy.current.swap(plan.clone());
                 self.bind(&plan, runtime);
+                // New connections meet the new backends; the Plan that routes what the
+                // programs redirect is already in force.
+                self.lb.sync(&plan);
                 // The load is reported (its time with its outcome, under one lock) only once
                 // it serves: whoever sees this `last_reload` sees its Plan and findings.
                 let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
@@ -359,6 +400,8 @@ struct Socket {
     gateway_address: Option<std::net::IpAddr>,
     name: String,
     protocol: Protocol,
+    /// The mesh entry with the eBPF programs on: where redirected connections were going.
+    original_destinations: Option<mesh_bpf::datapath::OriginalDestinations>,
 }
 
 /// Accept on the socket's address and serve each connection by its protocol.
@@ -374,6 +417,7 @@ async fn listen(
         gateway_address,
         name,
         protocol,
+        original_destinations,
     } = socket;
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -396,6 +440,7 @@ async fn listen(
             port: addr.port(),
             scheme: if tls.is_some() { "https" } else { "http" },
             peer,
+            original_dst: original_destinations.as_ref().and_then(|o| o.take(peer)),
             sni: std::sync::OnceLock::new(),
             _permit: Some(permit),
         });
@@ -440,6 +485,27 @@ async fn run(args: Args) {
         Arc::new(proxy::Current::default()),
         settings,
     ));
+    let redirect = args
+        .bpf_redirect_addr
+        .or_else(|| (!args.outbound_addr.ip().is_unspecified()).then_some(args.outbound_addr));
+    let lb = match bpf::start(&bpf::Options {
+        mode: args.bpf,
+        cgroup: args.cgroup.clone(),
+        pin_dir: args.bpf_pin_dir.clone(),
+        redirect,
+        limits: mesh_bpf::datapath::Limits {
+            services: args.bpf_max_services,
+            slots: args.bpf_max_backend_slots,
+            sockets: args.bpf_max_sockets,
+            slots_per_service: args.bpf_slots_per_service,
+        },
+    }) {
+        Ok(lb) => Arc::new(lb),
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::exit(1);
+        }
+    };
     let render = render::RenderOptions {
         gateway_address: args.gateway_addr.to_string(),
         outbound_address: args.outbound_addr.ip().to_string(),
@@ -452,6 +518,7 @@ async fn run(args: Args) {
         proxy.clone(),
         render,
         limits.clone(),
+        lb.clone(),
     ));
     let mut serving = Serving {
         proxy,
@@ -464,6 +531,7 @@ async fn run(args: Args) {
         outbound_addr: args.outbound_addr,
         bound: Vec::new(),
         udp_idle_timeout: args.udp_idle_timeout,
+        lb,
     };
     let runtime = tokio::runtime::Handle::current();
     let opts = LoadOptions {

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST, LOCATION};
 use hyper::{Request, Response, StatusCode};
 use mesh_model::plan::ext_auth::ExternalAuth;
+use mesh_model::plan::services::Transport;
 use mesh_model::plan::session::{SessionKind, SessionPersistence};
 use mesh_model::plan::target::{self, Authority};
 use mesh_model::plan::{
@@ -82,6 +83,9 @@ pub struct Inbound {
     pub port: u16,
     pub scheme: &'static str,
     pub peer: std::net::SocketAddr,
+    /// The mesh entry: the Service address the client dialled before the eBPF programs
+    /// redirected its connection here (recorded by sock_ops under the client's address).
+    pub original_dst: Option<std::net::SocketAddr>,
     /// The server name a TLS client sent (set once its handshake is done): the listener it
     /// chose, which every request on the connection must be for (else 421).
     pub sni: std::sync::OnceLock<String>,
@@ -244,9 +248,17 @@ impl Proxy {
             path,
         } = incoming;
         let mesh = listener == MESH_LISTENER;
-        // The mesh routes by Service name and port; Gateway listeners by host. A redirect in
-        // the mesh keeps the Service port the client named.
-        let (routing_host, port) = if mesh {
+        // The mesh routes by Service name and port: of the Service the client dialled when
+        // the eBPF programs redirected it here (whatever its Host says), else of the
+        // absolute-form or Host authority. Gateway listeners route by host. A redirect in the
+        // mesh keeps the Service port the client named.
+        let dialled = inbound
+            .original_dst
+            .filter(|_| mesh)
+            .and_then(|dst| plan.services.find(dst, Transport::Tcp));
+        let (routing_host, port) = if let Some(service) = dialled {
+            (std::borrow::Cow::Owned(service.authority()), service.port)
+        } else if mesh {
             let port = authority.port_or(80);
             (target::mesh_host(&authority.host, port), port)
         } else {

@@ -82,6 +82,11 @@ async fn start() -> Agent {
             // stays on loopback.
             "--outbound-policy",
             "registry-only",
+            // Nothing attached to the machine's cgroups (tests run as root).
+            "--bpf",
+            "off",
+            "--bpf-pin-dir",
+            "/nonexistent/mesh-test",
         ])
         .stderr(Stdio::null())
         .spawn()

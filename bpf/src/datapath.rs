@@ -15,7 +15,7 @@ use aya::{Ebpf, EbpfLoader};
 
 use crate::layout::{Addr, Frontend, Service, SlotKey, LAYOUT_VERSION, SERVICE_L7, STATS};
 use crate::table::{self, Table};
-use crate::view::{BackendView, ServiceView};
+use crate::view::ServiceView;
 
 /// The object clang built from `sock_lb.c`.
 #[cfg(feature = "programs")]
@@ -288,14 +288,7 @@ fn views(
     entries
         .into_iter()
         .map(|(frontend, service, slots)| {
-            let mut backends: Vec<BackendView> = Vec::new();
-            for s in slots {
-                let address = s.socket_addr().to_string();
-                match backends.iter_mut().find(|b| b.address == address) {
-                    Some(b) => b.weight += 1,
-                    None => backends.push(BackendView { address, weight: 1 }),
-                }
-            }
+            let backends = crate::view::backends_of(slots.iter().map(Addr::socket_addr));
             ServiceView {
                 frontend: frontend.socket_addr().to_string(),
                 protocol: frontend.transport().map_or("?", |t| t.as_str()).to_string(),

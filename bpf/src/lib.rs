@@ -8,3 +8,6 @@ pub mod view;
 
 #[cfg(target_os = "linux")]
 pub mod datapath;
+
+#[cfg(all(target_os = "linux", feature = "testing"))]
+pub mod testing;

@@ -35,7 +35,7 @@ pub struct Entry {
 pub fn table(plan: &Plan, redirect: Option<SocketAddr>) -> Table {
     let mut entries = Vec::new();
     let mut unrouted = Vec::new();
-    for s in &plan.services {
+    for s in plan.services.iter() {
         let endpoints: Vec<Backend> = plan
             .clusters
             .get(&s.cluster)

@@ -26,3 +26,32 @@ pub struct BackendView {
     /// The backend's share of the frontend's slots.
     pub weight: u32,
 }
+
+/// Backends with their weights, from a frontend's slots (a backend in w slots has weight w).
+pub fn backends_of(slots: impl IntoIterator<Item = std::net::SocketAddr>) -> Vec<BackendView> {
+    let mut backends: Vec<BackendView> = Vec::new();
+    for s in slots {
+        let address = s.to_string();
+        match backends.iter_mut().find(|b| b.address == address) {
+            Some(b) => b.weight += 1,
+            None => backends.push(BackendView { address, weight: 1 }),
+        }
+    }
+    backends
+}
+
+/// What the maps would hold for `table` (the view when the programs are not loaded).
+pub fn planned(table: &crate::table::Table, slots_per_service: usize) -> Vec<ServiceView> {
+    table
+        .entries
+        .iter()
+        .map(|e| ServiceView {
+            frontend: e.frontend.to_string(),
+            protocol: e.transport.as_str().to_string(),
+            service: Some(e.service.clone()),
+            l7: e.l7,
+            version: 0,
+            backends: backends_of(crate::table::slots(&e.backends, slots_per_service)),
+        })
+        .collect()
+}

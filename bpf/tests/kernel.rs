@@ -2,14 +2,14 @@
 //! and exercised by a client process in it. Every address is in 127.0.0.0/8, so a program
 //! that did not attach makes the test fail and never sends a packet off the host.
 
-#![cfg(all(target_os = "linux", feature = "programs"))]
+#![cfg(target_os = "linux")]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
-use mesh_bpf::datapath::{self, Datapath, Limits};
+use mesh_bpf::datapath::{Datapath, Limits};
 use mesh_bpf::table::{Backend, Entry, Table};
+use mesh_bpf::testing::Sandbox;
 use mesh_echo::probe::{self, Job};
 use mesh_model::plan::services::Transport;
 
@@ -17,44 +17,6 @@ use mesh_model::plan::services::Transport;
 #[test]
 fn probe_child() {
     probe::child_main();
-}
-
-/// A cgroup and a pin folder of the test's own, removed at the end.
-struct Sandbox {
-    cgroup: PathBuf,
-    pins: PathBuf,
-}
-
-impl Sandbox {
-    /// `None` (and a line saying why) where the test cannot run.
-    fn new(name: &str) -> Option<Sandbox> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: eBPF cgroup programs need root");
-            return None;
-        }
-        let root = match datapath::cgroup2_root() {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("skipped: no cgroup v2: {e}");
-                return None;
-            }
-        };
-        let id = format!("mesh-test-{}-{name}", std::process::id());
-        let cgroup = root.join(&id);
-        std::fs::create_dir_all(&cgroup).expect("making the test cgroup");
-        Some(Sandbox {
-            cgroup,
-            pins: Path::new("/sys/fs/bpf").join(id),
-        })
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = datapath::uninstall(&self.pins);
-        let _ = std::fs::remove_dir(&self.cgroup);
-    }
 }
 
 async fn echo(addr: SocketAddr, pod: &str, protocol: mesh_echo::EchoProtocol) {

@@ -75,6 +75,13 @@ pub async fn spawn_limited(dir: &Path, args: &[&str], nofile: Option<u64>) -> Ag
             "20",
         ])
         .args(args)
+        // Tests run as root: without this the default (--bpf auto) would attach to the
+        // machine's cgroup root. The eBPF tests pass their own --bpf and sandbox.
+        .args(if args.contains(&"--bpf") {
+            Vec::new()
+        } else {
+            vec!["--bpf", "off", "--bpf-pin-dir", "/nonexistent/mesh-test"]
+        })
         .stderr(if std::env::var_os("MESH_TEST_LOGS").is_some() {
             Stdio::inherit()
         } else {

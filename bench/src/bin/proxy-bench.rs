@@ -379,6 +379,8 @@ fn main() {
         .args(["--gateway-addr", AGENT_ADDR, "--concurrency", "1"])
         .args(["--admin-addr", &format!("{AGENT_ADDR}:19002")])
         .args(["--outbound-addr", &format!("{AGENT_ADDR}:19003")])
+        // The proxy alone, as Envoy runs; nothing attached to this machine's cgroups.
+        .args(["--bpf", "off", "--bpf-pin-dir", "/nonexistent/proxy-bench"])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap_or_else(|e| fail(format!("mesh-agent: {e} (make build)")));

@@ -289,7 +289,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
         route_status: super::status::routes(snap),
         gateway_status,
         mirror_count: mirrors,
-        services,
+        services: super::services::ServiceTable::new(services),
     }
 }
 

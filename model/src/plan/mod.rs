@@ -43,7 +43,7 @@ pub struct Plan {
     /// Mirrors in the Plan (ids run from 0).
     pub mirror_count: usize,
     /// Every ClusterIP frontend, for the socket-level load balancer, in Service order.
-    pub services: Vec<services::ServiceFrontend>,
+    pub services: services::ServiceTable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -6,6 +6,7 @@
 //! the agent writes into their maps, what `kubectl mesh proxy-config services` shows, and
 //! how the outbound entry turns a recorded original destination back into a Service.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::object::Object;
@@ -46,18 +47,52 @@ pub struct ServiceFrontend {
 }
 
 impl ServiceFrontend {
-    /// Whether `addr` is one of this frontend's addresses, port and transport.
-    pub fn serves(&self, addr: SocketAddr, transport: Transport) -> bool {
-        self.transport == transport
-            && self.port == addr.port()
-            && self.addresses.contains(&addr.ip().to_canonical())
-    }
-
     /// The Service's cluster-local name with the port, as the mesh entry routes it:
     /// `name.namespace.svc.cluster.local` (with `:port` unless 80).
     pub fn authority(&self) -> String {
         let (ns, name) = self.service.split_once('/').unwrap_or(("", &self.service));
         super::target::mesh_host(&format!("{name}.{ns}.svc.cluster.local"), self.port).into_owned()
+    }
+}
+
+/// Every frontend, indexed by address, port and transport (the outbound entry looks one up
+/// per connection; a cluster has thousands).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceTable {
+    frontends: Vec<ServiceFrontend>,
+    index: HashMap<(IpAddr, u16, Transport), usize>,
+}
+
+impl ServiceTable {
+    pub fn new(frontends: Vec<ServiceFrontend>) -> Self {
+        let mut index = HashMap::new();
+        for (i, f) in frontends.iter().enumerate() {
+            for ip in &f.addresses {
+                // The first Service to claim an address keeps it (the API server allows one).
+                index.entry((*ip, f.port, f.transport)).or_insert(i);
+            }
+        }
+        ServiceTable { frontends, index }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ServiceFrontend> {
+        self.frontends.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frontends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frontends.is_empty()
+    }
+
+    /// The Service port at `addr` (an IPv4-mapped IPv6 address finds its IPv4 frontend).
+    pub fn find(&self, addr: SocketAddr, transport: Transport) -> Option<&ServiceFrontend> {
+        let i = self
+            .index
+            .get(&(addr.ip().to_canonical(), addr.port(), transport))?;
+        self.frontends.get(*i)
     }
 }
 

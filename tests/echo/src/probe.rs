@@ -23,6 +23,14 @@ pub enum Job {
         host: String,
         count: usize,
     },
+    /// The same, one connection after another until the file `stop` exists (at most
+    /// `count`): load that lasts exactly as long as what the test does meanwhile.
+    HttpUntil {
+        addr: SocketAddr,
+        host: String,
+        count: usize,
+        stop: std::path::PathBuf,
+    },
     /// `count` datagrams to `addr` from one socket, each waiting for its reply.
     Udp { addr: SocketAddr, count: usize },
 }
@@ -32,6 +40,14 @@ impl Job {
         match self {
             Job::Http { addr, host, count } => {
                 json!({"kind": "http", "addr": addr.to_string(), "host": host, "count": count})
+            }
+            Job::HttpUntil {
+                addr,
+                host,
+                count,
+                stop,
+            } => {
+                json!({"kind": "http", "addr": addr.to_string(), "host": host, "count": count, "stop": stop})
             }
             Job::Udp { addr, count } => {
                 json!({"kind": "udp", "addr": addr.to_string(), "count": count})
@@ -111,7 +127,11 @@ pub fn child_main() {
         Some("udp") => udp(addr, count),
         _ => {
             let host = job["host"].as_str().unwrap_or("").to_string();
-            (0..count).map(|_| http_once(addr, &host)).collect()
+            let stop = job["stop"].as_str().map(std::path::PathBuf::from);
+            (0..count)
+                .take_while(|_| !stop.as_ref().is_some_and(|s| s.exists()))
+                .map(|_| http_once(addr, &host))
+                .collect()
         }
     };
     let mut out = std::io::stdout().lock();

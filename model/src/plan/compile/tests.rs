@@ -613,3 +613,87 @@ fn gateways_ask_for_addresses_mesh_agent_can_bind() {
     let want: Vec<std::net::IpAddr> = vec!["127.0.9.9".parse().unwrap(), "::1".parse().unwrap()];
     assert_eq!(l.requested_addresses, want);
 }
+
+/// The socket load balancer's table: one frontend per ClusterIP Service port (53/UDP and
+/// 53/TCP are two), none for headless or ExternalName Services, L7 only where a mesh route
+/// is attached, backends in the port's cluster.
+#[test]
+fn service_table_lists_cluster_ip_frontends() {
+    use crate::plan::services::Transport;
+    let yaml = "
+apiVersion: v1
+kind: Service
+metadata: {name: dns, namespace: kube-system}
+spec:
+  clusterIP: 10.96.0.10
+  clusterIPs: [10.96.0.10, 'fd00::a']
+  ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: default}
+spec: {clusterIP: None, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9000}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}, {name: admin, port: 9000}]
+endpoints: [{addresses: [10.0.0.1], conditions: {ready: true}}, {addresses: [10.0.0.2], conditions: {ready: false}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{group: '', kind: Service, name: web, port: 80}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+";
+    let plan = plan_of(yaml);
+    let rows: Vec<(String, u16, Transport, bool, usize)> = plan
+        .services
+        .iter()
+        .map(|f| {
+            (
+                f.service.clone(),
+                f.port,
+                f.transport,
+                f.l7,
+                f.addresses.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("kube-system/dns".to_string(), 53, Transport::Udp, false, 2),
+            ("kube-system/dns".to_string(), 53, Transport::Tcp, false, 2),
+            ("default/web".to_string(), 80, Transport::Tcp, true, 1),
+            ("default/web".to_string(), 9000, Transport::Tcp, false, 1),
+        ]
+    );
+    let web = plan
+        .services
+        .find("10.96.0.20:80".parse().unwrap(), Transport::Tcp)
+        .unwrap();
+    assert_eq!(web.authority(), "web.default.svc.cluster.local");
+    let endpoints = &plan.clusters[&web.cluster].endpoints;
+    assert_eq!(endpoints.len(), 1, "only the ready endpoint: {endpoints:?}");
+    assert_eq!(
+        (endpoints[0].address.as_str(), endpoints[0].port),
+        ("10.0.0.1", 8080)
+    );
+    // An IPv4-mapped address finds the IPv4 frontend; the other transport does not.
+    assert!(plan
+        .services
+        .find("[::ffff:10.96.0.10]:53".parse().unwrap(), Transport::Udp)
+        .is_some());
+    assert!(plan
+        .services
+        .find("10.96.0.20:80".parse().unwrap(), Transport::Udp)
+        .is_none());
+}
