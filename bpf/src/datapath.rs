@@ -222,8 +222,9 @@ impl Maps {
 
     fn open(dir: &Path) -> Result<Self, Error> {
         let open = |name: &'static str| {
-            let data = MapData::from_pin(dir.join(name)).map_err(map_err(name))?;
-            aya::maps::Map::from_map_data(data).map_err(map_err(name))
+            let path = dir.join(name);
+            let data = MapData::from_pin(&path).map_err(|e| setup(&path, e))?;
+            aya::maps::Map::from_map_data(data).map_err(|e| setup(&path, e))
         };
         Ok(Maps {
             services: HashMap::try_from(open("mesh_services")?)
@@ -605,6 +606,9 @@ pub fn uninstall(pin_dir: &Path) -> Result<bool, Error> {
 /// services --bpf-pin`), like `cilium-dbg bpf lb list`.
 pub fn read_pinned(pin_dir: &Path) -> Result<(Vec<ServiceView>, Vec<Counter>), Error> {
     let dir = pin_dir.join(format!("v{LAYOUT_VERSION}"));
+    if !dir.is_dir() {
+        return Err(setup(&dir, "no maps of this agent version are pinned here"));
+    }
     let maps = Maps::open(&dir)?;
     Ok((views(maps.read(), &|_| None), maps.stats()))
 }

@@ -136,6 +136,9 @@ pub enum ProxyConfigSection {
     Secrets(ProxyConfigArgs),
     /// Every section.
     All(ProxyConfigArgs),
+    /// The eBPF socket load balancer's Services: each ClusterIP frontend with its backends
+    /// and weights, or the agent's outbound entry (L7), like `cilium-dbg service list`.
+    Services(ServicesArgs),
     /// What changed between two configurations, section by section (each an admin URL or a
     /// dump file).
     Diff {
@@ -171,6 +174,25 @@ pub struct ProxyConfigArgs {
     /// Only this cluster (its endpoints, and the routes that send to it).
     #[arg(long)]
     pub cluster: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServicesArgs {
+    /// `pod/NAME` or `node/NAME`: the mesh-agent there (needs cluster access).
+    pub target: Option<String>,
+    /// A mesh-agent's admin API (`/services`).
+    #[arg(long, conflicts_with_all = ["bpf_pin", "target"])]
+    pub admin: Option<String>,
+    /// Read the pinned maps under this folder directly (on the node, as root), like
+    /// `cilium-dbg bpf lb list`: what the kernel balances even with no agent running.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "/sys/fs/bpf/kubectl-mesh", conflicts_with = "target")]
+    pub bpf_pin: Option<std::path::PathBuf>,
+    /// Output format: a table, frontends only, or the raw list.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
+    /// Only the frontends of this Service (`namespace/name`).
+    #[arg(long)]
+    pub service: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

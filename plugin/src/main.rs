@@ -11,6 +11,7 @@ mod explain;
 mod proxy_config;
 mod proxy_status;
 mod report;
+mod services;
 mod suppress;
 mod table;
 

@@ -846,6 +846,7 @@ pub fn run(global: &crate::cli::Global, section: &crate::cli::ProxyConfigSection
         S::Endpoints(a) => ("endpoints", a),
         S::Secrets(a) => ("secrets", a),
         S::All(a) => ("all", a),
+        S::Services(a) => return crate::services::run(global, a),
     };
     let source = match source_of(args) {
         Ok(s) => s,
