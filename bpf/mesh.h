@@ -57,8 +57,20 @@ struct mesh_slot_key {
 	__u32 slot;
 };
 
-/* Key of mesh_revnat: a socket (by cookie) and the backend it was sent to; the
- * value is the frontend that was dialled, for getpeername and UDP replies. */
+/* What a connected socket dialled (value of mesh_socks, by socket cookie,
+ * removed when the socket is released, so a long-lived connection never loses
+ * its entry and closed ones leave none). getpeername and replies read it; for a
+ * frontend with MESH_SERVICE_L7, sock_ops files the frontend under the client's
+ * address for the proxy. */
+struct mesh_sock {
+	struct mesh_addr frontend;
+	struct mesh_addr backend;
+	__u32 flags;
+};
+
+/* Key of mesh_revnat: an unconnected UDP socket (by cookie) and a backend it
+ * sent a datagram to (each datagram may go to another); the value is the
+ * frontend, for the replies' source. */
 struct mesh_revnat_key {
 	__u64 cookie;
 	struct mesh_addr backend;
@@ -72,7 +84,8 @@ enum mesh_stat {
 	MESH_STAT_REFUSED = 3,  /* refused: the Service has no backend */
 	MESH_STAT_FAMILY = 4,   /* refused: backend of another address family */
 	MESH_STAT_REVERSED = 5, /* getpeername / recvmsg answers rewritten back */
-	MESH_STAT_MAX = 6,
+	MESH_STAT_UNTRACKED = 6, /* translated, but mesh_socks was full */
+	MESH_STAT_MAX = 7,
 };
 
 /* The sizes bpf/src/layout.rs mirrors (it asserts the same numbers). */
@@ -81,5 +94,6 @@ _Static_assert(sizeof(struct mesh_frontend) == 20, "mesh_frontend layout changed
 _Static_assert(sizeof(struct mesh_service) == 12, "mesh_service layout changed");
 _Static_assert(sizeof(struct mesh_slot_key) == 28, "mesh_slot_key layout changed");
 _Static_assert(sizeof(struct mesh_revnat_key) == 32, "mesh_revnat_key layout changed");
+_Static_assert(sizeof(struct mesh_sock) == 44, "mesh_sock layout changed");
 
 #endif

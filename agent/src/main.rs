@@ -169,7 +169,9 @@ struct Args {
     /// slots live while it changes).
     #[arg(long, default_value_t = 262_144)]
     bpf_max_backend_slots: u32,
-    /// Sockets remembered for getpeername, UDP replies and original destinations (LRU).
+    /// Entries (LRU) for the replies of unconnected UDP sockets (one per socket and backend)
+    /// and for the original destinations of redirected connections not yet accepted.
+    /// Connected sockets keep what they dialled in their own storage, freed with them.
     #[arg(long, default_value_t = 65_536)]
     bpf_max_sockets: u32,
     /// Slots one Service port may take: weights are scaled down to fit, and past this many

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
 use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, SockOps};
+use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, SockOps};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::layout::{Addr, Frontend, Service, SlotKey, LAYOUT_VERSION, SERVICE_L7, STATS};
@@ -25,7 +25,7 @@ static OBJECT: &[u8] = &[];
 
 /// The programs, in the order they are attached (sock_ops last: it only reads what the
 /// connect programs wrote).
-const PROGRAMS: [&str; 9] = [
+const PROGRAMS: [&str; 10] = [
     "mesh_connect4",
     "mesh_connect6",
     "mesh_sendmsg4",
@@ -35,6 +35,7 @@ const PROGRAMS: [&str; 9] = [
     "mesh_getpeername4",
     "mesh_getpeername6",
     "mesh_sockops",
+    "mesh_release",
 ];
 
 /// Where the maps and links are pinned by default, as Cilium pins under `/sys/fs/bpf/tc`.
@@ -346,8 +347,8 @@ impl Datapath {
             .default_map_pin_directory(&dir)
             .map_max_entries("mesh_services", limits.services)
             .map_max_entries("mesh_slots", limits.slots)
+            .map_max_entries("mesh_socks", limits.sockets)
             .map_max_entries("mesh_revnat", limits.sockets)
-            .map_max_entries("mesh_pending", limits.sockets)
             .map_max_entries("mesh_origdst", limits.sockets);
         let mut ebpf = loader
             .load(OBJECT)
@@ -360,6 +361,7 @@ impl Datapath {
             let loaded = match program {
                 aya::programs::Program::CgroupSockAddr(p) => p.load(),
                 aya::programs::Program::SockOps(p) => p.load(),
+                aya::programs::Program::CgroupSock(p) => p.load(),
                 _ => Err(aya::programs::ProgramError::UnexpectedProgramType),
             };
             loaded.map_err(|source| Error::Program {
@@ -401,6 +403,7 @@ impl Datapath {
             let link: FdLink = match program {
                 aya::programs::Program::CgroupSockAddr(p) => attach_sock_addr(p, &file),
                 aya::programs::Program::SockOps(p) => attach_sock_ops(p, &file),
+                aya::programs::Program::CgroupSock(p) => attach_sock(p, &file),
                 _ => Err(aya::programs::ProgramError::UnexpectedProgramType.into()),
             }
             .map_err(|source| Error::Attach { name, source })?;
@@ -552,6 +555,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 // cgroups, no getpeername hooks) are refused by the loader before this.
 
 fn attach_sock_addr(p: &mut CgroupSockAddr, cgroup: &File) -> Result<FdLink, BoxError> {
+    let id = p.attach(cgroup, CgroupAttachMode::Single)?;
+    Ok(FdLink::try_from(p.take_link(id)?)?)
+}
+
+fn attach_sock(p: &mut CgroupSock, cgroup: &File) -> Result<FdLink, BoxError> {
     let id = p.attach(cgroup, CgroupAttachMode::Single)?;
     Ok(FdLink::try_from(p.take_link(id)?)?)
 }

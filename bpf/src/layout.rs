@@ -100,7 +100,7 @@ pub struct SlotKey {
 }
 
 /// `enum mesh_stat`: the counters of `mesh_stats`, with their Prometheus names.
-pub const STATS: [(u32, &str, &str); 6] = [
+pub const STATS: [(u32, &str, &str); 7] = [
     (
         0,
         "mesh_bpf_connect_tcp_total",
@@ -130,6 +130,11 @@ pub const STATS: [(u32, &str, &str); 6] = [
         5,
         "mesh_bpf_reverse_total",
         "getpeername answers and UDP reply sources rewritten back to the Service",
+    ),
+    (
+        6,
+        "mesh_bpf_untracked_total",
+        "connects translated whose socket could not be remembered (--bpf-max-sockets reached): getpeername shows the backend, and a redirect is not routed by its original destination",
     ),
 ];
 
@@ -165,7 +170,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<SlotKey>(), 28);
         let header = include_str!("../mesh.h");
         assert!(header.contains(&format!("#define MESH_LAYOUT_VERSION {LAYOUT_VERSION}")));
-        assert!(header.contains("MESH_STAT_MAX = 6"));
+        assert!(header.contains("MESH_STAT_MAX = 7"));
     }
 
     #[test]
