@@ -78,6 +78,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mesh_stats SEC(".maps");
 
+/* Set by the loader: the kernel has bpf_set_retval (5.18), so a connect to a
+ * Service without backends fails with ECONNREFUSED as kube-proxy's REJECT
+ * makes it; older kernels give EPERM. A read-only constant, so the verifier
+ * never sees the call on a kernel without the helper. */
+volatile const __u32 mesh_has_set_retval = 0;
+
+static __always_inline void fail_with(int err)
+{
+	if (mesh_has_set_retval)
+		bpf_set_retval(err);
+}
+
 enum pick {
 	PICK_NONE,    /* not a Service frontend: leave the socket alone */
 	PICK_OK,
@@ -215,12 +227,12 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, int v6, int udp_
 		return 1;
 	if (r == PICK_REFUSE) {
 		count(MESH_STAT_REFUSED);
-		bpf_set_retval(-ECONNREFUSED);
+		fail_with(-ECONNREFUSED);
 		return 0;
 	}
 	if (!v6 && !is_v4_mapped(backend.addr)) {
 		count(MESH_STAT_FAMILY);
-		bpf_set_retval(-EHOSTUNREACH);
+		fail_with(-EHOSTUNREACH);
 		return 0;
 	}
 	/* A redirect applies to TCP only; the agent never marks a UDP frontend. */

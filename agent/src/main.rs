@@ -56,8 +56,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 )]
 struct Args {
     /// Run on the YAML in this folder (watched for changes).
-    #[arg(long)]
-    config_dir: PathBuf,
+    #[arg(long, required_unless_present = "bpf_uninstall")]
+    config_dir: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin_addr: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:15001")]
@@ -178,6 +178,11 @@ struct Args {
     /// backends the rest are left out.
     #[arg(long, default_value_t = 4_096)]
     bpf_slots_per_service: usize,
+    /// Detach the eBPF programs a previous agent pinned under --bpf-pin-dir, remove the
+    /// pins, and exit: the node's uninstall step (the programs otherwise keep balancing with
+    /// the last maps, as they do while an agent restarts).
+    #[arg(long)]
+    bpf_uninstall: bool,
 }
 
 fn main() {
@@ -459,6 +464,22 @@ async fn listen(
 
 async fn run(args: Args) {
     init_logging();
+    let Some(config_dir) = args.config_dir.clone() else {
+        // Only --bpf-uninstall runs without a configuration (clap enforces it).
+        match mesh_bpf::datapath::uninstall(&args.bpf_pin_dir) {
+            Ok(true) => {
+                tracing::info!(pins = %args.bpf_pin_dir.display(), "eBPF programs detached and their pins removed")
+            }
+            Ok(false) => {
+                tracing::info!(pins = %args.bpf_pin_dir.display(), "no eBPF programs pinned there; nothing to detach")
+            }
+            Err(e) => {
+                tracing::error!("detaching the eBPF programs: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    };
     let fd_limit = serve::raise_fd_limit();
     let limits = Arc::new(Limits {
         request_headers_timeout: args.request_headers_timeout,
@@ -542,7 +563,7 @@ async fn run(args: Args) {
         ..LoadOptions::default()
     };
     let (dir, settle, allow_empty) = (
-        args.config_dir,
+        config_dir,
         Duration::from_millis(args.reload_delay_ms),
         args.allow_empty_config,
     );

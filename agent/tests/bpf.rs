@@ -109,6 +109,7 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
         service("routed", "127.10.1.3", 80, "TCP", port, &routed),
         service("routed-v2", "127.10.1.5", 80, "TCP", port, &v2),
         service("decoy", "127.10.1.4", 80, "TCP", port, &decoy),
+        service("empty", "127.10.1.6", 80, "TCP", port, &[]),
         format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: routed, namespace: {NS}}}\nspec:\n  parentRefs: [{{group: '', kind: Service, name: routed, port: 80}}]\n  rules:\n  - backendRefs: [{{name: routed-v2, port: 80}}]\n"),
     ]
     .join("---\n");
@@ -170,6 +171,16 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
         "{results:?}"
     );
 
+    // A Service without endpoints refuses the connect (ECONNREFUSED, as kube-proxy's REJECT):
+    // the program did it, as its counter says.
+    let results = probe_in(&sandbox, http("127.10.1.6:80", "empty.lb", 1)).await;
+    assert!(
+        results[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused")),
+        "{results:?}"
+    );
+
     // A process outside the cgroup is untouched: nothing listens on a ClusterIP.
     assert!(std::net::TcpStream::connect("127.10.1.1:80").is_err());
 
@@ -203,6 +214,7 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
     assert!(counter("mesh_bpf_connect_tcp_total") >= 300, "{stats}");
     assert!(counter("mesh_bpf_connect_udp_total") >= 5, "{stats}");
     assert_eq!(counter("mesh_bpf_redirect_l7_total"), 20, "{stats}");
+    assert_eq!(counter("mesh_bpf_refused_no_backend_total"), 1, "{stats}");
 }
 
 /// A client in the sandbox connecting to 127.10.2.1:80 again and again until stopped.

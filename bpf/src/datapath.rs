@@ -342,8 +342,13 @@ impl Datapath {
         ensure_bpffs(pin_dir)?;
         let dir = pin_dir.join(format!("v{LAYOUT_VERSION}"));
         std::fs::create_dir_all(dir.join("links")).map_err(|e| setup(&dir, e))?;
+        let has_set_retval = u32::from(
+            aya::util::KernelVersion::current()
+                .is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 18, 0)),
+        );
         let mut loader = EbpfLoader::new();
         loader
+            .override_global("mesh_has_set_retval", &has_set_retval, true)
             .default_map_pin_directory(&dir)
             .map_max_entries("mesh_services", limits.services)
             .map_max_entries("mesh_slots", limits.slots)
