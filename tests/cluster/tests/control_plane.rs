@@ -52,6 +52,35 @@ fn the_control_plane_serves_authorizes_and_finalizes() {
         .unwrap();
     assert!(ip.starts_with("127.80."), "pod IP {ip}");
 
+    // The agent's DaemonSet as shipped (host network, eBPF capabilities, bpffs and cgroup
+    // mounts) passes the API server's validation and rolls out on the (kwok) node.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut manifests =
+        std::fs::read_to_string(root.join("manifests/webhook/00-namespace.yaml")).unwrap();
+    for file in [
+        "10-serviceaccount.yaml",
+        "20-config.yaml",
+        "30-daemonset.yaml",
+    ] {
+        manifests.push_str("\n---\n");
+        manifests
+            .push_str(&std::fs::read_to_string(root.join("manifests/agent").join(file)).unwrap());
+    }
+    cluster.kubectl(&["apply", "-f", "-"], &manifests).unwrap();
+    cluster
+        .kubectl(
+            &[
+                "-n",
+                "mesh-system",
+                "rollout",
+                "status",
+                "ds/mesh-agent",
+                "--timeout=90s",
+            ],
+            "",
+        )
+        .unwrap();
+
     // The Gateway API CRDs are served, with their schema and CEL rules enforced by the API
     // server: a PathPrefix value must start with '/'.
     cluster.install_crds("experimental").unwrap();
