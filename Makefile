@@ -47,6 +47,9 @@ demo: deps build
 	@echo "== mesh-agent serving the examples, with mesh-echo backends"
 	bash tests/demo-agent.sh
 	@echo
+	@echo "== mesh-agent's eBPF socket load balancer: ClusterIPs balanced at connect(), in a cgroup made for the demo (root)"
+	bash tests/demo-bpf.sh
+	@echo
 	@echo "== the same as kubectl sees it, through plugin discovery"
 	-PATH="$(CURDIR)/target/release:$$PATH" kubectl mesh analyze examples/broken/acme-hr-not-allowed.yaml
 
@@ -98,8 +101,11 @@ lint:
 docs:
 	UPDATE_DOCS=1 $(CARGO) test -p mesh-model docs_rules_md_is_current
 
-# proxy-bench needs the load generators: wrk (Debian) and oha (crates.io).
+# proxy-bench needs the load generators: wrk (Debian) and oha (crates.io); socket-lb-bench
+# needs iptables (Debian) and root.
 bench-deps: deps
+	@command -v iptables-restore >/dev/null || (apt-get update -qq && apt-get install -y -qq iptables >/dev/null) || \
+		echo "warning: could not install iptables; run: apt-get install iptables"
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || \
 		echo "warning: could not install wrk; run: apt-get install wrk"
 	@command -v oha >/dev/null || $(CARGO) install oha --locked --version 1.16.0 || \
@@ -113,6 +119,7 @@ bench: build bench-deps
 	target/release/webhook-bench --sizes 1000,10000 --requests 5000
 	target/release/decide-bench --routes 10000
 	PATH="$$HOME/.cargo/bin:$$PATH" target/release/proxy-bench --rounds 3 --seconds 10
+	target/release/socket-lb-bench --rounds 15 --connects 2000 --seconds 3
 
 clean:
 	$(CARGO) clean
