@@ -44,13 +44,6 @@ fn service(
     )
 }
 
-async fn echo(addr: SocketAddr, pod: &str, protocol: mesh_echo::EchoProtocol) {
-    let mut args = mesh_echo::Args::new(addr, pod, NS);
-    args.protocol = protocol;
-    let run = mesh_echo::serve(args).await.expect("backend address free");
-    tokio::spawn(run);
-}
-
 fn tally(results: &[Value]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for r in results {
@@ -83,7 +76,9 @@ async fn backends(port: u16, hosts: &[u8], protocol: mesh_echo::EchoProtocol) ->
     let mut out = Vec::new();
     for h in hosts {
         let addr: SocketAddr = format!("127.0.1.{h}:{port}").parse().unwrap();
-        echo(addr, &format!("pod-{h}"), protocol).await;
+        mesh_echo::spawn(addr, &format!("pod-{h}"), NS, protocol)
+            .await
+            .expect("backend address free");
         out.push(format!("127.0.1.{h}"));
     }
     out

@@ -19,13 +19,6 @@ fn probe_child() {
     probe::child_main();
 }
 
-async fn echo(addr: SocketAddr, pod: &str, protocol: mesh_echo::EchoProtocol) {
-    let mut args = mesh_echo::Args::new(addr, pod, "test");
-    args.protocol = protocol;
-    let run = mesh_echo::serve(args).await.expect("backend address free");
-    tokio::spawn(run);
-}
-
 fn pods(results: &[serde_json::Value]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for r in results {
@@ -46,7 +39,14 @@ async fn connect_to_a_cluster_ip_reaches_backends_by_weight() {
         .map(|i| format!("127.0.0.{i}:{port}").parse().unwrap())
         .collect();
     for (i, b) in backends.iter().enumerate() {
-        echo(*b, &format!("pod-{i}"), mesh_echo::EchoProtocol::Http).await;
+        mesh_echo::spawn(
+            *b,
+            &format!("pod-{i}"),
+            "test",
+            mesh_echo::EchoProtocol::Http,
+        )
+        .await
+        .expect("backend address free");
     }
     let frontend: SocketAddr = "127.10.0.1:80".parse().unwrap();
     let mut dp = Datapath::load(&sandbox.pins, Limits::default()).expect("loading the programs");

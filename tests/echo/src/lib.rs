@@ -470,6 +470,20 @@ async fn handshake(
 }
 
 /// A running backend: its accept loop, to spawn.
+/// Serve an echo backend named `pod` in `namespace` on `listen`, speaking `protocol`, as a
+/// task of the current runtime (tests that run their backends in-process).
+pub async fn spawn(
+    listen: SocketAddr,
+    pod: &str,
+    namespace: &str,
+    protocol: EchoProtocol,
+) -> std::io::Result<()> {
+    let mut args = Args::new(listen, pod, namespace);
+    args.protocol = protocol;
+    tokio::spawn(serve(args).await?);
+    Ok(())
+}
+
 pub type Running = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 fn futures_boxed(f: impl std::future::Future<Output = ()> + Send + 'static) -> Running {
