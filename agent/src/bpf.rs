@@ -101,6 +101,9 @@ impl LoadBalancer {
             tracing::warn!(frontend = %f, "mesh routes of this Service do not apply to socket-balanced traffic: the outbound entry has no address of its family (--bpf-redirect-addr)");
         }
         let report = dp.sync(&table);
+        if let Some(why) = &report.sock_ops {
+            tracing::error!(error = %why, "cannot attach or detach the sock_ops program; connections redirected to the outbound entry are routed by their Host header meanwhile");
+        }
         for (frontend, why) in &report.failed {
             tracing::error!(%frontend, error = %why, "cannot write the Service into the eBPF maps; its connections keep their previous backends");
         }

@@ -117,6 +117,10 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
     )
     .await;
     agent.loaded().await;
+    assert!(
+        sandbox.pins.join("v1/links/mesh_sockops").exists(),
+        "a Service has mesh routes: sock_ops is attached"
+    );
 
     // Spread over the three endpoints, each connection's peer the ClusterIP it dialled.
     let results = probe_in(&sandbox, http("127.10.1.1:80", "web.lb", 300)).await;
@@ -261,9 +265,22 @@ async fn changes_and_restarts_lose_no_connect() {
     .unwrap();
     let cgroup = sandbox.cgroup.display().to_string();
     let pins = sandbox.pins.display().to_string();
-    let flags = ["--bpf", "on", "--cgroup", &cgroup, "--bpf-pin-dir", &pins];
+    // Destinations that are no Service are refused, never looked up: traffic stays on loopback.
+    let flags = [
+        "--bpf",
+        "on",
+        "--cgroup",
+        &cgroup,
+        "--bpf-pin-dir",
+        &pins,
+        "--outbound-policy",
+        "registry-only",
+    ];
     let mut first = support::spawn(&dir, &flags).await;
     first.loaded().await;
+    // No Service has mesh routes: sock_ops (five runs per TCP connection) is not attached.
+    assert!(!sandbox.pins.join("v1/links/mesh_sockops").exists());
+    assert!(sandbox.pins.join("v1/links/mesh_connect4").exists());
 
     // Swap 71 for 73 while a client connects again and again.
     let load = under_load(&sandbox, "change");
@@ -287,6 +304,19 @@ async fn changes_and_restarts_lose_no_connect() {
         "{after:?}"
     );
 
+    // A mesh route appears: sock_ops is attached (before the frontend is redirected); it is
+    // detached again when the route goes.
+    let route = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: web, namespace: {NS}}}\nspec:\n  parentRefs: [{{group: '', kind: Service, name: web, port: 80}}]\n  rules: [{{backendRefs: [{{name: web, port: 80}}]}}]\n");
+    first.write("route.yaml", &route).await;
+    assert!(sandbox.pins.join("v1/links/mesh_sockops").exists());
+    let routed = tally(&probe_in(&sandbox, http("127.10.2.1:80", "nothing.example", 20)).await);
+    assert!(
+        routed.keys().all(|k| k.starts_with("pod-")),
+        "routed by the address dialled: {routed:?}"
+    );
+    first.remove("route.yaml").await;
+    assert!(!sandbox.pins.join("v1/links/mesh_sockops").exists());
+
     // Kill the agent while a client connects again and again, start another on the pins;
     // the client goes on until the new one has attached its programs and synced its maps.
     let load = under_load(&sandbox, "restart");
@@ -307,9 +337,10 @@ async fn changes_and_restarts_lose_no_connect() {
         ["pod-72", "pod-73"],
         "{across:?}"
     );
-    // The new agent carried on from the pinned generation rather than starting over.
+    // The new agent carried on from the pinned generation rather than starting over: the
+    // first, the endpoint change, the route's redirect and its end.
     let services: Value = second.admin_json("/services").await;
-    assert_eq!(services["services"][0]["version"], 2, "{services}");
+    assert_eq!(services["services"][0]["version"], 4, "{services}");
     drop(second);
 
     // --bpf off detaches what is pinned: the ClusterIP is a plain (unserved) address again.

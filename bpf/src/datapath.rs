@@ -38,6 +38,8 @@ const PROGRAMS: [&str; 10] = [
     "mesh_release",
 ];
 
+const SOCK_OPS: &str = "mesh_sockops";
+
 /// Where the maps and links are pinned by default, as Cilium pins under `/sys/fs/bpf/tc`.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/kubectl-mesh";
 
@@ -189,6 +191,9 @@ pub struct SyncReport {
     pub removed: usize,
     /// Frontends that could not be written (a full map, say), with why; the others are.
     pub failed: Vec<(SocketAddr, String)>,
+    /// Attaching or detaching sock_ops failed: redirected connections are then routed by
+    /// their Host (attach), or sock_ops keeps running for nothing (detach).
+    pub sock_ops: Option<String>,
 }
 
 /// The maps a program reads, opened from the object just loaded or from their pins.
@@ -330,6 +335,10 @@ pub struct Datapath {
     /// pinned generations).
     written: Map<Frontend, (Service, Vec<SocketAddr>)>,
     limits: Limits,
+    /// The cgroup attached to (`attach`), for attaching sock_ops later.
+    cgroup: Option<File>,
+    /// sock_ops is attached.
+    sock_ops: bool,
 }
 
 impl Datapath {
@@ -387,6 +396,8 @@ impl Datapath {
             origdst,
             written,
             limits,
+            cgroup: None,
+            sock_ops: false,
         })
     }
 
@@ -404,26 +415,68 @@ impl Datapath {
             ));
         }
         for name in PROGRAMS {
-            let program = self.ebpf.program_mut(name).expect("loaded above");
-            let link: FdLink = match program {
-                aya::programs::Program::CgroupSockAddr(p) => attach_sock_addr(p, &file),
-                aya::programs::Program::SockOps(p) => attach_sock_ops(p, &file),
-                aya::programs::Program::CgroupSock(p) => attach_sock(p, &file),
-                _ => Err(aya::programs::ProgramError::UnexpectedProgramType.into()),
+            // sock_ops runs for every TCP callback of every socket of the cgroup (five per
+            // connection), and only redirected connections need it: it is attached while some
+            // frontend is L7 (see `sync`), and here only to replace a previous agent's.
+            if name == SOCK_OPS && !self.link_path(name).exists() {
+                continue;
             }
-            .map_err(|source| Error::Attach { name, source })?;
-            let path = self.dir.join("links").join(name);
-            // bpffs refuses '.' in names.
-            let fresh = self.dir.join("links").join(format!("{name}_new"));
-            let _ = std::fs::remove_file(&fresh);
-            link.pin(&fresh).map_err(|e| Error::Link {
-                path: fresh.clone(),
-                source: Box::new(e),
-            })?;
-            remove_link(&path)?;
-            std::fs::rename(&fresh, &path).map_err(|e| setup(&path, e))?;
+            self.attach_one(name, &file)?;
+            self.sock_ops = self.sock_ops || name == SOCK_OPS;
         }
+        self.cgroup = Some(file);
         Ok(())
+    }
+
+    fn link_path(&self, name: &str) -> PathBuf {
+        self.dir.join("links").join(name)
+    }
+
+    /// Attach one program through a new link, pin it, then detach the link it replaces.
+    fn attach_one(&mut self, name: &'static str, cgroup: &File) -> Result<(), Error> {
+        let program = self.ebpf.program_mut(name).expect("loaded in load()");
+        let link: FdLink = match program {
+            aya::programs::Program::CgroupSockAddr(p) => attach_sock_addr(p, cgroup),
+            aya::programs::Program::SockOps(p) => attach_sock_ops(p, cgroup),
+            aya::programs::Program::CgroupSock(p) => attach_sock(p, cgroup),
+            _ => Err(aya::programs::ProgramError::UnexpectedProgramType.into()),
+        }
+        .map_err(|source| Error::Attach { name, source })?;
+        let path = self.link_path(name);
+        // bpffs refuses '.' in names.
+        let fresh = self.dir.join("links").join(format!("{name}_new"));
+        let _ = std::fs::remove_file(&fresh);
+        link.pin(&fresh).map_err(|e| Error::Link {
+            path: fresh.clone(),
+            source: Box::new(e),
+        })?;
+        remove_link(&path)?;
+        std::fs::rename(&fresh, &path).map_err(|e| setup(&path, e))
+    }
+
+    /// Attach sock_ops before a frontend is redirected (so every redirected connection has
+    /// its original destination filed), detach it once none is.
+    fn sock_ops_for(&mut self, wanted: bool) -> Result<(), Error> {
+        if wanted == self.sock_ops {
+            return Ok(());
+        }
+        let Some(cgroup) = self.cgroup.take() else {
+            return Ok(());
+        };
+        let done = if wanted {
+            self.attach_one(SOCK_OPS, &cgroup)
+        } else {
+            remove_link(&self.link_path(SOCK_OPS))
+        };
+        self.cgroup = Some(cgroup);
+        done?;
+        self.sock_ops = wanted;
+        Ok(())
+    }
+
+    /// Whether sock_ops is attached (while some frontend is L7).
+    pub fn sock_ops_attached(&self) -> bool {
+        self.sock_ops
     }
 
     /// Bring the maps to `table`: each changed frontend gets a new generation of slots, then
@@ -431,6 +484,12 @@ impl Datapath {
     /// are removed. A frontend that cannot be written is reported and the others still are.
     pub fn sync(&mut self, table: &Table) -> SyncReport {
         let mut report = SyncReport::default();
+        let redirects = table.entries.iter().any(|e| e.l7);
+        if redirects {
+            if let Err(e) = self.sock_ops_for(true) {
+                report.sock_ops = Some(e.to_string());
+            }
+        }
         let mut wanted = std::collections::HashSet::new();
         for entry in &table.entries {
             let key = Frontend::new(entry.frontend, entry.transport);
@@ -490,6 +549,11 @@ impl Datapath {
                 self.remove_slots(key, s);
             }
             report.removed += 1;
+        }
+        if !redirects {
+            if let Err(e) = self.sock_ops_for(false) {
+                report.sock_ops = Some(e.to_string());
+            }
         }
         report
     }
