@@ -6,7 +6,9 @@
 //!   through iptables DNAT rules laid out as kube-proxy's iptables mode lays them out (a
 //!   KUBE-SERVICES-like chain with one rule per Service, a per-Service chain choosing an
 //!   endpoint with `statistic`, a per-endpoint DNAT chain). The Service measured is the
-//!   500th of the chain: the average position.
+//!   500th of the chain: the average position. The programs' way is measured twice: before
+//!   any Service has a mesh route, and after one has (sock_ops then runs for every
+//!   connection).
 //! * requests/s through the L7 redirect: one HTTP/1.1 request per connection to a Service
 //!   with a mesh route, dialled by ClusterIP (redirected to the agent, which looks up the
 //!   original destination) against the same requests sent to the agent's outbound entry
@@ -528,7 +530,7 @@ fn main() {
         ));
     }
     yaml.push_str(&service_yaml("routed", "127.12.200.1", &[http]));
-    yaml.push_str("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: routed, namespace: bench}\nspec:\n  parentRefs: [{group: '', kind: Service, name: routed, port: 80}]\n  rules: [{backendRefs: [{name: routed, port: 80}]}]\n");
+    // The mesh route comes later: first the node has none, and sock_ops is not attached.
     std::fs::write(dir.join("services.yaml"), yaml).unwrap_or_else(|e| fail(e));
     let (admin, outbound) = (
         mesh_model::testing::free_port(),
@@ -658,7 +660,7 @@ fn main() {
     println!("| way | connect() median ns | added per connect (median of pairs) |");
     println!("| --- | ---: | ---: |");
     println!("| backend directly | {d:.0} | - |");
-    println!("| ClusterIP via eBPF (mesh-agent) | {b:.0} | {added:+.0} ns |");
+    println!("| ClusterIP via eBPF (mesh-agent), no mesh route on the node | {b:.0} | {added:+.0} ns |");
     println!(
         "| backend directly, from the balanced cgroup (programs run, no Service) | {:.0} | {:+.0} ns |",
         median(m),
@@ -666,6 +668,36 @@ fn main() {
     );
     println!("| backend directly, kube-proxy's rules installed | {t:.0} | {:+.0} ns (vs directly without them) |", t - d);
     println!("| ClusterIP via iptables DNAT (kube-proxy layout) | {i:.0} | {:+.0} ns (vs directly without the rules; {added_ipt:+.0} ns vs directly with them) |", i - d);
+
+    // A mesh route on the node: sock_ops is attached for the redirect, and runs for every TCP
+    // connection of the cgroup.
+    std::fs::write(
+        dir.join("route.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: routed, namespace: bench}\nspec:\n  parentRefs: [{group: '', kind: Service, name: routed, port: 80}]\n  rules: [{backendRefs: [{name: routed, port: 80}]}]\n",
+    )
+    .unwrap_or_else(|e| fail(e));
+    let services = format!("http://127.0.0.1:{admin}/services");
+    if !(0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        client
+            .get(&services)
+            .send()
+            .and_then(|r| r.text())
+            .is_ok_and(|t| t.contains("\"l7\":true"))
+    }) {
+        fail("the agent never redirected the routed Service");
+    }
+    let (mut b7, mut added7) = (Vec::new(), Vec::new());
+    for _ in 0..o.rounds {
+        let (_, y, diff) = lockstep(&mut plain, &mut bpf, o.connects);
+        b7.push(y);
+        added7.push(diff);
+    }
+    println!(
+        "| ClusterIP via eBPF, a mesh route on the node (sock_ops attached) | {:.0} | {:+.0} ns |",
+        median(b7),
+        median(added7)
+    );
     drop((plain, bpf, ipt, missed));
 
     // L7: one request per connection, by ClusterIP (redirected) or to the outbound entry.
