@@ -660,7 +660,9 @@ fn main() {
     println!("| way | connect() median ns | added per connect (median of pairs) |");
     println!("| --- | ---: | ---: |");
     println!("| backend directly | {d:.0} | - |");
-    println!("| ClusterIP via eBPF (mesh-agent), no mesh route on the node | {b:.0} | {added:+.0} ns |");
+    println!(
+        "| ClusterIP via eBPF (mesh-agent), no mesh route on the node | {b:.0} | {added:+.0} ns |"
+    );
     println!(
         "| backend directly, from the balanced cgroup (programs run, no Service) | {:.0} | {:+.0} ns |",
         median(m),
