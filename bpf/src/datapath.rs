@@ -122,10 +122,39 @@ fn mount(fstype: &str, target: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A host-wide lock around "is it mounted? then mount it": two agents (or tests) starting at
+/// once on a host without bpffs would otherwise both mount, the second mount hiding what the
+/// first pinned. Best effort: without `/run` (or `/tmp`) writable, no lock.
+struct MountLock {
+    _held: Option<File>,
+}
+
+impl MountLock {
+    fn take() -> MountLock {
+        use std::os::fd::AsRawFd;
+        let file = ["/run/kubectl-mesh-mount.lock", "/tmp/kubectl-mesh-mount.lock"]
+            .iter()
+            .find_map(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(p)
+                    .ok()
+            });
+        if let Some(f) = &file {
+            // SAFETY: flock on a descriptor this struct owns; released when it is closed.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        }
+        MountLock { _held: file }
+    }
+}
+
 /// Make sure `pin_dir` lies on a bpf filesystem, mounting one on `/sys/fs/bpf` when the host
 /// has none there (as Cilium's agent does).
 fn ensure_bpffs(pin_dir: &Path) -> Result<(), Error> {
     let root = Path::new("/sys/fs/bpf");
+    let _lock = MountLock::take();
     if pin_dir.starts_with(root) && fs_type(root).ok() != Some(BPF_FS_MAGIC) {
         std::fs::create_dir_all(root).map_err(|e| setup(root, e))?;
         mount("bpf", root).map_err(|e| setup(root, format!("mounting the bpf filesystem: {e}")))?;
@@ -155,6 +184,7 @@ pub fn cgroup2_root() -> Result<PathBuf, Error> {
     }
     let path = PathBuf::from("/run/kubectl-mesh/cgroupv2");
     std::fs::create_dir_all(&path).map_err(|e| setup(&path, e))?;
+    let _lock = MountLock::take();
     if fs_type(&path).ok() != Some(CGROUP2_SUPER_MAGIC) {
         mount("cgroup2", &path).map_err(|e| setup(&path, format!("mounting cgroup2: {e}")))?;
     }
