@@ -132,16 +132,19 @@ struct MountLock {
 impl MountLock {
     fn take() -> MountLock {
         use std::os::fd::AsRawFd;
-        let file = ["/run/kubectl-mesh-mount.lock", "/tmp/kubectl-mesh-mount.lock"]
-            .iter()
-            .find_map(|p| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(p)
-                    .ok()
-            });
+        let file = [
+            "/run/kubectl-mesh-mount.lock",
+            "/tmp/kubectl-mesh-mount.lock",
+        ]
+        .iter()
+        .find_map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(p)
+                .ok()
+        });
         if let Some(f) = &file {
             // SAFETY: flock on a descriptor this struct owns; released when it is closed.
             unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
