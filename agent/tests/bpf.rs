@@ -356,3 +356,53 @@ async fn changes_and_restarts_lose_no_connect() {
     );
     drop(first);
 }
+
+/// `--bpf on` where the programs cannot attach stops the agent and says why; `--bpf auto`
+/// says why once and serves as a proxy alone; neither leaves anything pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_the_proxy_and_on_refuses() {
+    let Some(sandbox) = Sandbox::new("modes") else {
+        return;
+    };
+    let pins = sandbox.pins.display().to_string();
+    let dir = support::folder("bpf-modes");
+    std::fs::write(
+        dir.join("web.yaml"),
+        service("web", "127.10.3.1", 80, "TCP", 9, &[]),
+    )
+    .unwrap();
+    // /proc is no cgroup v2 directory.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh-agent"))
+        .arg("--config-dir")
+        .arg(&dir)
+        .args(["--bpf", "on", "--cgroup", "/proc", "--bpf-pin-dir", &pins])
+        .args([
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--outbound-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/proc: not a cgroup v2 directory: pass --cgroup PATH"),
+        "{stderr}"
+    );
+    assert!(!sandbox.pins.exists(), "nothing pinned");
+
+    let agent = support::spawn(
+        &dir,
+        &["--bpf", "auto", "--cgroup", "/proc", "--bpf-pin-dir", &pins],
+    )
+    .await;
+    agent.loaded().await;
+    let services: Value = agent.admin_json("/services").await;
+    assert_eq!(services["bpf"], "off", "{services}");
+    assert_eq!(
+        services["services"][0]["frontend"], "127.10.3.1:80",
+        "what the maps would hold"
+    );
+    assert!(!sandbox.pins.exists(), "nothing pinned");
+}

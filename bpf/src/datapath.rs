@@ -194,6 +194,19 @@ pub fn cgroup2_root() -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// Open a cgroup v2 directory to attach to; an error that says what to pass otherwise. Check
+/// it before loading, so a wrong `--cgroup` leaves nothing pinned.
+pub fn open_cgroup(cgroup: &Path) -> Result<File, Error> {
+    let file = File::open(cgroup).map_err(|e| setup(cgroup, format!("opening the cgroup: {e}")))?;
+    if fs_type(cgroup).ok() != Some(CGROUP2_SUPER_MAGIC) {
+        return Err(setup(
+            cgroup,
+            "not a cgroup v2 directory: pass --cgroup PATH of a cgroup2 mount",
+        ));
+    }
+    Ok(file)
+}
+
 /// Limits of the maps, from the agent's flags (they apply when the maps are first created;
 /// pinned maps keep the sizes they were made with).
 #[derive(Debug, Clone)]
@@ -439,14 +452,7 @@ impl Datapath {
     /// moment, which is harmless (the second program sees a backend, not a frontend), and no
     /// connect goes untranslated.
     pub fn attach(&mut self, cgroup: &Path) -> Result<(), Error> {
-        let file =
-            File::open(cgroup).map_err(|e| setup(cgroup, format!("opening the cgroup: {e}")))?;
-        if fs_type(cgroup).ok() != Some(CGROUP2_SUPER_MAGIC) {
-            return Err(setup(
-                cgroup,
-                "not a cgroup v2 directory: pass --cgroup PATH of a cgroup2 mount",
-            ));
-        }
+        let file = open_cgroup(cgroup)?;
         for name in PROGRAMS {
             // sock_ops runs for every TCP callback of every socket of the cgroup (five per
             // connection), and only redirected connections need it: it is attached while some
