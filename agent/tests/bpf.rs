@@ -136,6 +136,12 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
         "{results:?}"
     );
 
+    // A dual-stack (IPv6) socket dialling the IPv4-mapped ClusterIP goes through connect6
+    // and getpeername6 to the same Service.
+    let results = probe_in(&sandbox, http("[::ffff:127.10.1.1]:80", "web.lb", 30)).await;
+    assert!(tally(&results).keys().all(|k| k.starts_with("pod-2")), "{results:?}");
+    assert!(results.iter().all(|r| r["peer"] == "[::ffff:127.10.1.1]:80"), "{results:?}");
+
     // UDP to a ClusterIP: the reply comes from the ClusterIP.
     let results = probe_in(
         &sandbox,
