@@ -139,13 +139,40 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
     // A dual-stack (IPv6) socket dialling the IPv4-mapped ClusterIP goes through connect6
     // and getpeername6 to the same Service.
     let results = probe_in(&sandbox, http("[::ffff:127.10.1.1]:80", "web.lb", 30)).await;
-    assert!(tally(&results).keys().all(|k| k.starts_with("pod-2")), "{results:?}");
-    assert!(results.iter().all(|r| r["peer"] == "[::ffff:127.10.1.1]:80"), "{results:?}");
+    assert!(
+        tally(&results).keys().all(|k| k.starts_with("pod-2")),
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r["peer"] == "[::ffff:127.10.1.1]:80"),
+        "{results:?}"
+    );
 
     // UDP to a ClusterIP: the reply comes from the ClusterIP.
     let results = probe_in(
         &sandbox,
         Job::Udp {
+            addr: "127.10.1.2:53".parse().unwrap(),
+            count: 5,
+        },
+    )
+    .await;
+    assert_eq!(
+        tally(&results),
+        BTreeMap::from([("pod-31".to_string(), 5)]),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|r| r["peer"] == "127.10.1.2:53"),
+        "{results:?}"
+    );
+
+    // The same from a connected UDP socket (connect4 translates once, recvmsg4 reverses).
+    let results = probe_in(
+        &sandbox,
+        Job::UdpConnected {
             addr: "127.10.1.2:53".parse().unwrap(),
             count: 5,
         },
@@ -217,7 +244,7 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
             .unwrap_or(0)
     };
     assert!(counter("mesh_bpf_connect_tcp_total") >= 300, "{stats}");
-    assert!(counter("mesh_bpf_connect_udp_total") >= 5, "{stats}");
+    assert!(counter("mesh_bpf_connect_udp_total") >= 6, "{stats}");
     assert_eq!(counter("mesh_bpf_redirect_l7_total"), 20, "{stats}");
     assert_eq!(counter("mesh_bpf_refused_no_backend_total"), 1, "{stats}");
 }

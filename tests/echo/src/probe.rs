@@ -33,6 +33,8 @@ pub enum Job {
     },
     /// `count` datagrams to `addr` from one socket, each waiting for its reply.
     Udp { addr: SocketAddr, count: usize },
+    /// The same from a socket connected to `addr` (as glibc's resolver does).
+    UdpConnected { addr: SocketAddr, count: usize },
 }
 
 impl Job {
@@ -51,6 +53,9 @@ impl Job {
             }
             Job::Udp { addr, count } => {
                 json!({"kind": "udp", "addr": addr.to_string(), "count": count})
+            }
+            Job::UdpConnected { addr, count } => {
+                json!({"kind": "udp", "connected": true, "addr": addr.to_string(), "count": count})
             }
         }
     }
@@ -85,7 +90,7 @@ fn http_once(addr: SocketAddr, host: &str) -> Value {
     json!({"peer": peer, "local": local, "status": status, "pod": body["pod"], "host": body["host"]})
 }
 
-fn udp(addr: SocketAddr, count: usize) -> Vec<Value> {
+fn udp(addr: SocketAddr, count: usize, connected: bool) -> Vec<Value> {
     let bind = if addr.is_ipv4() {
         "127.0.0.1:0"
     } else {
@@ -96,9 +101,20 @@ fn udp(addr: SocketAddr, count: usize) -> Vec<Value> {
         Err(e) => return vec![json!({"error": format!("bind: {e}")})],
     };
     let _ = socket.set_read_timeout(Some(TIMEOUT));
+    if connected {
+        if let Err(e) = socket.connect(addr) {
+            return vec![json!({"error": format!("connect: {e}")})];
+        }
+    }
     (0..count)
         .map(|i| {
-            if let Err(e) = socket.send_to(format!("ping {i}").as_bytes(), addr) {
+            let ping = format!("ping {i}");
+            let sent = if connected {
+                socket.send(ping.as_bytes())
+            } else {
+                socket.send_to(ping.as_bytes(), addr)
+            };
+            if let Err(e) = sent {
                 return json!({"error": format!("send: {e}")});
             }
             let mut buf = [0u8; 4096];
@@ -124,7 +140,7 @@ pub fn child_main() {
     let addr: SocketAddr = job["addr"].as_str().unwrap_or("").parse().expect("addr");
     let count = job["count"].as_u64().unwrap_or(1) as usize;
     let results = match job["kind"].as_str() {
-        Some("udp") => udp(addr, count),
+        Some("udp") => udp(addr, count, job["connected"] == true),
         _ => {
             let host = job["host"].as_str().unwrap_or("").to_string();
             let stop = job["stop"].as_str().map(std::path::PathBuf::from);
