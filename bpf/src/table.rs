@@ -36,22 +36,20 @@ pub fn table(plan: &Plan, redirect: Option<SocketAddr>) -> Table {
     let mut entries = Vec::new();
     let mut unrouted = Vec::new();
     for s in plan.services.iter() {
-        let endpoints: Vec<Backend> = plan
-            .clusters
-            .get(&s.cluster)
-            .map(|c| {
-                c.endpoints
-                    .iter()
-                    .filter_map(|e| {
-                        let ip: IpAddr = e.address.parse().ok()?;
-                        Some(Backend {
-                            addr: SocketAddr::new(ip, e.port),
-                            weight: 1,
-                        })
-                    })
-                    .collect()
+        // Ready endpoints; while there is none, those still serving as they terminate.
+        let ready = plan.clusters.get(&s.cluster).map(|c| &c.endpoints[..]);
+        let endpoints: Vec<Backend> = ready
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&s.terminating)
+            .iter()
+            .filter_map(|e| {
+                let ip: IpAddr = e.address.parse().ok()?;
+                Some(Backend {
+                    addr: SocketAddr::new(ip, e.port),
+                    weight: 1,
+                })
             })
-            .unwrap_or_default();
+            .collect();
         for &ip in &s.addresses {
             let frontend = SocketAddr::new(ip, s.port);
             let to_proxy = redirect.filter(|r| s.l7 && r.is_ipv4() == ip.is_ipv4());
@@ -177,6 +175,62 @@ mod tests {
         let s = slots(&[b(1, 997), b(2, 1), b(3, 2)], 10);
         assert_eq!(s.len(), 10);
         assert_eq!((share(&s, 1), share(&s, 2), share(&s, 3)), (8, 1, 1));
+    }
+
+    /// The table from a Plan: one entry per ClusterIP, its ready endpoints as backends, else
+    /// those serving while terminating; an L7 frontend goes to the redirect of its family, or
+    /// to its endpoints (reported) when there is none.
+    #[test]
+    fn table_from_a_plan() {
+        let plan = mesh_model::testing::plan_of(
+            "
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20, 'fd00::20'], ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: [10.0.0.1], conditions: {ready: false, serving: true, terminating: true}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{group: '', kind: Service, name: web, port: 80}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+",
+        );
+        let redirect: SocketAddr = "192.0.2.1:15001".parse().unwrap();
+        let t = table(&plan, Some(redirect));
+        assert_eq!(t.entries.len(), 2);
+        let v4 = &t.entries[0];
+        assert_eq!(v4.frontend, "10.96.0.20:80".parse().unwrap());
+        assert!(v4.l7);
+        assert_eq!(
+            v4.backends,
+            vec![Backend {
+                addr: redirect,
+                weight: 1
+            }]
+        );
+        // No IPv6 redirect: the IPv6 frontend is balanced to its (IPv6) endpoints: none here.
+        let v6 = &t.entries[1];
+        assert!(!v6.l7 && v6.backends.is_empty());
+        assert_eq!(t.unrouted, vec!["[fd00::20]:80".parse().unwrap()]);
+
+        let t = table(&plan, None);
+        assert_eq!(
+            t.entries[0].backends,
+            vec![Backend {
+                addr: "10.0.0.1:8080".parse().unwrap(),
+                weight: 1
+            }],
+            "the terminating endpoint, while none is ready"
+        );
     }
 
     proptest! {

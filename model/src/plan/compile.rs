@@ -242,6 +242,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     transport,
                     cluster: cluster.clone(),
                     l7,
+                    terminating: super::services::terminating(snap, svc, index),
                 });
             }
             for n in names {
@@ -864,51 +865,9 @@ fn resolve_backend(
         .find(|p| p.port == port)?;
     let name = format!("{}/{}:{port}", b.namespace, b.name);
     if !clusters.contains_key(&name) {
-        let mut endpoints = Vec::new();
-        for es in snap
-            .of_kind(Kind::EndpointSlice)
-            .filter(|e| e.namespace.as_deref() == Some(b.namespace.as_str()))
-        {
-            let Resource::EndpointSlice(slice) = &es.resource else {
-                continue;
-            };
-            if slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name"))
-                != Some(&b.name)
-            {
-                continue;
-            }
-            // The slice port with the Service port's name; else the numeric targetPort.
-            let declared = match &sp.target_port {
-                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
-                _ => port,
-            };
-            let target = slice
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name == sp.name)
-                .and_then(|p| p.port)
-                .unwrap_or(declared);
-            for ep in slice
-                .endpoints
-                .iter()
-                .flatten()
-                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-            {
-                for addr in &ep.addresses {
-                    endpoints.push(Endpoint {
-                        address: addr.clone(),
-                        port: target as u16,
-                    });
-                }
-            }
-        }
-        endpoints.sort();
-        endpoints.dedup();
+        let endpoints = slice_endpoints(snap, &b.namespace, &b.name, sp, |c| {
+            c.and_then(|c| c.ready).unwrap_or(true)
+        });
         clusters.insert(
             name.clone(),
             Cluster {
@@ -924,6 +883,64 @@ fn resolve_backend(
         );
     }
     Some(name)
+}
+
+/// The endpoints of a Service port, from the EndpointSlices labelled with the Service's name,
+/// whose conditions `wanted` accepts; sorted, without repeats. The port is the slice port with
+/// the Service port's name, else the numeric targetPort.
+pub(crate) fn slice_endpoints(
+    snap: &Snapshot,
+    namespace: &str,
+    service: &str,
+    sp: &k8s_openapi::api::core::v1::ServicePort,
+    wanted: impl Fn(Option<&k8s_openapi::api::discovery::v1::EndpointConditions>) -> bool,
+) -> Vec<Endpoint> {
+    let mut endpoints = Vec::new();
+    for es in snap
+        .of_kind(Kind::EndpointSlice)
+        .filter(|e| e.namespace.as_deref() == Some(namespace))
+    {
+        let Resource::EndpointSlice(slice) = &es.resource else {
+            continue;
+        };
+        if slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+            .map(String::as_str)
+            != Some(service)
+        {
+            continue;
+        }
+        let declared = match &sp.target_port {
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => *n,
+            _ => sp.port,
+        };
+        let target = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name == sp.name)
+            .and_then(|p| p.port)
+            .unwrap_or(declared);
+        for ep in slice
+            .endpoints
+            .iter()
+            .flatten()
+            .filter(|e| wanted(e.conditions.as_ref()))
+        {
+            for addr in &ep.addresses {
+                endpoints.push(Endpoint {
+                    address: addr.clone(),
+                    port: target as u16,
+                });
+            }
+        }
+    }
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
 }
 
 fn value(regex: bool, v: &str) -> Option<ValueMatch> {

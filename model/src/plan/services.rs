@@ -44,6 +44,10 @@ pub struct ServiceFrontend {
     /// Mesh routes (HTTPRoute, GRPCRoute with this Service as parent) apply to the port:
     /// connections go to the agent's outbound entry, which routes each request.
     pub l7: bool,
+    /// The port's endpoints that still serve while terminating: its backends while it has no
+    /// ready one, as kube-proxy falls back to them (KEP-1669), so a connect to a Service
+    /// whose pods are all being replaced still lands. Empty when some endpoint is ready.
+    pub terminating: Vec<super::Endpoint>,
 }
 
 impl ServiceFrontend {
@@ -120,6 +124,30 @@ pub(crate) fn cluster_ips(svc: &Object) -> Vec<IpAddr> {
         }
     }
     out
+}
+
+/// The serving, terminating endpoints of a Service's `index`th port, when it has no ready one.
+pub(crate) fn terminating(
+    snap: &crate::snapshot::Snapshot,
+    svc: &Object,
+    index: usize,
+) -> Vec<super::Endpoint> {
+    let Resource::Service(s) = &svc.resource else {
+        return Vec::new();
+    };
+    let Some(sp) = s.spec.as_ref().and_then(|sp| sp.ports.as_ref()?.get(index)) else {
+        return Vec::new();
+    };
+    let ns = svc.namespace.as_deref().unwrap_or("");
+    let ready = super::compile::slice_endpoints(snap, ns, &svc.name, sp, |c| {
+        c.and_then(|c| c.ready).unwrap_or(true)
+    });
+    if !ready.is_empty() {
+        return Vec::new();
+    }
+    super::compile::slice_endpoints(snap, ns, &svc.name, sp, |c| {
+        c.is_some_and(|c| c.serving == Some(true) && c.terminating == Some(true))
+    })
 }
 
 /// The transport of a Service port (`TCP` when unset, as the API server defaults it).

@@ -697,3 +697,41 @@ spec:
         .find("10.96.0.20:80".parse().unwrap(), Transport::Udp)
         .is_none());
 }
+
+/// While no endpoint of a Service port is ready, its serving terminating endpoints are the
+/// socket load balancer's backends (kube-proxy's fallback, KEP-1669); one ready endpoint ends
+/// the fallback; a terminating endpoint that no longer serves is never one.
+#[test]
+fn service_table_falls_back_to_serving_terminating_endpoints() {
+    let yaml = |second: &str| {
+        format!(
+            "
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec: {{clusterIP: 10.96.0.20, ports: [{{name: http, port: 80, targetPort: 8080}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: web-1, namespace: default, labels: {{kubernetes.io/service-name: web}}}}
+addressType: IPv4
+ports: [{{name: http, port: 8080}}]
+endpoints:
+- {{addresses: [10.0.0.1], conditions: {{ready: false, serving: true, terminating: true}}}}
+- {{addresses: [10.0.0.2], conditions: {{ready: false, serving: false, terminating: true}}}}
+- {{addresses: [10.0.0.3], conditions: {second}}}
+"
+        )
+    };
+    let all_terminating = plan_of(&yaml("{ready: false, serving: true, terminating: true}"));
+    let web = all_terminating.services.iter().next().unwrap();
+    assert!(all_terminating.clusters[&web.cluster].endpoints.is_empty());
+    let fallback: Vec<&str> = web.terminating.iter().map(|e| e.address.as_str()).collect();
+    assert_eq!(fallback, ["10.0.0.1", "10.0.0.3"]);
+    assert_eq!(web.terminating[0].port, 8080);
+
+    let one_ready = plan_of(&yaml("{ready: true}"));
+    let web = one_ready.services.iter().next().unwrap();
+    assert!(web.terminating.is_empty());
+    assert_eq!(one_ready.clusters[&web.cluster].endpoints.len(), 1);
+}
