@@ -150,43 +150,24 @@ async fn services_are_balanced_at_connect_and_routed_by_original_destination() {
         "{results:?}"
     );
 
-    // UDP to a ClusterIP: the reply comes from the ClusterIP.
-    let results = probe_in(
-        &sandbox,
-        Job::Udp {
-            addr: "127.10.1.2:53".parse().unwrap(),
-            count: 5,
-        },
-    )
-    .await;
-    assert_eq!(
-        tally(&results),
-        BTreeMap::from([("pod-31".to_string(), 5)]),
-        "{results:?}"
-    );
-    assert!(
-        results.iter().all(|r| r["peer"] == "127.10.1.2:53"),
-        "{results:?}"
-    );
-
-    // The same from a connected UDP socket (connect4 translates once, recvmsg4 reverses).
-    let results = probe_in(
-        &sandbox,
-        Job::UdpConnected {
-            addr: "127.10.1.2:53".parse().unwrap(),
-            count: 5,
-        },
-    )
-    .await;
-    assert_eq!(
-        tally(&results),
-        BTreeMap::from([("pod-31".to_string(), 5)]),
-        "{results:?}"
-    );
-    assert!(
-        results.iter().all(|r| r["peer"] == "127.10.1.2:53"),
-        "{results:?}"
-    );
+    // UDP to a ClusterIP, from an unconnected socket (each datagram translated at sendmsg) and
+    // from a connected one (connect4 once): the replies come from the ClusterIP.
+    let addr: SocketAddr = "127.10.1.2:53".parse().unwrap();
+    for job in [
+        Job::Udp { addr, count: 5 },
+        Job::UdpConnected { addr, count: 5 },
+    ] {
+        let results = probe_in(&sandbox, job).await;
+        assert_eq!(
+            tally(&results),
+            BTreeMap::from([("pod-31".to_string(), 5)]),
+            "{results:?}"
+        );
+        assert!(
+            results.iter().all(|r| r["peer"] == "127.10.1.2:53"),
+            "{results:?}"
+        );
+    }
 
     // A Service with a mesh route goes through the agent, routed by the address dialled:
     // the Host names another Service, and the route's backend still answers.
