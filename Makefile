@@ -7,7 +7,7 @@ CARGO ?= cargo
 BIN := target/release/kubectl-mesh
 CLEAN_EXAMPLES := $(filter-out examples/broken/,$(sort $(dir $(wildcard examples/*/))))
 
-.PHONY: all deps build demo test lint docs bench bench-deps fuzz clean cluster-up cluster-down
+.PHONY: all deps build install demo test lint docs bench bench-deps fuzz clean cluster-up cluster-down
 
 all: build
 
@@ -30,6 +30,14 @@ deps:
 build:
 	$(CARGO) build --release --locked -p kubectl-mesh -p mesh-agent -p mesh-echo
 
+# Put the plugin on PATH for kubectl: the binary alone in $(PREFIX)/bin (target/release itself
+# also holds cargo's kubectl-mesh.d, which kubectl would list as a broken plugin).
+PREFIX ?= $(HOME)/.local
+install: build
+	install -d "$(PREFIX)/bin"
+	install -m 0755 target/release/kubectl-mesh "$(PREFIX)/bin/kubectl-mesh"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "add $(PREFIX)/bin to PATH: export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
+
 demo: deps build
 	@echo "== kubectl mesh analyze on the bundled examples (clean)"
 	$(BIN) analyze $(CLEAN_EXAMPLES)
@@ -51,7 +59,9 @@ demo: deps build
 	bash tests/demo-bpf.sh
 	@echo
 	@echo "== the same as kubectl sees it, through plugin discovery"
-	-PATH="$(CURDIR)/target/release:$$PATH" kubectl mesh analyze examples/broken/acme-hr-not-allowed.yaml
+	@d=$$(mktemp -d) && $(MAKE) -s install PREFIX=$$d >/dev/null && \
+		PATH="$$d/bin:$$PATH" kubectl mesh analyze examples/broken/acme-hr-not-allowed.yaml; \
+		rm -rf "$$d"; true
 
 # The tests' control plane (tests/cluster) is built from the Go module proxy the first time
 # (about 16 minutes alone on 2 cores; cached in ~/.cache/kubectl-mesh/cluster): the build starts

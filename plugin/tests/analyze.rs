@@ -363,15 +363,27 @@ fn kubectl_plugin_discovery() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(79), "{o:?}");
+    // Installed as `make install` does (the binary alone in a bin folder), kubectl lists it
+    // and nothing else: a folder of cargo's output would also offer `kubectl-mesh.d` (cargo's
+    // dependency file), which kubectl reports as a broken plugin.
+    let bin = std::env::temp_dir().join(format!("kubectl-mesh-install-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_kubectl-mesh"), bin.join("kubectl-mesh")).unwrap();
+    let path = format!("{}:{}", bin.display(), kubectl.parent().unwrap().display());
     let o = Command::new(&kubectl)
-        .args(["plugin", "list"])
+        .args(["plugin", "list", "--name-only"])
         .env("PATH", &path)
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("kubectl-mesh"),
-        "{o:?}"
-    );
+    let _ = std::fs::remove_dir_all(&bin);
+    assert!(o.status.success(), "{o:?}");
+    let listed: Vec<&str> = std::str::from_utf8(&o.stdout)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with("kubectl-"))
+        .collect();
+    assert_eq!(listed, ["kubectl-mesh"], "{o:?}");
+    assert!(o.stderr.is_empty(), "{o:?}");
 }
 
 fn which(name: &str) -> Result<PathBuf, ()> {
