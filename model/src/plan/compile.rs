@@ -242,7 +242,12 @@ pub fn compile(snap: &Snapshot) -> Plan {
                     transport,
                     cluster: cluster.clone(),
                     l7,
-                    terminating: super::services::terminating(snap, svc, index),
+                    // The cluster holds the ready endpoints: fall back only without any.
+                    terminating: if clusters[cluster].endpoints.is_empty() {
+                        super::services::serving_terminating(snap, svc, index)
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
             for n in names {

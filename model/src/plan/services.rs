@@ -126,8 +126,9 @@ pub(crate) fn cluster_ips(svc: &Object) -> Vec<IpAddr> {
     out
 }
 
-/// The serving, terminating endpoints of a Service's `index`th port, when it has no ready one.
-pub(crate) fn terminating(
+/// The endpoints of a Service's `index`th port that serve while terminating: what the port
+/// falls back to when its cluster has no ready endpoint (the caller knows that already).
+pub(crate) fn serving_terminating(
     snap: &crate::snapshot::Snapshot,
     svc: &Object,
     index: usize,
@@ -139,12 +140,6 @@ pub(crate) fn terminating(
         return Vec::new();
     };
     let ns = svc.namespace.as_deref().unwrap_or("");
-    let ready = super::compile::slice_endpoints(snap, ns, &svc.name, sp, |c| {
-        c.and_then(|c| c.ready).unwrap_or(true)
-    });
-    if !ready.is_empty() {
-        return Vec::new();
-    }
     super::compile::slice_endpoints(snap, ns, &svc.name, sp, |c| {
         c.is_some_and(|c| c.serving == Some(true) && c.terminating == Some(true))
     })
