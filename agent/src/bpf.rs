@@ -77,9 +77,9 @@ fn load(opts: &Options) -> Result<Datapath, datapath::Error> {
         Some(c) => c.clone(),
         None => datapath::cgroup2_root()?,
     };
-    datapath::open_cgroup(&cgroup)?;
+    let file = datapath::open_cgroup(&cgroup)?;
     let mut dp = Datapath::load(&opts.pin_dir, opts.limits.clone())?;
-    dp.attach(&cgroup)?;
+    dp.attach(file)?;
     tracing::info!(cgroup = %cgroup.display(), pins = %dp.pin_dir().display(), redirect = ?opts.redirect, "eBPF socket load balancing on");
     Ok(dp)
 }

@@ -194,7 +194,7 @@ pub fn cgroup2_root() -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// Open a cgroup v2 directory to attach to; an error that says what to pass otherwise. Check
+/// Open a cgroup v2 directory to attach to; an error that says what to pass otherwise. Open
 /// it before loading, so a wrong `--cgroup` leaves nothing pinned.
 pub fn open_cgroup(cgroup: &Path) -> Result<File, Error> {
     let file = File::open(cgroup).map_err(|e| setup(cgroup, format!("opening the cgroup: {e}")))?;
@@ -250,6 +250,17 @@ struct Maps {
 }
 
 impl Maps {
+    /// The maps, each obtained by `get` (from a loaded object, or opened from its pin).
+    fn from(
+        mut get: impl FnMut(&'static str) -> Result<aya::maps::Map, Error>,
+    ) -> Result<Self, Error> {
+        Ok(Maps {
+            services: HashMap::try_from(get("mesh_services")?).map_err(map_err("mesh_services"))?,
+            slots: HashMap::try_from(get("mesh_slots")?).map_err(map_err("mesh_slots"))?,
+            stats: PerCpuArray::try_from(get("mesh_stats")?).map_err(map_err("mesh_stats"))?,
+        })
+    }
+
     fn take(ebpf: &mut Ebpf) -> Result<(Self, OriginalDestinations), Error> {
         let mut take = |name: &'static str| {
             ebpf.take_map(name).ok_or(Error::Map {
@@ -257,32 +268,18 @@ impl Maps {
                 source: Box::new(aya::maps::MapError::InvalidName { name: name.into() }),
             })
         };
-        let services =
-            HashMap::try_from(take("mesh_services")?).map_err(map_err("mesh_services"))?;
-        let slots = HashMap::try_from(take("mesh_slots")?).map_err(map_err("mesh_slots"))?;
-        let stats = PerCpuArray::try_from(take("mesh_stats")?).map_err(map_err("mesh_stats"))?;
         let origdst = HashMap::try_from(take("mesh_origdst")?).map_err(map_err("mesh_origdst"))?;
         Ok((
-            Maps {
-                services,
-                slots,
-                stats,
-            },
+            Maps::from(take)?,
             OriginalDestinations(Arc::new(Mutex::new(origdst))),
         ))
     }
 
     fn open(dir: &Path) -> Result<Self, Error> {
-        let open = |name: &'static str| {
+        Maps::from(|name| {
             let path = dir.join(name);
             let data = MapData::from_pin(&path).map_err(|e| setup(&path, e))?;
             aya::maps::Map::from_map_data(data).map_err(|e| setup(&path, e))
-        };
-        Ok(Maps {
-            services: HashMap::try_from(open("mesh_services")?)
-                .map_err(map_err("mesh_services"))?,
-            slots: HashMap::try_from(open("mesh_slots")?).map_err(map_err("mesh_slots"))?,
-            stats: PerCpuArray::try_from(open("mesh_stats")?).map_err(map_err("mesh_stats"))?,
         })
     }
 
@@ -447,12 +444,12 @@ impl Datapath {
         })
     }
 
-    /// Attach every program to `cgroup` (and so to every cgroup below it) through links
+    /// Attach every program to `cgroup` (from [`open_cgroup`]; and so to every cgroup below
+    /// it) through links
     /// pinned under `links/`, then detach the links a previous agent pinned: both run for a
     /// moment, which is harmless (the second program sees a backend, not a frontend), and no
     /// connect goes untranslated.
-    pub fn attach(&mut self, cgroup: &Path) -> Result<(), Error> {
-        let file = open_cgroup(cgroup)?;
+    pub fn attach(&mut self, cgroup: File) -> Result<(), Error> {
         for name in PROGRAMS {
             // sock_ops runs for every TCP callback of every socket of the cgroup (five per
             // connection), and only redirected connections need it: it is attached while some
@@ -460,10 +457,10 @@ impl Datapath {
             if name == SOCK_OPS && !self.link_path(name).exists() {
                 continue;
             }
-            self.attach_one(name, &file)?;
+            self.attach_one(name, &cgroup)?;
             self.sock_ops = self.sock_ops || name == SOCK_OPS;
         }
-        self.cgroup = Some(file);
+        self.cgroup = Some(cgroup);
         Ok(())
     }
 
@@ -513,11 +510,6 @@ impl Datapath {
         Ok(())
     }
 
-    /// Whether sock_ops is attached (while some frontend is L7).
-    pub fn sock_ops_attached(&self) -> bool {
-        self.sock_ops
-    }
-
     /// Bring the maps to `table`: each changed frontend gets a new generation of slots, then
     /// its service value, then loses the old generation; frontends no longer in the table
     /// are removed. A frontend that cannot be written is reported and the others still are.
@@ -543,35 +535,22 @@ impl Datapath {
                 report.unchanged += 1;
                 continue;
             }
-            let version = old.as_ref().map_or(1, |(s, _)| s.version.wrapping_add(1));
-            match self.write(key, version, flags, &slots) {
+            let service = Service {
+                version: old.as_ref().map_or(1, |(s, _)| s.version.wrapping_add(1)),
+                count: slots.len() as u32,
+                flags,
+            };
+            match self.write(key, service, &slots) {
                 Ok(()) => {
                     if let Some((s, _)) = old {
                         self.remove_slots(key, s);
                     }
-                    self.written.insert(
-                        key,
-                        (
-                            Service {
-                                version,
-                                count: slots.len() as u32,
-                                flags,
-                            },
-                            slots,
-                        ),
-                    );
+                    self.written.insert(key, (service, slots));
                     report.written += 1;
                 }
                 Err(e) => {
                     // Leave the old generation serving; drop what was half written.
-                    self.remove_slots(
-                        key,
-                        Service {
-                            version,
-                            count: slots.len() as u32,
-                            flags,
-                        },
-                    );
+                    self.remove_slots(key, service);
                     report.failed.push((entry.frontend, e.to_string()));
                 }
             }
@@ -597,17 +576,17 @@ impl Datapath {
         report
     }
 
+    /// A generation's slots, then the service value that makes it the one in use.
     fn write(
         &mut self,
         frontend: Frontend,
-        version: u32,
-        flags: u32,
+        service: Service,
         slots: &[SocketAddr],
     ) -> Result<(), Error> {
         for (slot, addr) in slots.iter().enumerate() {
             let key = SlotKey {
                 frontend,
-                version,
+                version: service.version,
                 slot: slot as u32,
             };
             self.maps
@@ -615,11 +594,6 @@ impl Datapath {
                 .insert(key, Addr::new(*addr), 0)
                 .map_err(map_err("mesh_slots"))?;
         }
-        let service = Service {
-            version,
-            count: slots.len() as u32,
-            flags,
-        };
         self.maps
             .services
             .insert(frontend, service, 0)

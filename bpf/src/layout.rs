@@ -34,10 +34,7 @@ impl Addr {
 
     /// The socket address, IPv4 when mapped.
     pub fn socket_addr(&self) -> SocketAddr {
-        SocketAddr::new(
-            Ipv6Addr::from(self.addr).to_canonical(),
-            u16::from_be_bytes(self.port),
-        )
+        socket_addr(self.addr, self.port)
     }
 }
 
@@ -65,10 +62,7 @@ impl Frontend {
     }
 
     pub fn socket_addr(&self) -> SocketAddr {
-        SocketAddr::new(
-            Ipv6Addr::from(self.addr).to_canonical(),
-            u16::from_be_bytes(self.port),
-        )
+        socket_addr(self.addr, self.port)
     }
 
     /// The transport, `None` for a protocol number the programs never write.
@@ -137,6 +131,14 @@ pub const STATS: [(u32, &str, &str); 7] = [
         "connects translated whose socket could not be remembered (--bpf-max-sockets reached): getpeername shows the backend, and a redirect is not routed by its original destination",
     ),
 ];
+
+/// A map's address and port (network order) as a socket address, IPv4 when mapped.
+fn socket_addr(addr: [u8; 16], port: [u8; 2]) -> SocketAddr {
+    SocketAddr::new(
+        Ipv6Addr::from(addr).to_canonical(),
+        u16::from_be_bytes(port),
+    )
+}
 
 /// IPv4 as IPv4-mapped IPv6, the one form the maps hold.
 fn mapped(ip: IpAddr) -> Ipv6Addr {

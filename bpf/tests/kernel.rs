@@ -50,7 +50,8 @@ async fn connect_to_a_cluster_ip_reaches_backends_by_weight() {
     }
     let frontend: SocketAddr = "127.10.0.1:80".parse().unwrap();
     let mut dp = Datapath::load(&sandbox.pins, Limits::default()).expect("loading the programs");
-    dp.attach(&sandbox.cgroup).expect("attaching");
+    dp.attach(mesh_bpf::datapath::open_cgroup(&sandbox.cgroup).unwrap())
+        .expect("attaching");
     let table = Table {
         entries: vec![Entry {
             frontend,
