@@ -3,7 +3,7 @@
 //! and serve what they hold (`/services`) and count (`/stats/prometheus`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use mesh_bpf::datapath::{self, Datapath, Limits, OriginalDestinations};
@@ -53,13 +53,7 @@ pub fn start(opts: &Options) -> Result<LoadBalancer, String> {
         slots_per_service: opts.limits.slots_per_service,
     };
     if opts.mode == Mode::Off {
-        match datapath::uninstall(&opts.pin_dir) {
-            Ok(true) => {
-                tracing::info!(pins = %opts.pin_dir.display(), "eBPF socket load balancing detached (--bpf off)")
-            }
-            Ok(false) => {}
-            Err(e) => return Err(format!("detaching the eBPF programs: {e}")),
-        }
+        detach(&opts.pin_dir)?;
         return Ok(lb);
     }
     match load(opts) {
@@ -70,6 +64,17 @@ pub fn start(opts: &Options) -> Result<LoadBalancer, String> {
         Err(e) => return Err(format!("eBPF socket load balancing (--bpf on): {e}")),
     }
     Ok(lb)
+}
+
+/// Detach the programs pinned under `pin_dir` and remove the pins (`--bpf off`,
+/// `--bpf-uninstall`); whether there were any.
+pub fn detach(pin_dir: &Path) -> Result<bool, String> {
+    let detached =
+        datapath::uninstall(pin_dir).map_err(|e| format!("detaching the eBPF programs: {e}"))?;
+    if detached {
+        tracing::info!(pins = %pin_dir.display(), "eBPF programs detached and their pins removed");
+    }
+    Ok(detached)
 }
 
 fn load(opts: &Options) -> Result<Datapath, datapath::Error> {

@@ -40,6 +40,7 @@ use tokio::sync::Semaphore;
 use crate::admin::Status;
 use crate::config::Loaded;
 use crate::serve::{Acceptor, Limits};
+use mesh_bpf::datapath::Limits as BpfLimits;
 
 /// A duration flag: `10s`, `500ms`, `1m`, `1h30m` (Gateway API's duration format).
 fn duration(text: &str) -> Result<Duration, String> {
@@ -163,20 +164,20 @@ struct Args {
     #[arg(long)]
     bpf_redirect_addr: Option<SocketAddr>,
     /// Service frontends (ClusterIP, port, protocol) the maps hold.
-    #[arg(long, default_value_t = 65_536)]
+    #[arg(long, default_value_t = BpfLimits::DEFAULT.services)]
     bpf_max_services: u32,
     /// Backend slots the maps hold, all Services together (two generations of a Service's
     /// slots live while it changes).
-    #[arg(long, default_value_t = 262_144)]
+    #[arg(long, default_value_t = BpfLimits::DEFAULT.slots)]
     bpf_max_backend_slots: u32,
-    /// Entries (LRU) for the replies of unconnected UDP sockets (one per socket and backend)
-    /// and for the original destinations of redirected connections not yet accepted.
-    /// Connected sockets keep what they dialled in their own storage, freed with them.
-    #[arg(long, default_value_t = 65_536)]
+    /// Connected sockets remembered at once (what each dialled, for getpeername and the
+    /// redirect; an entry goes when its socket is released), and the LRU entries for the
+    /// replies of unconnected UDP sockets and for redirected connections not yet accepted.
+    #[arg(long, default_value_t = BpfLimits::DEFAULT.sockets)]
     bpf_max_sockets: u32,
     /// Slots one Service port may take: weights are scaled down to fit, and past this many
     /// backends the rest are left out.
-    #[arg(long, default_value_t = 4_096)]
+    #[arg(long, default_value_t = BpfLimits::DEFAULT.slots_per_service)]
     bpf_slots_per_service: usize,
     /// Detach the eBPF programs a previous agent pinned under --bpf-pin-dir, remove the
     /// pins, and exit: the node's uninstall step (the programs otherwise keep balancing with
@@ -466,15 +467,13 @@ async fn run(args: Args) {
     init_logging();
     let Some(config_dir) = args.config_dir.clone() else {
         // Only --bpf-uninstall runs without a configuration (clap enforces it).
-        match mesh_bpf::datapath::uninstall(&args.bpf_pin_dir) {
-            Ok(true) => {
-                tracing::info!(pins = %args.bpf_pin_dir.display(), "eBPF programs detached and their pins removed")
-            }
+        match bpf::detach(&args.bpf_pin_dir) {
+            Ok(true) => {}
             Ok(false) => {
                 tracing::info!(pins = %args.bpf_pin_dir.display(), "no eBPF programs pinned there; nothing to detach")
             }
             Err(e) => {
-                tracing::error!("detaching the eBPF programs: {e}");
+                tracing::error!("{e}");
                 std::process::exit(1);
             }
         }
@@ -516,7 +515,7 @@ async fn run(args: Args) {
         cgroup: args.cgroup.clone(),
         pin_dir: args.bpf_pin_dir.clone(),
         redirect,
-        limits: mesh_bpf::datapath::Limits {
+        limits: BpfLimits {
             services: args.bpf_max_services,
             slots: args.bpf_max_backend_slots,
             sockets: args.bpf_max_sockets,

@@ -218,14 +218,19 @@ pub struct Limits {
     pub slots_per_service: usize,
 }
 
+impl Limits {
+    /// The defaults, the agent's flags' defaults too (Cilium sizes its LB maps alike).
+    pub const DEFAULT: Limits = Limits {
+        services: 65_536,
+        slots: 262_144,
+        sockets: 65_536,
+        slots_per_service: 4_096,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            services: 65_536,
-            slots: 262_144,
-            sockets: 65_536,
-            slots_per_service: 4_096,
-        }
+        Limits::DEFAULT
     }
 }
 
