@@ -228,6 +228,34 @@ pub fn chains(listener: &Value) -> impl Iterator<Item = &Value> {
     list(listener, "filter_chains").chain(listener.get("default_filter_chain"))
 }
 
+/// The client admin APIs are asked with (10 s for a whole answer).
+pub fn admin_client() -> Result<reqwest::blocking::Client, String> {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// GET `url` of an admin API as JSON. The error names the URL and what to check, with the
+/// answer's status when there was one (a caller may say more about a 404).
+pub fn admin_json(
+    client: &reqwest::blocking::Client,
+    url: &str,
+) -> Result<Value, (Option<reqwest::StatusCode>, String)> {
+    let resp = client.get(url).send().map_err(|e| {
+        (
+            None,
+            format!("{url}: {e} (is the admin API listening there?)"),
+        )
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err((Some(status), format!("{url}: HTTP {status}")));
+    }
+    resp.json()
+        .map_err(|e| (Some(status), format!("{url}: not JSON: {e}")))
+}
+
 /// Read a configuration: an admin API is asked for `/config_dump?include_eds` and
 /// `/clusters?format=json`; a file is read as a saved dump.
 pub fn load(source: &Source) -> Result<Dump, String> {
@@ -239,21 +267,8 @@ pub fn load(source: &Source) -> Result<Dump, String> {
             Dump::from_json(raw).map_err(|e| format!("{path}: {e}"))
         }
         Source::Admin(base) => {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let get = |path: &str| -> Result<Value, String> {
-                let url = format!("{base}{path}");
-                let resp = client
-                    .get(&url)
-                    .send()
-                    .map_err(|e| format!("{url}: {e} (is the admin API listening there?)"))?;
-                if !resp.status().is_success() {
-                    return Err(format!("{url}: HTTP {}", resp.status()));
-                }
-                resp.json().map_err(|e| format!("{url}: not JSON: {e}"))
-            };
+            let client = admin_client()?;
+            let get = |path: &str| admin_json(&client, &format!("{base}{path}")).map_err(|e| e.1);
             let mut dump = Dump::from_json(get("/config_dump?include_eds")?)
                 .map_err(|e| format!("{base}/config_dump: {e}"))?;
             dump.hosts = get("/clusters?format=json").ok();

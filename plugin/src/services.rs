@@ -4,7 +4,7 @@
 //! list` show Cilium's.
 
 use mesh_bpf::view::ServiceView;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::cli::{ServicesArgs, TableFormat};
 use crate::table::Table;
@@ -19,21 +19,14 @@ struct Read {
 
 fn from_admin(base: &str) -> Result<Read, String> {
     let url = format!("{}/services", crate::dump::Source::admin_url(base));
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .get(&url)
-        .send()
-        .map_err(|e| format!("{url}: {e} (is a mesh-agent's admin API listening there?)"))?;
-    if resp.status() == reqwest::StatusCode::NOT_FOUND {
-        return Err(format!("{url}: not found: the admin API there has no Services (is it a mesh-agent? Envoy has no socket load balancer)"));
-    }
-    if !resp.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
-    }
-    let body: Value = resp.json().map_err(|e| format!("{url}: not JSON: {e}"))?;
+    let client = crate::dump::admin_client()?;
+    let body = crate::dump::admin_json(&client, &url).map_err(|(status, e)| {
+        if status == Some(reqwest::StatusCode::NOT_FOUND) {
+            format!("{url}: not found: the admin API there has no Services (is it a mesh-agent? Envoy has no socket load balancer)")
+        } else {
+            e
+        }
+    })?;
     let services = serde_json::from_value(body["services"].clone())
         .map_err(|e| format!("{url}: unexpected answer: {e}"))?;
     Ok(Read {
