@@ -17,6 +17,7 @@
 //! when core 0 (backend and load generator) is the limit. Medians over the rounds are printed
 //! as a Markdown table with the agent / Envoy ratios.
 
+use mesh_bench::median;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -278,15 +279,6 @@ fn oha(base: &str, rate: f64, opts: &Opts) -> Latency {
         p50_ms: pct("p50"),
         p99_ms: pct("p99"),
         ok: json["summary"]["successRate"].as_f64().unwrap_or(0.0),
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

@@ -19,6 +19,7 @@
 //! (iptables), backends on 127.0.5.x. The bench moves itself into a cgroup of its own for the
 //! programs' rounds and back out for the others. Method and figures: docs/benchmarks.md.
 
+use mesh_bench::median;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -318,14 +319,6 @@ fn own_cgroup(root: &Path) -> PathBuf {
         .find_map(|l| l.strip_prefix("0::"))
         .unwrap_or("/");
     root.join(path.trim_start_matches('/'))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
 }
 
 /// Requests per second, one request per connection, for `seconds`.
