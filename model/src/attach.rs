@@ -101,6 +101,31 @@ pub fn default_kinds(listener: &GatewayListeners) -> &'static [&'static str] {
     }
 }
 
+/// The route kinds a listener carries: those `allowedRoutes.kinds` lists that its protocol
+/// can carry (in the listed order), else its protocol's defaults.
+pub fn supported_kinds(listener: &GatewayListeners) -> Vec<&'static str> {
+    let defaults = default_kinds(listener);
+    match listener
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.kinds.as_ref())
+    {
+        Some(kinds) if !kinds.is_empty() => {
+            let mut out: Vec<&'static str> = Vec::new();
+            for k in kinds {
+                let ours = k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP;
+                if let Some(d) = defaults.iter().find(|d| ours && **d == k.kind) {
+                    if !out.contains(d) {
+                        out.push(d);
+                    }
+                }
+            }
+            out
+        }
+        _ => defaults.to_vec(),
+    }
+}
+
 /// Whether the listener accepts routes of `kind`.
 pub fn allows_kind(listener: &GatewayListeners, kind: Kind) -> bool {
     let name = kind.name();

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod cert;
+pub mod controller;
 pub mod crd;
 pub mod defaults;
 pub mod diagnostic;

@@ -22,7 +22,7 @@ pub struct Route {
 
 /// A parentRef with the spec's defaults applied (group gateway.networking.k8s.io, kind
 /// Gateway, the route's namespace).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentRef {
     pub field: String,
     pub group: String,

@@ -28,6 +28,8 @@ pub struct Condition {
 pub struct ParentStatus {
     /// `Gateway ns/name` or `Service ns/name`, with `/section` when the ref names a listener.
     pub parent: String,
+    /// The parentRef as the route wrote it (defaults filled in), which the status repeats.
+    pub reference: crate::route::ParentRef,
     pub conditions: Vec<Condition>,
 }
 
@@ -55,7 +57,7 @@ impl RouteStatus {
 /// would write one (the analyze rules report the dangling reference instead).
 pub fn routes(snap: &Snapshot) -> Vec<RouteStatus> {
     let mut out = Vec::new();
-    for kind in [Kind::HttpRoute, Kind::GrpcRoute, Kind::TlsRoute] {
+    for &kind in crate::kind::ROUTE_KINDS {
         for o in snap.of_kind(kind) {
             let Some(route) = o.resource.route() else {
                 continue;
@@ -85,6 +87,7 @@ pub fn routes(snap: &Snapshot) -> Vec<RouteStatus> {
                         .unwrap_or_default();
                     Some(ParentStatus {
                         parent: format!("{} {}/{}{section}", p.kind, p.namespace, p.name),
+                        reference: p.clone(),
                         conditions: vec![accepted, resolved.clone()],
                     })
                 })
@@ -133,6 +136,9 @@ fn condition(kind: &'static str, outcome: Result<&'static str, &'static str>) ->
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerStatus {
     pub name: String,
+    /// The route kinds the listener carries: those of `allowedRoutes.kinds` its protocol can
+    /// carry, else its protocol's defaults.
+    pub supported_kinds: Vec<&'static str>,
     /// Routes the listener accepts, of every kind.
     pub attached_routes: usize,
     pub conditions: Vec<Condition>,
@@ -275,6 +281,7 @@ pub fn gateways(
                 };
                 ListenerStatus {
                     name: l.name.clone(),
+                    supported_kinds: attach::supported_kinds(l),
                     attached_routes: attached(&gw.kind, &ns, &gw.name, &l.name),
                     conditions: vec![accepted, conflicted, resolved, programmed],
                 }
