@@ -11,6 +11,7 @@ mod addresses;
 mod admin;
 mod body;
 mod bpf;
+mod cluster;
 mod config;
 mod ext_auth;
 mod filters;
@@ -56,9 +57,54 @@ fn duration(text: &str) -> Result<Duration, String> {
     about = "L7 proxy for Gateway API routes"
 )]
 struct Args {
-    /// Run on the YAML in this folder (watched for changes).
-    #[arg(long, required_unless_present = "bpf_uninstall")]
+    /// Run on the YAML in this folder (watched for changes). Without it the agent runs on
+    /// the Kubernetes API (in-cluster, or --kubeconfig): it serves the Gateways of the
+    /// GatewayClasses naming --controller-name, the mesh routes and Envoy configs, and the
+    /// elected agent writes their statuses.
+    #[arg(long)]
     config_dir: Option<PathBuf>,
+    /// Kubernetes mode: the kubeconfig to use (default: in-cluster, else ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes mode: the controllerName of the GatewayClasses whose Gateways this agent
+    /// serves.
+    #[arg(long, default_value = mesh_model::controller::CONTROLLER_NAME)]
+    controller_name: String,
+    /// Kubernetes mode: never write statuses (another agent or a dry run does).
+    #[arg(long)]
+    no_status: bool,
+    /// Kubernetes mode: the Lease that elects the one agent writing statuses lives in this
+    /// namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "mesh-system")]
+    lease_namespace: String,
+    #[arg(long, default_value = "mesh-agent-status")]
+    lease_name: String,
+    /// Kubernetes mode: who this agent is in the Lease (default: the pod name, else the host
+    /// name and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How long a Lease not renewed stays held (client-go's LeaseDuration).
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    lease_duration: Duration,
+    /// How long the status writer keeps leading without renewing (client-go's RenewDeadline).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    lease_renew_deadline: Duration,
+    /// How often the Lease is renewed or tried (client-go's RetryPeriod).
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    lease_retry_period: Duration,
+    /// Kubernetes mode: what a Gateway's status.addresses says when it has no address of its
+    /// own (repeat for several; default: --gateway-addr, or when that is 0.0.0.0 the
+    /// InternalIP of the node --node-name names).
+    #[arg(long = "status-address")]
+    status_addresses: Vec<std::net::IpAddr>,
+    /// Kubernetes mode: the node this agent runs on (the downward API's spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Kubernetes mode: the most of one core rebuilding the Plan may take while the cluster
+    /// keeps changing: after a rebuild that took T, the next waits at least T×(1−share)/share
+    /// (and never less than --reload-delay-ms).
+    #[arg(long, default_value_t = 0.5)]
+    rebuild_share: f64,
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin_addr: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:15001")]
@@ -308,13 +354,14 @@ impl Serving {
         }
     }
 
-    /// Take a load that began reading the folder at `read_at`.
+    /// Take a load that began reading its source at `read_at`; the Plan now served, if the
+    /// load had one.
     fn apply(
         &mut self,
         read_at: jiff::Timestamp,
         loaded: Loaded,
         runtime: &tokio::runtime::Handle,
-    ) {
+    ) -> Option<Arc<Plan>> {
         let now = jiff::Timestamp::now().to_string();
         match loaded {
             Loaded::Empty => {
@@ -324,6 +371,7 @@ impl Serving {
                            stays (start with --allow-empty-config to serve nothing)";
                 tracing::error!("{why}");
                 status.last_error = Some(why.into());
+                None
             }
             Loaded::Plan {
                 plan,
@@ -396,6 +444,7 @@ impl Serving {
                 status.left_out = left_out;
                 drop(status);
                 release_free_memory();
+                Some(plan)
             }
         }
     }
@@ -465,8 +514,7 @@ async fn listen(
 
 async fn run(args: Args) {
     init_logging();
-    let Some(config_dir) = args.config_dir.clone() else {
-        // Only --bpf-uninstall runs without a configuration (clap enforces it).
+    if args.bpf_uninstall {
         match bpf::detach(&args.bpf_pin_dir) {
             Ok(true) => {}
             Ok(false) => {
@@ -478,7 +526,8 @@ async fn run(args: Args) {
             }
         }
         return;
-    };
+    }
+    let config_dir = args.config_dir.clone();
     let fd_limit = serve::raise_fd_limit();
     let limits = Arc::new(Limits {
         request_headers_timeout: args.request_headers_timeout,
@@ -556,6 +605,44 @@ async fn run(args: Args) {
         lb,
     };
     let runtime = tokio::runtime::Handle::current();
+    let Some(config_dir) = config_dir else {
+        let client = match kube_client(args.kubeconfig.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}");
+                std::process::exit(1);
+            }
+        };
+        let addresses = status_addresses(&args, &client).await;
+        let identity = args.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let election = (!args.no_status).then(|| mesh_kube::lease::Election {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity,
+            duration: args.lease_duration,
+            renew_deadline: args.lease_renew_deadline,
+            retry: args.lease_retry_period,
+        });
+        let opts = cluster::Options {
+            controller: args.controller_name.clone(),
+            election,
+            manager: "mesh-agent".into(),
+            pace: mesh_kube::watch::Pace {
+                debounce: Duration::from_millis(args.reload_delay_ms),
+                share: args.rebuild_share,
+            },
+            addresses,
+            features: mesh_model::controller::SUPPORTED_FEATURES,
+        };
+        cluster::run(client, opts, move |read_at, loaded| {
+            serving.apply(read_at, loaded, &runtime)
+        })
+        .await;
+        return;
+    };
     let opts = LoadOptions {
         max_file_bytes: args.max_file_size,
         channel: args.channel,
@@ -571,7 +658,7 @@ async fn run(args: Args) {
         .name("config-loader".into())
         .spawn(move || {
             config::watch(dir, opts, settle, allow_empty, |read_at, loaded| {
-                serving.apply(read_at, loaded, &runtime)
+                serving.apply(read_at, loaded, &runtime);
             })
         });
     if let Err(e) = loader {
@@ -579,6 +666,54 @@ async fn run(args: Args) {
         std::process::exit(1);
     }
     std::future::pending::<()>().await;
+}
+
+/// A client of the API server: `kubeconfig` when given, else in-cluster, else
+/// ~/.kube/config.
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read the kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            format!("no configuration to run on: pass --config-dir DIR, or run in a cluster or with --kubeconfig ({e})")
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("cannot make a Kubernetes client: {e}"))
+}
+
+/// What Gateways' status.addresses say when they have no address of their own: the flag, else
+/// --gateway-addr when it is one address, else the node's InternalIP.
+async fn status_addresses(args: &Args, client: &kube::Client) -> Vec<std::net::IpAddr> {
+    if !args.status_addresses.is_empty() {
+        return args.status_addresses.clone();
+    }
+    if !args.gateway_addr.is_unspecified() {
+        return vec![args.gateway_addr];
+    }
+    let Some(node) = &args.node_name else {
+        tracing::warn!("--gateway-addr is 0.0.0.0 and neither --status-address nor --node-name is given: Gateways' status will have no address");
+        return Vec::new();
+    };
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    match nodes.get(node).await {
+        Ok(n) => n
+            .status
+            .and_then(|s| s.addresses)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(node, error = %e, "cannot read the node's addresses (pass --status-address); Gateways' status will have no address");
+            Vec::new()
+        }
+    }
 }
 
 /// Give the heap's free pages back to the system. Loading parses every object with its lines

@@ -41,9 +41,11 @@ pub struct Update {
     pub api_version: String,
     pub namespace: Option<String>,
     pub name: String,
-    /// Written only if the object is still at this version (routes: the list is merged with
-    /// other controllers' entries read at this version).
-    pub resource_version: Option<String>,
+    /// The object's resourceVersion the status was computed from.
+    pub read_version: String,
+    /// Written only if the object is still at `read_version` (routes: the list is merged with
+    /// other controllers' entries read at that version).
+    pub conditional: bool,
     pub status: Value,
 }
 
@@ -147,13 +149,11 @@ fn update(object: &Object, status: Value, conditional: bool) -> Option<Update> {
         api_version: object.raw["apiVersion"].as_str()?.to_string(),
         namespace: object.namespace.clone(),
         name: object.name.clone(),
-        resource_version: conditional
-            .then(|| {
-                object.raw["metadata"]["resourceVersion"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .flatten(),
+        read_version: object.raw["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        conditional,
         status,
     })
 }
@@ -373,8 +373,8 @@ impl Writer {
             if let Some(ns) = &u.namespace {
                 metadata["namespace"] = json!(ns);
             }
-            if let Some(rv) = &u.resource_version {
-                metadata["resourceVersion"] = json!(rv);
+            if u.conditional && !u.read_version.is_empty() {
+                metadata["resourceVersion"] = json!(u.read_version);
             }
             let body = json!({"apiVersion": u.api_version, "kind": u.kind.name(), "metadata": metadata, "status": u.status});
             let params = PatchParams::apply(&self.manager).force();
@@ -504,14 +504,11 @@ status:
             .unwrap()
             .iter()
             .all(|c| c["observedGeneration"] == 3));
-        assert_eq!(
-            first[1].resource_version, None,
-            "a Gateway's status is all ours"
-        );
+        assert!(!first[1].conditional, "a Gateway's status is all ours");
         let route = &first[2];
         assert_eq!(
-            route.resource_version.as_deref(),
-            Some("11"),
+            (route.conditional, route.read_version.as_str()),
+            (true, "11"),
             "the merged list is written only over what it was merged from"
         );
         let parents = route.status["parents"].as_array().unwrap();

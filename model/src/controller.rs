@@ -10,6 +10,18 @@ use crate::Object;
 /// The controllerName of kubectl-mesh's GatewayClass (mesh-agent's `--controller-name`).
 pub const CONTROLLER_NAME: &str = "kubectl-mesh.io/gateway-controller";
 
+/// The Gateway API features (conformance suite names, `sigs.k8s.io/gateway-api/pkg/features`)
+/// mesh-agent claims in its GatewayClasses' `status.supportedFeatures`, which the conformance
+/// suite reads to choose its tests. Only what the suite has passed against the agent is listed
+/// (`docs/conformance/`).
+pub const SUPPORTED_FEATURES: &[&str] = &[
+    "Gateway",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "GRPCRoute",
+    "TLSRoute",
+];
+
 /// A GatewayClass of ours and whether it is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {

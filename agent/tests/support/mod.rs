@@ -42,6 +42,17 @@ pub async fn spawn(dir: &Path, args: &[&str]) -> Agent {
 
 /// [`spawn`] with the open-file limit (soft and hard) set to `nofile`.
 pub async fn spawn_limited(dir: &Path, args: &[&str], nofile: Option<u64>) -> Agent {
+    let source = ["--config-dir".to_string(), dir.display().to_string()];
+    start(&source, dir, args, nofile).await
+}
+
+/// Start mesh-agent on a cluster (`--kubeconfig`), `dir` being a folder of the test's for it.
+pub async fn spawn_on_cluster(kubeconfig: &Path, dir: &Path, args: &[&str]) -> Agent {
+    let source = ["--kubeconfig".to_string(), kubeconfig.display().to_string()];
+    start(&source, dir, args, None).await
+}
+
+async fn start(source: &[String], dir: &Path, args: &[&str], nofile: Option<u64>) -> Agent {
     use std::os::unix::process::CommandExt;
     let (outbound, admin) = (
         mesh_model::testing::free_port(),
@@ -64,8 +75,7 @@ pub async fn spawn_limited(dir: &Path, args: &[&str], nofile: Option<u64>) -> Ag
         }
     }
     let child = command
-        .arg("--config-dir")
-        .arg(dir)
+        .args(source)
         .args([
             "--outbound-addr",
             &format!("127.0.0.1:{outbound}"),

@@ -21,6 +21,8 @@
 //! takes its control plane with it (the kernel kills the children of a thread that exits), and
 //! the next start removes the folders of processes that are gone.
 
+pub mod netns;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

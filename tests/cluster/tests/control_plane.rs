@@ -59,7 +59,7 @@ fn the_control_plane_serves_authorizes_and_finalizes() {
         std::fs::read_to_string(root.join("manifests/webhook/00-namespace.yaml")).unwrap();
     for file in [
         "10-serviceaccount.yaml",
-        "20-config.yaml",
+        "20-rbac.yaml",
         "30-daemonset.yaml",
     ] {
         manifests.push_str("\n---\n");
@@ -98,4 +98,12 @@ fn the_control_plane_serves_authorizes_and_finalizes() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("must be an absolute path"), "{refused}");
+
+    // The agent's GatewayClass, once the CRDs are in.
+    cluster
+        .kubectl(
+            &["apply", "-f", "-"],
+            &std::fs::read_to_string(root.join("manifests/agent/40-gatewayclass.yaml")).unwrap(),
+        )
+        .unwrap();
 }
