@@ -21,7 +21,9 @@
 //! takes its control plane with it (the kernel kills the children of a thread that exits), and
 //! the next start removes the folders of processes that are gone.
 
+pub mod conformance;
 pub mod netns;
+pub mod pods;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -94,6 +96,9 @@ pub struct Options {
     /// Keep running when dropped (`make cluster-up`): the processes are left to
     /// `mesh-cluster down`.
     pub detach: bool,
+    /// The range kwok gives pod IPs from (default 127.80.0.0/16; in a [`netns`],
+    /// a part of [`netns::ENDPOINTS`], so that EndpointSlices may hold them).
+    pub pod_cidr: Option<String>,
 }
 
 /// A running control plane.
@@ -286,7 +291,10 @@ impl Cluster {
                     &format!("--config={}", bin.join("kwok-stages.yaml").display()),
                     "--manage-all-nodes=false",
                     "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                    "--cidr=127.80.0.0/16",
+                    &format!(
+                        "--cidr={}",
+                        options.pod_cidr.as_deref().unwrap_or("127.80.0.0/16")
+                    ),
                     "--node-ip=127.0.0.1",
                     &format!("--server-address=127.0.0.1:{}", free_port()),
                 ],

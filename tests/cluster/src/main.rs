@@ -29,6 +29,7 @@ fn up() -> Result<(), String> {
     let cluster = Cluster::start(Options {
         kwok: true,
         detach: true,
+        ..Options::default()
     })
     .map_err(|e| e.to_string())?;
     let kubeconfig = cluster.kubeconfig().map_err(|e| e.to_string())?;
@@ -74,11 +75,46 @@ fn down() -> Result<(), String> {
     Ok(())
 }
 
+/// `conformance [--profiles P] [--report FILE] [--logs DIR] [-- SUITE-FLAGS...]`.
+fn conformance(args: &[String]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut run = mesh_cluster::conformance::Run {
+        agent: exe.with_file_name("mesh-agent"),
+        profiles: "GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC".into(),
+        report: PathBuf::from("docs/conformance/report.yaml"),
+        logs: std::env::temp_dir().join("mesh-conformance"),
+        extra: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--profiles" => run.profiles = value()?,
+            "--report" => run.report = PathBuf::from(value()?),
+            "--logs" => run.logs = PathBuf::from(value()?),
+            "--agent" => run.agent = PathBuf::from(value()?),
+            "--" => {
+                run.extra = it.by_ref().cloned().collect();
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    match mesh_cluster::conformance::run(&run)? {
+        true => Ok(()),
+        false => Err(format!(
+            "the suite failed; its output is {}",
+            run.logs.join("suite.log").display()
+        )),
+    }
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(2).collect();
     let result = match std::env::args().nth(1).as_deref() {
         Some("up") => up(),
         Some("down") => down(),
-        _ => Err("usage: mesh-cluster up|down".to_string()),
+        Some("conformance") => conformance(&args),
+        _ => Err("usage: mesh-cluster up|down|conformance".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

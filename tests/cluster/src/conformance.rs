@@ -1,0 +1,194 @@
+//! `mesh-cluster conformance`: the upstream Gateway API conformance suite against mesh-agent,
+//! on the real control plane, in a network namespace of its own (`crate::netns`).
+//!
+//! kwok plays the node and gives the suite's pods IPs of the namespace's local range; the pods
+//! of the suite's echo image are served by mesh-echo at those IPs (`crate::pods`); mesh-agent
+//! runs in Kubernetes mode with the shipped RBAC and GatewayClass, each Gateway on an address
+//! of its own from `GATEWAY_POOL`; and the suite's test binary (`conformance/build.sh`) runs
+//! with the profiles asked for, inferring the features to test from the GatewayClass's
+//! `status.supportedFeatures` as the agent writes it, and writes its report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::pods::Pods;
+use crate::{Cluster, Options};
+
+/// Where kwok takes pod IPs from (inside `netns::ENDPOINTS`).
+pub const POD_CIDR: &str = "198.19.0.0/17";
+/// Where mesh-agent takes each Gateway's address from (inside `netns::ENDPOINTS`).
+pub const GATEWAY_POOL: &str = "198.19.255.0/24";
+
+/// What to run.
+pub struct Run {
+    /// The mesh-agent binary.
+    pub agent: PathBuf,
+    /// Comma-separated conformance profiles (GATEWAY-HTTP, GATEWAY-TLS, GATEWAY-GRPC, ...).
+    pub profiles: String,
+    /// Where the report (the suite's YAML) goes.
+    pub report: PathBuf,
+    /// Where the logs of the run go (the suite's output, the agent's log).
+    pub logs: PathBuf,
+    /// Extra flags for the suite (`-run-test NAME`, `-supported-features ...`).
+    pub extra: Vec<String>,
+}
+
+fn step(what: &str) {
+    eprintln!("mesh-cluster conformance: {what}");
+}
+
+fn wait(within: Duration, what: &str, mut ok: impl FnMut() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while !ok() {
+        if start.elapsed() > within {
+            return Err(format!("{what} not within {within:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
+}
+
+fn apply_files(cluster: &Cluster, root: &Path, files: &[&str]) -> Result<(), String> {
+    for f in files {
+        let path = root.join(f).display().to_string();
+        cluster
+            .kubectl(&["apply", "--server-side", "-f", &path], "")
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Run the suite; Ok(true) when it passed. Must be called before the process starts any
+/// other thread that should be inside the network namespace (it enters one).
+pub fn run(run: &Run) -> Result<bool, String> {
+    crate::netns::enter()?;
+    let suite = {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/build.sh");
+        let out = Command::new("sh")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!("{} failed", script.display()));
+        }
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    };
+    std::fs::create_dir_all(&run.logs).map_err(|e| format!("{}: {e}", run.logs.display()))?;
+    step("starting the control plane (kwok playing one node)");
+    let cluster = Cluster::start(Options {
+        kwok: true,
+        pod_cidr: Some(POD_CIDR.into()),
+        ..Options::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cluster
+        .install_crds("experimental")
+        .map_err(|e| e.to_string())?;
+    apply_files(
+        &cluster,
+        &root,
+        &[
+            "manifests/webhook/00-namespace.yaml",
+            "manifests/agent/10-serviceaccount.yaml",
+            "manifests/agent/20-rbac.yaml",
+            "manifests/agent/40-gatewayclass.yaml",
+        ],
+    )?;
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-0\n  annotations: {kwok.x-k8s.io/node: fake}\n  labels: {kubernetes.io/hostname: kwok-node-0, kubernetes.io/os: linux}\n";
+    cluster
+        .kubectl(&["apply", "-f", "-"], node)
+        .map_err(|e| e.to_string())?;
+    let admin = cluster.kubeconfig().map_err(|e| e.to_string())?;
+    let _pods = Pods::run(admin.clone()).map_err(|e| e.to_string())?;
+
+    step("starting mesh-agent");
+    let agent_log = run.logs.join("mesh-agent.log");
+    let log =
+        std::fs::File::create(&agent_log).map_err(|e| format!("{}: {e}", agent_log.display()))?;
+    let kubeconfig = cluster
+        .kubeconfig_for(&cluster.agent, "agent")
+        .map_err(|e| e.to_string())?;
+    let mut agent = Command::new(&run.agent)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--gateway-address-pool",
+            GATEWAY_POOL,
+            "--admin-addr",
+            "127.0.0.1:15000",
+            "--outbound-addr",
+            "127.0.0.1:15001",
+            "--bpf",
+            "off",
+            "--bpf-pin-dir",
+            "/nonexistent/mesh-conformance",
+            "--identity",
+            "conformance",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", run.agent.display()))?;
+    let accepted = || {
+        cluster
+            .kubectl(
+                &[
+                    "get",
+                    "gatewayclass",
+                    "kubectl-mesh",
+                    "-o",
+                    "jsonpath={.status.supportedFeatures}",
+                ],
+                "",
+            )
+            .is_ok_and(|s| s.contains("HTTPRoute"))
+    };
+    let ready = wait(
+        Duration::from_secs(60),
+        "the GatewayClass's status",
+        accepted,
+    );
+    if let Err(e) = ready {
+        let _ = agent.kill();
+        return Err(format!("{e}; see {}", agent_log.display()));
+    }
+
+    step(&format!(
+        "running the suite ({}); its output: {}",
+        run.profiles,
+        run.logs.join("suite.log").display()
+    ));
+    let suite_log = run.logs.join("suite.log");
+    let out =
+        std::fs::File::create(&suite_log).map_err(|e| format!("{}: {e}", suite_log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let report = std::path::absolute(&run.report).map_err(|e| e.to_string())?;
+    let status = Command::new(&suite)
+        .args([
+            "-test.v",
+            "-test.timeout=90m",
+            "-gateway-class=kubectl-mesh",
+            &format!("-conformance-profiles={}", run.profiles),
+            &format!("-report-output={}", report.display()),
+            "-organization=kubectl-mesh",
+            "-project=kubectl-mesh",
+            "-url=https://github.com/kubectl-mesh/kubectl-mesh",
+            &format!("-version=v{}", env!("CARGO_PKG_VERSION")),
+            "-contact=https://github.com/kubectl-mesh/kubectl-mesh/issues",
+            "-cleanup-base-resources=false",
+        ])
+        .args(&run.extra)
+        .env("KUBECONFIG", &admin)
+        .current_dir(&run.logs)
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|e| format!("{}: {e}", suite.display()))?;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    Ok(status.success())
+}
