@@ -59,7 +59,8 @@ struct Verdict {
 
 /// Partial validity on a cluster: an object that admission would refuse (an object-scope
 /// Error of ours the API server did not catch, as when mesh-webhook is not installed) is left
-/// out and its last accepted version serves in its place, as in file mode.
+/// out and its last accepted version serves in its place, as in file mode, unless Gateway API
+/// gives the problem a status outcome (`rules::refused_on_cluster`).
 #[derive(Default)]
 struct Validity {
     /// Per object: the version last judged (by pointer: the cache shares unchanged objects)
@@ -88,7 +89,7 @@ impl Validity {
                 let verdict = Verdict {
                     refusal: found
                         .iter()
-                        .find(|d| rules::refuses(d))
+                        .find(|d| rules::refused_on_cluster(d))
                         .map(|d| format!("[{}] {}: {}", d.code, d.field, d.message)),
                     errors: found.iter().filter(|d| d.level == Level::Error).count(),
                     warnings: found.iter().filter(|d| d.level == Level::Warning).count(),

@@ -606,10 +606,10 @@ async fn run(args: Args) {
     };
     let runtime = tokio::runtime::Handle::current();
     let Some(config_dir) = config_dir else {
-        let client = match kube_client(args.kubeconfig.as_deref()).await {
+        let client = match mesh_kube::client::connect(args.kubeconfig.as_deref(), None).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("{e}");
+                tracing::error!("{e}; or pass --config-dir DIR to run on a folder");
                 std::process::exit(1);
             }
         };
@@ -666,24 +666,6 @@ async fn run(args: Args) {
         std::process::exit(1);
     }
     std::future::pending::<()>().await;
-}
-
-/// A client of the API server: `kubeconfig` when given, else in-cluster, else
-/// ~/.kube/config.
-async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read the kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| {
-            format!("no configuration to run on: pass --config-dir DIR, or run in a cluster or with --kubeconfig ({e})")
-        })?,
-    };
-    kube::Client::try_from(config).map_err(|e| format!("cannot make a Kubernetes client: {e}"))
 }
 
 /// What Gateways' status.addresses say when they have no address of their own: the flag, else

@@ -7,7 +7,9 @@
 //! the kinds of any installed Gateway API release are read without typed bindings of their
 //! own), watched into a [`watch::Cache`], and statuses go back by server-side apply.
 
+pub mod client;
 pub mod lease;
+pub mod list;
 pub mod resource;
 pub mod status;
 pub mod watch;

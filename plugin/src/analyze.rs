@@ -41,30 +41,60 @@ pub fn run(global: &Global, args: &AnalyzeArgs) -> u8 {
             }
         }
     }
-    if args.paths.is_empty() || args.use_kube {
-        eprintln!("error: analyzing a live cluster needs the Kubernetes integration, which this build does not include yet.");
-        eprintln!("Pass files or directories instead, e.g. `kubectl mesh analyze ./manifests`, or `-` to read stdin.");
-        return exit::USAGE;
-    }
-
-    let source = FileSource {
-        inputs: args.paths.iter().map(|p| Input::parse(p)).collect(),
-    };
     let opts = LoadOptions {
         default_namespace: global.namespace.clone(),
         max_file_bytes: global.max_file_size,
         channel: global.channel,
     };
-    let (objects, load_errors) = source.objects(&opts);
+    let (files, load_errors) = if args.paths.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let source = FileSource {
+            inputs: args.paths.iter().map(|p| Input::parse(p)).collect(),
+        };
+        source.objects(&opts)
+    };
     for e in &load_errors {
         eprintln!("error: {e}");
     }
-    let files: std::collections::BTreeSet<String> = objects
-        .iter()
-        .map(|o| o.origin.source.to_string())
-        .collect();
-    let snapshot = Snapshot::new(objects);
-    let all = rules::check(&snapshot);
+    let sources: std::collections::BTreeSet<String> =
+        files.iter().map(|o| o.origin.source.to_string()).collect();
+    let cluster = args.paths.is_empty() || args.use_kube;
+    let (snapshot, all) = if !cluster {
+        let snapshot = Snapshot::new(files);
+        let all = rules::check(&snapshot);
+        (snapshot, all)
+    } else {
+        let listed = match crate::cluster::read(global) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        };
+        if args.use_kube {
+            let before = rules::check(&Snapshot::complete(listed.objects.clone(), &listed.served));
+            let after = Snapshot::complete(
+                Snapshot::layered(listed.objects, files).into_objects(),
+                &listed.served,
+            );
+            let mut all = rules::check(&after);
+            if !args.all_findings {
+                let known: std::collections::HashSet<_> = before.iter().map(finding_key).collect();
+                all.retain(|d| !known.contains(&finding_key(d)));
+            }
+            (after, all)
+        } else {
+            let snapshot = Snapshot::complete(listed.objects, &listed.served);
+            let mut all = rules::check(&snapshot);
+            // The whole cluster is checked (a route's Gateway, grants and backends live in
+            // other namespaces); the namespace asked for is what is reported.
+            if !global.all_namespaces {
+                all.retain(|d| d.resource.namespace.as_deref() == Some(global.namespace.as_str()));
+            }
+            (snapshot, all)
+        }
+    };
     let kept: Vec<_> = all
         .into_iter()
         .filter(|d| !suppressions.iter().any(|s| s.matches(d)))
@@ -85,10 +115,15 @@ pub fn run(global: &Global, args: &AnalyzeArgs) -> u8 {
     if status != exit::OK {
         return status;
     }
+    let from = match (cluster, sources.len()) {
+        (false, n) => plural(n, "file"),
+        (true, 0) => "the cluster".to_string(),
+        (true, n) => format!("the cluster and {}", plural(n, "file")),
+    };
     summary(
         &snapshot,
         &kept,
-        files.len(),
+        &from,
         use_color(global.color, std::io::stderr().is_terminal()),
     );
 
@@ -107,8 +142,15 @@ pub fn run(global: &Global, args: &AnalyzeArgs) -> u8 {
     }
 }
 
+/// What makes a finding the same before and after the files are applied: rule, object, field
+/// and message (not where the object stands: a file object's origin differs from the
+/// cluster's).
+fn finding_key(d: &mesh_model::Diagnostic) -> (&str, &mesh_model::ObjectRef, &str, &str) {
+    (d.code, &d.resource, &d.field, &d.message)
+}
+
 /// One line on stderr: counts, and which cross-object checks had nothing to check against.
-fn summary(snap: &Snapshot, findings: &[mesh_model::Diagnostic], files: usize, color: bool) {
+fn summary(snap: &Snapshot, findings: &[mesh_model::Diagnostic], from: &str, color: bool) {
     let count = |l: Level| findings.iter().filter(|d| d.level == l).count();
     let (e, w, i) = (
         count(Level::Error),
@@ -120,7 +162,7 @@ fn summary(snap: &Snapshot, findings: &[mesh_model::Diagnostic], files: usize, c
         format!(
             "No issues found in {} from {}.",
             plural(objects, "object"),
-            plural(files, "file")
+            from
         )
     } else {
         format!(
@@ -129,7 +171,7 @@ fn summary(snap: &Snapshot, findings: &[mesh_model::Diagnostic], files: usize, c
             plural(w, "warning"),
             plural(i, "info"),
             plural(objects, "object"),
-            plural(files, "file")
+            from
         )
     };
     let line = if color {

@@ -78,6 +78,8 @@ const ANALYZE_HELP: &str = "Examples:
   kubectl mesh analyze route.yaml -o sarif > mesh.sarif
   helm template . | kubectl mesh analyze -
   kubectl mesh analyze . -S 'MESH2104=HTTPRoute shop/*' --failure-threshold warning
+  kubectl mesh analyze -n shop                      # the live cluster: namespace shop (-A: all)
+  kubectl mesh analyze --use-kube ./manifests       # what applying them would break
 
 Exit codes: 0 nothing at or above the failure threshold, 79 findings, 65 unreadable input, 64 usage error.
 Suppress in the object itself with the annotation kubectl-mesh.io/suppress: \"MESH2104,MESH9001\" (or \"*\").";
@@ -101,9 +103,15 @@ pub struct AnalyzeArgs {
     /// List the rules instead of analyzing.
     #[arg(long)]
     pub list_rules: bool,
-    /// Layer the files over the live cluster (needs cluster access).
+    /// Layer the files over the live cluster and report what applying them would change:
+    /// the findings the cluster does not have yet (`--all-findings`: every finding of the
+    /// result).
     #[arg(long)]
     pub use_kube: bool,
+    /// With --use-kube: report every finding of the cluster with the files applied, not only
+    /// those the files bring.
+    #[arg(long, requires = "use_kube")]
+    pub all_findings: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

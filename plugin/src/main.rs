@@ -6,6 +6,7 @@
 
 mod analyze;
 mod cli;
+mod cluster;
 mod dump;
 mod explain;
 mod proxy_config;

@@ -219,6 +219,15 @@ pub fn refuses(d: &Diagnostic) -> bool {
         && !SERVED_WITH_OUTCOME.contains(&d.code)
 }
 
+/// Whether a finding keeps its object out of what mesh-agent serves on a cluster. The API
+/// server has admitted the object, so Gateway API's partial validity applies: a finding whose
+/// rule names a status reason (`InvalidRouteKinds`, `UnsupportedProtocol`, ...) is served with
+/// that outcome and said in the object's status; only what has no such outcome, which the
+/// model cannot serve faithfully, is left out (its last accepted version serving).
+pub fn refused_on_cluster(d: &Diagnostic) -> bool {
+    refuses(d) && find(d.code).is_some_and(|r| r.reason.is_none())
+}
+
 /// What a load hands the compiler: the snapshot, every finding, unreadable input, and what was
 /// refused (see [`check_partial`]).
 pub struct Checked {
