@@ -1,9 +1,9 @@
 //! Kubernetes mode (no `--config-dir`): the API server is the configuration.
 //!
 //! `mesh_kube::watch` keeps every kind the model reads; on change, a dedicated thread (loading is
-//! CPU work, never on a serving thread) takes a view, keeps what our GatewayClasses own
-//! (`mesh_model::controller::owned`), applies partial validity as file mode does, compiles, and
-//! hands the Plan to the serving side, which swaps it in. Rebuilds are coalesced: a burst of
+//! CPU work, never on a serving thread) takes a view, applies partial validity and keeps what our
+//! GatewayClasses own (`mesh_kube::served`), compiles, and hands the Plan to the serving side,
+//! which swaps it in. Rebuilds are coalesced: a burst of
 //! events is one rebuild, and under constant change rebuilds take at most `pace.share` of a core.
 //!
 //! Every agent serves; the one holding the Lease (`mesh_kube::lease`) also writes the statuses
@@ -15,14 +15,13 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use mesh_kube::lease::Election;
+use mesh_kube::served::{compile_served, Validity};
 use mesh_kube::status::{self, Writer};
-use mesh_kube::watch::{Cache, Pace, View};
+use mesh_kube::watch::{Cache, Pace};
 use mesh_kube::Values;
-use mesh_model::controller::{self, Class};
-use mesh_model::lastgood::LeftOut;
-use mesh_model::plan::{compile, Plan};
-use mesh_model::rules::{self, Scope};
-use mesh_model::{Kind, Level, Object, Snapshot};
+use mesh_model::controller::Class;
+use mesh_model::plan::Plan;
+use mesh_model::{Kind, Snapshot};
 use tokio::sync::watch;
 
 use crate::config::Loaded;
@@ -40,86 +39,6 @@ pub struct Options {
     pub addresses: Vec<IpAddr>,
     /// Gateway API features the agent supports (GatewayClass `status.supportedFeatures`).
     pub features: &'static [&'static str],
-}
-
-/// Object key in the cache.
-type Key = (Kind, Option<String>, String);
-
-fn key(o: &Object) -> Option<Key> {
-    Some((o.known?, o.namespace.clone(), o.name.clone()))
-}
-
-/// What an object's own rules found.
-struct Verdict {
-    /// Why admission would refuse it, if it would.
-    refusal: Option<String>,
-    errors: usize,
-    warnings: usize,
-}
-
-/// Partial validity on a cluster: an object that admission would refuse (an object-scope
-/// Error of ours the API server did not catch, as when mesh-webhook is not installed) is left
-/// out and its last accepted version serves in its place, as in file mode, unless Gateway API
-/// gives the problem a status outcome (`rules::refused_on_cluster`).
-#[derive(Default)]
-struct Validity {
-    /// Per object: the version last judged (by pointer: the cache shares unchanged objects)
-    /// and the verdict.
-    judged: HashMap<Key, (Arc<Object>, Verdict)>,
-    /// The last version of each object that was not refused.
-    accepted: HashMap<Key, Arc<Object>>,
-}
-
-impl Validity {
-    /// The objects to compile, what was left out, and the findings' counts (Errors, Warnings)
-    /// of the objects' own rules.
-    fn apply(&mut self, view: &View) -> (Vec<Object>, Vec<LeftOut>, usize, usize) {
-        let alone = Snapshot::new(Vec::new());
-        let (mut kept, mut left_out, mut errors, mut warnings) = (Vec::new(), Vec::new(), 0, 0);
-        let mut seen = std::collections::HashSet::new();
-        for o in &view.objects {
-            let Some(k) = key(o) else { continue };
-            seen.insert(k.clone());
-            let fresh = !self
-                .judged
-                .get(&k)
-                .is_some_and(|(prev, _)| Arc::ptr_eq(prev, o));
-            if fresh {
-                let found = rules::check_object_where(o, &alone, |r| r.scope == Scope::Object);
-                let verdict = Verdict {
-                    refusal: found
-                        .iter()
-                        .find(|d| rules::refused_on_cluster(d))
-                        .map(|d| format!("[{}] {}: {}", d.code, d.field, d.message)),
-                    errors: found.iter().filter(|d| d.level == Level::Error).count(),
-                    warnings: found.iter().filter(|d| d.level == Level::Warning).count(),
-                };
-                self.judged.insert(k.clone(), (o.clone(), verdict));
-            }
-            let verdict = &self.judged[&k].1;
-            errors += verdict.errors;
-            warnings += verdict.warnings;
-            match &verdict.refusal {
-                None => {
-                    self.accepted.insert(k, o.clone());
-                    kept.push((**o).clone());
-                }
-                Some(reason) => {
-                    let previous = self.accepted.get(&k);
-                    left_out.push(mesh_model::lastgood::refused(
-                        o,
-                        reason.clone(),
-                        previous.is_some(),
-                    ));
-                    kept.extend(previous.map(|p| (**p).clone()));
-                }
-            }
-        }
-        // Deleted objects are forgotten.
-        self.judged.retain(|k, _| seen.contains(k));
-        self.accepted.retain(|k, _| seen.contains(k));
-        (kept, left_out, errors, warnings)
-    }
 }
 
 /// What the status writer needs of one build.
@@ -154,16 +73,14 @@ pub async fn run(
                     continue;
                 };
                 let read_at = jiff::Timestamp::now();
-                let (objects, left_out, errors, warnings) = validity.apply(&view);
-                let classes = controller::classes(&objects, &controller);
-                let objects = controller::owned(objects, &controller);
-                let snapshot = Snapshot::complete(objects, &view.watched);
-                let plan = Box::new(compile(&snapshot));
+                let checked = validity.apply(&view.objects);
+                let served = compile_served(checked.objects, &view.watched, &controller);
+                let (snapshot, classes) = (served.snapshot, served.classes);
                 let loaded = Loaded::Plan {
-                    plan,
-                    left_out,
-                    errors,
-                    warnings,
+                    plan: Box::new(served.plan),
+                    left_out: checked.left_out,
+                    errors: checked.errors,
+                    warnings: checked.warnings,
                 };
                 if let Some(plan) = apply(read_at, loaded) {
                     built_tx.send_replace(Some(Arc::new(Built {

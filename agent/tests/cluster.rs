@@ -137,7 +137,19 @@ fn the_agent_serves_the_cluster_and_the_elected_one_writes_statuses() {
         eprintln!("skipped: {e}");
         return;
     }
-    let cluster = Cluster::start(Options::default()).expect("the control plane starts");
+    // kwok plays a node with a mesh-agent pod whose port 15000 (its admin API, as the
+    // DaemonSet has it) kwok forwards to agent-a's: `kubectl mesh ... pod/NAME` reaches it
+    // through the API server's port-forward, as on a real node.
+    let admin_a = mesh_model::testing::free_port();
+    let forward = format!(
+        "apiVersion: kwok.x-k8s.io/v1alpha1\nkind: ClusterPortForward\nmetadata: {{name: mesh-agent-admin}}\nspec:\n  forwards: [{{ports: [15000], target: {{port: {admin_a}, address: 127.0.0.1}}}}]\n"
+    );
+    let cluster = Cluster::start(Options {
+        kwok: true,
+        kwok_config: Some(forward),
+        ..Options::default()
+    })
+    .expect("the control plane starts");
     install(&cluster);
     let kubeconfig = cluster.kubeconfig_for(&cluster.agent, "agent").unwrap();
     let port = mesh_model::testing::free_port();
@@ -161,7 +173,15 @@ fn the_agent_serves_the_cluster_and_the_elected_one_writes_statuses() {
         "--lease-retry-period",
         "300ms",
     ];
-    let mut args = vec!["--gateway-addr", "127.0.0.1", "--identity", "agent-a"];
+    let admin_flag = format!("127.0.0.1:{admin_a}");
+    let mut args = vec![
+        "--gateway-addr",
+        "127.0.0.1",
+        "--identity",
+        "agent-a",
+        "--admin-addr",
+        &admin_flag,
+    ];
     args.extend(lease);
     let agent_a = runtime.block_on(spawn_on_cluster(&kubeconfig, &dir, &args));
     let url = format!("http://127.0.0.1:{port}/shop/cart");
@@ -244,6 +264,10 @@ fn the_agent_serves_the_cluster_and_the_elected_one_writes_statuses() {
         "{}",
         theirs["status"]
     );
+
+    // The plugin reaches agent-a as pod/NAME and node/NAME through the API server, and
+    // proxy-status compares every agent with the Plan compiled from the cluster.
+    targets(&cluster, port);
 
     // A change of spec: the route now sends to a Service that does not exist.
     cluster
@@ -340,4 +364,112 @@ fn the_agent_serves_the_cluster_and_the_elected_one_writes_statuses() {
     let gw = object(&cluster, &["gateway", "-n", "infra", "web"]);
     assert_eq!(gw["status"]["addresses"][0]["value"], "127.0.0.2");
     drop(agent_b);
+}
+
+const AGENT_POD: &str = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-0
+  annotations: {kwok.x-k8s.io/node: fake}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: mesh-agent-x1
+  namespace: mesh-system
+  labels: {app.kubernetes.io/name: mesh-agent}
+spec:
+  nodeName: kwok-node-0
+  containers:
+  - name: mesh-agent
+    image: kubectl-mesh/mesh-agent:0.1.0
+    args: [--admin-addr=127.0.0.1:15000]
+"#;
+
+/// `kubectl-mesh ARGS` as the admin: exit code, stdout, stderr.
+fn kubectl_mesh(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
+    // Built with the workspace's binaries (`cargo test --workspace` builds them all).
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mesh-agent")).with_file_name("kubectl-mesh");
+    if !bin.exists() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "kubectl-mesh"])
+            .status()
+            .unwrap();
+        assert!(built.success(), "cargo build -p kubectl-mesh");
+    }
+    let out = std::process::Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn targets(cluster: &Cluster, port: u16) {
+    cluster.kubectl(&["apply", "-f", "-"], AGENT_POD).unwrap();
+    cluster
+        .kubectl(
+            &[
+                "-n",
+                "mesh-system",
+                "wait",
+                "pod/mesh-agent-x1",
+                "--for=condition=Ready",
+                "--timeout=60s",
+            ],
+            "",
+        )
+        .unwrap();
+    for target in ["pod/mesh-agent-x1", "node/kwok-node-0"] {
+        let (code, out, err) = kubectl_mesh(
+            cluster,
+            &[
+                "-n",
+                "mesh-system",
+                "proxy-config",
+                "routes",
+                target,
+                "-o",
+                "json",
+            ],
+        );
+        assert_eq!(code, 0, "{target}: {err}");
+        assert!(
+            out.contains("/shop"),
+            "{target}: the route's match is in what the agent runs: {out}"
+        );
+    }
+    // pod/NAME in the wrong namespace still finds the agent of that name.
+    let (code, out, err) =
+        kubectl_mesh(cluster, &["proxy-config", "clusters", "pod/mesh-agent-x1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("app/echo:80"), "{out}");
+    let (code, out, err) = kubectl_mesh(
+        cluster,
+        &[
+            "explain",
+            &format!("http://shop.example:{port}/shop/cart"),
+            "--admin",
+            "node/kwok-node-0",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("app/echo"), "{out}");
+    let (code, out, err) = kubectl_mesh(cluster, &["proxy-status", "-o", "json"]);
+    assert_eq!(code, 0, "{out} {err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["agent"], "mesh-system/mesh-agent-x1");
+    assert_eq!(rows[0]["status"], "SYNCED", "{rows}");
+    // A node without an agent: exit 65 and what to look at.
+    let (code, _, err) = kubectl_mesh(cluster, &["proxy-config", "routes", "node/nowhere"]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("no mesh-agent pod"), "{err}");
 }

@@ -8,9 +8,11 @@
 //! own), watched into a [`watch::Cache`], and statuses go back by server-side apply.
 
 pub mod client;
+pub mod forward;
 pub mod lease;
 pub mod list;
 pub mod resource;
+pub mod served;
 pub mod status;
 pub mod watch;
 

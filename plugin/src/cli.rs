@@ -26,6 +26,10 @@ pub struct Global {
     /// Path to the kubeconfig file (cluster mode).
     #[arg(long, global = true, env = "KUBECONFIG")]
     pub kubeconfig: Option<String>,
+    /// How `pod/NAME` and `node/NAME` targets reach an agent's admin API: through the API
+    /// server (port-forward), or at the pod's IP (direct, from inside the cluster network).
+    #[arg(long, global = true, value_enum, default_value_t = Via::PortForward)]
+    pub via: Via,
     /// Color: auto (only on a terminal, never with NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
     pub color: ColorMode,
@@ -112,6 +116,12 @@ pub struct AnalyzeArgs {
     /// those the files bring.
     #[arg(long, requires = "use_kube")]
     pub all_findings: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    PortForward,
+    Direct,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +226,7 @@ const EXPLAIN_HELP: &str = "Examples:
   kubectl mesh explain 'http://x:8080/?great=example' -H 'magic: foo' -f examples/
   kubectl mesh explain http://echo.gamma/v2 --admin http://127.0.0.1:15000   # a running mesh-agent
   kubectl mesh explain https://any:443/ --sni nginx.example.com -f examples/tls
+  kubectl mesh explain http://shop.example/cart --admin node/worker-1      # the agent on a node
 
 The URL's port picks the Gateway listener (the outbound entry for a mesh Service name); the
 Host header, if given, replaces the URL's host. Exit codes: 0 explained, 65 unreadable input or
@@ -237,7 +248,7 @@ pub struct ExplainArgs {
     /// Files and directories of Gateway API objects to compile.
     #[arg(short = 'f', long = "filename", conflicts_with = "admin")]
     pub files: Vec<String>,
-    /// A running mesh-agent's admin API.
+    /// A running mesh-agent: its admin API's URL, or `pod/NAME` / `node/NAME` on a cluster.
     #[arg(long)]
     pub admin: Option<String>,
     /// Output format.
@@ -255,6 +266,7 @@ pub enum ExplainFormat {
 const PROXY_STATUS_HELP: &str = "Examples:
   kubectl mesh proxy-status --admin http://127.0.0.1:15000 -f examples/     # standalone agent vs files
   kubectl mesh proxy-status --admin node-a:15000 --admin node-b:15000 -f ./config
+  kubectl mesh proxy-status                       # every agent of the cluster vs the cluster
 
 STATUS is SYNCED when the agent's Plan hash equals the hash of the Plan compiled from -f, STALE
 when it differs, ERROR when the agent cannot be reached or its last reload was refused. Without
@@ -263,10 +275,12 @@ when it differs, ERROR when the agent cannot be reached or its last reload was r
 
 #[derive(Args, Debug, Clone)]
 pub struct ProxyStatusArgs {
-    /// A mesh-agent admin API (repeatable). Without it, every node's agent (needs cluster access).
+    /// A mesh-agent: its admin API's URL, or `pod/NAME` / `node/NAME` (repeatable). Without
+    /// it, every agent of the cluster (pods labelled app.kubernetes.io/name=mesh-agent).
     #[arg(long)]
     pub admin: Vec<String>,
-    /// The configuration the agents should run: files and directories of Gateway API YAML.
+    /// The configuration the agents should run: files and directories of Gateway API YAML
+    /// (without it, on a cluster: the Plan compiled from the cluster as the agents compile it).
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<String>,
     /// Output format.

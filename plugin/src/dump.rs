@@ -257,13 +257,15 @@ pub fn admin_json(
 }
 
 /// Read a configuration: an admin API is asked for `/config_dump?include_eds` and
-/// `/clusters?format=json`; a file is read as a saved dump.
-pub fn load(source: &Source) -> Result<Dump, String> {
+/// `/clusters?format=json`; a file is read as a saved dump; a `pod/NAME` or `node/NAME` target
+/// is reached through the cluster (`crate::target`).
+pub fn load(source: &Source, global: &crate::cli::Global) -> Result<Dump, String> {
     match source {
         Source::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            let raw: Value = serde_json::from_str(&text)
-                .map_err(|e| format!("{path}: not JSON: {e} (save the admin API's /config_dump?include_eds)"))?;
+            let raw: Value = serde_json::from_str(&text).map_err(|e| {
+                format!("{path}: not JSON: {e} (save the admin API's /config_dump?include_eds)")
+            })?;
             Dump::from_json(raw).map_err(|e| format!("{path}: {e}"))
         }
         Source::Admin(base) => {
@@ -274,8 +276,11 @@ pub fn load(source: &Source) -> Result<Dump, String> {
             dump.hosts = get("/clusters?format=json").ok();
             Ok(dump)
         }
-        Source::Target(t) => Err(format!(
-            "{t}: reaching a mesh-agent through the API server needs cluster access, which this build does not have yet; forward its admin port and use --admin: kubectl port-forward {t} 15000 & kubectl mesh proxy-config ... --admin http://127.0.0.1:15000"
-        )),
+        Source::Target(t) => {
+            let reached = crate::target::resolve(global, t)?;
+            let agent = &reached.agents[0];
+            load(&Source::Admin(agent.url.clone()), global)
+                .map_err(|e| format!("{t} (mesh-agent {} on node {}): {e}", agent.pod, agent.node))
+        }
     }
 }

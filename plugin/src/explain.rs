@@ -95,7 +95,17 @@ pub fn text(e: &Explanation) -> String {
     out
 }
 
-fn from_agent(admin: &str, args: &ExplainArgs) -> Result<Explanation, String> {
+fn from_agent(admin: &str, args: &ExplainArgs, global: &Global) -> Result<Explanation, String> {
+    if admin.starts_with("pod/") || admin.starts_with("node/") {
+        let reached = crate::target::resolve(global, admin)?;
+        let agent = &reached.agents[0];
+        return from_agent(&agent.url, args, global).map_err(|e| {
+            format!(
+                "{admin} (mesh-agent {} on node {}): {e}",
+                agent.pod, agent.node
+            )
+        });
+    }
     let base = crate::dump::Source::admin_url(admin);
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("url", &args.url);
@@ -151,7 +161,7 @@ fn from_files(args: &ExplainArgs, global: &Global) -> Result<Explanation, (u8, S
 
 pub fn run(global: &Global, args: &ExplainArgs) -> u8 {
     let result = match (&args.admin, args.files.is_empty()) {
-        (Some(admin), _) => from_agent(admin, args).map_err(|e| (exit::BAD_INPUT, e)),
+        (Some(admin), _) => from_agent(admin, args, global).map_err(|e| (exit::BAD_INPUT, e)),
         (None, false) => from_files(args, global),
         (None, true) => Err((
             exit::USAGE,

@@ -15,6 +15,7 @@ mod report;
 mod services;
 mod suppress;
 mod table;
+mod target;
 
 /// analyze allocates a value, its line table and its typed form for every field of every
 /// object; mimalloc does that about a fifth faster than glibc's allocator (docs/benchmarks.md).

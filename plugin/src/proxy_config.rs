@@ -825,7 +825,7 @@ pub fn run(global: &crate::cli::Global, section: &crate::cli::ProxyConfigSection
     let now = jiff::Timestamp::now().as_second();
     let (name, args) = match section {
         S::Diff { before, after } => {
-            let load = |arg: &str| dump::load(&dump::Source::parse(arg));
+            let load = |arg: &str| dump::load(&dump::Source::parse(arg), global);
             return match (load(before), load(after)) {
                 (Ok(a), Ok(b)) => {
                     let text = diff(&a, &b);
@@ -855,7 +855,7 @@ pub fn run(global: &crate::cli::Global, section: &crate::cli::ProxyConfigSection
             return crate::exit::USAGE;
         }
     };
-    let d = match dump::load(&source) {
+    let d = match dump::load(&source, global) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");

@@ -62,22 +62,83 @@ fn short(hash: &str) -> String {
     hash.chars().take(12).collect()
 }
 
+/// The hash of the Plan the agents compile from the cluster (`mesh_kube::served`, with the
+/// certificate values a proxy serves: they are part of what it runs).
+fn cluster_hash(global: &Global) -> Result<String, String> {
+    let listed = crate::cluster::block_on(async {
+        let client = crate::cluster::client(global).await?;
+        mesh_kube::list::all(&client, mesh_kube::Values::Serving)
+            .await
+            .map_err(|e| e.to_string())
+    })??;
+    let objects: Vec<std::sync::Arc<mesh_model::Object>> = listed
+        .objects
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect();
+    let checked = mesh_kube::served::Validity::default().apply(&objects);
+    let served = mesh_kube::served::compile_served(
+        checked.objects,
+        &listed.served,
+        mesh_model::controller::CONTROLLER_NAME,
+    );
+    Ok(render::plan_hash(&served.plan))
+}
+
 pub fn run(global: &Global, args: &ProxyStatusArgs) -> u8 {
-    if args.admin.is_empty() {
-        eprintln!("error: finding every node's mesh-agent needs cluster access, which this build does not have yet; name agents with --admin URL (kubectl port-forward POD 15000 for one in a cluster)");
-        return exit::USAGE;
+    // Agents named by URL, by target, or every agent of the cluster; each with what it is.
+    let mut reached = Vec::new();
+    let mut agents: Vec<(String, String)> = Vec::new();
+    let named: Vec<String> = if args.admin.is_empty() {
+        match crate::target::every(global) {
+            Ok(all) => {
+                agents.extend(all.agents.iter().map(|a| (a.pod.clone(), a.url.clone())));
+                reached.push(all);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+        Vec::new()
+    } else {
+        args.admin.clone()
+    };
+    for a in &named {
+        if a.starts_with("pod/") || a.starts_with("node/") {
+            match crate::target::resolve(global, a) {
+                Ok(one) => {
+                    agents.extend(one.agents.iter().map(|x| (x.pod.clone(), x.url.clone())));
+                    reached.push(one);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::BAD_INPUT;
+                }
+            }
+        } else {
+            agents.push((Source::admin_url(a), a.clone()));
+        }
     }
-    let expected = match expected_hash(&args.files, global) {
+    let expected = if args.files.is_empty() && (args.admin.is_empty() || !reached.is_empty()) {
+        cluster_hash(global).map(Some)
+    } else {
+        expected_hash(&args.files, global)
+    };
+    let expected = match expected {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::BAD_INPUT;
         }
     };
-    let rows: Vec<Value> = args
-        .admin
+    let rows: Vec<Value> = agents
         .iter()
-        .map(|a| status(a, expected.as_deref()))
+        .map(|(name, url)| {
+            let mut row = status(url, expected.as_deref());
+            row["agent"] = json!(name);
+            row
+        })
         .collect();
     let code = if rows
         .iter()

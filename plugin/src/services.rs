@@ -99,9 +99,11 @@ pub fn table(services: &[ServiceView]) -> Table {
 pub fn run(global: &crate::cli::Global, args: &ServicesArgs) -> u8 {
     use std::io::IsTerminal;
     let read = match (&args.target, &args.admin, &args.bpf_pin) {
-        (Some(t), _, _) => Err(format!(
-            "{t}: reaching a mesh-agent through the API server needs cluster access, which this build does not have yet; forward its admin port and use --admin: kubectl port-forward {t} 15000 & kubectl mesh proxy-config services --admin http://127.0.0.1:15000"
-        )),
+        (Some(t), _, _) => crate::target::resolve(global, t).and_then(|reached| {
+            let agent = &reached.agents[0];
+            from_admin(&agent.url)
+                .map_err(|e| format!("{t} (mesh-agent {} on node {}): {e}", agent.pod, agent.node))
+        }),
         (None, Some(a), _) => from_admin(a),
         (None, None, Some(dir)) => from_pins(dir),
         (None, None, None) => {

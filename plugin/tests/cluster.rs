@@ -141,7 +141,11 @@ fn analyze_reads_the_cluster_and_reports_what_files_would_change() {
     // same match on the Gateway; its Service has no endpoints) were there before.
     assert_eq!(
         objects(&everything),
-        ["HTTPRoute other/stale", "HTTPRoute shop/cart", "HTTPRoute shop/checkout"],
+        [
+            "HTTPRoute other/stale",
+            "HTTPRoute shop/cart",
+            "HTTPRoute shop/checkout"
+        ],
         "{everything:?}"
     );
     assert!(everything.contains(&("MESH2205".into(), "HTTPRoute shop/cart".into())));

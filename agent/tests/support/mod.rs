@@ -54,10 +54,18 @@ pub async fn spawn_on_cluster(kubeconfig: &Path, dir: &Path, args: &[&str]) -> A
 
 async fn start(source: &[String], dir: &Path, args: &[&str], nofile: Option<u64>) -> Agent {
     use std::os::unix::process::CommandExt;
+    // A test may choose the admin port itself (`--admin-addr` among `args`).
+    let chosen = args
+        .iter()
+        .position(|a| *a == "--admin-addr")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok());
     let (outbound, admin) = (
         mesh_model::testing::free_port(),
-        mesh_model::testing::free_port(),
+        chosen.unwrap_or_else(mesh_model::testing::free_port),
     );
+    let own_admin = ["--admin-addr".to_string(), format!("127.0.0.1:{admin}")];
     let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-agent"));
     if let Some(n) = nofile {
         // SAFETY: setrlimit is async-signal-safe and only changes the child's own limits.
@@ -79,11 +87,14 @@ async fn start(source: &[String], dir: &Path, args: &[&str], nofile: Option<u64>
         .args([
             "--outbound-addr",
             &format!("127.0.0.1:{outbound}"),
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
             "--reload-delay-ms",
             "20",
         ])
+        .args(if chosen.is_some() {
+            &[][..]
+        } else {
+            &own_admin[..]
+        })
         .args(args)
         // Tests run as root: without this the default (--bpf auto) would attach to the
         // machine's cgroup root. The eBPF tests pass their own --bpf and sandbox.

@@ -99,6 +99,9 @@ pub struct Options {
     /// The range kwok gives pod IPs from (default 127.80.0.0/16; in a [`netns`],
     /// a part of [`netns::ENDPOINTS`], so that EndpointSlices may hold them).
     pub pod_cidr: Option<String>,
+    /// More kwok configuration (YAML documents: `ClusterPortForward`, `ClusterExec`, ...),
+    /// read when kwok starts.
+    pub kwok_config: Option<String>,
 }
 
 /// A running control plane.
@@ -283,22 +286,32 @@ impl Cluster {
         cluster.spawn(&bin, "kube-scheduler", &component(&sched))?;
         if options.kwok {
             let admin = cluster.kubeconfig()?;
-            cluster.spawn(
-                &bin,
-                "kwok",
-                &[
-                    &format!("--kubeconfig={}", admin.display()),
-                    &format!("--config={}", bin.join("kwok-stages.yaml").display()),
-                    "--manage-all-nodes=false",
-                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                    &format!(
-                        "--cidr={}",
-                        options.pod_cidr.as_deref().unwrap_or("127.80.0.0/16")
-                    ),
-                    "--node-ip=127.0.0.1",
-                    &format!("--server-address=127.0.0.1:{}", free_port()),
-                ],
-            )?;
+            let mut configs = vec![format!(
+                "--config={}",
+                bin.join("kwok-stages.yaml").display()
+            )];
+            if let Some(extra) = &options.kwok_config {
+                let path = cluster.dir.join("kwok-extra.yaml");
+                write(&path, extra)?;
+                configs.push(format!("--config={}", path.display()));
+            }
+            let mut args = vec![
+                format!("--kubeconfig={}", admin.display()),
+                "--manage-all-nodes=false".to_string(),
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_string(),
+                format!(
+                    "--cidr={}",
+                    options.pod_cidr.as_deref().unwrap_or("127.80.0.0/16")
+                ),
+                "--node-ip=127.0.0.1".to_string(),
+            ];
+            // The port kwok serves as the nodes' kubelet (exec, logs, port-forward): the
+            // nodes' status says it, so the API server dials it.
+            let kubelet = free_port();
+            args.push(format!("--server-address=127.0.0.1:{kubelet}"));
+            args.push(format!("--node-port={kubelet}"));
+            args.extend(configs);
+            cluster.spawn(&bin, "kwok", &args)?;
         }
         Ok(cluster)
     }
