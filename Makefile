@@ -7,7 +7,7 @@ CARGO ?= cargo
 BIN := target/release/kubectl-mesh
 CLEAN_EXAMPLES := $(filter-out examples/broken/,$(sort $(dir $(wildcard examples/*/))))
 
-.PHONY: all deps build install demo test lint docs bench bench-deps fuzz clean cluster-up cluster-down
+.PHONY: all deps build install demo test lint docs bench bench-deps fuzz clean cluster-up cluster-down conformance
 
 all: build
 
@@ -102,6 +102,19 @@ cluster-up:
 
 cluster-down:
 	$(CARGO) run --locked -q -p mesh-cluster -- down
+
+# The upstream Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance, the release
+# the model targets) against mesh-agent on the tests' control plane, in a network namespace of
+# its own (root): kwok nodes, the suite's echo pods served by mesh-echo at their pod IPs. The
+# report goes to docs/conformance/ (CONFORMANCE_PROFILES, CONFORMANCE_ARGS: more suite flags,
+# e.g. -run-test=HTTPRouteSimpleSameNamespace). About 15 minutes after the first build.
+CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC
+CONFORMANCE_REPORT ?= docs/conformance/kubectl-mesh-v0.1.0-report.yaml
+conformance: deps
+	$(CARGO) build --release --locked -p mesh-agent -p mesh-cluster
+	sh tests/cluster/build.sh >/dev/null
+	target/release/mesh-cluster conformance --profiles $(CONFORMANCE_PROFILES) \
+		--report $(CONFORMANCE_REPORT) --logs target/conformance -- $(CONFORMANCE_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

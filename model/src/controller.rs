@@ -20,6 +20,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "ReferenceGrant",
     "GRPCRoute",
     "TLSRoute",
+    "TLSRouteModeTerminate",
+    "TLSRouteModeMixed",
 ];
 
 /// A GatewayClass of ours and whether it is accepted.

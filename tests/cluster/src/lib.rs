@@ -304,6 +304,9 @@ impl Cluster {
                     options.pod_cidr.as_deref().unwrap_or("127.80.0.0/16")
                 ),
                 "--node-ip=127.0.0.1".to_string(),
+                // Node leases renewed by kwok: without them the node lifecycle controller sees
+                // no heartbeat for its grace period and marks every pod of the node not ready.
+                "--node-lease-duration-seconds=40".to_string(),
             ];
             // The port kwok serves as the nodes' kubelet (exec, logs, port-forward): the
             // nodes' status says it, so the API server dials it.

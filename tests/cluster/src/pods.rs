@@ -148,10 +148,12 @@ async fn serve(e: &Echo) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     };
     let mut plain = mesh_echo::Args::new(SocketAddr::new(e.ip, 3000), &e.pod, &e.namespace);
     plain.protocol = protocol;
+    plain.quiet = true;
     let mut tasks = vec![tokio::spawn(mesh_echo::serve(plain).await?)];
     if let Some(tls) = &e.tls {
         let mut secure = mesh_echo::Args::new(SocketAddr::new(e.ip, 8443), &e.pod, &e.namespace);
         secure.protocol = protocol;
+        secure.quiet = true;
         secure.tls = Some(tls.clone());
         tasks.push(tokio::spawn(mesh_echo::serve(secure).await?));
     }

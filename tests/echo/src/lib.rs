@@ -73,6 +73,9 @@ pub struct Args {
     /// The same, in memory (for tests that run the backend in-process).
     #[arg(skip)]
     pub tls: Option<TlsIdentity>,
+    /// Do not print each request on stdout (backends run in-process by the hundred).
+    #[arg(skip)]
+    pub quiet: bool,
     /// What the backend speaks: the JSON echo over HTTP, or the conformance echo server's TCP
     /// or UDP protocol (see [`l4`]).
     #[arg(long, value_enum, default_value_t = EchoProtocol::Http)]
@@ -106,6 +109,7 @@ impl Args {
             tls_cert: None,
             tls_key: None,
             tls: None,
+            quiet: false,
             protocol: EchoProtocol::Http,
             service: String::new(),
         }
@@ -308,7 +312,9 @@ async fn echo(
         body["tls"] = tls;
     }
     let record = |body: &serde_json::Value| {
-        println!("{body}");
+        if !args.quiet {
+            println!("{body}");
+        }
         if let Some(seen) = &args.seen {
             if let Ok(mut v) = seen.lock() {
                 v.push(body.clone());
