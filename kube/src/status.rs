@@ -1,12 +1,12 @@
 //! Statuses written back to the cluster: what the Plan says of each GatewayClass, Gateway,
-//! ListenerSet and route of ours, as the Gateway API status fields, compared with what the
+//! ListenerSet, route and BackendTLSPolicy of ours, as the Gateway API status fields, compared with what the
 //! object already carries, and written by server-side apply to the status subresource only
 //! where they differ.
 //!
 //! Conditions carry the object's `metadata.generation` as `observedGeneration`, and keep their
 //! `lastTransitionTime` while their status is unchanged (as `meta.SetStatusCondition` does), so
-//! a rebuild that changes nothing writes nothing. A route's `status.parents` is an atomic list
-//! shared with other controllers: their entries are kept, ours replaced, and the write is
+//! a rebuild that changes nothing writes nothing. A route's `status.parents` (and a policy's
+//! `status.ancestors`) is an atomic list shared with other controllers: their entries are kept, ours replaced, and the write is
 //! conditional on the resourceVersion it was merged from, so another controller's concurrent
 //! write is never lost (a conflict is retried on the next rebuild).
 
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use mesh_model::controller::Class;
 use mesh_model::kind::{Kind, GATEWAY_GROUP};
-use mesh_model::plan::status::{Condition, GatewayStatus, RouteStatus};
+use mesh_model::plan::status::{Condition, GatewayStatus, PolicyStatus, RouteStatus};
 use mesh_model::plan::Plan;
 use mesh_model::{Object, Snapshot};
 use serde_json::{json, Value};
@@ -215,33 +215,54 @@ pub fn updates(plan: &Plan, snap: &Snapshot, classes: &[Class], opts: &Options) 
         let Some(o) = snap.get(kind, Some(&route.namespace), &route.name) else {
             continue;
         };
-        out.extend(update(
-            o,
-            json!({"parents": parents(Some(route), o, opts, &now)}),
-            true,
-        ));
+        let parents = shared(o, "parents", "parentRef", &route_parents(route), opts, &now);
+        out.extend(update(o, json!({ "parents": parents }), true));
     }
-    // Routes that no longer have a parent of ours but still carry our entries.
+    for policy in &plan.policy_status {
+        let Some(o) = snap.get(
+            Kind::BackendTlsPolicy,
+            Some(&policy.namespace),
+            &policy.name,
+        ) else {
+            continue;
+        };
+        let ancestors = shared(
+            o,
+            "ancestors",
+            "ancestorRef",
+            &policy_ancestors(policy),
+            opts,
+            &now,
+        );
+        out.extend(update(o, json!({ "ancestors": ancestors }), true));
+    }
+    // Routes and policies that no longer have a parent of ours but still carry our entries.
     let described: std::collections::HashSet<(&str, &str, &str)> = plan
         .route_status
         .iter()
         .map(|r| (r.kind.as_str(), r.namespace.as_str(), r.name.as_str()))
+        .chain(
+            plan.policy_status
+                .iter()
+                .map(|p| ("BackendTLSPolicy", p.namespace.as_str(), p.name.as_str())),
+        )
         .collect();
-    for &kind in mesh_model::kind::ROUTE_KINDS {
+    let lists = mesh_model::kind::ROUTE_KINDS
+        .iter()
+        .map(|&k| (k, "parents", "parentRef"))
+        .chain([(Kind::BackendTlsPolicy, "ancestors", "ancestorRef")]);
+    for (kind, list, ref_field) in lists {
         for o in snap.of_kind(kind) {
             let ns = o.namespace.as_deref().unwrap_or_default();
             if described.contains(&(o.kind.as_str(), ns, o.name.as_str())) {
                 continue;
             }
-            let ours = o.raw["status"]["parents"]
+            let ours = o.raw["status"][list]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|p| p["controllerName"] == opts.controller));
             if ours {
-                out.extend(update(
-                    o,
-                    json!({"parents": parents(None, o, opts, &now)}),
-                    true,
-                ));
+                let emptied = shared(o, list, ref_field, &[], opts, &now);
+                out.extend(update(o, json!({ list: emptied }), true));
             }
         }
     }
@@ -288,10 +309,19 @@ fn gateway(gw: &GatewayStatus, o: &Object, opts: &Options, now: &str) -> Value {
     status
 }
 
-/// The route's `status.parents`: other controllers' entries as they are, then ours.
-fn parents(route: Option<&RouteStatus>, o: &Object, opts: &Options, now: &str) -> Value {
+/// A shared status list (a route's `status.parents`, a policy's `status.ancestors`): other
+/// controllers' entries as they are, then ours, one per `(reference, conditions)`, under
+/// `ref_field` (`parentRef`, `ancestorRef`).
+fn shared(
+    o: &Object,
+    list: &str,
+    ref_field: &str,
+    ours: &[(Value, &[Condition])],
+    opts: &Options,
+    now: &str,
+) -> Value {
     let g = generation(o);
-    let existing: Vec<&Value> = o.raw["status"]["parents"]
+    let existing: Vec<&Value> = o.raw["status"][list]
         .as_array()
         .into_iter()
         .flatten()
@@ -301,30 +331,51 @@ fn parents(route: Option<&RouteStatus>, o: &Object, opts: &Options, now: &str) -
         .filter(|p| p["controllerName"] != opts.controller)
         .map(|p| (*p).clone())
         .collect();
-    for p in route.map(|r| r.parents.as_slice()).unwrap_or_default() {
-        let r = &p.reference;
-        let mut reference =
-            json!({"group": r.group, "kind": r.kind, "namespace": r.namespace, "name": r.name});
-        if let Some(s) = &r.section_name {
-            reference["sectionName"] = json!(s);
-        }
-        if let Some(port) = r.port {
-            reference["port"] = json!(port);
-        }
+    for (reference, conds) in ours {
         let before = existing
             .iter()
-            .find(|e| {
-                e["controllerName"] == opts.controller && same_ref(&e["parentRef"], &reference)
-            })
+            .find(|e| e["controllerName"] == opts.controller && same_ref(&e[ref_field], reference))
             .map(|e| &e["conditions"])
             .unwrap_or(&Value::Null);
         out.push(json!({
-            "parentRef": reference,
+            ref_field: reference,
             "controllerName": opts.controller,
-            "conditions": conditions(&p.conditions, g, before, now),
+            "conditions": conditions(conds, g, before, now),
         }));
     }
     Value::Array(out)
+}
+
+/// A route's parentRefs of ours with their conditions.
+fn route_parents(route: &RouteStatus) -> Vec<(Value, &[Condition])> {
+    route
+        .parents
+        .iter()
+        .map(|p| {
+            let r = &p.reference;
+            let mut reference =
+                json!({"group": r.group, "kind": r.kind, "namespace": r.namespace, "name": r.name});
+            if let Some(s) = &r.section_name {
+                reference["sectionName"] = json!(s);
+            }
+            if let Some(port) = r.port {
+                reference["port"] = json!(port);
+            }
+            (reference, p.conditions.as_slice())
+        })
+        .collect()
+}
+
+/// A policy's ancestors (Gateways) with their conditions.
+fn policy_ancestors(policy: &PolicyStatus) -> Vec<(Value, &[Condition])> {
+    policy
+        .ancestors
+        .iter()
+        .map(|a| {
+            let reference = json!({"group": GATEWAY_GROUP, "kind": "Gateway", "namespace": a.gateway_namespace, "name": a.gateway_name});
+            (reference, a.conditions.as_slice())
+        })
+        .collect()
 }
 
 /// Two parentRefs naming the same parent (written with or without their defaults).
@@ -586,5 +637,67 @@ status:
             parents[0]["controllerName"],
             "example.net/gateway-controller"
         );
+    }
+
+    #[test]
+    fn a_backend_tls_policy_gets_a_status_per_gateway_it_applies_through() {
+        let policy = r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: missing, namespace: app}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: tls, namespace: app, generation: 4}
+spec:
+  targetRefs: [{group: "", kind: Service, name: missing}]
+  validation:
+    hostname: missing.example
+    caCertificateRefs: [{group: "", kind: Pod, name: ca}]
+"#;
+        let text = format!("{INPUT}{policy}");
+        let snap =
+            snapshot(load_str(&text, mesh_model::Source::Stdin, &LoadOptions::default()).unwrap());
+        let updates = run(&snap, "2026-11-30T10:00:00Z");
+        let u = updates
+            .iter()
+            .find(|u| u.kind == Kind::BackendTlsPolicy)
+            .expect("the policy's status");
+        assert!(u.conditional);
+        let ancestor = &u.status["ancestors"][0];
+        assert_eq!(
+            ancestor["ancestorRef"],
+            json!({"group": GATEWAY_GROUP, "kind": "Gateway", "namespace": "infra", "name": "web"})
+        );
+        assert_eq!(ancestor["controllerName"], CONTROLLER_NAME);
+        let c = |t: &str| {
+            ancestor["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == t)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            (
+                c("Accepted")["status"].clone(),
+                c("Accepted")["reason"].clone()
+            ),
+            (json!("False"), json!("NoValidCACertificate"))
+        );
+        assert_eq!(
+            (
+                c("ResolvedRefs")["status"].clone(),
+                c("ResolvedRefs")["reason"].clone()
+            ),
+            (json!("False"), json!("InvalidKind"))
+        );
+        assert_eq!(c("Accepted")["observedGeneration"], 4);
+        // Stored: nothing more to write.
+        let stored = applied(&snap, &updates);
+        assert_eq!(run(&stored, "2026-11-30T10:05:00Z"), Vec::new());
     }
 }

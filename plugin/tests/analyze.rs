@@ -272,7 +272,10 @@ fn usage_errors_exit_64() {
         "--all-findings is a flag of --use-kube"
     );
     // No paths reads the cluster; none reachable is unreadable input, said with the file.
-    let o = mesh(&["--kubeconfig", "/nonexistent/kubeconfig", "analyze"], None);
+    let o = mesh(
+        &["--kubeconfig", "/nonexistent/kubeconfig", "analyze"],
+        None,
+    );
     assert_eq!(code(&o), 65);
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/kubeconfig"));
     assert_eq!(code(&mesh(&["frobnicate"], None)), 64);

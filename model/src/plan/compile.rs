@@ -293,6 +293,7 @@ pub fn compile(snap: &Snapshot) -> Plan {
         listeners,
         clusters,
         route_status: super::status::routes(snap),
+        policy_status: super::status::backend_tls_policies(snap),
         gateway_status,
         mirror_count: mirrors,
         services: super::services::ServiceTable::new(services),

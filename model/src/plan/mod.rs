@@ -40,6 +40,8 @@ pub struct Plan {
     /// The status each Gateway and its listeners would get (Accepted, Programmed, Conflicted,
     /// ResolvedRefs, attachedRoutes).
     pub gateway_status: Vec<status::GatewayStatus>,
+    /// The status each BackendTLSPolicy would get, per Gateway through which it applies.
+    pub policy_status: Vec<status::PolicyStatus>,
     /// Mirrors in the Plan (ids run from 0).
     pub mirror_count: usize,
     /// Every ClusterIP frontend, for the socket-level load balancer, in Service order.

@@ -328,3 +328,129 @@ pub fn gateways(
     }
     out
 }
+
+/// A BackendTLSPolicy's status for one ancestor: the Gateway through which a route reaches a
+/// Service the policy targets (`status.ancestors`, GEP-713).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AncestorStatus {
+    pub gateway_namespace: String,
+    pub gateway_name: String,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub namespace: String,
+    pub name: String,
+    pub ancestors: Vec<AncestorStatus>,
+}
+
+/// The Gateways whose accepted routes send traffic to a Service in `namespace` named in
+/// `targets`, in the order first met, each once.
+fn ancestors_of(snap: &Snapshot, namespace: &str, targets: &[&str]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for &kind in crate::kind::ROUTE_KINDS {
+        for o in snap.of_kind(kind) {
+            let Some(route) = o.resource.route() else {
+                continue;
+            };
+            let sends = route.rules.iter().flat_map(|r| &r.backend_refs).any(|b| {
+                b.is_service() && b.namespace == namespace && targets.contains(&b.name.as_str())
+            });
+            if !sends {
+                continue;
+            }
+            for p in &route.parent_refs {
+                let parent = attach::resolve(o, route, p, snap);
+                let Parent::Gateway { gateway, .. } = &parent else {
+                    continue;
+                };
+                if parent.rejection().is_some() {
+                    continue;
+                }
+                // A ListenerSet's routes reach the Service through the ListenerSet's Gateway.
+                let gateway = match gateway.known {
+                    Some(Kind::ListenerSet) => match attach::listener_set_gateway(gateway, snap) {
+                        Some(g) => g,
+                        None => continue,
+                    },
+                    _ => *gateway,
+                };
+                let key = (
+                    gateway.namespace.clone().unwrap_or_default(),
+                    gateway.name.clone(),
+                );
+                if !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every BackendTLSPolicy's status: for each Gateway through which it applies, `Accepted`
+/// (False when another policy wins the target, `Conflicted`, or when it has no usable CA,
+/// `NoValidCACertificate`) and `ResolvedRefs` (False for a CA reference of a wrong kind,
+/// `InvalidKind`, or one that does not resolve, `InvalidCACertificateRef`), from the same rules
+/// `analyze` reports.
+pub fn backend_tls_policies(snap: &Snapshot) -> Vec<PolicyStatus> {
+    let mut out = Vec::new();
+    for o in snap.of_kind(Kind::BackendTlsPolicy) {
+        let crate::resource::Resource::BackendTlsPolicy(spec) = &o.resource else {
+            continue;
+        };
+        let ns = o.namespace.clone().unwrap_or_default();
+        let targets: Vec<&str> = spec
+            .target_refs
+            .iter()
+            .filter(|t| t.group.is_empty() && t.kind == "Service")
+            .map(|t| t.name.as_str())
+            .collect();
+        let ancestors = ancestors_of(snap, &ns, &targets);
+        if ancestors.is_empty() {
+            continue;
+        }
+        let findings = crate::rules::check_object_where(o, snap, |r| {
+            r.reason.is_some() && r.kinds.contains(&Kind::BackendTlsPolicy)
+        });
+        let with = |reason: &str| findings.iter().find(|d| d.reason == Some(reason));
+        let accepted = match (
+            with("Conflicted"),
+            with("NoValidCACertificate").or(with("InvalidKind")),
+        ) {
+            (Some(d), _) => Condition {
+                message: d.message.clone(),
+                ..condition("Accepted", Err("Conflicted"))
+            },
+            (None, Some(d)) => Condition {
+                message: d.message.clone(),
+                ..condition("Accepted", Err("NoValidCACertificate"))
+            },
+            (None, None) => condition("Accepted", Ok("Accepted")),
+        };
+        let resolved = match with("InvalidKind").or(with("InvalidCACertificateRef")) {
+            Some(d) => Condition {
+                message: d.message.clone(),
+                ..condition(
+                    "ResolvedRefs",
+                    Err(d.reason.unwrap_or("InvalidCACertificateRef")),
+                )
+            },
+            None => condition("ResolvedRefs", Ok("ResolvedRefs")),
+        };
+        out.push(PolicyStatus {
+            namespace: ns,
+            name: o.name.clone(),
+            ancestors: ancestors
+                .into_iter()
+                .map(|(gateway_namespace, gateway_name)| AncestorStatus {
+                    gateway_namespace,
+                    gateway_name,
+                    conditions: vec![accepted.clone(), resolved.clone()],
+                })
+                .collect(),
+        });
+    }
+    out
+}
