@@ -75,6 +75,10 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(MAKE) fuzz
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "== the Gateway API conformance suite against mesh-agent (docs/conformance/)"; \
+		target/debug/mesh-cluster conformance --report target/conformance/report.yaml --logs target/conformance || exit 1; \
+	else echo "note: the conformance suite needs root (a network namespace of its own); skipped"; fi
 
 # cargo-fuzz targets (fuzz/): the YAML loader with every rule, and a request head as the agent
 # reads it. Bounded: FUZZ_SECONDS each (libFuzzer also holds each input to 10 s and 2 GiB).
@@ -107,7 +111,8 @@ cluster-down:
 # the model targets) against mesh-agent on the tests' control plane, in a network namespace of
 # its own (root): kwok nodes, the suite's echo pods served by mesh-echo at their pod IPs. The
 # report goes to docs/conformance/ (CONFORMANCE_PROFILES, CONFORMANCE_ARGS: more suite flags,
-# e.g. -run-test=HTTPRouteSimpleSameNamespace). About 15 minutes after the first build.
+# e.g. -run-test=HTTPRouteSimpleSameNamespace). About 3 minutes after the first build; `make
+# test` runs it too (debug build, report in target/conformance/).
 CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC
 CONFORMANCE_REPORT ?= docs/conformance/kubectl-mesh-v0.1.0-report.yaml
 conformance: deps

@@ -4,7 +4,7 @@
 //! `--cidr`. For traffic to reach a pod, something must listen at that IP: this runner watches
 //! the pods (`kubectl get pods` every half second) and, for each running pod of
 //! `registry.k8s.io/gateway-api/echo-basic`, serves mesh-echo on the pod's IP as the image
-//! would (HTTP, h2c, gRPC and WebSocket on 3000; HTTPS on 8443 when `TLS_SERVER_CERT` names a
+//! would (HTTP, h2c, gRPC and WebSocket on 3000, h2c also on 3001; HTTPS on 8443 when `TLS_SERVER_CERT` names a
 //! file of a Secret volume; the TCP echo instead when `TCP_ECHO_SERVER` is set), named by its
 //! `POD_NAME` and `NAMESPACE`. A pod that goes away stops being served. The pod IPs must be
 //! local (`crate::netns`).
@@ -150,6 +150,13 @@ async fn serve(e: &Echo) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     plain.protocol = protocol;
     plain.quiet = true;
     let mut tasks = vec![tokio::spawn(mesh_echo::serve(plain).await?)];
+    if !e.tcp {
+        // echo-basic's h2c port (H2C_PORT), which the suite's Services name with appProtocol
+        // kubernetes.io/h2c.
+        let mut h2c = mesh_echo::Args::new(SocketAddr::new(e.ip, 3001), &e.pod, &e.namespace);
+        h2c.quiet = true;
+        tasks.push(tokio::spawn(mesh_echo::serve(h2c).await?));
+    }
     if let Some(tls) = &e.tls {
         let mut secure = mesh_echo::Args::new(SocketAddr::new(e.ip, 8443), &e.pod, &e.namespace);
         secure.protocol = protocol;
