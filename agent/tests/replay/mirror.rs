@@ -45,12 +45,7 @@ pub fn count(seen: &[Value], mirror: &Mirror, target: &str) -> usize {
     seen.iter()
         .filter(|r| {
             let pod = r["pod"].as_str().unwrap_or_default();
-            let query = r["query"].as_str().unwrap_or_default();
-            let got = if query.is_empty() {
-                r["path"].as_str().unwrap_or_default().to_string()
-            } else {
-                format!("{}?{query}", r["path"].as_str().unwrap_or_default())
-            };
+            let got = r["path"].as_str().unwrap_or_default();
             pod.starts_with(&prefix) && r["namespace"] == mirror.namespace.as_str() && got == target
         })
         .count()

@@ -296,7 +296,9 @@ async fn echo(
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
     let body = json!({
-        "path": req.uri().path(),
+        // The request URI, query included, as echo-basic reports it (Go's URL.RequestURI):
+        // the conformance suite compares it with the path and query it sent.
+        "path": req.uri().path_and_query().map_or(req.uri().path(), |pq| pq.as_str()),
         "query": req.uri().query().unwrap_or(""),
         "host": host,
         "method": req.method().as_str(),
