@@ -77,6 +77,7 @@ test: deps
 	$(MAKE) fuzz
 	@if [ "$$(id -u)" = 0 ]; then \
 		echo "== the Gateway API conformance suite against mesh-agent (docs/conformance/)"; \
+		$(CARGO) build --locked -q -p mesh-agent -p mesh-cluster || exit 1; \
 		target/debug/mesh-cluster conformance --report target/conformance/report.yaml --logs target/conformance || exit 1; \
 	else echo "note: the conformance suite needs root (a network namespace of its own); skipped"; fi
 
