@@ -276,11 +276,8 @@ pub fn load(source: &Source, global: &crate::cli::Global) -> Result<Dump, String
             dump.hosts = get("/clusters?format=json").ok();
             Ok(dump)
         }
-        Source::Target(t) => {
-            let reached = crate::target::resolve(global, t)?;
-            let agent = &reached.agents[0];
-            load(&Source::Admin(agent.url.clone()), global)
-                .map_err(|e| format!("{t} (mesh-agent {} on node {}): {e}", agent.pod, agent.node))
-        }
+        Source::Target(t) => crate::target::ask(global, t, |url| {
+            load(&Source::Admin(url.to_string()), global)
+        }),
     }
 }

@@ -97,14 +97,7 @@ pub fn text(e: &Explanation) -> String {
 
 fn from_agent(admin: &str, args: &ExplainArgs, global: &Global) -> Result<Explanation, String> {
     if admin.starts_with("pod/") || admin.starts_with("node/") {
-        let reached = crate::target::resolve(global, admin)?;
-        let agent = &reached.agents[0];
-        return from_agent(&agent.url, args, global).map_err(|e| {
-            format!(
-                "{admin} (mesh-agent {} on node {}): {e}",
-                agent.pod, agent.node
-            )
-        });
+        return crate::target::ask(global, admin, |url| from_agent(url, args, global));
     }
     let base = crate::dump::Source::admin_url(admin);
     let mut query = url::form_urlencoded::Serializer::new(String::new());

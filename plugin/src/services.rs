@@ -99,11 +99,7 @@ pub fn table(services: &[ServiceView]) -> Table {
 pub fn run(global: &crate::cli::Global, args: &ServicesArgs) -> u8 {
     use std::io::IsTerminal;
     let read = match (&args.target, &args.admin, &args.bpf_pin) {
-        (Some(t), _, _) => crate::target::resolve(global, t).and_then(|reached| {
-            let agent = &reached.agents[0];
-            from_admin(&agent.url)
-                .map_err(|e| format!("{t} (mesh-agent {} on node {}): {e}", agent.pod, agent.node))
-        }),
+        (Some(t), _, _) => crate::target::ask(global, t, from_admin),
         (None, Some(a), _) => from_admin(a),
         (None, None, Some(dir)) => from_pins(dir),
         (None, None, None) => {

@@ -138,14 +138,17 @@ async fn pods_of(client: &kube::Client, global: &Global, target: &str) -> Result
     Ok(list.items)
 }
 
-/// The agent `target` names.
-pub fn resolve(global: &Global, target: &str) -> Result<Agents, String> {
+/// Reach the agents of the pods `find` lists (on a client of the cluster the flags name).
+fn reach_all<F, Fut>(global: &Global, find: F) -> Result<Agents, String>
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Pod>, String>>,
+{
     let runtime = runtime()?;
     let agents = runtime.block_on(async {
         let client = crate::cluster::client(global).await?;
-        let pods = pods_of(&client, global, target).await?;
         let mut out = Vec::new();
-        for p in pods.iter().take(1) {
+        for p in &find(client.clone()).await? {
             out.push(reach(&client, p, global.via).await?);
         }
         Ok::<_, String>(out)
@@ -156,23 +159,39 @@ pub fn resolve(global: &Global, target: &str) -> Result<Agents, String> {
     })
 }
 
+/// The agent `target` names.
+pub fn resolve(global: &Global, target: &str) -> Result<Agents, String> {
+    reach_all(global, |client| async move {
+        let mut pods = pods_of(&client, global, target).await?;
+        pods.truncate(1);
+        Ok(pods)
+    })
+}
+
 /// Every agent of the cluster.
 pub fn every(global: &Global) -> Result<Agents, String> {
-    let runtime = runtime()?;
-    let agents = runtime.block_on(async {
-        let client = crate::cluster::client(global).await?;
-        let list = Api::<Pod>::all(client.clone())
+    reach_all(global, |client| async move {
+        Api::<Pod>::all(client)
             .list(&ListParams::default().labels(AGENT_LABEL))
             .await
-            .map_err(|e| format!("cannot list mesh-agent pods ({AGENT_LABEL}): {e}"))?;
-        let mut out = Vec::new();
-        for p in &list.items {
-            out.push(reach(&client, p, global.via).await?);
-        }
-        Ok::<_, String>(out)
-    })?;
-    Ok(Agents {
-        agents,
-        _runtime: runtime,
+            .map(|l| l.items)
+            .map_err(|e| format!("cannot list mesh-agent pods ({AGENT_LABEL}): {e}"))
+    })
+}
+
+/// Ask the agent `target` names through `ask` (given its admin API's URL); an error says which
+/// pod and node it was.
+pub fn ask<T>(
+    global: &Global,
+    target: &str,
+    ask: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    let reached = resolve(global, target)?;
+    let agent = &reached.agents[0];
+    ask(&agent.url).map_err(|e| {
+        format!(
+            "{target} (mesh-agent {} on node {}): {e}",
+            agent.pod, agent.node
+        )
     })
 }
