@@ -178,6 +178,14 @@ async fn write_statuses(
             supported_features: features,
             now: jiff::Timestamp::now(),
         };
+        // A memo is only of use while the snapshot still holds the version it was computed
+        // from; once a newer one (ours, or anyone's) or a deletion arrives it goes, so the memo
+        // holds only writes still on their way back through the watch.
+        written_from.retain(|(kind, ns, name), (version, _)| {
+            b.snapshot.get(*kind, ns.as_deref(), name).is_some_and(|o| {
+                o.raw["metadata"]["resourceVersion"].as_str() == Some(version.as_str())
+            })
+        });
         let mut updates = status::updates(&b.plan, &b.snapshot, &b.classes, &opts);
         updates.retain(|u| {
             let key = (u.kind, u.namespace.clone(), u.name.clone());
