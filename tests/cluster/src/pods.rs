@@ -82,8 +82,32 @@ fn env(container: &Value, pod: &Value, name: &str) -> Option<String> {
     }
 }
 
+/// The cluster's Secrets, listed once per look at the pods and only if a pod needs one.
+struct Secrets<'a> {
+    kubectl: &'a Kubectl,
+    listed: Option<Value>,
+}
+
+impl Secrets<'_> {
+    fn get(&mut self, namespace: &str, name: &str) -> Option<&Value> {
+        let kubectl = self.kubectl;
+        let list = self
+            .listed
+            .get_or_insert_with(|| kubectl.json(&["get", "secrets", "-A"]).unwrap_or_default());
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|s| s["metadata"]["namespace"] == namespace && s["metadata"]["name"] == name)
+    }
+}
+
 /// The bytes of a file of a Secret volume that `path` names inside the container.
-fn secret_file(kubectl: &Kubectl, container: &Value, pod: &Value, path: &str) -> Option<Vec<u8>> {
+fn secret_file(
+    secrets: &mut Secrets,
+    container: &Value,
+    pod: &Value,
+    path: &str,
+) -> Option<Vec<u8>> {
     let mount = container["volumeMounts"]
         .as_array()?
         .iter()
@@ -102,7 +126,7 @@ fn secret_file(kubectl: &Kubectl, container: &Value, pod: &Value, path: &str) ->
         .and_then(|i| i["key"].as_str())
         .unwrap_or(file);
     let ns = pod["metadata"]["namespace"].as_str()?;
-    let s = kubectl.json(&["get", "secret", "-n", ns, secret["secretName"].as_str()?])?;
+    let s = secrets.get(ns, secret["secretName"].as_str()?)?;
     base64::engine::general_purpose::STANDARD
         .decode(s["data"][key].as_str()?)
         .ok()
@@ -110,7 +134,7 @@ fn secret_file(kubectl: &Kubectl, container: &Value, pod: &Value, path: &str) ->
 
 /// What a running echo-basic pod serves; None while it cannot be served yet (no IP, its
 /// Secret not there).
-fn echo_of(kubectl: &Kubectl, pod: &Value) -> Option<Echo> {
+fn echo_of(secrets: &mut Secrets, pod: &Value) -> Option<Echo> {
     if pod["status"]["phase"] != "Running" {
         return None;
     }
@@ -125,8 +149,8 @@ fn echo_of(kubectl: &Kubectl, pod: &Value) -> Option<Echo> {
         .or_else(|| env(container, pod, "TLS_SERVER_PRIV_KEY"));
     let tls = match (cert, key) {
         (Some(c), Some(k)) => Some(mesh_echo::TlsIdentity {
-            cert_pem: secret_file(kubectl, container, pod, &c)?,
-            key_pem: secret_file(kubectl, container, pod, &k)?,
+            cert_pem: secret_file(secrets, container, pod, &c)?,
+            key_pem: secret_file(secrets, container, pod, &k)?,
         }),
         _ => None,
     };
@@ -188,12 +212,16 @@ impl Pods {
                     HashMap::new();
                 while !stopped.load(Ordering::Relaxed) {
                     if let Some(list) = kubectl.json(&["get", "pods", "-A"]) {
+                        let mut secrets = Secrets {
+                            kubectl: &kubectl,
+                            listed: None,
+                        };
                         let mut seen = Vec::new();
                         for pod in list["items"].as_array().into_iter().flatten() {
                             let Some(uid) = pod["metadata"]["uid"].as_str() else {
                                 continue;
                             };
-                            let Some(echo) = echo_of(&kubectl, pod) else {
+                            let Some(echo) = echo_of(&mut secrets, pod) else {
                                 continue;
                             };
                             seen.push(uid.to_string());
