@@ -12,6 +12,8 @@
 #   crds/cilium                                              CiliumEnvoyConfig and
 #                                                            CiliumClusterwideEnvoyConfig from
 #                                                            github.com/cilium/cilium (CILIUM_VERSION)
+#   crds/kwok                                                kwok's Exec, Logs, PortForward
+#                                                            (and cluster-wide) CRDs (KWOK_VERSION)
 #
 # Everything comes from the Go module proxy; nothing else is downloaded. The cache is
 # $MESH_CLUSTER_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-mesh/cluster, in a directory
@@ -36,7 +38,7 @@ have_all() {
 	for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok; do
 		[ -x "$bin/$b" ] || return 1
 	done
-	[ -f "$bin/kwok-stages.yaml" ] && [ -d "$bin/crds/cilium" ]
+	[ -f "$bin/kwok-stages.yaml" ] && [ -d "$bin/crds/cilium" ] && [ -d "$bin/crds/kwok" ]
 }
 
 if have_all; then
@@ -97,6 +99,12 @@ done
 mkdir -p "$bin.partial/crds/cilium"
 for crd in ciliumenvoyconfigs ciliumclusterwideenvoyconfigs; do
 	cp "$cilium/pkg/k8s/apis/cilium.io/client/crds/v2/$crd.yaml" "$bin.partial/crds/cilium/"
+done
+# kwok's per-pod exec, logs and port-forward rules, which the conformance run's pod runner
+# writes as it serves pods (kwok --enable-crds).
+mkdir -p "$bin.partial/crds/kwok"
+for crd in execs clusterexecs logs clusterlogs portforwards clusterportforwards; do
+	cp "$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/crd/bases/kwok.x-k8s.io_$crd.yaml" "$bin.partial/crds/kwok/"
 done
 chmod -R u+w "$bin.partial/crds"
 rm -rf "$bin"

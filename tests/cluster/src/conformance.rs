@@ -2,11 +2,17 @@
 //! on the real control plane, in a network namespace of its own (`crate::netns`).
 //!
 //! kwok plays the node and gives the suite's pods IPs of the namespace's local range; the pods
-//! of the suite's echo image are served by mesh-echo at those IPs (`crate::pods`); mesh-agent
+//! of the suite's echo images are served by mesh-echo at those IPs (`crate::pods`); mesh-agent
 //! runs in Kubernetes mode with the shipped RBAC and GatewayClass, each Gateway on an address
-//! of its own from `GATEWAY_POOL`; and the suite's test binary (`conformance/build.sh`) runs
-//! with the profiles asked for, inferring the features to test from the GatewayClass's
-//! `status.supportedFeatures` as the agent writes it, and writes its report.
+//! of its own from `GATEWAY_POOL`, its eBPF socket load balancer attached to a cgroup made for
+//! the mesh pods; and the suite's test binary (`conformance/build.sh`) runs with the profiles
+//! asked for, inferring the features to test from the GatewayClass's and the XMesh's
+//! `status.supportedFeatures` as the agent writes them, and writes its report.
+//!
+//! The mesh tests send from inside a mesh pod (`kubectl exec POD -- client URL`): kwok runs
+//! `mesh-cluster client` (this program, as `client` in a folder put first on kwok's PATH) with
+//! the pod's environment, which joins the mesh cgroup, so its connects to ClusterIPs are
+//! translated by the agent's programs as a pod's would be on a node running the agent.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -59,6 +65,24 @@ fn apply_files(cluster: &Cluster, root: &Path, files: &[&str]) -> Result<(), Str
     Ok(())
 }
 
+/// A folder holding `client`: a script running this program's `client` (the mesh pods'
+/// client, which the suite runs by `kubectl exec`).
+fn client_folder(logs: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe().map_err(|e| format!("finding mesh-cluster itself: {e}"))?;
+    let dir = logs.join("exec");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let script = dir.join("client");
+    let quoted = me.display().to_string().replace('\'', "'\\''");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec '{quoted}' client \"$@\"\n"),
+    )
+    .and_then(|()| std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)))
+    .map_err(|e| format!("{}: {e}", script.display()))?;
+    Ok(std::path::absolute(&dir).unwrap_or(dir))
+}
+
 /// Run the suite; Ok(true) when it passed. Must be called before the process starts any
 /// other thread that should be inside the network namespace (it enters one).
 pub fn run(run: &Run) -> Result<bool, String> {
@@ -76,10 +100,14 @@ pub fn run(run: &Run) -> Result<bool, String> {
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     };
     std::fs::create_dir_all(&run.logs).map_err(|e| format!("{}: {e}", run.logs.display()))?;
+    let sandbox = mesh_bpf::testing::Sandbox::new("conformance")
+        .ok_or("the mesh pods need a cgroup v2 of their own (run as root)")?;
+    let exec = client_folder(&run.logs)?;
     step("starting the control plane (kwok playing one node)");
     let cluster = Cluster::start(Options {
         kwok: true,
         pod_cidr: Some(POD_CIDR.into()),
+        exec_path: Some(exec),
         ..Options::default()
     })
     .map_err(|e| e.to_string())?;
@@ -102,7 +130,11 @@ pub fn run(run: &Run) -> Result<bool, String> {
         .kubectl(&["apply", "-f", "-"], node)
         .map_err(|e| e.to_string())?;
     let admin = cluster.kubeconfig().map_err(|e| e.to_string())?;
-    let _pods = Pods::run(admin.clone()).map_err(|e| e.to_string())?;
+    let mesh = crate::pods::Mesh {
+        cgroup: sandbox.cgroup.clone(),
+        hosts: run.logs.join("hosts"),
+    };
+    let _pods = Pods::run(admin.clone(), Some(mesh)).map_err(|e| e.to_string())?;
 
     step("starting mesh-agent");
     let agent_log = run.logs.join("mesh-agent.log");
@@ -122,12 +154,13 @@ pub fn run(run: &Run) -> Result<bool, String> {
             "--outbound-addr",
             "127.0.0.1:15001",
             "--bpf",
-            "off",
-            "--bpf-pin-dir",
-            "/nonexistent/mesh-conformance",
-            "--identity",
-            "conformance",
+            "on",
         ])
+        .arg("--cgroup")
+        .arg(&sandbox.cgroup)
+        .arg("--bpf-pin-dir")
+        .arg(&sandbox.pins)
+        .args(["--identity", "conformance"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)

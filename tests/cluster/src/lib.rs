@@ -102,6 +102,10 @@ pub struct Options {
     /// More kwok configuration (YAML documents: `ClusterPortForward`, `ClusterExec`, ...),
     /// read when kwok starts.
     pub kwok_config: Option<String>,
+    /// `kubectl exec` into kwok's pods: kwok runs the commands of the namespaced `Exec`
+    /// objects (its CRD, installed; one per pod, naming its environment), looking programs up
+    /// in this folder before its own PATH.
+    pub exec_path: Option<PathBuf>,
 }
 
 /// A running control plane.
@@ -314,7 +318,15 @@ impl Cluster {
             args.push(format!("--server-address=127.0.0.1:{kubelet}"));
             args.push(format!("--node-port={kubelet}"));
             args.extend(configs);
-            cluster.spawn(&bin, "kwok", &args)?;
+            let mut path = std::ffi::OsString::new();
+            if let Some(dir) = &options.exec_path {
+                cluster.install_crd_sets(&["kwok"])?;
+                args.push("--enable-crds=Exec".to_string());
+                path.push(dir);
+                path.push(":");
+            }
+            path.push(std::env::var_os("PATH").unwrap_or_default());
+            cluster.spawn_with(&bin, "kwok", &args, &[("PATH", path)])?;
         }
         Ok(cluster)
     }
@@ -337,12 +349,23 @@ impl Cluster {
         name: &'static str,
         args: &[impl AsRef<std::ffi::OsStr>],
     ) -> Result<(), Error> {
+        self.spawn_with(bin, name, args, &[])
+    }
+
+    fn spawn_with(
+        &mut self,
+        bin: &Path,
+        name: &'static str,
+        args: &[impl AsRef<std::ffi::OsStr>],
+        envs: &[(&str, std::ffi::OsString)],
+    ) -> Result<(), Error> {
         let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| Error::Write(log_path, e))?;
         let err = log.try_clone().map_err(|e| Error::Spawn(name, e))?;
         let mut command = Command::new(bin.join(name));
         command
             .args(args)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
@@ -407,8 +430,8 @@ impl Cluster {
         self.install_crd_sets(&[channel, "cilium"])
     }
 
-    /// Install some of the CRD sets `build.sh` keeps (`standard`, `experimental`, `cilium`),
-    /// and wait until they are served.
+    /// Install some of the CRD sets `build.sh` keeps (`standard`, `experimental`, `cilium`,
+    /// `kwok`), and wait until they are served.
     pub fn install_crd_sets(&self, sets: &[&str]) -> Result<(), Error> {
         let crds = binaries()?.join("crds");
         for dir in sets {

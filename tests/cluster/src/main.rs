@@ -1,5 +1,7 @@
 //! `mesh-cluster up|down`: the tests' control plane by hand (`make cluster-up`,
-//! `make cluster-down`).
+//! `make cluster-down`); `conformance`: the Gateway API conformance suite (`make conformance`,
+//! see `mesh_cluster::conformance`); `client URL ...`: the mesh pods' client
+//! (`mesh_echo::client`), which the conformance run's `kubectl exec` runs.
 //!
 //! `up` starts it (with kwok and the CRDs of the Gateway API channel `MESH_CLUSTER_CHANNEL`,
 //! experimental unless said, and Cilium's Envoy-config CRDs), leaves it running, records it in the state file and prints
@@ -114,7 +116,21 @@ fn main() -> ExitCode {
         Some("up") => up(),
         Some("down") => down(),
         Some("conformance") => conformance(&args),
-        _ => Err("usage: mesh-cluster up|down|conformance".to_string()),
+        // The mesh pods' `client` (kwok runs it for `kubectl exec`; see mesh_cluster::pods).
+        Some("client") => {
+            let opts = match mesh_echo::client::parse(
+                std::iter::once("client".to_string()).chain(args.iter().cloned()),
+            ) {
+                Ok(o) => o,
+                Err(e) => e.exit(),
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(mesh_echo::client::run(opts)))
+        }
+        _ => Err("usage: mesh-cluster up|down|conformance|client".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,15 @@
 //! file of a Secret volume; the TCP echo instead when `TCP_ECHO_SERVER` is set), named by its
 //! `POD_NAME` and `NAMESPACE`. A pod that goes away stops being served. The pod IPs must be
 //! local (`crate::netns`).
+//!
+//! Pods of the mesh tests' image (`registry.k8s.io/gateway-api/echo-advanced`, Istio's echo)
+//! are served as its arguments say (`--port=N` HTTP, `--tls=N` making one of them HTTPS with a
+//! certificate of the runner's, `--grpc=N` gRPC; the image's 8080 and 7070 without any),
+//! answering in its `Key=value` format. The suite sends their traffic from inside them with
+//! `kubectl exec POD -- client URL`: with a [`Mesh`], the runner writes each such pod a kwok
+//! `Exec` rule running `mesh-echo client` (found by kwok as `client`) in the pod's world: the
+//! cluster's Services as a hosts file with the pod's search domains, the pod's IP as source,
+//! and the cgroup whose connects the eBPF datapath translates.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +73,27 @@ struct Echo {
     namespace: String,
     tcp: bool,
     tls: Option<mesh_echo::TlsIdentity>,
+    /// A pod of echo-advanced: its ports and version instead of echo-basic's.
+    advanced: Option<Advanced>,
+}
+
+/// The ports of an echo-advanced pod, from its arguments.
+#[derive(Debug, Clone, PartialEq)]
+struct Advanced {
+    http: Vec<u16>,
+    tls: Vec<u16>,
+    grpc: Vec<u16>,
+    /// The pod's `version` label (the image reports it as `ServiceVersion`).
+    version: String,
+}
+
+/// The simulated world of mesh pods, for the commands the suite runs in them.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    /// The cgroup the commands join (where the agent's eBPF programs are attached).
+    pub cgroup: PathBuf,
+    /// The hosts file the runner keeps: every Service's ClusterIP under its cluster name.
+    pub hosts: PathBuf,
 }
 
 /// The value of a container's environment variable (literal, or the pod's name or namespace).
@@ -132,13 +162,69 @@ fn secret_file(
         .ok()
 }
 
-/// What a running echo-basic pod serves; None while it cannot be served yet (no IP, its
-/// Secret not there).
+/// echo-advanced's ports from its container's arguments (`--port=8080`, `--grpc 7070`).
+fn advanced_of(container: &Value, pod: &Value) -> Advanced {
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut ports: HashMap<&str, Vec<u16>> = HashMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let (flag, value) = match args[i].split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (args[i], args.get(i + 1).copied()),
+        };
+        if !args[i].contains('=') {
+            i += 1;
+        }
+        i += 1;
+        let flag = flag.trim_start_matches('-');
+        if let Some(port) = value.and_then(|v| v.parse().ok()) {
+            ports.entry(flag).or_default().push(port);
+        }
+    }
+    let mut take = |f: &str| ports.remove(f).unwrap_or_default();
+    let (mut http, tls, mut grpc) = (take("port"), take("tls"), take("grpc"));
+    if args.is_empty() {
+        // The image's defaults.
+        http = vec![8080];
+        grpc = vec![7070];
+    }
+    Advanced {
+        http,
+        tls,
+        grpc,
+        version: pod["metadata"]["labels"]["version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// What a running echo-basic or echo-advanced pod serves; None while it cannot be served yet
+/// (no IP, its Secret not there).
 fn echo_of(secrets: &mut Secrets, pod: &Value) -> Option<Echo> {
     if pod["status"]["phase"] != "Running" {
         return None;
     }
     let ip: IpAddr = pod["status"]["podIP"].as_str()?.parse().ok()?;
+    if let Some(container) = pod["spec"]["containers"].as_array()?.iter().find(|c| {
+        c["image"]
+            .as_str()
+            .is_some_and(|i| i.contains("/echo-advanced:"))
+    }) {
+        return Some(Echo {
+            ip,
+            pod: pod["metadata"]["name"].as_str()?.to_string(),
+            namespace: pod["metadata"]["namespace"].as_str()?.to_string(),
+            tcp: false,
+            tls: None,
+            advanced: Some(advanced_of(container, pod)),
+        });
+    }
     let container = pod["spec"]["containers"].as_array()?.iter().find(|c| {
         c["image"]
             .as_str()
@@ -161,10 +247,44 @@ fn echo_of(secrets: &mut Secrets, pod: &Value) -> Option<Echo> {
         namespace: env(container, pod, "NAMESPACE").unwrap_or_default(),
         tcp: env(container, pod, "TCP_ECHO_SERVER").is_some(),
         tls,
+        advanced: None,
     })
 }
 
+/// A certificate for echo-advanced's TLS ports (the image has one built in).
+fn advanced_identity(pod: &str) -> std::io::Result<mesh_echo::TlsIdentity> {
+    let cert = rcgen::generate_simple_self_signed(vec![pod.to_string()])
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(mesh_echo::TlsIdentity {
+        cert_pem: cert.cert.pem().into_bytes(),
+        key_pem: cert.signing_key.serialize_pem().into_bytes(),
+    })
+}
+
+async fn serve_advanced(
+    e: &Echo,
+    a: &Advanced,
+) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    let mut ports = a.http.clone();
+    ports.extend(a.grpc.iter().filter(|p| !a.http.contains(p)));
+    for port in ports {
+        let mut args = mesh_echo::Args::new(SocketAddr::new(e.ip, port), &e.pod, &e.namespace);
+        args.format = mesh_echo::Format::EchoAdvanced;
+        args.service_version = a.version.clone();
+        args.quiet = true;
+        if a.tls.contains(&port) {
+            args.tls = Some(advanced_identity(&e.pod)?);
+        }
+        tasks.push(tokio::spawn(mesh_echo::serve(args).await?));
+    }
+    Ok(tasks)
+}
+
 async fn serve(e: &Echo) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    if let Some(a) = &e.advanced {
+        return serve_advanced(e, a).await;
+    }
     let protocol = if e.tcp {
         mesh_echo::EchoProtocol::Tcp
     } else {
@@ -191,9 +311,88 @@ async fn serve(e: &Echo) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     Ok(tasks)
 }
 
+/// The hosts file of the cluster's DNS: each Service's ClusterIPs under
+/// `NAME.NAMESPACE.svc.cluster.local` (headless ones have none).
+fn hosts_of(services: &Value) -> String {
+    let mut out = String::new();
+    for svc in services["items"].as_array().into_iter().flatten() {
+        let (Some(name), Some(ns)) = (
+            svc["metadata"]["name"].as_str(),
+            svc["metadata"]["namespace"].as_str(),
+        ) else {
+            continue;
+        };
+        for ip in svc["spec"]["clusterIPs"].as_array().into_iter().flatten() {
+            if let Some(ip) = ip.as_str().filter(|ip| ip.parse::<IpAddr>().is_ok()) {
+                out.push_str(&format!("{ip} {name}.{ns}.svc.cluster.local\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The kwok `Exec` rule of a mesh pod: `kubectl exec` runs the command in the pod's world
+/// (see the module's documentation).
+fn exec_rule(e: &Echo, mesh: &Mesh) -> String {
+    let ns = &e.namespace;
+    serde_json::json!({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Exec",
+        "metadata": {"name": e.pod, "namespace": ns},
+        "spec": {"execs": [{"local": {"envs": [
+            {"name": "MESH_ECHO_HOSTS", "value": mesh.hosts},
+            {"name": "MESH_ECHO_SEARCH", "value": format!("{ns}.svc.cluster.local svc.cluster.local cluster.local")},
+            {"name": "MESH_ECHO_SOURCE", "value": e.ip.to_string()},
+            {"name": "MESH_ECHO_CGROUP", "value": mesh.cgroup},
+        ]}}]},
+    })
+    .to_string()
+}
+
+/// Write `text` to `path` through a file beside it, so a reader never sees half of it.
+fn replace(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Kubectl {
+    /// Server-side apply one object (JSON).
+    fn apply(&self, object: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager=mesh-cluster",
+                "-f",
+                "-",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(object.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
 impl Pods {
-    /// Start serving the pods the API server behind `kubeconfig` runs (as its admin).
-    pub fn run(kubeconfig: PathBuf) -> Result<Pods, crate::Error> {
+    /// Start serving the pods the API server behind `kubeconfig` runs (as its admin); with
+    /// `mesh`, also the world of echo-advanced pods for `kubectl exec`.
+    pub fn run(kubeconfig: PathBuf, mesh: Option<Mesh>) -> Result<Pods, crate::Error> {
         let bin = crate::binaries()?.join("kubectl");
         let kubectl = Kubectl { bin, kubeconfig };
         let stop = Arc::new(AtomicBool::new(false));
@@ -210,7 +409,22 @@ impl Pods {
                 };
                 let mut running: HashMap<String, (Echo, Vec<tokio::task::JoinHandle<()>>)> =
                     HashMap::new();
+                let mut hosts = None;
                 while !stopped.load(Ordering::Relaxed) {
+                    if let Some(mesh) = &mesh {
+                        if let Some(services) = kubectl.json(&["get", "services", "-A"]) {
+                            let text = hosts_of(&services);
+                            if hosts.as_ref() != Some(&text) {
+                                if let Err(e) = replace(&mesh.hosts, &text) {
+                                    eprintln!(
+                                        "mesh-cluster pods: cannot write {}: {e}",
+                                        mesh.hosts.display()
+                                    );
+                                }
+                                hosts = Some(text);
+                            }
+                        }
+                    }
                     if let Some(list) = kubectl.json(&["get", "pods", "-A"]) {
                         let mut secrets = Secrets {
                             kubectl: &kubectl,
@@ -233,6 +447,11 @@ impl Pods {
                             }
                             match runtime.block_on(serve(&echo)) {
                                 Ok(tasks) => {
+                                    if let (Some(mesh), Some(_)) = (&mesh, &echo.advanced) {
+                                        if let Err(e) = kubectl.apply(&exec_rule(&echo, mesh)) {
+                                            eprintln!("mesh-cluster pods: cannot write the exec rule of {}/{}: {e}", echo.namespace, echo.pod);
+                                        }
+                                    }
                                     running.insert(uid.to_string(), (echo, tasks));
                                 }
                                 Err(e) => eprintln!(

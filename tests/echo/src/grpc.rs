@@ -150,9 +150,27 @@ pub fn answer(path: &str, description: &serde_json::Value) -> Response {
     } else {
         field1(description.to_string().as_bytes())
     };
+    ok(&message)
+}
+
+/// The answer of echo-advanced's gRPC port: `proto.EchoTestService/Echo` answers an
+/// `EchoResponse` whose `message` (field 1) is the answer's lines (`text`); the service's other
+/// methods, and other services, UNIMPLEMENTED.
+pub fn answer_advanced(path: &str, text: &str) -> Response {
+    if path == HEALTH_CHECK {
+        return ok(&[0x08, 0x01]);
+    }
+    match path.strip_prefix(crate::advanced::GRPC_SERVICE) {
+        Some("Echo") => ok(&field1(text.as_bytes())),
+        _ => status_only(UNIMPLEMENTED, &format!("method {path} not implemented")),
+    }
+}
+
+/// One message and status OK in the trailers.
+fn ok(message: &[u8]) -> Response {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    let body = http_body_util::Full::new(axum::body::Bytes::from(frame(&message)))
+    let body = http_body_util::Full::new(axum::body::Bytes::from(frame(message)))
         .with_trailers(async move { Some(Ok(trailers)) });
     let mut r = Response::new(Body::new(body));
     r.headers_mut()

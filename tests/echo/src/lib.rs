@@ -39,6 +39,8 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tower::ServiceExt;
 
+pub mod advanced;
+pub mod client;
 pub mod grpc;
 pub mod l4;
 pub mod probe;
@@ -83,6 +85,23 @@ pub struct Args {
     /// The Service name the TCP and UDP echoes report (the conformance pods' SERVICE_NAME).
     #[arg(long, default_value = "")]
     pub service: String,
+    /// How HTTP and gRPC answers describe the request: mesh-echo's JSON (echo-basic's fields),
+    /// or the `Key=value` lines of the mesh conformance tests' echo image (see [`advanced`]).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// The version an `echo-advanced` answer reports (`ServiceVersion`).
+    #[arg(long, default_value = "")]
+    pub service_version: String,
+}
+
+/// How answers describe what was received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// `{path, host, method, proto, headers, namespace, pod, ...}` (echo-basic's fields).
+    #[default]
+    Json,
+    /// The `Key=value` lines of `echo-advanced` (Istio's echo server).
+    EchoAdvanced,
 }
 
 /// The protocol a backend speaks.
@@ -112,6 +131,8 @@ impl Args {
             quiet: false,
             protocol: EchoProtocol::Http,
             service: String::new(),
+            format: Format::Json,
+            service_version: String::new(),
         }
     }
 }
@@ -325,6 +346,10 @@ async fn echo(
     };
     if grpc::is_grpc(&req) {
         record(&body);
+        if args.format == Format::EchoAdvanced {
+            let text = advanced::text(&body, args.listen.port(), &args.service_version, 200);
+            return grpc::answer_advanced(req.uri().path(), &text);
+        }
         return grpc::answer(req.uri().path(), &body);
     }
     // The body's size (read to its end, bounded), for tests of what a proxy forwarded.
@@ -352,7 +377,14 @@ async fn echo(
     {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     }
-    let mut resp = axum::Json(body).into_response();
+    let mut resp = match args.format {
+        Format::Json => axum::Json(body).into_response(),
+        Format::EchoAdvanced => (
+            [("content-type", "text/plain; charset=utf-8")],
+            advanced::text(&body, args.listen.port(), &args.service_version, 200),
+        )
+            .into_response(),
+    };
     for (k, v) in set_headers {
         if let (Ok(k), Ok(v)) = (
             axum::http::HeaderName::try_from(k),
