@@ -110,11 +110,12 @@ cluster-down:
 
 # The upstream Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance, the release
 # the model targets) against mesh-agent on the tests' control plane, in a network namespace of
-# its own (root): kwok nodes, the suite's echo pods served by mesh-echo at their pod IPs. The
+# its own (root): kwok nodes, the suite's echo pods served by mesh-echo at their pod IPs, the mesh
+# tests' client run by kubectl exec in the eBPF datapath's cgroup. The
 # report goes to docs/conformance/ (CONFORMANCE_PROFILES, CONFORMANCE_ARGS: more suite flags,
 # e.g. -run-test=HTTPRouteSimpleSameNamespace). About 3 minutes after the first build; `make
 # test` runs it too (debug build, report in target/conformance/).
-CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC
+CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC,MESH-HTTP,MESH-GRPC
 CONFORMANCE_REPORT ?= docs/conformance/kubectl-mesh-v0.1.0-report.yaml
 conformance: deps
 	$(CARGO) build --release --locked -p mesh-agent -p mesh-cluster

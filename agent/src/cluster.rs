@@ -176,6 +176,7 @@ async fn write_statuses(
             controller: &controller,
             addresses: &by_gateway,
             supported_features: features,
+            mesh_features: mesh_model::controller::MESH_SUPPORTED_FEATURES,
             now: jiff::Timestamp::now(),
         };
         // A memo is only of use while the snapshot still holds the version it was computed

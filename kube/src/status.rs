@@ -31,6 +31,8 @@ pub struct Options<'a> {
     /// Gateway API features this controller supports, for GatewayClass
     /// `status.supportedFeatures`.
     pub supported_features: &'a [&'a str],
+    /// The mesh features, for XMesh `status.supportedFeatures`.
+    pub mesh_features: &'a [&'a str],
     pub now: jiff::Timestamp,
 }
 
@@ -164,7 +166,7 @@ pub fn updates(plan: &Plan, snap: &Snapshot, classes: &[Class], opts: &Options) 
     let now = opts.now.to_string();
     let mut out = Vec::new();
     for class in classes {
-        let Some(o) = snap.get(Kind::GatewayClass, None, &class.name) else {
+        let Some(o) = snap.get(class.kind, None, &class.name) else {
             continue;
         };
         let g = generation(o);
@@ -183,16 +185,23 @@ pub fn updates(plan: &Plan, snap: &Snapshot, classes: &[Class], opts: &Options) 
                 message: message.clone(),
             },
         };
-        let supported = Condition {
-            kind: "SupportedVersion",
-            status: true,
-            reason: "SupportedVersion",
-            message: String::new(),
+        let mut conditions = vec![condition(&accepted, g, previous, &now)];
+        let mut features: Vec<&str> = if class.kind == Kind::XMesh {
+            opts.mesh_features.to_vec()
+        } else {
+            // An XMesh has no SupportedVersion condition (its API defines Accepted only).
+            let supported = Condition {
+                kind: "SupportedVersion",
+                status: true,
+                reason: "SupportedVersion",
+                message: String::new(),
+            };
+            conditions.push(condition(&supported, g, previous, &now));
+            opts.supported_features.to_vec()
         };
-        let mut features: Vec<&str> = opts.supported_features.to_vec();
         features.sort_unstable();
         let status = json!({
-            "conditions": [condition(&accepted, g, previous, &now), condition(&supported, g, previous, &now)],
+            "conditions": conditions,
             "supportedFeatures": features.iter().map(|f| json!({"name": f})).collect::<Vec<_>>(),
         });
         out.extend(update(o, status, false));
@@ -461,6 +470,16 @@ kind: GatewayClass
 metadata: {name: mesh, generation: 1}
 spec: {controllerName: kubectl-mesh.io/gateway-controller}
 ---
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XMesh
+metadata: {name: mesh, generation: 4}
+spec: {controllerName: kubectl-mesh.io/gateway-controller}
+---
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XMesh
+metadata: {name: theirs, generation: 1}
+spec: {controllerName: example.net/mesh-controller}
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: web, namespace: infra, generation: 3, resourceVersion: "10"}
@@ -494,6 +513,7 @@ status:
             controller: CONTROLLER_NAME,
             addresses: &addresses,
             supported_features: &["HTTPRoute", "Gateway"],
+            mesh_features: &["Mesh"],
             now: at.parse().unwrap(),
         };
         updates(
@@ -529,6 +549,7 @@ status:
             kinds,
             [
                 "GatewayClass mesh",
+                "XMesh mesh",
                 "Gateway infra/web",
                 "HTTPRoute app/shop"
             ]
@@ -536,11 +557,18 @@ status:
         let class = &first[0].status;
         assert_eq!(class["conditions"][0]["type"], "Accepted");
         assert_eq!(class["conditions"][0]["status"], "True");
+        assert_eq!(class["conditions"][1]["type"], "SupportedVersion");
         assert_eq!(
             class["supportedFeatures"],
             json!([{"name": "Gateway"}, {"name": "HTTPRoute"}])
         );
-        let gw = &first[1].status;
+        // The XMesh of ours: Accepted alone, the mesh features; theirs is left alone.
+        let mesh = &first[1].status;
+        assert_eq!(mesh["conditions"].as_array().unwrap().len(), 1);
+        assert_eq!(mesh["conditions"][0]["status"], "True");
+        assert_eq!(mesh["conditions"][0]["observedGeneration"], 4);
+        assert_eq!(mesh["supportedFeatures"], json!([{"name": "Mesh"}]));
+        let gw = &first[2].status;
         assert_eq!(
             gw["addresses"],
             json!([{"type": "IPAddress", "value": "127.0.10.1"}])
@@ -555,8 +583,8 @@ status:
             .unwrap()
             .iter()
             .all(|c| c["observedGeneration"] == 3));
-        assert!(!first[1].conditional, "a Gateway's status is all ours");
-        let route = &first[2];
+        assert!(!first[2].conditional, "a Gateway's status is all ours");
+        let route = &first[3];
         assert_eq!(
             (route.conditional, route.read_version.as_str()),
             (true, "11"),

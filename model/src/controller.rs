@@ -2,6 +2,10 @@
 //! and that it accepts. On a cluster several controllers share the Gateway API objects; the
 //! agent serves, and writes the status of, its own classes' Gateways only (and the
 //! ListenerSets of those Gateways), and leaves everything else to their controllers.
+//!
+//! An XMesh (experimental) is to mesh routing what a GatewayClass is to Gateways: the agent
+//! accepts the XMeshes naming it and says in their status which mesh features it supports.
+//! Mesh (GAMMA) routes are served whether or not one exists.
 
 use crate::kind::{Kind, GATEWAY_GROUP};
 use crate::resource::Resource;
@@ -50,9 +54,26 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "TLSRouteModeMixed",
 ];
 
-/// A GatewayClass of ours and whether it is accepted.
+/// The mesh features (conformance suite names) mesh-agent claims in its XMeshes'
+/// `status.supportedFeatures`; the route kinds and their filters are the GatewayClass's
+/// (the suite takes the union). Only what the suite has passed is listed.
+pub const MESH_SUPPORTED_FEATURES: &[&str] = &[
+    "Mesh",
+    "MeshClusterIPMatching",
+    "MeshHTTPRouteBackendRequestHeaderModification",
+    "MeshHTTPRouteNamedRouteRule",
+    "MeshHTTPRouteQueryParamMatching",
+    "MeshHTTPRouteRedirectPath",
+    "MeshHTTPRouteRedirectPort",
+    "MeshHTTPRouteRewritePath",
+    "MeshHTTPRouteSchemeRedirect",
+];
+
+/// A GatewayClass or XMesh of ours and whether it is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
+    /// [`Kind::GatewayClass`] or [`Kind::XMesh`].
+    pub kind: Kind,
     pub name: String,
     /// `Ok` (Accepted), or the reason it is not with a message: mesh-agent takes no
     /// parameters, so a class asking for some is refused (`InvalidParameters`), as the spec
@@ -60,24 +81,40 @@ pub struct Class {
     pub accepted: Result<(), (&'static str, String)>,
 }
 
-/// The GatewayClasses among `objects` whose controllerName is `controller`.
+/// The GatewayClasses and XMeshes among `objects` whose controllerName is `controller`.
 pub fn classes<'a>(objects: impl IntoIterator<Item = &'a Object>, controller: &str) -> Vec<Class> {
+    let class = |o: &Object, kind, parameters: Option<(&str, &str, &str)>| {
+        Class {
+        kind,
+        name: o.name.clone(),
+        accepted: match parameters {
+            None => Ok(()),
+            Some((kind, group, name)) => Err((
+                "InvalidParameters",
+                format!(
+                    "mesh-agent takes no parameters; parametersRef {kind} {group}/{name} cannot be used (remove it)"
+                ),
+            )),
+        },
+    }
+    };
     objects
         .into_iter()
         .filter_map(|o| match &o.resource {
-            Resource::GatewayClass(spec) if spec.controller_name == controller => Some(Class {
-                name: o.name.clone(),
-                accepted: match &spec.parameters_ref {
-                    None => Ok(()),
-                    Some(p) => Err((
-                        "InvalidParameters",
-                        format!(
-                            "mesh-agent takes no parameters; parametersRef {} {}/{} cannot be used (remove it)",
-                            p.kind, p.group, p.name
-                        ),
-                    )),
-                },
-            }),
+            Resource::GatewayClass(spec) if spec.controller_name == controller => Some(class(
+                o,
+                Kind::GatewayClass,
+                spec.parameters_ref
+                    .as_ref()
+                    .map(|p| (p.kind.as_str(), p.group.as_str(), p.name.as_str())),
+            )),
+            Resource::XMesh(spec) if spec.controller_name == controller => Some(class(
+                o,
+                Kind::XMesh,
+                spec.parameters_ref
+                    .as_ref()
+                    .map(|p| (p.kind.as_str(), p.group.as_str(), p.name.as_str())),
+            )),
             _ => None,
         })
         .collect()
@@ -89,7 +126,7 @@ pub fn classes<'a>(objects: impl IntoIterator<Item = &'a Object>, controller: &s
 pub fn owned(objects: Vec<Object>, controller: &str) -> Vec<Object> {
     let accepted: std::collections::HashSet<String> = classes(&objects, controller)
         .into_iter()
-        .filter(|c| c.accepted.is_ok())
+        .filter(|c| c.kind == Kind::GatewayClass && c.accepted.is_ok())
         .map(|c| c.name)
         .collect();
     let dropped: std::collections::HashSet<(String, String)> = objects
@@ -150,6 +187,16 @@ spec:
   controllerName: kubectl-mesh.io/gateway-controller
   parametersRef: {group: example.net, kind: Config, name: fast}
 ---
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XMesh
+metadata: {name: mesh}
+spec: {controllerName: kubectl-mesh.io/gateway-controller}
+---
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XMesh
+metadata: {name: istio}
+spec: {controllerName: istio.io/mesh-controller}
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: ours, namespace: infra}
@@ -182,10 +229,11 @@ spec: {parentRefs: [{name: theirs}]}
     fn only_accepted_classes_of_ours_are_served() {
         let all = objects(INPUT);
         let classes = classes(&all, CONTROLLER_NAME);
-        assert_eq!(classes.len(), 2, "{classes:?}");
+        assert_eq!(classes.len(), 3, "{classes:?}");
         assert_eq!(
             classes[0],
             Class {
+                kind: Kind::GatewayClass,
                 name: "mesh".into(),
                 accepted: Ok(())
             }
@@ -193,6 +241,15 @@ spec: {parentRefs: [{name: theirs}]}
         assert_eq!(
             classes[1].accepted.as_ref().unwrap_err().0,
             "InvalidParameters"
+        );
+        assert_eq!(
+            classes[2],
+            Class {
+                kind: Kind::XMesh,
+                name: "mesh".into(),
+                accepted: Ok(())
+            },
+            "our XMesh, not Istio's"
         );
         let kept: Vec<String> = owned(all, CONTROLLER_NAME)
             .iter()

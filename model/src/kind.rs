@@ -2,6 +2,8 @@
 
 /// Gateway API's group.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+/// Gateway API's experimental group (`X`-prefixed kinds: XMesh).
+pub const GATEWAY_X_GROUP: &str = "gateway.networking.x-k8s.io";
 /// Cilium's group, for CiliumEnvoyConfig and CiliumClusterwideEnvoyConfig.
 pub const CILIUM_GROUP: &str = "cilium.io";
 
@@ -24,6 +26,9 @@ pub enum Kind {
     ConfigMap,
     CiliumEnvoyConfig,
     CiliumClusterwideEnvoyConfig,
+    /// A service mesh and its controller (experimental): the GatewayClass of mesh (GAMMA)
+    /// routing, whose status says which mesh features the controller supports.
+    XMesh,
 }
 
 /// What a cluster with Gateway API, Kubernetes and Cilium CRDs serves for a kind (for Gateway
@@ -189,6 +194,14 @@ pub const KINDS: &[KindInfo] = &[
         namespaced: false,
         plural: "ciliumclusterwideenvoyconfigs",
     },
+    KindInfo {
+        kind: Kind::XMesh,
+        name: "XMesh",
+        group: GATEWAY_X_GROUP,
+        served: &["v1alpha1"],
+        namespaced: false,
+        plural: "xmeshes",
+    },
 ];
 
 impl Kind {
@@ -222,7 +235,6 @@ const OTHER_KINDS: &[&str] = &[
     "XListenerSet",
     "XBackendTrafficPolicy",
     "BackendLBPolicy",
-    "XMesh",
     "CiliumNetworkPolicy",
     "CiliumClusterwideNetworkPolicy",
     "CiliumLoadBalancerIPPool",

@@ -8,7 +8,7 @@
 
 use gateway_api::apis::experimental::{
     gatewayclasses, gateways, grpcroutes, httproutes, listenersets, referencegrants, tcproutes,
-    tlsroutes, udproutes,
+    tlsroutes, udproutes, xmeshes,
 };
 use gateway_api::apis::standard::backendtlspolicies::BackendTlsPolicySpec;
 use k8s_openapi::api::core::v1 as core;
@@ -47,6 +47,7 @@ pub enum Resource {
     /// A ConfigMap: CA certificates for client and backend TLS validation.
     ConfigMap(Box<core::ConfigMap>),
     EnvoyConfig(Box<EnvoyConfig>),
+    XMesh(Box<xmeshes::XMeshSpec>),
     /// A known kind whose object does not fit its schema (see the object's problems).
     Invalid(Kind),
     /// A kind the model does not check.
@@ -254,6 +255,8 @@ pub(crate) fn type_object(
             typed_at::<EnvoyConfigSpec>(spec, "spec", true, problems)
                 .map(|s| Resource::EnvoyConfig(Box::new(EnvoyConfig::parse(s))))
         }
+        Kind::XMesh => typed_at::<xmeshes::XMeshSpec>(spec, "spec", !crd_checked, problems)
+            .map(|s| Resource::XMesh(Box::new(s))),
     };
     // Core kinds were typed whole; the CRD kinds only by spec, so check their metadata too.
     if !matches!(

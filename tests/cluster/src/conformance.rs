@@ -26,6 +26,9 @@ pub const POD_CIDR: &str = "198.19.0.0/17";
 /// Where mesh-agent takes each Gateway's address from (inside `netns::ENDPOINTS`).
 pub const GATEWAY_POOL: &str = "198.19.255.0/24";
 
+/// The XMesh the run creates for the agent (named as the GatewayClass).
+const MESH: &str = "kubectl-mesh";
+
 /// What to run.
 pub struct Run {
     /// The mesh-agent binary.
@@ -129,6 +132,14 @@ pub fn run(run: &Run) -> Result<bool, String> {
     cluster
         .kubectl(&["apply", "-f", "-"], node)
         .map_err(|e| e.to_string())?;
+    // The mesh the suite's mesh tests read the supported mesh features from (-mesh-name).
+    let mesh = format!(
+        "apiVersion: gateway.networking.x-k8s.io/v1alpha1\nkind: XMesh\nmetadata:\n  name: {MESH}\nspec:\n  controllerName: {}\n",
+        mesh_model::controller::CONTROLLER_NAME
+    );
+    cluster
+        .kubectl(&["apply", "-f", "-"], &mesh)
+        .map_err(|e| e.to_string())?;
     let admin = cluster.kubeconfig().map_err(|e| e.to_string())?;
     let mesh = crate::pods::Mesh {
         cgroup: sandbox.cgroup.clone(),
@@ -166,24 +177,24 @@ pub fn run(run: &Run) -> Result<bool, String> {
         .stderr(log)
         .spawn()
         .map_err(|e| format!("{}: {e}", run.agent.display()))?;
-    let accepted = || {
+    let features = |kind: &str| {
         cluster
             .kubectl(
                 &[
                     "get",
-                    "gatewayclass",
+                    kind,
                     "kubectl-mesh",
                     "-o",
                     "jsonpath={.status.supportedFeatures}",
                 ],
                 "",
             )
-            .is_ok_and(|s| s.contains("HTTPRoute"))
+            .unwrap_or_default()
     };
     let ready = wait(
         Duration::from_secs(60),
-        "the GatewayClass's status",
-        accepted,
+        "the GatewayClass's and XMesh's statuses",
+        || features("gatewayclass").contains("HTTPRoute") && features("xmesh").contains("Mesh"),
     );
     if let Err(e) = ready {
         let _ = agent.kill();
@@ -205,6 +216,7 @@ pub fn run(run: &Run) -> Result<bool, String> {
             "-test.v",
             "-test.timeout=90m",
             "-gateway-class=kubectl-mesh",
+            &format!("-mesh-name={MESH}"),
             &format!("-conformance-profiles={}", run.profiles),
             &format!("-report-output={}", report.display()),
             "-organization=kubectl-mesh",

@@ -82,7 +82,7 @@ fn conformance(args: &[String]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut run = mesh_cluster::conformance::Run {
         agent: exe.with_file_name("mesh-agent"),
-        profiles: "GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC".into(),
+        profiles: "GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC,MESH-HTTP,MESH-GRPC".into(),
         report: PathBuf::from("docs/conformance/report.yaml"),
         logs: std::env::temp_dir().join("mesh-conformance"),
         extra: Vec::new(),
