@@ -267,7 +267,7 @@ fn the_agent_serves_the_cluster_and_the_elected_one_writes_statuses() {
 
     // The plugin reaches agent-a as pod/NAME and node/NAME through the API server, and
     // proxy-status compares every agent with the Plan compiled from the cluster.
-    targets(&cluster, port);
+    targets(&cluster, port, admin_a);
 
     // A change of spec: the route now sends to a Service that does not exist.
     cluster
@@ -411,7 +411,30 @@ fn kubectl_mesh(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn targets(cluster: &Cluster, port: u16) {
+/// Relay connections to `listen` to `target` (the agent's admin API as the pod's IP serves it
+/// on a node) until the test process ends.
+fn relay(listen: &str, target: std::net::SocketAddr) {
+    let listener = std::net::TcpListener::bind(listen).expect("the pod's IP is local");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c, mut u) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c, &mut u);
+                let _ = u.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+}
+
+fn targets(cluster: &Cluster, port: u16, admin: u16) {
     cluster.kubectl(&["apply", "-f", "-"], AGENT_POD).unwrap();
     cluster
         .kubectl(
@@ -445,6 +468,39 @@ fn targets(cluster: &Cluster, port: u16) {
             "{target}: the route's match is in what the agent runs: {out}"
         );
     }
+    // --via direct: at the pod's IP (kwok's, local in the namespace), where a relay stands for the
+    // agent's admin port.
+    let ip = cluster
+        .kubectl(
+            &[
+                "-n",
+                "mesh-system",
+                "get",
+                "pod/mesh-agent-x1",
+                "-o",
+                "jsonpath={.status.podIP}",
+            ],
+            "",
+        )
+        .unwrap();
+    relay(
+        &format!("{}:15000", ip.trim()),
+        format!("127.0.0.1:{admin}").parse().unwrap(),
+    );
+    let (code, out, err) = kubectl_mesh(
+        cluster,
+        &[
+            "proxy-config",
+            "routes",
+            "pod/mesh-agent-x1",
+            "--via",
+            "direct",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "--via direct to {ip}: {err}");
+    assert!(out.contains("/shop"), "{out}");
     // pod/NAME in the wrong namespace still finds the agent of that name.
     let (code, out, err) =
         kubectl_mesh(cluster, &["proxy-config", "clusters", "pod/mesh-agent-x1"]);

@@ -141,11 +141,12 @@ pub fn run(run: &Run) -> Result<bool, String> {
         .kubectl(&["apply", "-f", "-"], &mesh)
         .map_err(|e| e.to_string())?;
     let admin = cluster.kubeconfig().map_err(|e| e.to_string())?;
-    let mesh = crate::pods::Mesh {
+    let node = crate::pods::Node {
         cgroup: sandbox.cgroup.clone(),
         hosts: run.logs.join("hosts"),
+        logs: run.logs.join("pods"),
     };
-    let _pods = Pods::run(admin.clone(), Some(mesh)).map_err(|e| e.to_string())?;
+    let _pods = Pods::run(admin.clone(), Some(node)).map_err(|e| e.to_string())?;
 
     step("starting mesh-agent");
     let agent_log = run.logs.join("mesh-agent.log");

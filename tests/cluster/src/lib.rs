@@ -102,9 +102,9 @@ pub struct Options {
     /// More kwok configuration (YAML documents: `ClusterPortForward`, `ClusterExec`, ...),
     /// read when kwok starts.
     pub kwok_config: Option<String>,
-    /// `kubectl exec` into kwok's pods: kwok runs the commands of the namespaced `Exec`
-    /// objects (its CRD, installed; one per pod, naming its environment), looking programs up
-    /// in this folder before its own PATH.
+    /// `kubectl exec` and `kubectl logs` of kwok's pods: kwok follows the namespaced `Exec`
+    /// and `Logs` objects (its CRDs, installed; one per pod: the exec's environment, the log
+    /// file), looking the programs to exec up in this folder before its own PATH.
     pub exec_path: Option<PathBuf>,
 }
 
@@ -321,7 +321,7 @@ impl Cluster {
             let mut path = std::ffi::OsString::new();
             if let Some(dir) = &options.exec_path {
                 cluster.install_crd_sets(&["kwok"])?;
-                args.push("--enable-crds=Exec".to_string());
+                args.push("--enable-crds=Exec,Logs".to_string());
                 path.push(dir);
                 path.push(":");
             }

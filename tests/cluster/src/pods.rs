@@ -13,10 +13,12 @@
 //! are served as its arguments say (`--port=N` HTTP, `--tls=N` making one of them HTTPS with a
 //! certificate of the runner's, `--grpc=N` gRPC; the image's 8080 and 7070 without any),
 //! answering in its `Key=value` format. The suite sends their traffic from inside them with
-//! `kubectl exec POD -- client URL`: with a [`Mesh`], the runner writes each such pod a kwok
+//! `kubectl exec POD -- client URL`: with a [`Node`], the runner writes each such pod a kwok
 //! `Exec` rule running `mesh-echo client` (found by kwok as `client`) in the pod's world: the
 //! cluster's Services as a hosts file with the pod's search domains, the pod's IP as source,
-//! and the cgroup whose connects the eBPF datapath translates.
+//! and the cgroup whose connects the eBPF datapath translates. It also writes every served pod
+//! a kwok `Logs` rule: `kubectl logs` reads the file where its servers log each request as the
+//! image does (mirror tests look for the mirrored request there).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -87,13 +89,16 @@ struct Advanced {
     version: String,
 }
 
-/// The simulated world of mesh pods, for the commands the suite runs in them.
+/// What kwok's node gives its pods besides IPs: `kubectl exec` into mesh pods and `kubectl
+/// logs` (kwok reading its `Exec` and `Logs` objects: `crate::Options::exec_path`).
 #[derive(Debug, Clone)]
-pub struct Mesh {
+pub struct Node {
     /// The cgroup the commands join (where the agent's eBPF programs are attached).
     pub cgroup: PathBuf,
     /// The hosts file the runner keeps: every Service's ClusterIP under its cluster name.
     pub hosts: PathBuf,
+    /// The folder of the pods' log files (`NAMESPACE_POD.log`).
+    pub logs: PathBuf,
 }
 
 /// The value of a container's environment variable (literal, or the pod's name or namespace).
@@ -264,6 +269,7 @@ fn advanced_identity(pod: &str) -> std::io::Result<mesh_echo::TlsIdentity> {
 async fn serve_advanced(
     e: &Echo,
     a: &Advanced,
+    log: Option<&PathBuf>,
 ) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     let mut ports = a.http.clone();
@@ -273,6 +279,7 @@ async fn serve_advanced(
         args.format = mesh_echo::Format::EchoAdvanced;
         args.service_version = a.version.clone();
         args.quiet = true;
+        args.log_file = log.cloned();
         if a.tls.contains(&port) {
             args.tls = Some(advanced_identity(&e.pod)?);
         }
@@ -281,9 +288,13 @@ async fn serve_advanced(
     Ok(tasks)
 }
 
-async fn serve(e: &Echo) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+/// Serve a pod, its requests logged to `log`.
+async fn serve(
+    e: &Echo,
+    log: Option<PathBuf>,
+) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     if let Some(a) = &e.advanced {
-        return serve_advanced(e, a).await;
+        return serve_advanced(e, a, log.as_ref()).await;
     }
     let protocol = if e.tcp {
         mesh_echo::EchoProtocol::Tcp
@@ -293,18 +304,24 @@ async fn serve(e: &Echo) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut plain = mesh_echo::Args::new(SocketAddr::new(e.ip, 3000), &e.pod, &e.namespace);
     plain.protocol = protocol;
     plain.quiet = true;
+    plain.go_header_names = true;
+    plain.log_file = log.clone();
     let mut tasks = vec![tokio::spawn(mesh_echo::serve(plain).await?)];
     if !e.tcp {
         // echo-basic's h2c port (H2C_PORT), which the suite's Services name with appProtocol
         // kubernetes.io/h2c.
         let mut h2c = mesh_echo::Args::new(SocketAddr::new(e.ip, 3001), &e.pod, &e.namespace);
         h2c.quiet = true;
+        h2c.go_header_names = true;
+        h2c.log_file = log.clone();
         tasks.push(tokio::spawn(mesh_echo::serve(h2c).await?));
     }
     if let Some(tls) = &e.tls {
         let mut secure = mesh_echo::Args::new(SocketAddr::new(e.ip, 8443), &e.pod, &e.namespace);
         secure.protocol = protocol;
         secure.quiet = true;
+        secure.go_header_names = true;
+        secure.log_file = log.clone();
         secure.tls = Some(tls.clone());
         tasks.push(tokio::spawn(mesh_echo::serve(secure).await?));
     }
@@ -331,9 +348,25 @@ fn hosts_of(services: &Value) -> String {
     out
 }
 
+/// The log file of a pod.
+fn log_file(e: &Echo, node: &Node) -> PathBuf {
+    node.logs.join(format!("{}_{}.log", e.namespace, e.pod))
+}
+
+/// The kwok `Logs` rule of a pod: `kubectl logs` reads its log file.
+fn logs_rule(e: &Echo, node: &Node) -> String {
+    serde_json::json!({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Logs",
+        "metadata": {"name": e.pod, "namespace": e.namespace},
+        "spec": {"logs": [{"logsFile": log_file(e, node)}]},
+    })
+    .to_string()
+}
+
 /// The kwok `Exec` rule of a mesh pod: `kubectl exec` runs the command in the pod's world
 /// (see the module's documentation).
-fn exec_rule(e: &Echo, mesh: &Mesh) -> String {
+fn exec_rule(e: &Echo, mesh: &Node) -> String {
     let ns = &e.namespace;
     serde_json::json!({
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
@@ -391,8 +424,11 @@ impl Kubectl {
 
 impl Pods {
     /// Start serving the pods the API server behind `kubeconfig` runs (as its admin); with
-    /// `mesh`, also the world of echo-advanced pods for `kubectl exec`.
-    pub fn run(kubeconfig: PathBuf, mesh: Option<Mesh>) -> Result<Pods, crate::Error> {
+    /// `node`, also `kubectl exec` into echo-advanced pods and `kubectl logs` of every pod.
+    pub fn run(kubeconfig: PathBuf, node: Option<Node>) -> Result<Pods, crate::Error> {
+        if let Some(n) = &node {
+            std::fs::create_dir_all(&n.logs).map_err(|e| crate::Error::Write(n.logs.clone(), e))?;
+        }
         let bin = crate::binaries()?.join("kubectl");
         let kubectl = Kubectl { bin, kubeconfig };
         let stop = Arc::new(AtomicBool::new(false));
@@ -411,7 +447,7 @@ impl Pods {
                     HashMap::new();
                 let mut hosts = None;
                 while !stopped.load(Ordering::Relaxed) {
-                    if let Some(mesh) = &mesh {
+                    if let Some(mesh) = &node {
                         if let Some(services) = kubectl.json(&["get", "services", "-A"]) {
                             let text = hosts_of(&services);
                             if hosts.as_ref() != Some(&text) {
@@ -445,11 +481,18 @@ impl Pods {
                             if let Some((_, tasks)) = running.remove(uid) {
                                 tasks.iter().for_each(|t| t.abort());
                             }
-                            match runtime.block_on(serve(&echo)) {
+                            let log = node.as_ref().map(|n| log_file(&echo, n));
+                                    match runtime.block_on(serve(&echo, log)) {
                                 Ok(tasks) => {
-                                    if let (Some(mesh), Some(_)) = (&mesh, &echo.advanced) {
-                                        if let Err(e) = kubectl.apply(&exec_rule(&echo, mesh)) {
-                                            eprintln!("mesh-cluster pods: cannot write the exec rule of {}/{}: {e}", echo.namespace, echo.pod);
+                                    if let Some(n) = &node {
+                                        let mut rules = vec![logs_rule(&echo, n)];
+                                        if echo.advanced.is_some() {
+                                            rules.push(exec_rule(&echo, n));
+                                        }
+                                        for rule in rules {
+                                            if let Err(e) = kubectl.apply(&rule) {
+                                                eprintln!("mesh-cluster pods: cannot write a kwok rule of {}/{}: {e}", echo.namespace, echo.pod);
+                                            }
                                         }
                                     }
                                     running.insert(uid.to_string(), (echo, tasks));

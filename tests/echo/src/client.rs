@@ -471,6 +471,8 @@ mod tests {
         args.format = crate::Format::EchoAdvanced;
         args.service_version = "v1".into();
         args.quiet = true;
+        let log = std::env::temp_dir().join(format!("mesh-echo-log-{port}"));
+        args.log_file = Some(log.clone());
         tokio::spawn(crate::serve(args).await.unwrap());
         let hosts = std::env::temp_dir().join(format!("mesh-echo-hosts-{port}"));
         std::fs::write(&hosts, "127.0.0.1 echo.mesh.svc.cluster.local\n").unwrap();
@@ -496,6 +498,15 @@ mod tests {
         assert!(out.contains("[0 body] RequestHeader=X-Test:one\n"), "{out}");
         assert!(out.contains("[0 body] Hostname=echo-v1-abc\n"), "{out}");
         assert!(out.contains("[0 body] ServiceVersion=v1\n"), "{out}");
+        // The request in the pod's log, as echo-basic says it, in the kubelet's format.
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let (time, rest) = logged.split_once(' ').unwrap();
+        assert!(time.parse::<jiff::Timestamp>().is_ok(), "{logged}");
+        assert!(
+            rest.starts_with("stdout F Echoing back request made to /v1 to client (127.0.0.1:"),
+            "{logged}"
+        );
+        std::fs::remove_file(&log).unwrap();
         let o = opts(&format!("grpc://echo:{port}"));
         let t = target(&o.url).unwrap();
         let a = grpc(&o, &t, addr).await.unwrap();

@@ -115,6 +115,8 @@ pub fn echo_response(description: &serde_json::Value) -> Vec<u8> {
     let text = |k: &str| description[k].as_str().unwrap_or("");
     let mut assertions = field(1, text("path").as_bytes());
     for (name, values) in description["headers"].as_object().into_iter().flatten() {
+        // gRPC metadata keys are lower case, however the description spells them.
+        let name = name.to_ascii_lowercase();
         for v in values.as_array().into_iter().flatten() {
             let header = [
                 field(1, name.as_bytes()),

@@ -92,6 +92,16 @@ pub struct Args {
     /// The version an `echo-advanced` answer reports (`ServiceVersion`).
     #[arg(long, default_value = "")]
     pub service_version: String,
+    /// Append a line per HTTP request to this file, in the container log format of the
+    /// kubelet (CRI: `TIME stdout F LINE`), saying what echo-basic logs: `Echoing back request
+    /// made to PATH to client (PEER)`; mirror tests read it as the pod's log.
+    #[arg(long)]
+    pub log_file: Option<std::path::PathBuf>,
+    /// Report header names as Go's net/http keys them (`X-Forwarded-For`), as echo-basic does
+    /// (the conformance suite reads some by that key), instead of as received (lower case in
+    /// HTTP/2, hyper's in HTTP/1.1).
+    #[arg(long)]
+    pub go_header_names: bool,
 }
 
 /// How answers describe what was received.
@@ -133,6 +143,8 @@ impl Args {
             service: String::new(),
             format: Format::Json,
             service_version: String::new(),
+            log_file: None,
+            go_header_names: false,
         }
     }
 }
@@ -304,8 +316,13 @@ async fn echo(
         .collect();
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
+        let name = if args.go_header_names {
+            advanced::canonical(k.as_str())
+        } else {
+            k.as_str().to_string()
+        };
         headers
-            .entry(k.as_str().to_string())
+            .entry(name)
             .or_default()
             .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
@@ -337,6 +354,9 @@ async fn echo(
     let record = |body: &serde_json::Value| {
         if !args.quiet {
             println!("{body}");
+        }
+        if let Some(file) = &args.log_file {
+            log_line(file, body);
         }
         if let Some(seen) = &args.seen {
             if let Ok(mut v) = seen.lock() {
@@ -394,6 +414,26 @@ async fn echo(
         }
     }
     resp
+}
+
+/// Append echo-basic's log line for a request to a container log file (CRI format); a file
+/// that cannot be written loses the line, never the answer.
+fn log_line(file: &std::path::Path, body: &serde_json::Value) {
+    use std::io::Write;
+    let line = format!(
+        "{} stdout F Echoing back request made to {} to client ({})\n",
+        jiff::Timestamp::now(),
+        body["path"].as_str().unwrap_or(""),
+        body["peer"].as_str().unwrap_or("")
+    );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("mesh-echo: cannot log to {}: {e}", file.display());
+    }
 }
 
 /// A connection, plain or TLS.
@@ -610,4 +650,38 @@ pub fn endpoints_from(dir: &std::path::Path) -> Vec<Args> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Header names as received, or keyed as Go's net/http keys them (echo-basic's JSON).
+    #[tokio::test]
+    async fn header_names_as_received_or_as_go_keys_them() {
+        for go in [false, true] {
+            let port = mesh_model::testing::free_port();
+            let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let mut args = Args::new(listen, "pod", "ns");
+            args.quiet = true;
+            args.go_header_names = go;
+            tokio::spawn(serve(args).await.unwrap());
+            let body: serde_json::Value = reqwest::Client::new()
+                .get(format!("http://{listen}/"))
+                .header("x-backend-NAME", "v1")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let key = if go {
+                "X-Backend-Name"
+            } else {
+                "x-backend-name"
+            };
+            assert_eq!(body["headers"][key][0], "v1", "{body}");
+            assert_eq!(body["headers"].as_object().unwrap().len(), 3, "{body}");
+        }
+    }
 }
