@@ -173,7 +173,10 @@ pub fn run(run: &Run) -> Result<bool, String> {
         .arg("--bpf-pin-dir")
         .arg(&sandbox.pins)
         .args(["--identity", "conformance"])
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("MESH_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
