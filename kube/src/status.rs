@@ -315,6 +315,9 @@ fn gateway(gw: &GatewayStatus, o: &Object, opts: &Options, now: &str) -> Value {
             .collect();
         status["addresses"] = Value::Array(addresses);
     }
+    if let Some(n) = gw.attached_listener_sets {
+        status["attachedListenerSets"] = json!(n);
+    }
     status
 }
 

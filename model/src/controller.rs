@@ -54,6 +54,7 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteRetry",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "TLSRouteModeTerminate",
     "TLSRouteModeMixed",
 ];

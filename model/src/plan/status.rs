@@ -152,6 +152,9 @@ pub struct GatewayStatus {
     pub name: String,
     pub conditions: Vec<Condition>,
     pub listeners: Vec<ListenerStatus>,
+    /// A Gateway's `attachedListenerSets`: its ListenerSets that are Accepted (None for a
+    /// ListenerSet).
+    pub attached_listener_sets: Option<usize>,
 }
 
 impl GatewayStatus {
@@ -246,7 +249,8 @@ pub fn gateways(
                     },
                     (None, Some(_)) => condition("Accepted", Ok("Accepted")),
                 };
-                let conflicted = match with(&["ProtocolConflict", "HostnameConflict"]) {
+                let conflict = with(&["ProtocolConflict", "HostnameConflict"]);
+                let conflicted = match conflict {
                     // Conflicted is the one condition whose healthy state is False.
                     Some(d) => Condition {
                         status: true,
@@ -254,6 +258,15 @@ pub fn gateways(
                         ..condition("Conflicted", Err(d.reason.unwrap_or("ProtocolConflict")))
                     },
                     None => condition("Conflicted", Err("NoConflicts")),
+                };
+                // A listener in conflict is not accepted either, for the same reason (as the
+                // conformance suite has it for ListenerSets and TLS modes on one port).
+                let accepted = match conflict {
+                    Some(d) if accepted.status => Condition {
+                        message: d.message.clone(),
+                        ..condition("Accepted", Err(conflicted.reason))
+                    },
+                    _ => accepted,
                 };
                 let resolved = match with(&[
                     "InvalidCertificateRef",
@@ -276,6 +289,8 @@ pub fn gateways(
                     && (resolved.status || resolved.reason == "InvalidRouteKinds")
                 {
                     condition("Programmed", Ok("Programmed"))
+                } else if conflicted.status {
+                    condition("Programmed", Err(conflicted.reason))
                 } else {
                     condition("Programmed", Err("Invalid"))
                 };
@@ -311,6 +326,13 @@ pub fn gateways(
         };
         let gateway_programmed = if accepted.status && programmed > 0 {
             condition("Programmed", Ok("Programmed"))
+        } else if kind == Kind::ListenerSet && !accepted.status {
+            // A ListenerSet not accepted is not programmed for the same reason
+            // (ListenersNotValid, NotAllowed, ParentNotAccepted), as its API lists them.
+            Condition {
+                message: accepted.message.clone(),
+                ..condition("Programmed", Err(accepted.reason))
+            }
         } else {
             condition("Programmed", Err("Invalid"))
         };
@@ -324,7 +346,30 @@ pub fn gateways(
                 unresolved.unwrap_or_else(|| condition("ResolvedRefs", Ok("ResolvedRefs"))),
             ],
             listeners,
+            attached_listener_sets: (kind == Kind::Gateway).then_some(0),
         });
+    }
+    // Each Accepted ListenerSet counts for the Gateway it names.
+    let accepted_sets: Vec<(String, String)> = snap
+        .of_kind(Kind::ListenerSet)
+        .filter(|set| {
+            out.iter().any(|s| {
+                s.kind == set.kind
+                    && s.name == set.name
+                    && Some(&s.namespace) == set.namespace.as_ref()
+                    && s.condition("Accepted").is_some_and(|c| c.status)
+            })
+        })
+        .filter_map(|set| attach::listener_set_gateway(set, snap))
+        .map(|gw| (gw.namespace.clone().unwrap_or_default(), gw.name.clone()))
+        .collect();
+    for s in out.iter_mut().filter(|s| s.kind == "Gateway") {
+        s.attached_listener_sets = Some(
+            accepted_sets
+                .iter()
+                .filter(|(ns, name)| *ns == s.namespace && *name == s.name)
+                .count(),
+        );
     }
     out
 }

@@ -493,19 +493,102 @@ pub static PROTOCOL_CONFLICT: Rule = Rule {
     good: fixture!("MESH1102", "good"),
     check: |o, s, r| {
         let Some(own) = o.resource.listeners() else { return };
-        let udp = |p: &str| p == "UDP";
-        let conflicts = |l: &GatewayListeners, m: &GatewayListeners| m.port == l.port && udp(&m.protocol) == udp(&l.protocol) && protocol_family(&m.protocol) != protocol_family(&l.protocol);
-        let earlier = earlier_listeners(o, s);
+        if let Some(settled) = precedence(o, s) {
+            for (i, c) in settled.iter().enumerate() {
+                if let Some((Conflict::Protocol, owner, j, other)) = c {
+                    let l = &own[i];
+                    r.at(format!("spec.listeners[{i}].protocol"), format!("{} on port {} conflicts with {} of {} spec.listeners[{j}], which takes precedence", l.protocol, l.port, other.protocol, owner.reference()));
+                }
+            }
+            return;
+        }
         for (i, l) in own.iter().enumerate() {
             let field = format!("spec.listeners[{i}].protocol");
-            if let Some((j, other)) = own.iter().enumerate().find(|(j, m)| *j != i && conflicts(l, m)) {
+            if let Some((j, other)) = own.iter().enumerate().find(|(j, m)| *j != i && protocol_conflict(l, m)) {
                 r.at(field, format!("{} on port {} conflicts with {} of spec.listeners[{j}]", l.protocol, l.port, other.protocol));
-            } else if let Some((owner, j, other)) = earlier.iter().find(|(_, _, m)| conflicts(l, m)) {
-                r.at(field, format!("{} on port {} conflicts with {} of {} spec.listeners[{j}], which takes precedence", l.protocol, l.port, other.protocol, owner.reference()));
             }
         }
     },
 };
+
+/// Two listeners on one port that cannot share it: protocols of different families (HTTP and
+/// HTTPS, TCP and anything), UDP apart.
+fn protocol_conflict(l: &GatewayListeners, m: &GatewayListeners) -> bool {
+    let udp = |p: &str| p == "UDP";
+    m.port == l.port
+        && udp(&m.protocol) == udp(&l.protocol)
+        && protocol_family(&m.protocol) != protocol_family(&l.protocol)
+}
+
+/// Two listeners of one family on one port with the same hostname (none counts as one).
+fn hostname_conflict(l: &GatewayListeners, m: &GatewayListeners) -> bool {
+    m.port == l.port
+        && protocol_family(&m.protocol) == protocol_family(&l.protocol)
+        && m.hostname
+            .as_deref()
+            .unwrap_or("")
+            .eq_ignore_ascii_case(l.hostname.as_deref().unwrap_or(""))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conflict {
+    Protocol,
+    Hostname,
+}
+
+/// A listener of a ListenerSet and the listener that takes precedence over it and it
+/// conflicts with.
+type Settled<'a> = Option<(Conflict, &'a Object, usize, &'a GatewayListeners)>;
+
+/// For a ListenerSet its Gateway accepts, how each of its listeners fares against those that
+/// take precedence (GEP-1713): the Gateway's listeners, then the listeners of ListenerSets
+/// before it and its own before it ([`crate::attach::merged_listeners`]), each conflicting
+/// only with earlier listeners that were themselves accepted, so a listener rejected for a
+/// conflict does not take its port from the ones after it. `None` for a Gateway (whose own
+/// listeners conflict with each other, none first) and for a ListenerSet not (known to be)
+/// accepted.
+fn precedence<'a>(o: &'a Object, s: &'a Snapshot) -> Option<Vec<Settled<'a>>> {
+    let gateway = (o.known == Some(Kind::ListenerSet))
+        .then(|| crate::attach::listener_set_gateway(o, s))
+        .flatten()?;
+    let merged = crate::attach::merged_listeners(gateway, s);
+    // By identity, not address: a review checks its own copy of the incoming object.
+    let same = |x: &Object| x.kind == o.kind && x.namespace == o.namespace && x.name == o.name;
+    merged.iter().position(|(owner, _, _)| same(owner))?;
+    let own = o.resource.listeners()?;
+    let mut accepted: Vec<(&Object, usize, &GatewayListeners)> = Vec::new();
+    let mut out: Vec<Settled> = vec![None; own.len()];
+    for (i, &(owner, j, l)) in merged.iter().enumerate() {
+        let settled = if std::ptr::eq(owner, gateway) {
+            // The Gateway's own, as the rules find them for the Gateway: every party to a
+            // protocol conflict, the later of a hostname conflict.
+            let conflicted = merged.iter().enumerate().any(|(k, &(other, _, m))| {
+                k != i
+                    && std::ptr::eq(other, gateway)
+                    && (protocol_conflict(l, m)
+                        || (k < i && m.protocol != l.protocol && hostname_conflict(l, m)))
+            });
+            (!conflicted).then_some(None)
+        } else {
+            let against = |f: fn(&GatewayListeners, &GatewayListeners) -> bool| {
+                accepted.iter().find(|(_, _, m)| f(l, m)).copied()
+            };
+            Some(
+                against(protocol_conflict)
+                    .map(|(a, b, c)| (Conflict::Protocol, a, b, c))
+                    .or_else(|| {
+                        against(hostname_conflict).map(|(a, b, c)| (Conflict::Hostname, a, b, c))
+                    }),
+            )
+        };
+        match settled {
+            Some(None) => accepted.push((owner, j, l)),
+            Some(conflict @ Some(_)) if same(owner) => out[j] = conflict,
+            _ => {}
+        }
+    }
+    Some(out)
+}
 
 pub static HOSTNAME_CONFLICT: Rule = Rule {
     code: "MESH1103",
@@ -521,43 +604,27 @@ pub static HOSTNAME_CONFLICT: Rule = Rule {
     good: fixture!("MESH1103", "good"),
     check: |o, s, r| {
         let Some(own) = o.resource.listeners() else { return };
-        let same_host = |l: &GatewayListeners, m: &GatewayListeners| m.port == l.port && protocol_family(&m.protocol) == protocol_family(&l.protocol) && m.hostname.as_deref().unwrap_or("").eq_ignore_ascii_case(l.hostname.as_deref().unwrap_or(""));
-        let earlier = earlier_listeners(o, s);
+        if let Some(settled) = precedence(o, s) {
+            for (i, c) in settled.iter().enumerate() {
+                if let Some((Conflict::Hostname, owner, j, _)) = c {
+                    let l = &own[i];
+                    let host = l.hostname.as_deref().unwrap_or("");
+                    r.at(format!("spec.listeners[{i}].hostname"), format!("hostname {host:?} on port {} is also used by {} spec.listeners[{j}], which takes precedence", l.port, owner.reference()));
+                }
+            }
+            return;
+        }
         for (i, l) in own.iter().enumerate() {
             let host = l.hostname.as_deref().unwrap_or("");
             let field = format!("spec.listeners[{i}].hostname");
             // Within one object the CRD already refuses two of one protocol; across objects
             // (a ListenerSet and its Gateway) the same protocol conflicts too.
-            if let Some((j, _)) = own.iter().enumerate().take(i).find(|(_, m)| m.protocol != l.protocol && same_host(l, m)) {
+            if let Some((j, _)) = own.iter().enumerate().take(i).find(|(_, m)| m.protocol != l.protocol && hostname_conflict(l, m)) {
                 r.at(field, format!("hostname {host:?} on port {} is also used by spec.listeners[{j}]", l.port));
-            } else if let Some((owner, j, _)) = earlier.iter().find(|(_, _, m)| same_host(l, m)) {
-                r.at(field, format!("hostname {host:?} on port {} is also used by {} spec.listeners[{j}], which takes precedence", l.port, owner.reference()));
             }
         }
     },
 };
-
-/// For a ListenerSet its Gateway accepts, the listeners that take precedence over its own: the
-/// Gateway's and those of ListenerSets before it ([`crate::attach::merged_listeners`]). Empty
-/// for a Gateway and for a ListenerSet not (known to be) accepted.
-fn earlier_listeners<'a>(
-    o: &'a Object,
-    s: &'a Snapshot,
-) -> Vec<(&'a Object, usize, &'a GatewayListeners)> {
-    let Some(gateway) = (o.known == Some(Kind::ListenerSet))
-        .then(|| crate::attach::listener_set_gateway(o, s))
-        .flatten()
-    else {
-        return Vec::new();
-    };
-    let merged = crate::attach::merged_listeners(gateway, s);
-    // By identity, not address: a review checks its own copy of the incoming object.
-    let same = |x: &Object| x.kind == o.kind && x.namespace == o.namespace && x.name == o.name;
-    match merged.iter().position(|(owner, _, _)| same(owner)) {
-        Some(first) => merged[..first].to_vec(),
-        None => Vec::new(),
-    }
-}
 
 /// Each certificateRef of a listener, resolved: (field, namespace, name, Secret if found).
 fn certificate_refs<'a>(

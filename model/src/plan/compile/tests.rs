@@ -491,8 +491,10 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
         (false, "InvalidCertificateRef")
     );
     assert_eq!(reason("term", "Programmed"), (false, "Invalid"));
+    // In conflict: not accepted, not programmed, for the conflict's reason.
     assert_eq!(reason("b", "Conflicted"), (true, "HostnameConflict"));
-    assert_eq!(reason("b", "Programmed"), (false, "Invalid"));
+    assert_eq!(reason("b", "Accepted"), (false, "HostnameConflict"));
+    assert_eq!(reason("b", "Programmed"), (false, "HostnameConflict"));
     assert_eq!(reason("web", "Conflicted"), (false, "NoConflicts"));
     assert_eq!(
         reason("tls", "ResolvedRefs"),
@@ -514,6 +516,77 @@ fn gateway_status_names_listener_problems_with_the_spec_reasons() {
         (false, "ListenersNotValid")
     );
     assert_eq!(none.condition("Programmed").unwrap().reason, "Invalid");
+}
+
+/// GEP-1713's precedence, as the conformance suite's ListenerSetProtocolConflict has it: the
+/// Gateway's listeners first, then each ListenerSet's in order, a listener conflicting only
+/// with earlier ones that were accepted; a ListenerSet with some listeners accepted is
+/// Accepted and Programmed, one with none is neither (ListenersNotValid), and the Gateway
+/// counts the accepted ones.
+#[test]
+fn listener_set_listeners_yield_to_those_that_take_precedence() {
+    let plan = plan_of(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: c
+  allowedListeners: {namespaces: {from: Same}}
+  listeners:
+  - {name: gw, port: 80, protocol: HTTP, hostname: gw.example}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: a, namespace: infra, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRef: {name: gw}
+  listeners:
+  - {name: one, port: 80, protocol: HTTP, hostname: one.example}
+  - {name: tcp, port: 80, protocol: TCP}
+  - {name: two, port: 80, protocol: HTTP, hostname: two.example}
+  - {name: same, port: 80, protocol: HTTP, hostname: gw.example}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: b, namespace: infra, creationTimestamp: "2026-01-02T00:00:00Z"}
+spec:
+  parentRef: {name: gw}
+  listeners:
+  - {name: tcp, port: 80, protocol: TCP}
+"#,
+    );
+    let status = |name: &str| {
+        plan.gateway_status
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap()
+            .clone()
+    };
+    let a = status("a");
+    let cond = |s: &crate::plan::status::GatewayStatus, l: &str, kind: &str| {
+        let c = s.listener(l).unwrap().condition(kind).unwrap().clone();
+        (c.status, c.reason)
+    };
+    assert_eq!(cond(&a, "one", "Accepted"), (true, "Accepted"));
+    assert_eq!(cond(&a, "tcp", "Accepted"), (false, "ProtocolConflict"));
+    assert_eq!(cond(&a, "tcp", "Programmed"), (false, "ProtocolConflict"));
+    assert_eq!(cond(&a, "tcp", "Conflicted"), (true, "ProtocolConflict"));
+    assert_eq!(
+        cond(&a, "two", "Accepted"),
+        (true, "Accepted"),
+        "the rejected TCP listener does not take port 80 from it"
+    );
+    assert_eq!(cond(&a, "same", "Accepted"), (false, "HostnameConflict"));
+    assert!(a.condition("Accepted").unwrap().status);
+    assert!(a.condition("Programmed").unwrap().status);
+    let b = status("b");
+    for kind in ["Accepted", "Programmed"] {
+        let c = b.condition(kind).unwrap();
+        assert_eq!((c.status, c.reason), (false, "ListenersNotValid"), "{kind}");
+    }
+    assert_eq!(status("gw").attached_listener_sets, Some(1));
+    assert_eq!(a.attached_listener_sets, None);
 }
 
 #[test]
