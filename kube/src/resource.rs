@@ -36,6 +36,9 @@ impl Values {
     }
 }
 
+/// What a ConfigMap's non-empty `ca.crt` reads as where values are not kept ([`Values::Names`]).
+pub const NOT_KEPT: &str = "(not kept)";
+
 /// The API resource of a kind at `version`.
 pub fn api_resource(info: &KindInfo, version: &str) -> ApiResource {
     ApiResource {
@@ -107,7 +110,19 @@ pub fn to_object(
                     d.iter()
                         .map(|(k, v)| {
                             let keep = values.keeps(kind, secret_type.as_deref(), k);
-                            (k.clone(), if keep { v.clone() } else { "".into() })
+                            let value = if keep {
+                                v.clone()
+                            } else if kind == Kind::ConfigMap
+                                && k == "ca.crt"
+                                && v.as_str().is_some_and(|t| !t.trim().is_empty())
+                            {
+                                // Whether a CA bundle is there is a rule's business (an empty
+                                // one is none); what it holds is not kept.
+                                NOT_KEPT.into()
+                            } else {
+                                "".into()
+                            };
+                            (k.clone(), value)
                         })
                         .collect()
                 })
@@ -198,8 +213,13 @@ mod tests {
         let raw = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ca", "namespace": "n"},
             "data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}, "binaryData": {"x": "AAAA"}});
         let o = object(raw, Kind::ConfigMap, Values::Names);
-        assert_eq!(o.raw["data"], serde_json::json!({"ca.crt": ""}));
+        assert_eq!(o.raw["data"], serde_json::json!({"ca.crt": NOT_KEPT}));
         assert!(o.raw.get("binaryData").is_none());
         assert!(!format!("{o:?}").contains("BEGIN"));
+        // An empty bundle stays empty: the rules must see that there is none.
+        let raw = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ca", "namespace": "n"},
+            "data": {"ca.crt": " \n"}});
+        let o = object(raw, Kind::ConfigMap, Values::Names);
+        assert_eq!(o.raw["data"], serde_json::json!({"ca.crt": ""}));
     }
 }

@@ -27,8 +27,12 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "TLSRoute",
     // Extended, each passed by the suite (docs/conformance/README.md says which are not
     // claimed yet and why).
+    "BackendTLSPolicy",
+    "BackendTLSPolicySANValidation",
     "GatewayAddressEmpty",
+    "GatewayBackendClientCertificate",
     "GatewayHTTPListenerIsolation",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
     "GatewayPort8080",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",

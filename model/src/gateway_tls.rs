@@ -187,14 +187,19 @@ pub fn ca_problem(
         }
     }
     // Checked only when the input has objects of the kind: a file set without ConfigMaps says
-    // nothing about which exist. A ConfigMap holds its bundle under `ca.crt`.
+    // nothing about which exist. A ConfigMap holds its bundle under `ca.crt`; an empty one is
+    // no bundle (as the conformance suite has it when it blanks the key).
     match s.get(k, Some(ns), name) {
         None => s.has_kind(k).then_some(Problem::NotFound),
         Some(Object {
             resource: Resource::ConfigMap(cm),
             ..
-        }) => (!cm.data.as_ref().is_some_and(|d| d.contains_key("ca.crt")))
-            .then_some(Problem::NotFound),
+        }) => (!cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("ca.crt"))
+            .is_some_and(|v| !v.trim().is_empty()))
+        .then_some(Problem::NotFound),
         Some(_) => None,
     }
 }

@@ -138,3 +138,28 @@ fn namespaces_carry_their_name_label() {
     assert!(!not_allowed("shop"));
     assert!(not_allowed("infra"));
 }
+
+/// A `ca.crt` that is there but empty is no CA bundle (the conformance suite blanks it and
+/// expects the policy to lose its CA).
+#[test]
+fn an_empty_ca_bundle_is_no_bundle() {
+    let rule = catalog()
+        .into_iter()
+        .find(|r| r.code == "MESH1141")
+        .unwrap();
+    let with = |value: &str| {
+        let text = rule.bad.replace(
+            "  ca.pem: |\n    -----BEGIN CERTIFICATE-----\n    MIIB\n    -----END CERTIFICATE-----\n",
+            &format!("  ca.crt: {value}\n"),
+        );
+        assert_ne!(text, rule.bad, "the fixture changed shape");
+        findings("MESH1141", "edited", &text)
+            .iter()
+            .any(|d| d.code == "MESH1141")
+    };
+    assert!(with("\"\""));
+    assert!(with("\" \\n\""));
+    assert!(!with(
+        "|\n    -----BEGIN CERTIFICATE-----\n    MIIB\n    -----END CERTIFICATE-----"
+    ));
+}
