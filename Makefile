@@ -113,7 +113,7 @@ cluster-down:
 # its own (root): kwok nodes, the suite's echo pods served by mesh-echo at their pod IPs, the mesh
 # tests' client run by kubectl exec in the eBPF datapath's cgroup. The
 # report goes to docs/conformance/ (CONFORMANCE_PROFILES, CONFORMANCE_ARGS: more suite flags,
-# e.g. -run-test=HTTPRouteSimpleSameNamespace). About 4 minutes after the first build; `make
+# e.g. -run-test=HTTPRouteSimpleSameNamespace). 2 to 5 minutes after the first build; `make
 # test` runs it too (debug build, report in target/conformance/).
 CONFORMANCE_PROFILES ?= GATEWAY-HTTP,GATEWAY-TLS,GATEWAY-GRPC,MESH-HTTP,MESH-GRPC
 CONFORMANCE_REPORT ?= docs/conformance/kubectl-mesh-v0.1.0-report.yaml
