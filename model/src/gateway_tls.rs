@@ -194,12 +194,12 @@ pub fn ca_problem(
         Some(Object {
             resource: Resource::ConfigMap(cm),
             ..
-        }) => (!cm
+        }) => cm
             .data
             .as_ref()
             .and_then(|d| d.get("ca.crt"))
-            .is_some_and(|v| !v.trim().is_empty()))
-        .then_some(Problem::NotFound),
+            .is_none_or(|v| v.trim().is_empty())
+            .then_some(Problem::NotFound),
         Some(_) => None,
     }
 }
