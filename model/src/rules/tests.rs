@@ -143,10 +143,7 @@ fn namespaces_carry_their_name_label() {
 /// expects the policy to lose its CA).
 #[test]
 fn an_empty_ca_bundle_is_no_bundle() {
-    let rule = catalog()
-        .into_iter()
-        .find(|r| r.code == "MESH1141")
-        .unwrap();
+    let rule = catalog().iter().find(|r| r.code == "MESH1141").unwrap();
     let with = |value: &str| {
         let text = rule.bad.replace(
             "  ca.pem: |\n    -----BEGIN CERTIFICATE-----\n    MIIB\n    -----END CERTIFICATE-----\n",
