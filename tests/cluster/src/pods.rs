@@ -178,13 +178,17 @@ fn advanced_of(container: &Value, pod: &Value) -> Advanced {
     let mut ports: HashMap<&str, Vec<u16>> = HashMap::new();
     let mut i = 0;
     while i < args.len() {
+        // `--flag=value`, or `--flag value` unless what follows is another flag.
         let (flag, value) = match args[i].split_once('=') {
             Some((f, v)) => (f, Some(v)),
-            None => (args[i], args.get(i + 1).copied()),
+            None => match args.get(i + 1).filter(|v| !v.starts_with('-')) {
+                Some(v) => {
+                    i += 1;
+                    (args[i - 1], Some(*v))
+                }
+                None => (args[i], None),
+            },
         };
-        if !args[i].contains('=') {
-            i += 1;
-        }
         i += 1;
         let flag = flag.trim_start_matches('-');
         if let Some(port) = value.and_then(|v| v.parse().ok()) {
@@ -519,5 +523,42 @@ impl Pods {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_advanced_ports_come_from_its_arguments() {
+        let pod = serde_json::json!({"metadata": {"labels": {"version": "v2"}}});
+        let container = serde_json::json!({"args": ["--tcp=9090", "--port=8080", "--grpc", "7070",
+            "--verbose", "--port", "8443", "--tls=8443", "--crt=/cert.crt"]});
+        let a = advanced_of(&container, &pod);
+        assert_eq!(
+            a,
+            Advanced {
+                http: vec![8080, 8443],
+                tls: vec![8443],
+                grpc: vec![7070],
+                version: "v2".into()
+            }
+        );
+        // Without arguments, the image's defaults.
+        let a = advanced_of(&serde_json::json!({}), &serde_json::json!({}));
+        assert_eq!((a.http, a.grpc), (vec![8080], vec![7070]));
+    }
+
+    #[test]
+    fn the_hosts_file_names_every_cluster_ip() {
+        let services = serde_json::json!({"items": [
+            {"metadata": {"name": "echo", "namespace": "mesh"}, "spec": {"clusterIPs": ["198.18.0.10"]}},
+            {"metadata": {"name": "headless", "namespace": "mesh"}, "spec": {"clusterIPs": ["None"]}},
+        ]});
+        assert_eq!(
+            hosts_of(&services),
+            "198.18.0.10 echo.mesh.svc.cluster.local\n"
+        );
     }
 }
