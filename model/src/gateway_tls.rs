@@ -112,6 +112,30 @@ pub fn listener_insecure_fallback(spec: &GatewaySpec, port: i32) -> Option<bool>
     }
 }
 
+/// Whether any of the Gateway's frontend validations (its default, or one of a port) is
+/// `AllowInsecureFallback`: the Gateway then says so (`InsecureFrontendValidationMode`).
+pub fn any_insecure_fallback(spec: &GatewaySpec) -> bool {
+    use gateway_api::apis::experimental::gateways::{
+        GatewayTlsFrontendDefaultValidationMode as D,
+        GatewayTlsFrontendPerPortTlsValidationMode as P,
+    };
+    let Some(frontend) = spec.tls.as_ref().and_then(|t| t.frontend.as_ref()) else {
+        return false;
+    };
+    let default = frontend
+        .default
+        .validation
+        .as_ref()
+        .is_some_and(|v| matches!(v.mode, Some(D::AllowInsecureFallback)));
+    let per_port = frontend.per_port.iter().flatten().any(|p| {
+        p.tls
+            .validation
+            .as_ref()
+            .is_some_and(|v| matches!(v.mode, Some(P::AllowInsecureFallback)))
+    });
+    default || per_port
+}
+
 /// The client certificate the Gateway presents to backends.
 pub fn backend_client_certificate(spec: &GatewaySpec) -> Option<TlsRef<'_>> {
     let c = spec

@@ -247,7 +247,14 @@ pub fn gateways(
                         message: format!("mesh-agent does not serve {} listeners", l.protocol),
                         ..condition("Accepted", Err("UnsupportedProtocol"))
                     },
-                    (None, Some(_)) => condition("Accepted", Ok("Accepted")),
+                    // Frontend validation with no usable CA: the listener is not accepted.
+                    (None, Some(_)) => match with(&["NoValidCACertificate"]) {
+                        Some(d) => Condition {
+                            message: d.message.clone(),
+                            ..condition("Accepted", Err("NoValidCACertificate"))
+                        },
+                        None => condition("Accepted", Ok("Accepted")),
+                    },
                 };
                 let conflict = with(&["ProtocolConflict", "HostnameConflict"]);
                 let conflicted = match conflict {
@@ -272,6 +279,8 @@ pub fn gateways(
                     "InvalidCertificateRef",
                     "RefNotPermitted",
                     "InvalidRouteKinds",
+                    "InvalidCACertificateRef",
+                    "InvalidCACertificateKind",
                 ]) {
                     Some(d) => Condition {
                         message: d.message.clone(),
@@ -336,15 +345,28 @@ pub fn gateways(
         } else {
             condition("Programmed", Err("Invalid"))
         };
+        let mut conditions = vec![
+            accepted,
+            gateway_programmed,
+            unresolved.unwrap_or_else(|| condition("ResolvedRefs", Ok("ResolvedRefs"))),
+        ];
+        // Said while a frontend validation lets clients without a valid certificate through,
+        // and gone when it no longer does.
+        if let crate::resource::Resource::Gateway(spec) = &gw.resource {
+            if crate::gateway_tls::any_insecure_fallback(spec) {
+                conditions.push(Condition {
+                    kind: "InsecureFrontendValidationMode",
+                    status: true,
+                    reason: "ConfigurationChanged",
+                    message: "a frontend validation is AllowInsecureFallback: clients without a valid certificate are let through".into(),
+                });
+            }
+        }
         out.push(GatewayStatus {
             kind: gw.kind.clone(),
             namespace: ns,
             name: gw.name.clone(),
-            conditions: vec![
-                accepted,
-                gateway_programmed,
-                unresolved.unwrap_or_else(|| condition("ResolvedRefs", Ok("ResolvedRefs"))),
-            ],
+            conditions,
             listeners,
             attached_listener_sets: (kind == Kind::Gateway).then_some(0),
         });

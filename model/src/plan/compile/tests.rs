@@ -808,3 +808,55 @@ endpoints:
     assert!(web.terminating.is_empty());
     assert_eq!(one_ready.clusters[&web.cluster].endpoints.len(), 1);
 }
+
+/// Frontend validation problems are the listeners' of the port (ResolvedRefs names the
+/// reference's problem, Accepted=False NoValidCACertificate when no CA is usable), and an
+/// insecure fallback is said on the Gateway, as the conformance suite checks them.
+#[test]
+fn frontend_validation_problems_are_the_listeners() {
+    let gw = |frontend: &str| {
+        plan_of(&format!(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: c
+  tls:
+    frontend: {frontend}
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    tls: {{certificateRefs: [{{name: cert}}]}}
+  - {{name: http, port: 80, protocol: HTTP}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ca, namespace: infra}}
+data: {{ca.crt: "-----BEGIN CERTIFICATE-----"}}
+"#
+        ))
+        .gateway_status
+        .remove(0)
+    };
+    let status = gw("{default: {validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: missing}]}}}");
+    let cond = |s: &crate::plan::status::GatewayStatus, l: &str, kind: &str| {
+        let c = s.listener(l).unwrap().condition(kind).unwrap().clone();
+        (c.status, c.reason)
+    };
+    assert_eq!(
+        cond(&status, "https", "ResolvedRefs"),
+        (false, "InvalidCACertificateRef")
+    );
+    assert_eq!(
+        cond(&status, "https", "Accepted"),
+        (false, "NoValidCACertificate")
+    );
+    assert!(!cond(&status, "https", "Programmed").0);
+    assert_eq!(cond(&status, "http", "Accepted"), (true, "Accepted"));
+    assert!(status.condition("InsecureFrontendValidationMode").is_none());
+    let status = gw("{default: {validation: {mode: AllowInsecureFallback, caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}]}}}");
+    let c = status.condition("InsecureFrontendValidationMode").unwrap();
+    assert_eq!((c.status, c.reason), (true, "ConfigurationChanged"));
+}
