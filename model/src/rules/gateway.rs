@@ -540,6 +540,20 @@ enum Conflict {
 /// conflicts with.
 type Settled<'a> = Option<(Conflict, &'a Object, usize, &'a GatewayListeners)>;
 
+/// How `l` fares against the listeners accepted before it: the first it has a protocol
+/// conflict with, else the first it has a hostname conflict with, else none.
+fn settle<'a>(
+    accepted: &[(&'a Object, usize, &'a GatewayListeners)],
+    l: &GatewayListeners,
+) -> Settled<'a> {
+    let against = |f: fn(&GatewayListeners, &GatewayListeners) -> bool| {
+        accepted.iter().find(|(_, _, m)| f(l, m)).copied()
+    };
+    against(protocol_conflict)
+        .map(|(a, b, c)| (Conflict::Protocol, a, b, c))
+        .or_else(|| against(hostname_conflict).map(|(a, b, c)| (Conflict::Hostname, a, b, c)))
+}
+
 /// For a ListenerSet its Gateway accepts, how each of its listeners fares against those that
 /// take precedence (GEP-1713): the Gateway's listeners, then the listeners of ListenerSets
 /// before it and its own before it ([`crate::attach::merged_listeners`]), each conflicting
@@ -552,40 +566,36 @@ fn precedence<'a>(o: &'a Object, s: &'a Snapshot) -> Option<Vec<Settled<'a>>> {
         .then(|| crate::attach::listener_set_gateway(o, s))
         .flatten()?;
     let merged = crate::attach::merged_listeners(gateway, s);
-    // By identity, not address: a review checks its own copy of the incoming object.
+    // By identity, not address: a review checks its own copy of the incoming object, whose
+    // listeners are read from it, not from the snapshot's.
     let same = |x: &Object| x.kind == o.kind && x.namespace == o.namespace && x.name == o.name;
-    merged.iter().position(|(owner, _, _)| same(owner))?;
+    let first = merged.iter().position(|(owner, _, _)| same(owner))?;
     let own = o.resource.listeners()?;
     let mut accepted: Vec<(&Object, usize, &GatewayListeners)> = Vec::new();
-    let mut out: Vec<Settled> = vec![None; own.len()];
-    for (i, &(owner, j, l)) in merged.iter().enumerate() {
-        let settled = if std::ptr::eq(owner, gateway) {
+    for (i, &(owner, j, l)) in merged[..first].iter().enumerate() {
+        let conflicted = if std::ptr::eq(owner, gateway) {
             // The Gateway's own, as the rules find them for the Gateway: every party to a
             // protocol conflict, the later of a hostname conflict.
-            let conflicted = merged.iter().enumerate().any(|(k, &(other, _, m))| {
+            merged.iter().enumerate().any(|(k, &(other, _, m))| {
                 k != i
                     && std::ptr::eq(other, gateway)
                     && (protocol_conflict(l, m)
                         || (k < i && m.protocol != l.protocol && hostname_conflict(l, m)))
-            });
-            (!conflicted).then_some(None)
+            })
         } else {
-            let against = |f: fn(&GatewayListeners, &GatewayListeners) -> bool| {
-                accepted.iter().find(|(_, _, m)| f(l, m)).copied()
-            };
-            Some(
-                against(protocol_conflict)
-                    .map(|(a, b, c)| (Conflict::Protocol, a, b, c))
-                    .or_else(|| {
-                        against(hostname_conflict).map(|(a, b, c)| (Conflict::Hostname, a, b, c))
-                    }),
-            )
+            settle(&accepted, l).is_some()
         };
-        match settled {
-            Some(None) => accepted.push((owner, j, l)),
-            Some(conflict @ Some(_)) if same(owner) => out[j] = conflict,
-            _ => {}
+        if !conflicted {
+            accepted.push((owner, j, l));
         }
+    }
+    let mut out = Vec::with_capacity(own.len());
+    for (j, l) in own.iter().enumerate() {
+        let settled = settle(&accepted, l);
+        if settled.is_none() {
+            accepted.push((o, j, l));
+        }
+        out.push(settled);
     }
     Some(out)
 }
