@@ -94,21 +94,6 @@ pub struct Class {
 
 /// The GatewayClasses and XMeshes among `objects` whose controllerName is `controller`.
 pub fn classes<'a>(objects: impl IntoIterator<Item = &'a Object>, controller: &str) -> Vec<Class> {
-    let class = |o: &Object, kind, parameters: Option<(&str, &str, &str)>| {
-        Class {
-        kind,
-        name: o.name.clone(),
-        accepted: match parameters {
-            None => Ok(()),
-            Some((kind, group, name)) => Err((
-                "InvalidParameters",
-                format!(
-                    "mesh-agent takes no parameters; parametersRef {kind} {group}/{name} cannot be used (remove it)"
-                ),
-            )),
-        },
-    }
-    };
     objects
         .into_iter()
         .filter_map(|o| match &o.resource {
@@ -129,6 +114,23 @@ pub fn classes<'a>(objects: impl IntoIterator<Item = &'a Object>, controller: &s
             _ => None,
         })
         .collect()
+}
+
+/// A class of ours named `o`, accepted unless it asks for parameters (their kind, group and
+/// name).
+fn class(o: &Object, kind: Kind, parameters: Option<(&str, &str, &str)>) -> Class {
+    let accepted = match parameters {
+        None => Ok(()),
+        Some((p_kind, group, name)) => Err((
+            "InvalidParameters",
+            format!("mesh-agent takes no parameters; parametersRef {p_kind} {group}/{name} cannot be used (remove it)"),
+        )),
+    };
+    Class {
+        kind,
+        name: o.name.clone(),
+        accepted,
+    }
 }
 
 /// Keep what the controller serves: every object except the Gateways of other controllers'

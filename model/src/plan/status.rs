@@ -190,6 +190,8 @@ pub fn gateways(
     attached: impl Fn(&str, &str, &str, &str) -> usize,
 ) -> Vec<GatewayStatus> {
     let mut out = Vec::new();
+    // The Gateway (namespace, name) of each Accepted ListenerSet, for `attachedListenerSets`.
+    let mut accepted_sets: Vec<(String, String)> = Vec::new();
     let owners = snap
         .of_kind(Kind::Gateway)
         .map(|o| (Kind::Gateway, o))
@@ -345,6 +347,14 @@ pub fn gateways(
         } else {
             condition("Programmed", Err("Invalid"))
         };
+        if kind == Kind::ListenerSet && accepted.status {
+            if let Some(parent) = attach::listener_set_gateway(gw, snap) {
+                accepted_sets.push((
+                    parent.namespace.clone().unwrap_or_default(),
+                    parent.name.clone(),
+                ));
+            }
+        }
         let mut conditions = vec![
             accepted,
             gateway_programmed,
@@ -371,20 +381,6 @@ pub fn gateways(
             attached_listener_sets: (kind == Kind::Gateway).then_some(0),
         });
     }
-    // Each Accepted ListenerSet counts for the Gateway it names.
-    let accepted_sets: Vec<(String, String)> = snap
-        .of_kind(Kind::ListenerSet)
-        .filter(|set| {
-            out.iter().any(|s| {
-                s.kind == set.kind
-                    && s.name == set.name
-                    && Some(&s.namespace) == set.namespace.as_ref()
-                    && s.condition("Accepted").is_some_and(|c| c.status)
-            })
-        })
-        .filter_map(|set| attach::listener_set_gateway(set, snap))
-        .map(|gw| (gw.namespace.clone().unwrap_or_default(), gw.name.clone()))
-        .collect();
     for s in out.iter_mut().filter(|s| s.kind == "Gateway") {
         s.attached_listener_sets = Some(
             accepted_sets
