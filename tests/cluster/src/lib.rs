@@ -318,15 +318,16 @@ impl Cluster {
             args.push(format!("--server-address=127.0.0.1:{kubelet}"));
             args.push(format!("--node-port={kubelet}"));
             args.extend(configs);
-            let mut path = std::ffi::OsString::new();
+            let mut envs = Vec::new();
             if let Some(dir) = &options.exec_path {
                 cluster.install_crd_sets(&["kwok"])?;
                 args.push("--enable-crds=Exec,Logs".to_string());
-                path.push(dir);
+                let mut path = dir.clone().into_os_string();
                 path.push(":");
+                path.push(std::env::var_os("PATH").unwrap_or_default());
+                envs.push(("PATH", path));
             }
-            path.push(std::env::var_os("PATH").unwrap_or_default());
-            cluster.spawn_with(&bin, "kwok", &args, &[("PATH", path)])?;
+            cluster.spawn_with(&bin, "kwok", &args, &envs)?;
         }
         Ok(cluster)
     }

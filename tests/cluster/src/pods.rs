@@ -52,10 +52,15 @@ struct Kubectl {
 }
 
 impl Kubectl {
+    fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.bin);
+        c.arg("--kubeconfig").arg(&self.kubeconfig);
+        c
+    }
+
     fn json(&self, args: &[&str]) -> Option<Value> {
-        let out = std::process::Command::new(&self.bin)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+        let out = self
+            .command()
             .args(args)
             .args(["-o", "json"])
             .output()
@@ -64,6 +69,36 @@ impl Kubectl {
             .success()
             .then(|| serde_json::from_slice(&out.stdout).ok())
             .flatten()
+    }
+
+    /// Server-side apply one object (JSON).
+    fn apply(&self, object: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager=mesh-cluster",
+                "-f",
+                "-",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(object.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
     }
 }
 
@@ -352,38 +387,100 @@ fn hosts_of(services: &Value) -> String {
     out
 }
 
-/// The log file of a pod.
-fn log_file(e: &Echo, node: &Node) -> PathBuf {
-    node.logs.join(format!("{}_{}.log", e.namespace, e.pod))
+/// A pod object's namespace and name (kwok's rules are named for it, whatever the pod's
+/// servers report).
+struct PodKey<'a> {
+    namespace: &'a str,
+    name: &'a str,
 }
 
-/// The kwok `Logs` rule of a pod: `kubectl logs` reads its log file.
-fn logs_rule(e: &Echo, node: &Node) -> String {
-    serde_json::json!({
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Logs",
-        "metadata": {"name": e.pod, "namespace": e.namespace},
-        "spec": {"logs": [{"logsFile": log_file(e, node)}]},
-    })
-    .to_string()
+impl PodKey<'_> {
+    fn of(pod: &Value) -> Option<PodKey<'_>> {
+        Some(PodKey {
+            namespace: pod["metadata"]["namespace"].as_str()?,
+            name: pod["metadata"]["name"].as_str()?,
+        })
+    }
+
+    /// The pod's log file.
+    fn log_file(&self, node: &Node) -> PathBuf {
+        node.logs
+            .join(format!("{}_{}.log", self.namespace, self.name))
+    }
+
+    /// The kwok `Logs` rule of the pod: `kubectl logs` reads its log file.
+    fn logs_rule(&self, node: &Node) -> String {
+        serde_json::json!({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Logs",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {"logs": [{"logsFile": self.log_file(node)}]},
+        })
+        .to_string()
+    }
+
+    /// The kwok `Exec` rule of a mesh pod at `ip`: `kubectl exec` runs the command in the
+    /// pod's world (see the module's documentation).
+    fn exec_rule(&self, ip: IpAddr, node: &Node) -> String {
+        let ns = self.namespace;
+        serde_json::json!({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Exec",
+            "metadata": {"name": self.name, "namespace": ns},
+            "spec": {"execs": [{"local": {"envs": [
+                {"name": "MESH_ECHO_HOSTS", "value": node.hosts},
+                {"name": "MESH_ECHO_SEARCH", "value": format!("{ns}.svc.cluster.local svc.cluster.local cluster.local")},
+                {"name": "MESH_ECHO_SOURCE", "value": ip.to_string()},
+                {"name": "MESH_ECHO_CGROUP", "value": node.cgroup},
+            ]}}]},
+        })
+        .to_string()
+    }
 }
 
-/// The kwok `Exec` rule of a mesh pod: `kubectl exec` runs the command in the pod's world
-/// (see the module's documentation).
-fn exec_rule(e: &Echo, mesh: &Node) -> String {
-    let ns = &e.namespace;
-    serde_json::json!({
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Exec",
-        "metadata": {"name": e.pod, "namespace": ns},
-        "spec": {"execs": [{"local": {"envs": [
-            {"name": "MESH_ECHO_HOSTS", "value": mesh.hosts},
-            {"name": "MESH_ECHO_SEARCH", "value": format!("{ns}.svc.cluster.local svc.cluster.local cluster.local")},
-            {"name": "MESH_ECHO_SOURCE", "value": e.ip.to_string()},
-            {"name": "MESH_ECHO_CGROUP", "value": mesh.cgroup},
-        ]}}]},
-    })
-    .to_string()
+/// Serve a pod and, with `node`, write its kwok rules (a rule that cannot be written is said
+/// and the pod served all the same); the servers' tasks.
+fn start(
+    runtime: &tokio::runtime::Runtime,
+    kubectl: &Kubectl,
+    node: Option<&Node>,
+    at: &PodKey,
+    echo: &Echo,
+) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let tasks = runtime.block_on(serve(echo, node.map(|n| at.log_file(n))))?;
+    if let Some(n) = node {
+        let mut rules = vec![at.logs_rule(n)];
+        if echo.advanced.is_some() {
+            rules.push(at.exec_rule(echo.ip, n));
+        }
+        for rule in rules {
+            if let Err(e) = kubectl.apply(&rule) {
+                eprintln!(
+                    "mesh-cluster pods: cannot write a kwok rule of {}/{}: {e}",
+                    at.namespace, at.name
+                );
+            }
+        }
+    }
+    Ok(tasks)
+}
+
+/// Rewrite the hosts file when the cluster's Services changed since `last`.
+fn refresh_hosts(kubectl: &Kubectl, node: &Node, last: &mut Option<String>) {
+    let Some(services) = kubectl.json(&["get", "services", "-A"]) else {
+        return;
+    };
+    let text = hosts_of(&services);
+    if last.as_ref() == Some(&text) {
+        return;
+    }
+    if let Err(e) = replace(&node.hosts, &text) {
+        eprintln!(
+            "mesh-cluster pods: cannot write {}: {e}",
+            node.hosts.display()
+        );
+    }
+    *last = Some(text);
 }
 
 /// Write `text` to `path` through a file beside it, so a reader never sees half of it.
@@ -391,39 +488,6 @@ fn replace(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("new");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
-}
-
-impl Kubectl {
-    /// Server-side apply one object (JSON).
-    fn apply(&self, object: &str) -> Result<(), String> {
-        use std::io::Write;
-        let mut child = std::process::Command::new(&self.bin)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args([
-                "apply",
-                "--server-side",
-                "--field-manager=mesh-cluster",
-                "-f",
-                "-",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(object.as_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
 }
 
 impl Pods {
@@ -451,19 +515,8 @@ impl Pods {
                     HashMap::new();
                 let mut hosts = None;
                 while !stopped.load(Ordering::Relaxed) {
-                    if let Some(mesh) = &node {
-                        if let Some(services) = kubectl.json(&["get", "services", "-A"]) {
-                            let text = hosts_of(&services);
-                            if hosts.as_ref() != Some(&text) {
-                                if let Err(e) = replace(&mesh.hosts, &text) {
-                                    eprintln!(
-                                        "mesh-cluster pods: cannot write {}: {e}",
-                                        mesh.hosts.display()
-                                    );
-                                }
-                                hosts = Some(text);
-                            }
-                        }
+                    if let Some(n) = &node {
+                        refresh_hosts(&kubectl, n, &mut hosts);
                     }
                     if let Some(list) = kubectl.json(&["get", "pods", "-A"]) {
                         let mut secrets = Secrets {
@@ -472,7 +525,9 @@ impl Pods {
                         };
                         let mut seen = Vec::new();
                         for pod in list["items"].as_array().into_iter().flatten() {
-                            let Some(uid) = pod["metadata"]["uid"].as_str() else {
+                            let (Some(uid), Some(at)) =
+                                (pod["metadata"]["uid"].as_str(), PodKey::of(pod))
+                            else {
                                 continue;
                             };
                             let Some(echo) = echo_of(&mut secrets, pod) else {
@@ -485,20 +540,8 @@ impl Pods {
                             if let Some((_, tasks)) = running.remove(uid) {
                                 tasks.iter().for_each(|t| t.abort());
                             }
-                            let log = node.as_ref().map(|n| log_file(&echo, n));
-                                    match runtime.block_on(serve(&echo, log)) {
+                            match start(&runtime, &kubectl, node.as_ref(), &at, &echo) {
                                 Ok(tasks) => {
-                                    if let Some(n) = &node {
-                                        let mut rules = vec![logs_rule(&echo, n)];
-                                        if echo.advanced.is_some() {
-                                            rules.push(exec_rule(&echo, n));
-                                        }
-                                        for rule in rules {
-                                            if let Err(e) = kubectl.apply(&rule) {
-                                                eprintln!("mesh-cluster pods: cannot write a kwok rule of {}/{}: {e}", echo.namespace, echo.pod);
-                                            }
-                                        }
-                                    }
                                     running.insert(uid.to_string(), (echo, tasks));
                                 }
                                 Err(e) => eprintln!(

@@ -226,7 +226,12 @@ struct Answer {
     text: String,
 }
 
-async fn http1(opts: &Options, t: &Target, addr: SocketAddr) -> Result<Answer, String> {
+async fn http1(
+    opts: &Options,
+    extra: &[Header],
+    t: &Target,
+    addr: SocketAddr,
+) -> Result<Answer, String> {
     let stream = connect(addr, opts.source)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -239,7 +244,7 @@ async fn http1(opts: &Options, t: &Target, addr: SocketAddr) -> Result<Answer, S
         .uri(t.path.as_str())
         .header("host", t.authority.as_str())
         .header("user-agent", "mesh-echo-client");
-    for (k, v) in headers(opts)? {
+    for (k, v) in extra.iter().cloned() {
         let h = req.headers_mut().ok_or("bad request")?;
         if k == hyper::header::HOST {
             h.remove("host");
@@ -264,7 +269,12 @@ async fn http1(opts: &Options, t: &Target, addr: SocketAddr) -> Result<Answer, S
     })
 }
 
-async fn grpc(opts: &Options, t: &Target, addr: SocketAddr) -> Result<Answer, String> {
+async fn grpc(
+    opts: &Options,
+    extra: &[Header],
+    t: &Target,
+    addr: SocketAddr,
+) -> Result<Answer, String> {
     let stream = connect(addr, opts.source)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -282,7 +292,7 @@ async fn grpc(opts: &Options, t: &Target, addr: SocketAddr) -> Result<Answer, St
         ))
         .header("content-type", "application/grpc")
         .header("te", "trailers");
-    for (k, v) in headers(opts)? {
+    for (k, v) in extra.iter().cloned() {
         req.headers_mut().ok_or("bad request")?.append(k, v);
     }
     // EchoRequest{message: ""}: an empty message.
@@ -327,10 +337,11 @@ async fn grpc(opts: &Options, t: &Target, addr: SocketAddr) -> Result<Answer, St
     })
 }
 
-/// The `-H` headers, parsed.
-fn headers(
-    opts: &Options,
-) -> Result<Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>, String> {
+/// A request header given with `-H`.
+type Header = (hyper::header::HeaderName, hyper::header::HeaderValue);
+
+/// The `-H` headers, parsed (once per run: every request sends them).
+fn headers(opts: &Options) -> Result<Vec<Header>, String> {
     opts.headers
         .iter()
         .map(|h| {
@@ -376,14 +387,14 @@ pub async fn run(opts: Options) -> Result<(), String> {
     if opts.count == 0 || opts.count > MAX_COUNT {
         return Err(format!("--count must be 1 to {MAX_COUNT}"));
     }
-    headers(&opts)?;
+    let extra = headers(&opts)?;
     let mut failed = None;
     for i in 0..opts.count {
         let once = async {
             let addr = resolve(&opts, &t).await?;
             match t.scheme {
-                Scheme::Http => http1(&opts, &t, addr).await,
-                Scheme::Grpc => grpc(&opts, &t, addr).await,
+                Scheme::Http => http1(&opts, &extra, &t, addr).await,
+                Scheme::Grpc => grpc(&opts, &extra, &t, addr).await,
             }
         };
         let answer = match tokio::time::timeout(opts.timeout, once).await {
@@ -490,7 +501,7 @@ mod tests {
         let o = opts(&format!("http://echo:{port}/v1"));
         let t = target(&o.url).unwrap();
         let addr = resolve(&o, &t).await.unwrap();
-        let a = http1(&o, &t, addr).await.unwrap();
+        let a = http1(&o, &headers(&o).unwrap(), &t, addr).await.unwrap();
         let out = report(0, &o.url, &a);
         assert!(out.contains("[0] StatusCode=200\n"), "{out}");
         assert!(out.contains("[0 body] Host=echo:"), "{out}");
@@ -509,7 +520,7 @@ mod tests {
         std::fs::remove_file(&log).unwrap();
         let o = opts(&format!("grpc://echo:{port}"));
         let t = target(&o.url).unwrap();
-        let a = grpc(&o, &t, addr).await.unwrap();
+        let a = grpc(&o, &headers(&o).unwrap(), &t, addr).await.unwrap();
         let out = report(0, &o.url, &a);
         assert!(out.contains("[0 body] Hostname=echo-v1-abc\n"), "{out}");
         assert!(out.contains("[0 body] Proto=HTTP/2.0\n"), "{out}");
